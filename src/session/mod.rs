@@ -1,0 +1,2 @@
+//! Per-client session state.
+pub mod mqueue;

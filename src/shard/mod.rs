@@ -1,0 +1,2 @@
+//! Shards: one pinned executor each.
+pub mod wheel;
