@@ -1,3 +1,6 @@
-//! Topic names and filters, the subscription trie, the interest table and retained messages.
+//! Routing state: topic names and filters, the subscription trie (used both
+//! for a shard's local subscriptions and for its replica of the interest
+//! table), and the retained message store.
+pub mod retained;
 pub mod topic;
 pub mod trie;

@@ -1,0 +1,312 @@
+//! Broker configuration: the TOML file, its defaults and its validation.
+//!
+//! Owns the [`Config`] value, which is read once at start and then shared
+//! read-only (`Arc<Config>`) by every shard. Called by `bin/coremq.rs` (file +
+//! CLI flags) and by embedders (`Config::default()` then field edits).
+//! Unknown keys and bad values are a [`ConfigError`] naming the key, never a
+//! panic. The commented default file lives in `config/coremq.toml` and is
+//! embedded as [`DEFAULT_CONFIG_TOML`]; a unit test keeps the two in step.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The fully commented default configuration (`coremq --print-default-config`).
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/coremq.toml");
+
+/// The most shards one broker runs (interest sets are 64-bit masks).
+pub const MAX_SHARDS: usize = 64;
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    pub listener: ListenerConfig,
+    pub mqtt: MqttConfig,
+    pub session: SessionConfig,
+}
+
+/// Which CPUs run shards: all of the process's CPUs, a count, or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Cores {
+    /// `"all"`: one shard per CPU in the process's affinity mask.
+    All(String),
+    /// `N`: the first N CPUs of the affinity mask (wrapping if N exceeds them).
+    Count(usize),
+    /// `[0, 2]`: these CPU ids, one shard each.
+    List(Vec<usize>),
+}
+
+impl Default for Cores {
+    fn default() -> Self {
+        Cores::All("all".into())
+    }
+}
+
+impl Cores {
+    /// Parse the CLI form: `all`, `N` or `a,b,c`.
+    pub fn parse_cli(s: &str) -> Result<Cores, ConfigError> {
+        let s = s.trim();
+        if s == "all" {
+            return Ok(Cores::All(s.into()));
+        }
+        if s.contains(',') {
+            let list: Result<Vec<usize>, _> = s.split(',').map(|p| p.trim().parse()).collect();
+            return list
+                .map(Cores::List)
+                .map_err(|_| ConfigError(format!("--cores: bad CPU list {s:?}")));
+        }
+        s.parse()
+            .map(Cores::Count)
+            .map_err(|_| ConfigError(format!("--cores: expected all, N or a,b,c; got {s:?}")))
+    }
+}
+
+/// `[runtime]`: executors and their placement.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Shards and the CPUs they are pinned to.
+    pub cores: Cores,
+    /// io_uring submission queue depth per shard.
+    pub ring_depth: usize,
+    /// Microseconds an idle shard spins before parking (0: park at once).
+    pub spin_before_park_us: u64,
+    /// Node id (0..65535) written into every message id; unique per cluster node.
+    pub node_id: u16,
+    /// Capacity of each shard-to-shard mailbox, in batches.
+    pub mailbox_capacity: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cores: Cores::default(),
+            ring_depth: 1024,
+            spin_before_park_us: 0,
+            node_id: 0,
+            mailbox_capacity: 1024,
+        }
+    }
+}
+
+/// `[listener]`: the TCP listener every shard binds with SO_REUSEPORT.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// `HOST:PORT`; port 0 picks a free port (tests).
+    pub bind: String,
+    /// Listen backlog per shard socket.
+    pub backlog: u32,
+    /// Connections the whole node accepts; beyond it new sockets are closed.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            bind: "0.0.0.0:1883".into(),
+            backlog: 4096,
+            max_connections: 1_000_000,
+        }
+    }
+}
+
+/// `[mqtt]`: protocol limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Largest packet accepted, fixed header included (bytes).
+    pub max_packet_size: usize,
+    /// Longest client id accepted (bytes); longer gets CONNACK 0x02.
+    pub max_client_id_len: usize,
+    /// Seconds a new socket may take to send a whole CONNECT.
+    pub connect_timeout_s: u64,
+    /// Most retained messages kept; new retained topics beyond it are refused.
+    pub max_retained: usize,
+    /// Bytes of unsent output a connection may hold before QoS 0 messages
+    /// to it are dropped (and QoS 1/2 wait in the session queue).
+    pub max_outbox_bytes: usize,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            max_packet_size: 1 << 20,
+            max_client_id_len: 256,
+            connect_timeout_s: 10,
+            max_retained: 100_000,
+            max_outbox_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What a full session queue drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueDropPolicy {
+    /// Drop the oldest pending message (the seeds' default).
+    Oldest,
+    /// Refuse the newest (incoming) message.
+    Newest,
+}
+
+/// `[session]`: the seeds' session design.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// QoS 1/2 messages sent to a client and not yet acknowledged, at most.
+    pub inflight_window: usize,
+    /// Messages waiting behind the window (offline, or window full), at most.
+    pub max_mqueue_len: usize,
+    /// Queue QoS 0 messages for offline persistent sessions too.
+    pub store_qos0: bool,
+    /// What a full queue drops (QoS 0 first when store_qos0).
+    pub mqueue_drop: QueueDropPolicy,
+    /// Seconds before an unacknowledged message is sent again with DUP=1 (0: only on reconnect).
+    pub retry_interval_s: u64,
+    /// Seconds an offline persistent session is kept.
+    pub expiry_s: u64,
+    /// Inbound QoS 2 messages awaiting PUBREL, at most; beyond it the client is disconnected.
+    pub max_awaiting_rel: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            inflight_window: 32,
+            max_mqueue_len: 1000,
+            store_qos0: false,
+            mqueue_drop: QueueDropPolicy::Oldest,
+            retry_interval_s: 30,
+            expiry_s: 7200,
+            max_awaiting_rel: 100,
+        }
+    }
+}
+
+impl Config {
+    /// Parse TOML text and validate it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Read, parse and validate a file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Config::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// The listener address, parsed.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listener.bind.parse().map_err(|_| {
+            ConfigError(format!(
+                "listener.bind: expected HOST:PORT with a numeric host, got {:?}",
+                self.listener.bind
+            ))
+        })
+    }
+
+    /// Check every value; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        match &self.runtime.cores {
+            Cores::All(s) if s != "all" => return bad("runtime.cores", "expected \"all\", N or a list"),
+            Cores::Count(0) => return bad("runtime.cores", "must be at least 1"),
+            Cores::Count(n) if *n > MAX_SHARDS => return bad("runtime.cores", "at most 64 shards"),
+            Cores::List(l) if l.is_empty() => return bad("runtime.cores", "empty CPU list"),
+            Cores::List(l) if l.len() > MAX_SHARDS => return bad("runtime.cores", "at most 64 shards"),
+            _ => {}
+        }
+        if !(2..=32768).contains(&self.runtime.ring_depth) {
+            return bad("runtime.ring_depth", "must be 2..=32768");
+        }
+        if !(2..=1 << 20).contains(&self.runtime.mailbox_capacity) {
+            return bad("runtime.mailbox_capacity", "must be 2..=1048576");
+        }
+        self.bind_addr()?;
+        if self.listener.max_connections == 0 {
+            return bad("listener.max_connections", "must be at least 1");
+        }
+        let m = &self.mqtt;
+        if m.max_packet_size < 64 || m.max_packet_size > crate::codec::MAX_REMAINING_LENGTH + 5 {
+            return bad("mqtt.max_packet_size", "must be 64..=268435460");
+        }
+        if m.max_client_id_len == 0 || m.max_client_id_len > 65535 {
+            return bad("mqtt.max_client_id_len", "must be 1..=65535");
+        }
+        if m.connect_timeout_s == 0 {
+            return bad("mqtt.connect_timeout_s", "must be at least 1");
+        }
+        if m.max_outbox_bytes < 1024 {
+            return bad("mqtt.max_outbox_bytes", "must be at least 1024");
+        }
+        let s = &self.session;
+        if s.inflight_window == 0 || s.inflight_window > 65535 {
+            return bad("session.inflight_window", "must be 1..=65535");
+        }
+        if s.max_mqueue_len == 0 {
+            return bad("session.max_mqueue_len", "must be at least 1");
+        }
+        if s.max_awaiting_rel == 0 || s.max_awaiting_rel > 65535 {
+            return bad("session.max_awaiting_rel", "must be 1..=65535");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_equals_default_struct() {
+        let parsed = Config::from_toml(DEFAULT_CONFIG_TOML).expect("default config parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[session]\ninflight_windw = 3\n").unwrap_err();
+        assert!(err.0.contains("inflight_windw"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = Config::from_toml("[session]\ninflight_window = 0\n").unwrap_err();
+        assert!(err.0.contains("session.inflight_window"), "{err}");
+        let err = Config::from_toml("[listener]\nbind = \"nope\"\n").unwrap_err();
+        assert!(err.0.contains("listener.bind"), "{err}");
+        let err = Config::from_toml("[session]\nmqueue_drop = \"random\"\n").unwrap_err();
+        assert!(err.0.contains("mqueue_drop") || err.0.contains("random"), "{err}");
+    }
+
+    #[test]
+    fn cores_forms() {
+        assert_eq!(Cores::parse_cli("2"), Ok(Cores::Count(2)));
+        assert_eq!(Cores::parse_cli("0,1"), Ok(Cores::List(vec![0, 1])));
+        assert!(Cores::parse_cli("x").is_err());
+        let c = Config::from_toml("[runtime]\ncores = [1]\n").unwrap();
+        assert_eq!(c.runtime.cores, Cores::List(vec![1]));
+        assert!(Config::from_toml("[runtime]\ncores = 0\n").is_err());
+        assert!(Config::from_toml("[runtime]\ncores = \"some\"\n").is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! Extension points, registered in code before the broker starts.
+//!
+//! The seeds' hooks: `client.connected`, `client.subscribe` (can rewrite or
+//! reject filters), `client.unsubscribe`, `message.publish` (can modify or drop
+//! a message), `message.acked` and `client.disconnected`. A [`Hooks`] value is
+//! built by the embedder and shared read-only (`Arc`) by every shard; each hook
+//! runs synchronously on the shard that owns the client, so a hook must be quick
+//! and must never block (hand slow work to a channel of your own).
+
+use crate::codec::{ProtocolVersion, QoS};
+use crate::message::Message;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Who a hook is about.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub client_id: Arc<str>,
+    pub username: Option<Arc<str>>,
+    pub peer: Option<SocketAddr>,
+    pub version: ProtocolVersion,
+    /// The shard that owns the client.
+    pub shard: usize,
+}
+
+/// One filter of a SUBSCRIBE as the `client.subscribe` hooks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeRequest {
+    pub filter: String,
+    pub qos: QoS,
+    /// Set to true to reject this filter (SUBACK 0x80).
+    pub rejected: bool,
+}
+
+type ConnectedFn = dyn Fn(&ClientInfo) + Send + Sync;
+type SubscribeFn = dyn Fn(&ClientInfo, &mut Vec<SubscribeRequest>) + Send + Sync;
+type UnsubscribeFn = dyn Fn(&ClientInfo, &mut Vec<String>) + Send + Sync;
+type PublishFn = dyn Fn(&ClientInfo, Message) -> Option<Message> + Send + Sync;
+type AckedFn = dyn Fn(&ClientInfo, &Message) + Send + Sync;
+type DisconnectedFn = dyn Fn(&ClientInfo, &str) + Send + Sync;
+
+/// The registered hooks, run in registration order.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    connected: Vec<Arc<ConnectedFn>>,
+    subscribe: Vec<Arc<SubscribeFn>>,
+    unsubscribe: Vec<Arc<UnsubscribeFn>>,
+    publish: Vec<Arc<PublishFn>>,
+    acked: Vec<Arc<AckedFn>>,
+    disconnected: Vec<Arc<DisconnectedFn>>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("connected", &self.connected.len())
+            .field("subscribe", &self.subscribe.len())
+            .field("unsubscribe", &self.unsubscribe.len())
+            .field("publish", &self.publish.len())
+            .field("acked", &self.acked.len())
+            .field("disconnected", &self.disconnected.len())
+            .finish()
+    }
+}
+
+impl Hooks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `client.connected`: after CONNACK 0 was queued.
+    pub fn on_client_connected(&mut self, f: impl Fn(&ClientInfo) + Send + Sync + 'static) {
+        self.connected.push(Arc::new(f));
+    }
+
+    /// `client.subscribe`: before filters are validated and added; may rewrite or reject.
+    pub fn on_client_subscribe(
+        &mut self,
+        f: impl Fn(&ClientInfo, &mut Vec<SubscribeRequest>) + Send + Sync + 'static,
+    ) {
+        self.subscribe.push(Arc::new(f));
+    }
+
+    /// `client.unsubscribe`: before filters are removed; may rewrite the list.
+    pub fn on_client_unsubscribe(
+        &mut self,
+        f: impl Fn(&ClientInfo, &mut Vec<String>) + Send + Sync + 'static,
+    ) {
+        self.unsubscribe.push(Arc::new(f));
+    }
+
+    /// `message.publish`: before routing; return `None` to drop, or a (modified) message.
+    /// Runs for client publishes and wills. The publisher is still acknowledged when dropped.
+    pub fn on_message_publish(
+        &mut self,
+        f: impl Fn(&ClientInfo, Message) -> Option<Message> + Send + Sync + 'static,
+    ) {
+        self.publish.push(Arc::new(f));
+    }
+
+    /// `message.acked`: a subscriber completed a QoS 1 (PUBACK) or QoS 2 (PUBCOMP) delivery.
+    pub fn on_message_acked(&mut self, f: impl Fn(&ClientInfo, &Message) + Send + Sync + 'static) {
+        self.acked.push(Arc::new(f));
+    }
+
+    /// `client.disconnected`: the connection is gone; the reason is a short text.
+    pub fn on_client_disconnected(
+        &mut self,
+        f: impl Fn(&ClientInfo, &str) + Send + Sync + 'static,
+    ) {
+        self.disconnected.push(Arc::new(f));
+    }
+
+    pub(crate) fn client_connected(&self, c: &ClientInfo) {
+        self.connected.iter().for_each(|h| h(c));
+    }
+
+    pub(crate) fn client_subscribe(&self, c: &ClientInfo, reqs: &mut Vec<SubscribeRequest>) {
+        self.subscribe.iter().for_each(|h| h(c, reqs));
+    }
+
+    pub(crate) fn client_unsubscribe(&self, c: &ClientInfo, filters: &mut Vec<String>) {
+        self.unsubscribe.iter().for_each(|h| h(c, filters));
+    }
+
+    pub(crate) fn message_publish(&self, c: &ClientInfo, msg: Message) -> Option<Message> {
+        self.publish.iter().try_fold(msg, |m, h| h(c, m))
+    }
+
+    pub(crate) fn message_acked(&self, c: &ClientInfo, msg: &Message) {
+        self.acked.iter().for_each(|h| h(c, msg));
+    }
+
+    pub(crate) fn client_disconnected(&self, c: &ClientInfo, reason: &str) {
+        self.disconnected.iter().for_each(|h| h(c, reason));
+    }
+
+    /// Whether any `message.publish` hook is registered (skip building ClientInfo otherwise).
+    pub(crate) fn has_publish(&self) -> bool {
+        !self.publish.is_empty()
+    }
+}

@@ -1,0 +1,142 @@
+//! Per-shard counters, plain integers owned by their shard.
+//!
+//! Each shard increments its own [`Metrics`] with no atomics. Once a tick the
+//! shard copies it into its slot of a [`MetricsBoard`], which an embedder (or a
+//! test) reads with [`MetricsBoard::total`]: the only cross-thread access, and
+//! it is off the publish path.
+
+use std::sync::{Arc, Mutex};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Counters of one shard (or their sum over shards).
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Metrics {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Metrics {
+            /// Add another shard's counters into these.
+            pub fn merge(&mut self, other: &Metrics) {
+                $(self.$name += other.$name;)*
+            }
+
+            /// `(name, value)` for every counter, for logs and `$SYS`.
+            pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Sockets accepted.
+    connections_accepted,
+    /// Sockets closed at once: the node was at max_connections.
+    connections_refused_limit,
+    /// accept() failed for lack of file descriptors (EMFILE/ENFILE).
+    accept_fd_exhausted,
+    /// Connections currently open on this shard (a gauge).
+    connections_open,
+    /// Sockets handed to their client's home shard.
+    handoffs_sent,
+    /// Sockets received from another shard.
+    handoffs_received,
+    /// CONNECTs accepted.
+    connects_accepted,
+    /// CONNECTs refused with a non-zero CONNACK.
+    connects_refused,
+    /// Connections closed for malformed input or a protocol violation.
+    protocol_errors,
+    /// Connections closed because the packet exceeded max_packet_size.
+    packets_too_large,
+    /// Connections closed by keepalive expiry.
+    keepalive_timeouts,
+    /// Sockets closed for not sending CONNECT in time.
+    connect_timeouts,
+    /// Sessions taken over by a new connection with the same client id.
+    takeovers,
+    /// Offline persistent sessions discarded after expiry.
+    sessions_expired,
+    /// Sessions currently held by this shard (a gauge).
+    sessions,
+    /// PUBLISH packets received from clients.
+    publish_received,
+    /// Messages delivered to sessions (encoded for sending or queued).
+    publish_sent,
+    /// PUBLISH re-sent with DUP=1 (retry or reconnect).
+    publish_resent,
+    /// Duplicate inbound QoS 2 PUBLISH not routed again.
+    qos2_duplicates,
+    /// Messages dropped by the message.publish hook.
+    dropped_by_hook,
+    /// QoS 0 messages dropped: the connection's outbox was over max_outbox_bytes.
+    dropped_qos0_slow,
+    /// QoS 0 messages not queued for an offline session (store_qos0 = false).
+    dropped_qos0_offline,
+    /// Messages dropped by a full session queue (the configured policy).
+    dropped_queue_full,
+    /// Queued or inflight messages discarded with an expired or clean session.
+    dropped_session_discarded,
+    /// Retained messages refused: max_retained reached.
+    retained_refused,
+    /// Retained messages stored (a gauge, this shard's replica).
+    retained,
+    /// Wills published.
+    wills_published,
+    /// Batches sent to other shards.
+    mailbox_batches_sent,
+    /// Messages sent to other shards.
+    mailbox_msgs_sent,
+    /// Batches that waited in the overflow queue because a mailbox was full.
+    mailbox_overflows,
+}
+
+/// Where shards post their counters once a tick.
+#[derive(Debug, Default)]
+pub struct MetricsBoard {
+    slots: Mutex<Vec<Metrics>>,
+}
+
+impl MetricsBoard {
+    pub fn new(shards: usize) -> Arc<Self> {
+        Arc::new(MetricsBoard { slots: Mutex::new(vec![Metrics::default(); shards]) })
+    }
+
+    /// Called by shard `i` with its current counters.
+    pub fn post(&self, shard: usize, m: &Metrics) {
+        if let Ok(mut slots) = self.slots.lock() {
+            if let Some(slot) = slots.get_mut(shard) {
+                slot.clone_from(m);
+            }
+        }
+    }
+
+    /// The sum over shards, as of their last post.
+    pub fn total(&self) -> Metrics {
+        let mut sum = Metrics::default();
+        if let Ok(slots) = self.slots.lock() {
+            slots.iter().for_each(|m| sum.merge(m));
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn board_sums_shards() {
+        let board = MetricsBoard::new(2);
+        let a = Metrics { publish_received: 3, ..Default::default() };
+        let b = Metrics { publish_received: 4, takeovers: 1, ..Default::default() };
+        board.post(0, &a);
+        board.post(1, &b);
+        board.post(9, &b); // out of range: ignored
+        let t = board.total();
+        assert_eq!(t.publish_received, 7);
+        assert_eq!(t.takeovers, 1);
+        assert!(t.pairs().contains(&("publish_received", 7)));
+    }
+}

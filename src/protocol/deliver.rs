@@ -1,0 +1,182 @@
+//! Routing and delivery: the publish path.
+//!
+//! [`Shard::route`] fans a message out to this shard's subscribers and sends
+//! it once to each other shard whose interest covers the topic. For each
+//! subscriber, [`Shard::deliver`] either encodes the PUBLISH straight into the
+//! connection's outbox (QoS 0, or QoS 1/2 with window room) or queues it in
+//! the session's mqueue; [`Shard::drain`] moves queued messages into the
+//! window as acknowledgements free it. Retry (§4.4) re-sends old window
+//! entries with DUP=1.
+
+use crate::codec::{self, Packet, QoS};
+use crate::message::Message;
+use crate::session::inflight::{Entry, Phase};
+use crate::session::mqueue::Push;
+use crate::session::Delivery;
+use crate::shard::mesh::MeshMsg;
+use crate::shard::slab::Key;
+use crate::shard::{wake, ConnState, Shard, TimerItem};
+use std::sync::Arc;
+
+impl Shard {
+    /// Deliver to local subscribers and forward once per interested shard.
+    pub fn route(&mut self, msg: Arc<Message>) {
+        self.dispatch_local(&msg);
+        if self.shards < 2 {
+            return;
+        }
+        let mut mask = 0u64;
+        self.interest.for_each_match(&msg.topic, |m| mask |= *m);
+        mask &= !(1u64 << self.id);
+        while mask != 0 {
+            let peer = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            self.mesh.push(peer, MeshMsg::Publish(msg.clone()));
+        }
+    }
+
+    /// Deliver to this shard's subscribers: one copy per session, at the
+    /// highest QoS among its overlapping subscriptions.
+    pub fn dispatch_local(&mut self, msg: &Arc<Message>) {
+        let mut hits = std::mem::take(&mut self.hits);
+        let mut filters = 0usize;
+        self.subs.for_each_match(&msg.topic, |subs| {
+            filters += 1;
+            hits.extend(subs.iter().map(|(k, q)| (*k, *q)));
+        });
+        if filters > 1 {
+            hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            hits.dedup_by_key(|h| h.0);
+        }
+        for &(sk, sub_qos) in &hits {
+            let d = Delivery { msg: msg.clone(), retain: false };
+            self.deliver(sk, d, msg.qos.min(sub_qos));
+        }
+        hits.clear();
+        self.hits = hits;
+    }
+
+    /// Send now or queue, per the session's window, queue and connection.
+    pub fn deliver(&mut self, sk: Key, d: Delivery, qos: QoS) {
+        let max_outbox = self.cfg.mqtt.max_outbox_bytes;
+        let Some(s) = self.sessions.get_mut(sk) else { return };
+        let conn = s.conn.and_then(|c| self.conns.get_mut(c)).filter(|c| c.close.is_none());
+        let now = self.clock_ms;
+        match conn {
+            Some(c) if qos == QoS::AtMostOnce => {
+                if c.outbox.len() >= max_outbox {
+                    self.metrics.dropped_qos0_slow += 1;
+                    return;
+                }
+                encode(c, &d, QoS::AtMostOnce, 0, false);
+                self.metrics.publish_sent += 1;
+                return;
+            }
+            Some(c) if s.mqueue.is_empty() && s.inflight.has_room() && c.outbox.len() < max_outbox => {
+                let pkid = s.inflight.push(d.clone(), qos, now);
+                encode(c, &d, qos, pkid, false);
+                self.metrics.publish_sent += 1;
+                if !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
+                    s.retry_armed = true;
+                    self.wheel.insert(now + self.cfg.session.retry_interval_s * 1000, TimerItem::Retry(sk));
+                }
+                return;
+            }
+            None if qos == QoS::AtMostOnce && (s.clean || !self.cfg.session.store_qos0) => {
+                self.metrics.dropped_qos0_offline += 1;
+                return;
+            }
+            _ => {}
+        }
+        match s.mqueue.push(d, qos) {
+            Push::Queued => {}
+            Push::QueuedDropped(old) => {
+                self.metrics.dropped_queue_full += 1;
+                log::debug!("shard {}: {:?} queue full, dropped {:?}", self.id, s.client_id, old.msg.id);
+            }
+            Push::Rejected(new) => {
+                self.metrics.dropped_queue_full += 1;
+                log::debug!("shard {}: {:?} queue full, refused {:?}", self.id, s.client_id, new.msg.id);
+            }
+        }
+    }
+
+    /// Move queued messages into the window while it has room and the
+    /// connection is not backed up.
+    pub fn drain(&mut self, sk: Key) {
+        let max_outbox = self.cfg.mqtt.max_outbox_bytes;
+        let now = self.clock_ms;
+        let Some(s) = self.sessions.get_mut(sk) else { return };
+        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else { return };
+        let mut sent = 0u64;
+        while s.inflight.has_room() && c.outbox.len() < max_outbox {
+            let Some((d, qos)) = s.mqueue.pop() else { break };
+            let pkid = if qos == QoS::AtMostOnce { 0 } else { s.inflight.push(d.clone(), qos, now) };
+            encode(c, &d, qos, pkid, false);
+            sent += 1;
+        }
+        self.metrics.publish_sent += sent;
+        if sent > 0 && !s.inflight.is_empty() && !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
+            s.retry_armed = true;
+            self.wheel.insert(now + self.cfg.session.retry_interval_s * 1000, TimerItem::Retry(sk));
+        }
+    }
+
+    /// After a reconnect: re-send every unacknowledged PUBLISH (DUP=1) and
+    /// PUBREL with its original packet id [MQTT-4.4.0-1].
+    pub fn resend_inflight(&mut self, sk: Key) {
+        let now = self.clock_ms;
+        let Some(s) = self.sessions.get_mut(sk) else { return };
+        let due = s.inflight.due(u64::MAX, now);
+        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else { return };
+        self.metrics.publish_resent += due.len() as u64;
+        due.iter().for_each(|e| resend(c, e));
+        if !due.is_empty() && !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
+            s.retry_armed = true;
+            self.wheel.insert(now + self.cfg.session.retry_interval_s * 1000, TimerItem::Retry(sk));
+        }
+    }
+
+    /// Retry timer: re-send window entries older than retry_interval_s.
+    pub fn retry_session(&mut self, sk: Key, now: u64) {
+        let interval = self.cfg.session.retry_interval_s * 1000;
+        let Some(s) = self.sessions.get_mut(sk) else { return };
+        s.retry_armed = false;
+        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else { return };
+        let due = s.inflight.due(now.saturating_sub(interval), now);
+        if !due.is_empty() {
+            log::debug!("shard {}: {:?} re-sending {} unacknowledged", self.id, s.client_id, due.len());
+        }
+        self.metrics.publish_resent += due.len() as u64;
+        due.iter().for_each(|e| resend(c, e));
+        if let Some(oldest) = s.inflight.oldest_sent_ms() {
+            s.retry_armed = true;
+            self.wheel.insert(oldest + interval, TimerItem::Retry(sk));
+        }
+    }
+
+    /// The connection's outbox was written: refill it from the queue.
+    pub fn after_write(&mut self, conn: Key) {
+        let sk = self.conns.get(conn).and_then(|c| c.session);
+        if let Some(sk) = sk.filter(|sk| self.sessions.get(*sk).is_some_and(|s| !s.mqueue.is_empty())) {
+            self.drain(sk);
+        }
+    }
+}
+
+/// Encode one PUBLISH into a connection's outbox and wake its task.
+fn encode(c: &mut ConnState, d: &Delivery, qos: QoS, pkid: u16, dup: bool) {
+    codec::encode_publish(&mut c.outbox, &d.msg.topic, &d.msg.payload, qos, pkid, d.retain, dup);
+    wake(c);
+}
+
+/// Re-send one window entry: PUBLISH with DUP=1, or PUBREL.
+fn resend(c: &mut ConnState, e: &Entry) {
+    match e.phase {
+        Phase::Publish => encode(c, &e.delivery, e.qos, e.pkid, true),
+        Phase::Release => {
+            codec::encode(&Packet::PubRel(e.pkid), &mut c.outbox);
+            wake(c);
+        }
+    }
+}

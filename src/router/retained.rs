@@ -1,0 +1,141 @@
+//! Retained messages: one replica per shard.
+//!
+//! Owned by each shard. The shard that receives a retained PUBLISH applies it
+//! to its own replica and broadcasts it over the mesh; every replica applies
+//! updates last-writer-wins by message id (ids are time-ordered), so replicas
+//! converge even when two shards retain on one topic at once. A delete leaves
+//! a short-lived tombstone for that reason. Subscribing reads the local
+//! replica: an exact filter is one hash lookup; a wildcard filter scans the
+//! store (bounded by `max_retained`).
+
+use super::topic;
+use crate::message::{Message, MsgId};
+use ahash::AHashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long a delete's tombstone is kept (µs): far longer than a mesh hop.
+const TOMBSTONE_US: u64 = 60_000_000;
+
+/// What applying a retained message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Stored,
+    Deleted,
+    /// max_retained reached and the topic was new.
+    Refused,
+    /// An update with a newer id is already here.
+    Stale,
+}
+
+/// One shard's replica.
+#[derive(Debug)]
+pub struct Retained {
+    map: AHashMap<Arc<str>, Arc<Message>>,
+    tombstones: AHashMap<Arc<str>, MsgId>,
+    max: usize,
+}
+
+impl Retained {
+    pub fn new(max: usize) -> Self {
+        Retained { map: AHashMap::new(), tombstones: AHashMap::new(), max }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Set (non-empty payload) or delete (empty payload) the topic's message.
+    pub fn apply(&mut self, msg: &Arc<Message>) -> Applied {
+        let newer = |id: MsgId| msg.id > id;
+        if let Some(old) = self.map.get(&msg.topic) {
+            if !newer(old.id) {
+                return Applied::Stale;
+            }
+        } else if let Some(t) = self.tombstones.get(&msg.topic) {
+            if !newer(*t) {
+                return Applied::Stale;
+            }
+        }
+        if msg.payload.is_empty() {
+            self.map.remove(&msg.topic);
+            self.tombstones.insert(msg.topic.clone(), msg.id);
+            return Applied::Deleted;
+        }
+        if !self.map.contains_key(&msg.topic) && self.map.len() >= self.max {
+            return Applied::Refused;
+        }
+        self.tombstones.remove(&msg.topic);
+        self.map.insert(msg.topic.clone(), msg.clone());
+        Applied::Stored
+    }
+
+    /// Every retained message whose topic matches `filter`.
+    pub fn matching(&self, filter: &str) -> Vec<Arc<Message>> {
+        if !topic::has_wildcards(filter) {
+            return self.map.get(filter).cloned().into_iter().collect();
+        }
+        self.map.values().filter(|m| topic::matches(filter, &m.topic)).cloned().collect()
+    }
+
+    /// Forget tombstones older than a minute.
+    pub fn prune_tombstones(&mut self) {
+        if self.tombstones.is_empty() {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        self.tombstones.retain(|_, id| id.timestamp_us() + TOMBSTONE_US > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::QoS;
+    use crate::message::MsgIdGen;
+
+    fn msg(g: &mut MsgIdGen, topic: &str, payload: &'static [u8]) -> Arc<Message> {
+        Arc::new(Message {
+            id: g.next_id(),
+            topic: topic.into(),
+            payload: bytes::Bytes::from_static(payload),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            from: "c".into(),
+        })
+    }
+
+    #[test]
+    fn set_replace_delete_and_limit() {
+        let mut g = MsgIdGen::new(0, 0);
+        let mut r = Retained::new(2);
+        assert_eq!(r.apply(&msg(&mut g, "a/b", b"1")), Applied::Stored);
+        assert_eq!(r.apply(&msg(&mut g, "a/b", b"2")), Applied::Stored);
+        assert_eq!(r.matching("a/b")[0].payload.as_ref(), b"2");
+        assert_eq!(r.apply(&msg(&mut g, "a/c", b"3")), Applied::Stored);
+        assert_eq!(r.apply(&msg(&mut g, "a/d", b"4")), Applied::Refused);
+        assert_eq!(r.matching("a/+").len(), 2);
+        assert_eq!(r.apply(&msg(&mut g, "a/b", b"")), Applied::Deleted);
+        assert!(r.matching("a/b").is_empty());
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn last_writer_wins_across_replicas() {
+        let mut g0 = MsgIdGen::new(0, 0);
+        let older = msg(&mut g0, "t", b"old");
+        let delete = msg(&mut g0, "t", b"");
+        let mut r = Retained::new(10);
+        // The delete arrives first, the older set afterwards: it must not resurrect.
+        assert_eq!(r.apply(&delete), Applied::Deleted);
+        assert_eq!(r.apply(&older), Applied::Stale);
+        assert!(r.is_empty());
+    }
+}

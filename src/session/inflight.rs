@@ -1,0 +1,176 @@
+//! The inflight window: QoS 1/2 messages sent to the client and not yet
+//! acknowledged, in send order, with the packet ids they were given.
+//!
+//! Owned by a [`super::Session`]. The window is small (tens of entries), so a
+//! `VecDeque` scanned by packet id beats a map: it keeps send order for
+//! retries (§4.6 ordering) for free. Packet ids are allocated here, per session,
+//! skipping ids still in use.
+
+use super::Delivery;
+use crate::codec::QoS;
+use std::collections::VecDeque;
+
+/// Where an outbound QoS 1/2 message is in its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Publish,
+    /// PUBREL sent; waiting for PUBCOMP (QoS 2).
+    Release,
+}
+
+/// One unacknowledged outbound message.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub pkid: u16,
+    pub delivery: Delivery,
+    /// QoS of this delivery (min of publish and subscription).
+    pub qos: QoS,
+    pub phase: Phase,
+    /// When it was last sent (shard clock, ms); drives retry.
+    pub sent_ms: u64,
+}
+
+/// The window.
+#[derive(Debug)]
+pub struct Inflight {
+    entries: VecDeque<Entry>,
+    max: usize,
+    next_pkid: u16,
+}
+
+impl Inflight {
+    pub fn new(max: usize) -> Self {
+        Inflight { entries: VecDeque::new(), max, next_pkid: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.entries.len() < self.max
+    }
+
+    /// A packet id not in use by this window (never 0).
+    fn alloc_pkid(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1);
+            if self.next_pkid == 0 {
+                self.next_pkid = 1;
+            }
+            let id = self.next_pkid;
+            if !self.entries.iter().any(|e| e.pkid == id) {
+                return id;
+            }
+        }
+    }
+
+    /// Record a message about to be sent; returns its packet id.
+    pub fn push(&mut self, delivery: Delivery, qos: QoS, now_ms: u64) -> u16 {
+        let pkid = self.alloc_pkid();
+        self.entries.push_back(Entry { pkid, delivery, qos, phase: Phase::Publish, sent_ms: now_ms });
+        pkid
+    }
+
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2): remove the entry if it is in the expected phase.
+    pub fn complete(&mut self, pkid: u16, qos: QoS, phase: Phase) -> Option<Entry> {
+        let pos = self
+            .entries
+            .iter()
+            .position(|e| e.pkid == pkid && e.qos == qos && e.phase == phase)?;
+        self.entries.remove(pos)
+    }
+
+    /// PUBREC: move a QoS 2 entry to the release phase. Returns false for an unknown id.
+    pub fn release(&mut self, pkid: u16, now_ms: u64) -> bool {
+        match self.entries.iter_mut().find(|e| e.pkid == pkid && e.qos == QoS::ExactlyOnce) {
+            Some(e) => {
+                e.phase = Phase::Release;
+                e.sent_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Entries sent at or before `before_ms`, oldest first; marks them re-sent at `now_ms`.
+    pub fn due(&mut self, before_ms: u64, now_ms: u64) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for e in self.entries.iter_mut().filter(|e| e.sent_ms <= before_ms) {
+            e.sent_ms = now_ms;
+            out.push(e.clone());
+        }
+        out
+    }
+
+    /// Oldest send time in the window (for arming the retry timer).
+    pub fn oldest_sent_ms(&self) -> Option<u64> {
+        self.entries.iter().map(|e| e.sent_ms).min()
+    }
+
+    /// Drop everything (session discarded); returns how many were dropped.
+    pub fn clear(&mut self) -> usize {
+        let n = self.entries.len();
+        self.entries.clear();
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Message, MsgId};
+    use std::sync::Arc;
+
+    fn d() -> Delivery {
+        let msg = Message {
+            id: MsgId(1),
+            topic: "t".into(),
+            payload: bytes::Bytes::new(),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            from: "c".into(),
+        };
+        Delivery { msg: Arc::new(msg), retain: false }
+    }
+
+    #[test]
+    fn pkids_skip_zero_and_ids_in_use() {
+        let mut w = Inflight::new(3);
+        w.next_pkid = u16::MAX - 1;
+        let a = w.push(d(), QoS::AtLeastOnce, 0);
+        let b = w.push(d(), QoS::AtLeastOnce, 0);
+        assert_eq!((a, b), (u16::MAX, 1));
+        w.next_pkid = u16::MAX - 1; // wrap into ids in use
+        let c = w.push(d(), QoS::AtLeastOnce, 0);
+        assert_eq!(c, 2);
+        assert!(!w.has_room());
+    }
+
+    #[test]
+    fn qos2_flow_and_wrong_phase() {
+        let mut w = Inflight::new(2);
+        let id = w.push(d(), QoS::ExactlyOnce, 0);
+        assert!(w.complete(id, QoS::ExactlyOnce, Phase::Release).is_none());
+        assert!(w.release(id, 5));
+        assert!(!w.release(id + 1, 5));
+        assert!(w.complete(id, QoS::ExactlyOnce, Phase::Release).is_some());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn due_returns_old_entries_in_order() {
+        let mut w = Inflight::new(4);
+        let a = w.push(d(), QoS::AtLeastOnce, 10);
+        let b = w.push(d(), QoS::AtLeastOnce, 20);
+        let _c = w.push(d(), QoS::AtLeastOnce, 30);
+        let due: Vec<u16> = w.due(20, 100).iter().map(|e| e.pkid).collect();
+        assert_eq!(due, vec![a, b]);
+        assert_eq!(w.oldest_sent_ms(), Some(30));
+    }
+}

@@ -1,0 +1,190 @@
+//! The N×N mailbox mesh between shards.
+//!
+//! Every ordered pair of shards (i → j) has one bounded SPSC
+//! `glommio::channels::shared_channel` carrying *batches* (`Vec<MeshMsg>`).
+//! A shard appends to its per-peer [`Outboxes`] while it works; one sender
+//! task per peer wakes, takes the whole batch and `try_send`s it, falling back
+//! to an awaited `send` (the batch waits in the local overflow meanwhile, and
+//! new messages collect behind it). One receiver task per inbound mailbox
+//! does nothing but `recv().await` and apply each message: no select over
+//! channels (see GLOMMIO-NOTES: waker refcount panic).
+
+use super::{ShardRef, TimerItem};
+use crate::message::Message;
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::GlommioError;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+/// One message between shards.
+#[derive(Debug)]
+pub enum MeshMsg {
+    /// Fan a message out to this shard's local subscribers.
+    Publish(Arc<Message>),
+    /// Filters that gained (`true`) or lost their first/last subscriber on shard `from`.
+    /// `barrier` != 0 asks for an [`MeshMsg::InterestAck`] once applied.
+    Interest { from: usize, barrier: u64, changes: Vec<(Arc<str>, bool)> },
+    /// A peer applied the interest change of this barrier.
+    InterestAck { barrier: u64 },
+    /// Set (or with an empty payload, delete) a retained message in this replica.
+    Retain(Arc<Message>),
+    /// A socket whose client is homed on the receiving shard.
+    Handoff(Handoff),
+}
+
+/// A connection moving to its home shard: the fd (closed on drop) and the
+/// bytes already read from it (the CONNECT, maybe more).
+#[derive(Debug)]
+pub struct Handoff {
+    pub fd: OwnedFd,
+    pub initial: Vec<u8>,
+    pub peer: SocketAddr,
+}
+
+/// What a shard has queued for each peer, and the peer sender tasks' wakers.
+#[derive(Debug)]
+pub struct Outboxes {
+    pending: Vec<Vec<MeshMsg>>,
+    wakers: Vec<Option<Waker>>,
+    closed: bool,
+}
+
+impl Outboxes {
+    pub fn new(shards: usize) -> Self {
+        Outboxes {
+            pending: (0..shards).map(|_| Vec::new()).collect(),
+            wakers: (0..shards).map(|_| None).collect(),
+            closed: false,
+        }
+    }
+
+    /// Queue a message for `peer`; it leaves with the next batch.
+    pub fn push(&mut self, peer: usize, msg: MeshMsg) {
+        if let Some(p) = self.pending.get_mut(peer) {
+            p.push(msg);
+            if let Some(w) = self.wakers[peer].take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Stop the sender tasks once their queues are empty.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.wakers.iter_mut().filter_map(Option::take).for_each(Waker::wake);
+    }
+}
+
+/// The ends of the mesh one shard owns.
+pub struct MeshEnds {
+    pub senders: Vec<(usize, SharedSender<Vec<MeshMsg>>)>,
+    pub receivers: Vec<(usize, SharedReceiver<Vec<MeshMsg>>)>,
+}
+
+/// Build all N×(N-1) channels; element i is shard i's ends.
+pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
+    let mut ends: Vec<MeshEnds> =
+        (0..shards).map(|_| MeshEnds { senders: Vec::new(), receivers: Vec::new() }).collect();
+    for from in 0..shards {
+        for to in 0..shards {
+            if from != to {
+                let (tx, rx) = shared_channel::new_bounded(capacity);
+                ends[from].senders.push((to, tx));
+                ends[to].receivers.push((from, rx));
+            }
+        }
+    }
+    ends
+}
+
+/// Spawn this shard's sender and receiver tasks (each connects on its own,
+/// so the crossed connects of two shards cannot deadlock).
+pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds) {
+    for (peer, tx) in ends.senders {
+        let s = shard.clone();
+        glommio::spawn_local(async move { sender_task(s, peer, tx.connect().await).await }).detach();
+    }
+    for (peer, rx) in ends.receivers {
+        let s = shard.clone();
+        glommio::spawn_local(async move { receiver_task(s, peer, rx.connect().await).await }).detach();
+    }
+}
+
+async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshMsg>>) {
+    loop {
+        let batch = poll_fn(|cx| {
+            let mut s = shard.borrow_mut();
+            let ob = &mut s.mesh;
+            if !ob.pending[peer].is_empty() {
+                Poll::Ready(Some(std::mem::take(&mut ob.pending[peer])))
+            } else if ob.closed {
+                Poll::Ready(None)
+            } else {
+                ob.wakers[peer] = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        let Some(batch) = batch else { break };
+        {
+            let mut s = shard.borrow_mut();
+            s.metrics.mailbox_batches_sent += 1;
+            s.metrics.mailbox_msgs_sent += batch.len() as u64;
+        }
+        match tx.try_send(batch) {
+            Ok(()) => {}
+            Err(GlommioError::WouldBlock(glommio::ResourceType::Channel(batch))) => {
+                shard.borrow_mut().metrics.mailbox_overflows += 1;
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    tx.close();
+}
+
+async fn receiver_task(shard: ShardRef, peer: usize, rx: ConnectedReceiver<Vec<MeshMsg>>) {
+    while let Some(batch) = rx.recv().await {
+        for msg in batch {
+            apply(&shard, peer, msg);
+        }
+        glommio::yield_if_needed().await;
+    }
+    log::debug!("shard {}: mailbox from shard {peer} closed", shard.borrow().id);
+}
+
+/// Apply one inbound message to this shard.
+fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
+    match msg {
+        MeshMsg::Handoff(h) => crate::conn::spawn_handoff(shard, h),
+        MeshMsg::Publish(m) => shard.borrow_mut().dispatch_local(&m),
+        MeshMsg::Retain(m) => shard.borrow_mut().apply_retained(&m),
+        MeshMsg::Interest { from, barrier, changes } => {
+            let mut s = shard.borrow_mut();
+            s.apply_interest(from, &changes);
+            if barrier != 0 {
+                s.mesh.push(peer, MeshMsg::InterestAck { barrier });
+            }
+        }
+        MeshMsg::InterestAck { barrier } => shard.borrow_mut().barrier_ack(barrier),
+    }
+}
+
+impl super::Shard {
+    /// Send `msg` (built per peer by `make`) to every other shard.
+    pub fn broadcast(&mut self, mut make: impl FnMut() -> MeshMsg) {
+        for peer in (0..self.shards).filter(|&p| p != self.id) {
+            self.mesh.push(peer, make());
+        }
+    }
+
+    /// Arm a timer item (helper for the protocol code).
+    pub fn arm(&mut self, deadline_ms: u64, item: TimerItem) {
+        self.wheel.insert(deadline_ms, item);
+    }
+}
