@@ -1,1 +1,162 @@
-//! TODO
+//! Topic names and topic filters of MQTT 3.1.1 §4.7: validation and single-pair matching.
+//!
+//! Owns no state: these are pure functions over `&str`. The connection layer calls
+//! [`valid_topic_name`] on every inbound PUBLISH and [`valid_filter`] on every SUBSCRIBE /
+//! UNSUBSCRIBE entry before anything reaches the router; the router's [`Trie`] assumes valid
+//! input. [`matches`] is the one-pair reference matcher: used where a single filter is checked
+//! against a single topic (retained-message delivery to a new subscription) and as the oracle
+//! the trie is tested against.
+//!
+//! [`Trie`]: crate::router::trie::Trie
+
+/// The longest topic name or filter: a UTF-8 string prefixed by a 16-bit length (§1.5.3).
+const MAX_LEN: usize = 65535;
+
+/// A PUBLISH topic name: non-empty, no '+' or '#', no U+0000, at most 65535 bytes.
+pub fn valid_topic_name(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= MAX_LEN
+        && !topic.bytes().any(|b| matches!(b, b'+' | b'#' | 0))
+}
+
+/// A subscription filter: non-empty, no U+0000, '#' only as the whole last level, '+' only as a whole level.
+///
+/// Also at most 65535 bytes, like every MQTT string.
+pub fn valid_filter(filter: &str) -> bool {
+    if filter.is_empty() || filter.len() > MAX_LEN || filter.contains('\0') {
+        return false;
+    }
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let last = levels.peek().is_none();
+        if level.contains('#') && !(level == "#" && last) {
+            return false;
+        }
+        if level.contains('+') && level != "+" {
+            return false;
+        }
+    }
+    true
+}
+
+/// True if the filter has '+' or '#'.
+pub fn has_wildcards(filter: &str) -> bool {
+    filter.bytes().any(|b| b == b'+' || b == b'#')
+}
+
+/// Whether `filter` matches `topic` (both assumed valid). Topics starting with '$' are NOT matched by filters
+/// whose first level is '+' or '#' [MQTT-4.7.2-1]. "sport/#" matches "sport" too. "+" matches an empty level.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut topic_levels = topic.split('/');
+    for f in filter.split('/') {
+        if f == "#" {
+            // Matches the parent level and any number of child levels.
+            return true;
+        }
+        match topic_levels.next() {
+            Some(t) if f == "+" || f == t => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        for ok in [
+            "a",
+            "/",
+            "a/b",
+            "a//b",
+            "$SYS/x",
+            " ",
+            "sport/tennis/player1",
+            "ü/€",
+        ] {
+            assert!(valid_topic_name(ok), "{ok:?}");
+        }
+        for bad in ["", "a/+", "#", "a/#", "a+b", "a\0b"] {
+            assert!(!valid_topic_name(bad), "{bad:?}");
+        }
+        assert!(valid_topic_name(&"a".repeat(MAX_LEN)));
+        assert!(!valid_topic_name(&"a".repeat(MAX_LEN + 1)));
+    }
+
+    #[test]
+    fn filters() {
+        let ok = [
+            "#", "+", "/", "a/#", "a/+", "+/+", "/+", "+/#", "a/+/b/#", "a//b", "$SYS/#", "//",
+        ];
+        for f in ok {
+            assert!(valid_filter(f), "{f:?}");
+        }
+        let bad = [
+            "", "a#", "a/#/b", "#/a", "##", "a/b#", "a+", "+a/b", "a/++", "a\0",
+        ];
+        for f in bad {
+            assert!(!valid_filter(f), "{f:?}");
+        }
+        assert!(!valid_filter(&"a".repeat(MAX_LEN + 1)));
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(has_wildcards("a/+"));
+        assert!(has_wildcards("#"));
+        assert!(!has_wildcards("a/b"));
+        assert!(!has_wildcards(""));
+    }
+
+    #[test]
+    fn matching_examples() {
+        let cases = [
+            ("sport/tennis/player1/#", "sport/tennis/player1", true),
+            (
+                "sport/tennis/player1/#",
+                "sport/tennis/player1/ranking",
+                true,
+            ),
+            (
+                "sport/tennis/player1/#",
+                "sport/tennis/player1/score/wimbledon",
+                true,
+            ),
+            ("sport/tennis/player1/#", "sport/tennis/player2", false),
+            ("sport/#", "sport", true),
+            ("sport/+", "sport", false),
+            ("sport/+", "sport/", true),
+            ("sport/+", "sport/tennis", true),
+            ("sport/+", "sport/tennis/x", false),
+            ("sport/tennis/+", "sport/tennis/player1", true),
+            ("+/+", "/finance", true),
+            ("/+", "/finance", true),
+            ("+", "/finance", false),
+            ("+", "finance", true),
+            ("#", "a/b/c", true),
+            ("#", "/", true),
+            ("a//b", "a//b", true),
+            ("a/+/b", "a//b", true),
+            ("a/b", "a//b", false),
+            ("#", "$SYS/x", false),
+            ("+/x", "$SYS/x", false),
+            ("+", "$SYS", false),
+            ("$SYS/#", "$SYS/x", true),
+            ("$SYS/+", "$SYS/x", true),
+            ("$SYS", "$SYS", true),
+            ("a/$x/#", "a/$x", true),
+            ("+/$x", "a/$x", true),
+            ("a/b", "a/b/c", false),
+            ("a/b/c", "a/b", false),
+        ];
+        for (f, t, want) in cases {
+            assert_eq!(matches(f, t), want, "{f:?} vs {t:?}");
+        }
+    }
+}
