@@ -143,6 +143,8 @@ pub struct Shard {
     pub hits: Vec<(Key, QoS)>,
     /// Counter for server-assigned client ids.
     pub assigned: u64,
+    /// The shard clock (ms since start) as of the last event; cheap to read on hot paths.
+    pub clock_ms: u64,
     epoch: Instant,
 }
 
@@ -183,13 +185,15 @@ impl Shard {
             scratch: vec![0; SCRATCH_BYTES],
             hits: Vec::new(),
             assigned: 0,
+            clock_ms: 0,
             epoch: Instant::now(),
         }
     }
 
     /// Milliseconds since the shard started (the wheel's clock).
-    pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    pub fn now_ms(&mut self) -> u64 {
+        self.clock_ms = self.epoch.elapsed().as_millis() as u64;
+        self.clock_ms
     }
 
     /// The home shard of a client id: stable across restarts (fixed-seed hash).
