@@ -100,7 +100,9 @@ pub struct MetricsBoard {
 
 impl MetricsBoard {
     pub fn new(shards: usize) -> Arc<Self> {
-        Arc::new(MetricsBoard { slots: Mutex::new(vec![Metrics::default(); shards]) })
+        Arc::new(MetricsBoard {
+            slots: Mutex::new(vec![Metrics::default(); shards]),
+        })
     }
 
     /// Called by shard `i` with its current counters.
@@ -129,8 +131,15 @@ mod tests {
     #[test]
     fn board_sums_shards() {
         let board = MetricsBoard::new(2);
-        let a = Metrics { publish_received: 3, ..Default::default() };
-        let b = Metrics { publish_received: 4, takeovers: 1, ..Default::default() };
+        let a = Metrics {
+            publish_received: 3,
+            ..Default::default()
+        };
+        let b = Metrics {
+            publish_received: 4,
+            takeovers: 1,
+            ..Default::default()
+        };
         board.post(0, &a);
         board.post(1, &b);
         board.post(9, &b); // out of range: ignored

@@ -11,7 +11,9 @@
 
 use super::{ShardRef, TimerItem};
 use crate::message::Message;
-use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::GlommioError;
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -26,7 +28,11 @@ pub enum MeshMsg {
     Publish(Arc<Message>),
     /// Filters that gained (`true`) or lost their first/last subscriber on shard `from`.
     /// `barrier` != 0 asks for an [`MeshMsg::InterestAck`] once applied.
-    Interest { from: usize, barrier: u64, changes: Vec<(Arc<str>, bool)> },
+    Interest {
+        from: usize,
+        barrier: u64,
+        changes: Vec<(Arc<str>, bool)>,
+    },
     /// A peer applied the interest change of this barrier.
     InterestAck { barrier: u64 },
     /// Set (or with an empty payload, delete) a retained message in this replica.
@@ -42,6 +48,8 @@ pub struct Handoff {
     pub fd: OwnedFd,
     pub initial: Vec<u8>,
     pub peer: SocketAddr,
+    /// The node-wide connection slot this socket holds.
+    pub slot: crate::listener::Slot,
 }
 
 /// What a shard has queued for each peer, and the peer sender tasks' wakers.
@@ -74,7 +82,10 @@ impl Outboxes {
     /// Stop the sender tasks once their queues are empty.
     pub fn close(&mut self) {
         self.closed = true;
-        self.wakers.iter_mut().filter_map(Option::take).for_each(Waker::wake);
+        self.wakers
+            .iter_mut()
+            .filter_map(Option::take)
+            .for_each(Waker::wake);
     }
 }
 
@@ -86,8 +97,12 @@ pub struct MeshEnds {
 
 /// Build all N×(N-1) channels; element i is shard i's ends.
 pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
-    let mut ends: Vec<MeshEnds> =
-        (0..shards).map(|_| MeshEnds { senders: Vec::new(), receivers: Vec::new() }).collect();
+    let mut ends: Vec<MeshEnds> = (0..shards)
+        .map(|_| MeshEnds {
+            senders: Vec::new(),
+            receivers: Vec::new(),
+        })
+        .collect();
     for from in 0..shards {
         for to in 0..shards {
             if from != to {
@@ -105,11 +120,13 @@ pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
 pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds) {
     for (peer, tx) in ends.senders {
         let s = shard.clone();
-        glommio::spawn_local(async move { sender_task(s, peer, tx.connect().await).await }).detach();
+        glommio::spawn_local(async move { sender_task(s, peer, tx.connect().await).await })
+            .detach();
     }
     for (peer, rx) in ends.receivers {
         let s = shard.clone();
-        glommio::spawn_local(async move { receiver_task(s, peer, rx.connect().await).await }).detach();
+        glommio::spawn_local(async move { receiver_task(s, peer, rx.connect().await).await })
+            .detach();
     }
 }
 
@@ -155,7 +172,10 @@ async fn receiver_task(shard: ShardRef, peer: usize, rx: ConnectedReceiver<Vec<M
         }
         glommio::yield_if_needed().await;
     }
-    log::debug!("shard {}: mailbox from shard {peer} closed", shard.borrow().id);
+    log::debug!(
+        "shard {}: mailbox from shard {peer} closed",
+        shard.borrow().id
+    );
 }
 
 /// Apply one inbound message to this shard.
@@ -164,7 +184,11 @@ fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
         MeshMsg::Handoff(h) => crate::conn::spawn_handoff(shard, h),
         MeshMsg::Publish(m) => shard.borrow_mut().dispatch_local(&m),
         MeshMsg::Retain(m) => shard.borrow_mut().apply_retained(&m),
-        MeshMsg::Interest { from, barrier, changes } => {
+        MeshMsg::Interest {
+            from,
+            barrier,
+            changes,
+        } => {
             let mut s = shard.borrow_mut();
             s.apply_interest(from, &changes);
             if barrier != 0 {

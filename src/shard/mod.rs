@@ -243,7 +243,9 @@ impl Shard {
     /// Log prefix: shard and client id (or peer before CONNECT).
     pub fn who(&self, conn: Key) -> String {
         match self.conns.get(conn) {
-            Some(ConnState { info: Some(i), .. }) => format!("shard {} client {:?}", self.id, i.client_id),
+            Some(ConnState { info: Some(i), .. }) => {
+                format!("shard {} client {:?}", self.id, i.client_id)
+            }
             Some(c) => format!("shard {} peer {}", self.id, c.peer),
             None => format!("shard {}", self.id),
         }
