@@ -172,7 +172,7 @@ impl Client {
             match self.stream.read(&mut tmp) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
                 Err(_) => return None,
             }
         }
@@ -221,7 +221,7 @@ impl Client {
             match self.stream.read(&mut tmp) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
                 Err(_) => return true,
             }
         }
