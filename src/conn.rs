@@ -130,6 +130,14 @@ impl Conn {
             if !c.outbox.is_empty() {
                 return Poll::Ready(Event::Write);
             }
+            if s.mesh.congested() && !s.stopping {
+                // Mailboxes to other shards are backed up: stop reading so
+                // publishers feel TCP backpressure instead of memory growing.
+                c.waker = Some(cx.waker().clone());
+                s.mesh.pause_reader(cx.waker());
+                s.metrics.mailbox_backpressure += 1;
+                return Poll::Pending;
+            }
             match Pin::new(&mut *stream).poll_read(cx, &mut s.scratch) {
                 Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
                 Poll::Ready(Ok(n)) => {

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bind `count` listening sockets to `addr`; returns them and the address
 /// actually bound (port 0 resolved).
@@ -86,6 +86,7 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
         let s = shard.borrow();
         (s.id, s.cfg.listener.max_connections)
     };
+    let mut last_warn: Option<Instant> = None;
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -106,8 +107,16 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
         };
         shard.borrow_mut().metrics.connections_accepted += 1;
         if !count.try_acquire(max) {
-            shard.borrow_mut().metrics.connections_refused_limit += 1;
-            log::warn!("shard {id}: max_connections ({max}) reached, closing new socket");
+            let refused = {
+                let mut s = shard.borrow_mut();
+                s.metrics.connections_refused_limit += 1;
+                s.metrics.connections_refused_limit
+            };
+            // One line a second at most: a connection storm must not flood the log.
+            if last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                last_warn = Some(Instant::now());
+                log::warn!("shard {id}: max_connections ({max}) reached, closing new sockets ({refused} so far)");
+            }
             drop(stream);
             continue;
         }

@@ -90,6 +90,8 @@ counters! {
     mailbox_msgs_sent,
     /// Batches that waited in the overflow queue because a mailbox was full.
     mailbox_overflows,
+    /// Times a connection stopped reading because mailboxes to other shards were backed up.
+    mailbox_backpressure,
 }
 
 /// Where shards post their counters once a tick.

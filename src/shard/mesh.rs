@@ -52,11 +52,19 @@ pub struct Handoff {
     pub slot: crate::listener::Slot,
 }
 
+/// Messages queued for peers beyond which this shard's connections stop
+/// reading (publishers feel TCP backpressure) until the senders catch up.
+pub const HIGH_WATER: usize = 8192;
+
 /// What a shard has queued for each peer, and the peer sender tasks' wakers.
 #[derive(Debug)]
 pub struct Outboxes {
     pending: Vec<Vec<MeshMsg>>,
     wakers: Vec<Option<Waker>>,
+    /// Messages in `pending`, all peers together.
+    queued: usize,
+    /// Connection tasks paused by backpressure, woken when `queued` falls.
+    paused_readers: Vec<Waker>,
     closed: bool,
 }
 
@@ -65,14 +73,37 @@ impl Outboxes {
         Outboxes {
             pending: (0..shards).map(|_| Vec::new()).collect(),
             wakers: (0..shards).map(|_| None).collect(),
+            queued: 0,
+            paused_readers: Vec::new(),
             closed: false,
         }
+    }
+
+    /// Whether connections should stop reading for now.
+    pub fn congested(&self) -> bool {
+        self.queued >= HIGH_WATER
+    }
+
+    /// Park a connection task until the backlog falls.
+    pub fn pause_reader(&mut self, waker: &Waker) {
+        self.paused_readers.push(waker.clone());
+    }
+
+    /// Take everything queued for `peer` (its sender task calls this).
+    fn take(&mut self, peer: usize) -> Vec<MeshMsg> {
+        let batch = std::mem::take(&mut self.pending[peer]);
+        self.queued -= batch.len();
+        if !self.congested() {
+            self.paused_readers.drain(..).for_each(Waker::wake);
+        }
+        batch
     }
 
     /// Queue a message for `peer`; it leaves with the next batch.
     pub fn push(&mut self, peer: usize, msg: MeshMsg) {
         if let Some(p) = self.pending.get_mut(peer) {
             p.push(msg);
+            self.queued += 1;
             if let Some(w) = self.wakers[peer].take() {
                 w.wake();
             }
@@ -136,7 +167,7 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
             let mut s = shard.borrow_mut();
             let ob = &mut s.mesh;
             if !ob.pending[peer].is_empty() {
-                Poll::Ready(Some(std::mem::take(&mut ob.pending[peer])))
+                Poll::Ready(Some(ob.take(peer)))
             } else if ob.closed {
                 Poll::Ready(None)
             } else {
