@@ -12,9 +12,10 @@ use crate::codec::{self, Packet, QoS};
 use crate::message::Message;
 use crate::session::inflight::{Entry, Phase};
 use crate::session::mqueue::Push;
-use crate::session::Delivery;
+use crate::session::{Delivery, Session};
 use crate::shard::mesh::MeshMsg;
 use crate::shard::slab::Key;
+use crate::shard::wheel::TimerWheel;
 use crate::shard::{wake, ConnState, Shard, TimerItem};
 use std::sync::Arc;
 
@@ -86,13 +87,13 @@ impl Shard {
                 let pkid = s.inflight.push(d.clone(), qos, now);
                 encode(c, &d, qos, pkid, false);
                 self.metrics.publish_sent += 1;
-                if !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
-                    s.retry_armed = true;
-                    self.wheel.insert(
-                        now + self.cfg.session.retry_interval_s * 1000,
-                        TimerItem::Retry(sk),
-                    );
-                }
+                arm_retry(
+                    &mut self.wheel,
+                    self.cfg.session.retry_interval_s,
+                    s,
+                    sk,
+                    now,
+                );
                 return;
             }
             None if qos == QoS::AtMostOnce && (s.clean || !self.cfg.session.store_qos0) => {
@@ -149,17 +150,13 @@ impl Shard {
             sent += 1;
         }
         self.metrics.publish_sent += sent;
-        if sent > 0
-            && !s.inflight.is_empty()
-            && !s.retry_armed
-            && self.cfg.session.retry_interval_s > 0
-        {
-            s.retry_armed = true;
-            self.wheel.insert(
-                now + self.cfg.session.retry_interval_s * 1000,
-                TimerItem::Retry(sk),
-            );
-        }
+        arm_retry(
+            &mut self.wheel,
+            self.cfg.session.retry_interval_s,
+            s,
+            sk,
+            now,
+        );
     }
 
     /// After a reconnect: re-send every unacknowledged PUBLISH (DUP=1) and
@@ -175,13 +172,13 @@ impl Shard {
         };
         self.metrics.publish_resent += due.len() as u64;
         due.iter().for_each(|e| resend(c, e));
-        if !due.is_empty() && !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
-            s.retry_armed = true;
-            self.wheel.insert(
-                now + self.cfg.session.retry_interval_s * 1000,
-                TimerItem::Retry(sk),
-            );
-        }
+        arm_retry(
+            &mut self.wheel,
+            self.cfg.session.retry_interval_s,
+            s,
+            sk,
+            now,
+        );
     }
 
     /// Retry timer: re-send window entries older than retry_interval_s.
@@ -219,6 +216,21 @@ impl Shard {
         {
             self.drain(sk);
         }
+    }
+}
+
+/// Arm the session's retry timer if it has unacknowledged messages, retry is
+/// on, and no timer is armed yet.
+fn arm_retry(
+    wheel: &mut TimerWheel<TimerItem>,
+    interval_s: u64,
+    s: &mut Session,
+    sk: Key,
+    now: u64,
+) {
+    if !s.retry_armed && interval_s > 0 && !s.inflight.is_empty() {
+        s.retry_armed = true;
+        wheel.insert(now + interval_s * 1000, TimerItem::Retry(sk));
     }
 }
 
