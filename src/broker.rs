@@ -226,5 +226,6 @@ async fn shutdown(shard: &ShardRef) {
     }
     let mut s = shard.borrow_mut();
     s.mesh.close();
+    s.resume_readers();
     log::debug!("shard {} stopped", s.id);
 }

@@ -134,7 +134,10 @@ impl Conn {
                 // Mailboxes to other shards are backed up: stop reading so
                 // publishers feel TCP backpressure instead of memory growing.
                 c.waker = Some(cx.waker().clone());
-                s.mesh.pause_reader(cx.waker());
+                if !c.paused {
+                    c.paused = true;
+                    s.mesh.pause_reader(self.key);
+                }
                 s.metrics.mailbox_backpressure += 1;
                 return Poll::Pending;
             }

@@ -9,7 +9,8 @@
 //! does nothing but `recv().await` and apply each message: no select over
 //! channels (see GLOMMIO-NOTES: waker refcount panic).
 
-use super::{ShardRef, TimerItem};
+use super::slab::Key;
+use super::{wake, ShardRef, TimerItem};
 use crate::message::Message;
 use glommio::channels::shared_channel::{
     self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
@@ -63,8 +64,8 @@ pub struct Outboxes {
     wakers: Vec<Option<Waker>>,
     /// Messages in `pending`, all peers together.
     queued: usize,
-    /// Connection tasks paused by backpressure, woken when `queued` falls.
-    paused_readers: Vec<Waker>,
+    /// Connections paused by backpressure (each once), woken when `queued` falls.
+    paused: Vec<Key>,
     closed: bool,
 }
 
@@ -74,7 +75,7 @@ impl Outboxes {
             pending: (0..shards).map(|_| Vec::new()).collect(),
             wakers: (0..shards).map(|_| None).collect(),
             queued: 0,
-            paused_readers: Vec::new(),
+            paused: Vec::new(),
             closed: false,
         }
     }
@@ -84,18 +85,23 @@ impl Outboxes {
         self.queued >= HIGH_WATER
     }
 
-    /// Park a connection task until the backlog falls.
-    pub fn pause_reader(&mut self, waker: &Waker) {
-        self.paused_readers.push(waker.clone());
+    /// Remember a paused connection (the caller marks it, so each is listed once).
+    pub fn pause_reader(&mut self, conn: Key) {
+        self.paused.push(conn);
+    }
+
+    /// The paused connections to wake, once the backlog has fallen (or the mesh closed).
+    pub fn readers_to_resume(&mut self) -> Vec<Key> {
+        if self.paused.is_empty() || (self.congested() && !self.closed) {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.paused)
     }
 
     /// Take everything queued for `peer` (its sender task calls this).
     fn take(&mut self, peer: usize) -> Vec<MeshMsg> {
         let batch = std::mem::take(&mut self.pending[peer]);
         self.queued -= batch.len();
-        if !self.congested() {
-            self.paused_readers.drain(..).for_each(Waker::wake);
-        }
         batch
     }
 
@@ -167,7 +173,9 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
             let mut s = shard.borrow_mut();
             let ob = &mut s.mesh;
             if !ob.pending[peer].is_empty() {
-                Poll::Ready(Some(ob.take(peer)))
+                let batch = ob.take(peer);
+                s.resume_readers();
+                Poll::Ready(Some(batch))
             } else if ob.closed {
                 Poll::Ready(None)
             } else {
@@ -235,6 +243,16 @@ impl super::Shard {
     pub fn broadcast(&mut self, mut make: impl FnMut() -> MeshMsg) {
         for peer in (0..self.shards).filter(|&p| p != self.id) {
             self.mesh.push(peer, make());
+        }
+    }
+
+    /// Wake connections paused by backpressure once the backlog has fallen.
+    pub fn resume_readers(&mut self) {
+        for k in self.mesh.readers_to_resume() {
+            if let Some(c) = self.conns.get_mut(k) {
+                c.paused = false;
+                wake(c);
+            }
         }
     }
 
