@@ -261,3 +261,29 @@ impl super::Shard {
         self.wheel.insert(deadline_ms, item);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::slab::Slab;
+
+    #[test]
+    fn backlog_pauses_and_resumes_readers() {
+        let mut ob = Outboxes::new(2);
+        let mut slab = Slab::new();
+        let conn = slab.insert(());
+        for _ in 0..HIGH_WATER {
+            ob.push(1, MeshMsg::InterestAck { barrier: 1 });
+        }
+        assert!(ob.congested());
+        ob.pause_reader(conn);
+        assert!(ob.readers_to_resume().is_empty(), "still congested");
+        let batch = ob.take(1);
+        assert_eq!(batch.len(), HIGH_WATER);
+        assert!(!ob.congested());
+        assert_eq!(ob.readers_to_resume(), vec![conn]);
+        assert!(ob.readers_to_resume().is_empty(), "resumed once");
+        ob.push(0, MeshMsg::InterestAck { barrier: 2 }); // own id: ignored by callers, still counted
+        assert_eq!(ob.take(0).len(), 1);
+    }
+}
