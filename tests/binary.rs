@@ -125,3 +125,31 @@ fn serves_and_stops_cleanly_on_sigterm() {
         assert_eq!(status.code(), Some(0));
     }
 }
+
+#[test]
+fn too_little_locked_memory_is_a_clear_error_not_a_panic() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0", "--cores", "1"]);
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let rl = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("RLIMIT_MEMLOCK") && err.contains("ulimit -l"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
