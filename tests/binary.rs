@@ -153,3 +153,75 @@ fn too_little_locked_memory_is_a_clear_error_not_a_panic() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn out_of_file_descriptors_pauses_accepting_and_recovers() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0", "--cores", "1"])
+        .env("RUST_LOG", "warn,coremq::broker=info")
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let rl = libc::rlimit {
+                rlim_cur: 128,
+                rlim_max: 128,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("log line");
+    let addr = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("address")
+        .to_string();
+    let conns: Vec<_> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut saw_warning = false;
+    while Instant::now() < end && !saw_warning {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            saw_warning = line.contains("out of file descriptors");
+        }
+    }
+    assert!(saw_warning, "no fd-exhaustion warning logged");
+    assert!(child.try_wait().unwrap().is_none(), "broker died");
+    drop(conns);
+    // Once sockets close, the broker serves again.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        s.write_all(&[
+            0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'r',
+        ])
+        .unwrap();
+        let mut ack = [0u8; 4];
+        if std::io::Read::read_exact(&mut s, &mut ack).is_ok() {
+            assert_eq!(ack, [0x20, 2, 0, 0]);
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "broker did not recover after fds were freed"
+        );
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
