@@ -366,3 +366,51 @@ impl Client {
         );
     }
 }
+
+// ---- Helpers for the qos / sessions / retained tests ----
+
+/// A PUBLISH packet as a client sends it (for DUP and packet-id control).
+pub fn publish_packet(
+    topic: &str,
+    payload: &[u8],
+    qos: QoS,
+    pkid: u16,
+    dup: bool,
+    retain: bool,
+) -> Publish {
+    Publish {
+        dup,
+        qos,
+        retain,
+        topic: topic.into(),
+        pkid,
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+/// A PUBLISH payload as text.
+pub fn text(p: &Publish) -> String {
+    String::from_utf8_lossy(&p.payload).into_owned()
+}
+
+impl Client {
+    /// Send DISCONNECT and wait until the broker closes the socket: by then
+    /// the broker has detached (or discarded) the session.
+    pub fn disconnect_wait(mut self) {
+        self.send(&Packet::Disconnect);
+        assert!(self.closed(), "broker closes the socket after DISCONNECT");
+    }
+
+    /// Receive `n` PUBLISH packets, acknowledging each; panics if one is missing.
+    pub fn recv_acked(&mut self, n: usize) -> Vec<Publish> {
+        (0..n)
+            .map(|i| {
+                let p = self
+                    .recv_publish()
+                    .unwrap_or_else(|| panic!("PUBLISH {} of {n}", i + 1));
+                self.ack(&p);
+                p
+            })
+            .collect()
+    }
+}

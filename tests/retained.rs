@@ -1,0 +1,185 @@
+//! Retained messages: stored, replaced, deleted, RETAIN flag on subscribe vs
+//! live delivery, wildcards, cross-shard replicas, delivered QoS. Each test
+//! runs with 1 and 2 shards; with 2 the publisher is homed on shard 0 and the
+//! subscriber on shard 1.
+//!
+//! Every shard keeps a replica of the retained store, updated over the mesh
+//! (eventually consistent by design, see `router::retained`). Before a new
+//! subscriber on another shard looks, the tests wait until every replica holds
+//! the expected number of retained messages (gauge `retained`, summed over
+//! shards).
+
+mod common;
+use common::*;
+use coremq::codec::QoS;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+/// Wait until every shard's replica holds `n` retained messages.
+fn wait_replicas(b: &TestBroker, n: u64) {
+    let want = n * b.shards as u64;
+    let m = b.wait_metrics(|m| m.retained == want);
+    assert_eq!(m.retained, want, "retained replicas");
+}
+
+fn subscriber(b: &TestBroker, name: &str) -> Client {
+    Client::connect(b.addr, &b.id_on(name, b.shards - 1), true).0
+}
+
+// [MQTT-3.3.1-5]/[MQTT-3.3.1-6]: a retained message is stored and sent to a
+// new subscription with RETAIN=1; a newer one replaces it; a zero-byte
+// retained message deletes it and is not stored [MQTT-3.3.1-10]/[MQTT-3.3.1-11].
+#[test]
+fn retained_stored_replaced_deleted() {
+    each_cores(|cores| {
+        let b = start(cores);
+        let (mut publ, _) = Client::connect(b.addr, &b.id_on("pub", 0), true);
+        publ.publish("r/a", b"v1", QoS::AtLeastOnce, true);
+        wait_replicas(&b, 1);
+        let mut s1 = subscriber(&b, "s1");
+        s1.subscribe("r/a", QoS::AtLeastOnce);
+        let p = s1.recv_acked(1).remove(0);
+        assert_eq!((p.topic.as_str(), text(&p).as_str()), ("r/a", "v1"));
+        assert!(
+            p.retain,
+            "cores {cores}: RETAIN=1 on subscribe [MQTT-3.3.1-6]"
+        );
+        s1.expect_silence(SHORT);
+
+        // Replaced: only the newer one is kept.
+        publ.publish("r/a", b"v2", QoS::AtLeastOnce, true);
+        let live = s1.recv_acked(1).remove(0);
+        assert_eq!(text(&live), "v2");
+        // s1 is homed on the subscriber's shard and got v2 live; the retained
+        // update travelled ahead of it on the same mailbox, so that replica has it.
+        let mut s2 = subscriber(&b, "s2");
+        s2.subscribe("r/a", QoS::AtLeastOnce);
+        let got = s2.recv_acked(1).remove(0);
+        assert_eq!(text(&got), "v2", "cores {cores}: replaced [MQTT-3.3.1-5]");
+        assert!(got.retain);
+        s2.expect_silence(SHORT);
+
+        // Deleted by an empty retained payload; existing subscribers still get it.
+        publ.publish("r/a", b"", QoS::AtLeastOnce, true);
+        let del = s1.recv_acked(1).remove(0);
+        assert!(del.payload.is_empty());
+        wait_replicas(&b, 0);
+        let mut s3 = subscriber(&b, "s3");
+        s3.subscribe("r/a", QoS::AtLeastOnce);
+        s3.expect_silence(SHORT);
+    });
+}
+
+// [MQTT-3.3.1-12]: a retained PUBLISH forwarded to an existing subscription
+// has RETAIN=0 (only the copy sent on subscribe has RETAIN=1).
+#[test]
+fn live_delivery_of_retained_has_retain_0() {
+    each_cores(|cores| {
+        let b = start(cores);
+        let mut sub = subscriber(&b, "sub");
+        sub.subscribe("live/t", QoS::AtLeastOnce);
+        let (mut publ, _) = Client::connect(b.addr, &b.id_on("pub", 0), true);
+        publ.publish("live/t", b"x", QoS::AtLeastOnce, true);
+        let p = sub.recv_acked(1).remove(0);
+        assert_eq!(text(&p), "x");
+        assert!(
+            !p.retain,
+            "cores {cores}: RETAIN=0 on live delivery [MQTT-3.3.1-12]"
+        );
+        // The same message is retained for a new subscription, with RETAIN=1.
+        wait_replicas(&b, 1);
+        sub.subscribe("live/t", QoS::AtLeastOnce);
+        let p = sub.recv_acked(1).remove(0);
+        assert!(
+            p.retain,
+            "re-subscribe re-sends retained with RETAIN=1 [MQTT-3.8.4-3]"
+        );
+    });
+}
+
+// A wildcard subscription receives every matching retained message, and only those.
+#[test]
+fn wildcard_subscription_gets_all_matching_retained() {
+    each_cores(|cores| {
+        let b = start(cores);
+        let (mut publ, _) = Client::connect(b.addr, &b.id_on("pub", 0), true);
+        for t in ["w/a", "w/b", "w/c/d", "x/y", "$SYS/w"] {
+            publ.publish(t, t.as_bytes(), QoS::AtLeastOnce, true);
+        }
+        wait_replicas(&b, 5);
+        let mut sub = subscriber(&b, "sub");
+
+        sub.subscribe("w/+", QoS::AtLeastOnce);
+        let got: BTreeSet<String> = sub.recv_acked(2).iter().map(|p| p.topic.clone()).collect();
+        assert_eq!(
+            got,
+            BTreeSet::from(["w/a".into(), "w/b".into()]),
+            "cores {cores}"
+        );
+        sub.expect_silence(SHORT);
+
+        sub.subscribe("w/#", QoS::AtLeastOnce);
+        let got = sub.recv_acked(3);
+        assert!(got.iter().all(|p| p.retain));
+        let topics: BTreeSet<String> = got.iter().map(|p| p.topic.clone()).collect();
+        let want: BTreeSet<String> = ["w/a", "w/b", "w/c/d"].map(String::from).into();
+        assert_eq!(topics, want, "cores {cores}");
+        sub.expect_silence(SHORT);
+
+        // "#" does not match "$SYS/w" [MQTT-4.7.2-1].
+        sub.subscribe("#", QoS::AtLeastOnce);
+        let topics: BTreeSet<String> = sub.recv_acked(4).iter().map(|p| p.topic.clone()).collect();
+        let want: BTreeSet<String> = ["w/a", "w/b", "w/c/d", "x/y"].map(String::from).into();
+        assert_eq!(topics, want, "cores {cores}");
+        sub.expect_silence(SHORT);
+    });
+}
+
+// A retained message published on shard 0 is delivered to a subscriber homed
+// on shard 1 (its replica was updated over the mesh).
+#[test]
+fn retained_set_on_one_shard_visible_on_another() {
+    each_cores(|cores| {
+        let b = start(cores);
+        let (mut publ, _) = Client::connect(b.addr, &b.id_on("pub", 0), true);
+        publ.publish("cross/t", b"v", QoS::AtMostOnce, true);
+        wait_replicas(&b, 1);
+        for shard in 0..cores {
+            let (mut sub, _) = Client::connect(b.addr, &b.id_on("sub", shard), true);
+            sub.subscribe("cross/t", QoS::AtLeastOnce);
+            let p = sub.recv_publish().expect("retained delivered");
+            assert_eq!((text(&p).as_str(), p.retain), ("v", true), "shard {shard}");
+        }
+    });
+}
+
+// [MQTT-3.8.4-6]: a retained message is delivered at min(its QoS, the
+// subscription QoS).
+#[test]
+fn retained_delivered_at_min_qos() {
+    const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
+    each_cores(|cores| {
+        let b = start(cores);
+        let (mut publ, _) = Client::connect(b.addr, &b.id_on("pub", 0), true);
+        for rq in QOS {
+            publ.publish(&format!("rq/{}", rq as u8), b"r", rq, true);
+        }
+        wait_replicas(&b, 3);
+        for sq in QOS {
+            let mut sub = subscriber(&b, &format!("sub{}", sq as u8));
+            for rq in QOS {
+                sub.subscribe(&format!("rq/{}", rq as u8), sq);
+                let p = sub.recv_acked(1).remove(0);
+                assert!(p.retain);
+                assert_eq!(
+                    p.qos,
+                    rq.min(sq),
+                    "retained {rq:?}, subscription {sq:?}, cores {cores}"
+                );
+            }
+            sub.expect_silence(Duration::from_millis(100));
+        }
+    });
+}
