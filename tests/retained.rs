@@ -183,3 +183,53 @@ fn retained_delivered_at_min_qos() {
         }
     });
 }
+
+// A retained QoS 1/2 PUBLISH is acknowledged only once every shard holds it:
+// a subscriber homed on another shard that subscribes right after the PUBACK
+// (PUBCOMP for QoS 2) gets it, every time.
+#[test]
+fn acknowledged_retained_is_on_every_shard() {
+    let b = start(2);
+    let (mut publ, _) = Client::connect(b.addr, &b.id_on("ret-ack-pub", 0), true);
+    let mut sub = subscriber(&b, "ret-ack-sub");
+    for i in 0..100 {
+        let topic = format!("ack/{i}");
+        let qos = if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        };
+        publ.publish(&topic, b"r", qos, true);
+        sub.subscribe(&topic, QoS::AtLeastOnce);
+        let p = sub
+            .recv_publish()
+            .expect("retained message after its PUBACK");
+        assert!(p.retain && p.topic == topic, "{p:?}");
+        sub.ack(&p);
+    }
+}
+
+// [MQTT-4.6.0-2]: PUBACKs leave in the order their PUBLISHes arrived, also
+// when a retained one waits for the other shards.
+#[test]
+fn acks_keep_order_behind_a_held_retained_ack() {
+    each_cores(|cores| {
+        let b = start(cores);
+        let (mut publ, _) = Client::connect(b.addr, &b.id_on("ret-order", 0), true);
+        for pkid in 1..=6u16 {
+            let retain = pkid % 2 == 1;
+            let p = publish_packet(
+                &format!("order/{pkid}"),
+                b"x",
+                QoS::AtLeastOnce,
+                pkid,
+                false,
+                retain,
+            );
+            publ.send(&coremq::codec::Packet::Publish(p));
+        }
+        let acks: Vec<_> = (0..6).map(|_| publ.recv().expect("PUBACK")).collect();
+        let want: Vec<_> = (1..=6u16).map(coremq::codec::Packet::PubAck).collect();
+        assert_eq!(acks, want);
+    });
+}

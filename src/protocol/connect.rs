@@ -192,6 +192,7 @@ impl Shard {
             will.payload,
             will.qos,
             will.retain,
+            None,
         );
     }
 

@@ -6,8 +6,10 @@
 //! family: `connect.rs` (CONNECT, takeover, disconnect, will, session
 //! lifetime), `publish.rs` (inbound PUBLISH and the acknowledgements),
 //! `subscribe.rs` (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on
-//! subscribe) and `deliver.rs` (routing, fan-out, the window and queue, retry).
+//! subscribe), `deliver.rs` (routing, fan-out, the window and queue, retry)
+//! and `acks.rs` (acknowledgements held until every shard applied a change).
 
+mod acks;
 mod connect;
 mod deliver;
 mod publish;

@@ -13,7 +13,7 @@ use crate::router::topic;
 use crate::session::Delivery;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::slab::Key;
-use crate::shard::{Barrier, Shard};
+use crate::shard::Shard;
 use std::sync::Arc;
 
 impl Shard {
@@ -61,21 +61,13 @@ impl Shard {
             pkid: sub.pkid,
             codes,
         });
-        if changes.is_empty() {
-            self.send_packet(conn, &suback);
+        let barrier = if changes.is_empty() {
+            0
         } else {
-            let barrier = self.next_barrier;
-            self.next_barrier += 1;
-            self.barriers.insert(
-                barrier,
-                Barrier {
-                    remaining: self.shards - 1,
-                    conn,
-                    packet: suback,
-                },
-            );
-            self.announce_interest(changes, barrier);
-        }
+            self.new_barrier(conn)
+        };
+        self.announce_interest(changes, barrier);
+        self.send_ack(conn, suback, barrier);
         for (msg, qos) in retained {
             self.deliver(sk, Delivery { msg, retain: true }, qos);
         }
@@ -99,7 +91,7 @@ impl Shard {
             }
         }
         self.announce_interest(changes, 0);
-        self.send_packet(conn, &Packet::UnsubAck(unsub.pkid));
+        self.send_ack(conn, Packet::UnsubAck(unsub.pkid), 0);
     }
 
     /// Take a session out of the local trie for one filter; returns the
@@ -138,19 +130,6 @@ impl Shard {
                 if *mask == 0 {
                     self.interest.remove(filter);
                 }
-            }
-        }
-    }
-
-    /// A peer applied a barrier's change; the last one releases the SUBACK.
-    pub fn barrier_ack(&mut self, barrier: u64) {
-        let Some(b) = self.barriers.get_mut(&barrier) else {
-            return;
-        };
-        b.remaining = b.remaining.saturating_sub(1);
-        if b.remaining == 0 {
-            if let Some(b) = self.barriers.remove(&barrier) {
-                self.send_packet(b.conn, &b.packet);
             }
         }
     }

@@ -28,16 +28,17 @@ pub enum MeshMsg {
     /// Fan a message out to this shard's local subscribers.
     Publish(Arc<Message>),
     /// Filters that gained (`true`) or lost their first/last subscriber on shard `from`.
-    /// `barrier` != 0 asks for an [`MeshMsg::InterestAck`] once applied.
+    /// `barrier` != 0 asks for an [`MeshMsg::Ack`] once applied.
     Interest {
         from: usize,
         barrier: u64,
         changes: Vec<(Arc<str>, bool)>,
     },
-    /// A peer applied the interest change of this barrier.
-    InterestAck { barrier: u64 },
-    /// Set (or with an empty payload, delete) a retained message in this replica.
-    Retain(Arc<Message>),
+    /// A peer applied the change of this barrier.
+    Ack { barrier: u64 },
+    /// Set (or with an empty payload, delete) a retained message in this replica;
+    /// `barrier` != 0 asks for an [`MeshMsg::Ack`] once applied.
+    Retain { msg: Arc<Message>, barrier: u64 },
     /// A socket whose client is homed on the receiving shard.
     Handoff(Handoff),
 }
@@ -222,7 +223,13 @@ fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
     match msg {
         MeshMsg::Handoff(h) => crate::conn::spawn_handoff(shard, h),
         MeshMsg::Publish(m) => shard.borrow_mut().dispatch_local(&m),
-        MeshMsg::Retain(m) => shard.borrow_mut().apply_retained(&m),
+        MeshMsg::Retain { msg, barrier } => {
+            let mut s = shard.borrow_mut();
+            s.apply_retained(&msg);
+            if barrier != 0 {
+                s.mesh.push(peer, MeshMsg::Ack { barrier });
+            }
+        }
         MeshMsg::Interest {
             from,
             barrier,
@@ -231,10 +238,10 @@ fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
             let mut s = shard.borrow_mut();
             s.apply_interest(from, &changes);
             if barrier != 0 {
-                s.mesh.push(peer, MeshMsg::InterestAck { barrier });
+                s.mesh.push(peer, MeshMsg::Ack { barrier });
             }
         }
-        MeshMsg::InterestAck { barrier } => shard.borrow_mut().barrier_ack(barrier),
+        MeshMsg::Ack { barrier } => shard.borrow_mut().barrier_ack(barrier),
     }
 }
 
@@ -273,7 +280,7 @@ mod tests {
         let mut slab = Slab::new();
         let conn = slab.insert(());
         for _ in 0..HIGH_WATER {
-            ob.push(1, MeshMsg::InterestAck { barrier: 1 });
+            ob.push(1, MeshMsg::Ack { barrier: 1 });
         }
         assert!(ob.congested());
         ob.pause_reader(conn);
@@ -283,7 +290,7 @@ mod tests {
         assert!(!ob.congested());
         assert_eq!(ob.readers_to_resume(), vec![conn]);
         assert!(ob.readers_to_resume().is_empty(), "resumed once");
-        ob.push(0, MeshMsg::InterestAck { barrier: 2 }); // own id: ignored by callers, still counted
+        ob.push(0, MeshMsg::Ack { barrier: 2 }); // own id: ignored by callers, still counted
         assert_eq!(ob.take(0).len(), 1);
     }
 }

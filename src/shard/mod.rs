@@ -23,6 +23,7 @@ use crate::session::Session;
 use ahash::AHashMap;
 use slab::{Key, Slab};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
@@ -93,6 +94,8 @@ pub struct ConnState {
     pub session: Option<Key>,
     /// Who the client is, once connected (hooks, logs).
     pub info: Option<Rc<ClientInfo>>,
+    /// Acks waiting for a barrier (id != 0) or queued behind one (id 0), in order.
+    pub held_acks: VecDeque<(u64, Packet)>,
     /// Published if this connection ends abnormally.
     pub will: Option<LastWill>,
     pub version: ProtocolVersion,
@@ -108,12 +111,12 @@ pub enum TimerItem {
     Expire(Key, u32),
 }
 
-/// A SUBACK held until every peer shard has applied the new interest.
+/// A change broadcast to every peer whose acknowledgement to `conn` waits
+/// until all of them have applied it (see `protocol/acks.rs`).
 #[derive(Debug)]
 pub struct Barrier {
     pub remaining: usize,
     pub conn: Key,
-    pub packet: Packet,
 }
 
 /// One executor's state.
@@ -215,6 +218,7 @@ impl Shard {
             keepalive_ms: 0,
             session: None,
             info: None,
+            held_acks: VecDeque::new(),
             will: None,
             version: ProtocolVersion::V311,
             peer,

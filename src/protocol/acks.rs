@@ -1,0 +1,69 @@
+//! Acknowledgements held behind barriers, released in order.
+//!
+//! Some acknowledgements promise something about *other* shards: a SUBACK
+//! that introduced a new filter promises that publishes on any shard now reach
+//! the subscriber; a PUBACK/PUBREC of a retained message promises that a later
+//! subscriber on any shard gets it. Such an ack waits for a **barrier**: the
+//! change is broadcast with a barrier id, every peer answers
+//! [`MeshMsg::Ack`](crate::shard::mesh::MeshMsg::Ack) once it has applied it,
+//! and the last answer releases the ack. Acks of one connection leave in the
+//! order their packets arrived [MQTT-4.6.0-2..4]: an ack behind a held one
+//! waits in the connection's queue too.
+
+use crate::codec::Packet;
+use crate::shard::slab::Key;
+use crate::shard::{Barrier, Shard};
+
+impl Shard {
+    /// Open a barrier for `conn`: one answer expected from every peer.
+    pub(super) fn new_barrier(&mut self, conn: Key) -> u64 {
+        let id = self.next_barrier;
+        self.next_barrier += 1;
+        let remaining = self.shards - 1;
+        self.barriers.insert(id, Barrier { remaining, conn });
+        id
+    }
+
+    /// Send an ack now, or queue it behind `barrier` (0: none) and behind any
+    /// ack of this connection still held.
+    pub(super) fn send_ack(&mut self, conn: Key, packet: Packet, barrier: u64) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if barrier == 0 && c.held_acks.is_empty() {
+            self.send_packet(conn, &packet);
+        } else {
+            c.held_acks.push_back((barrier, packet));
+        }
+    }
+
+    /// A peer applied a barrier's change; the last one releases its ack (and
+    /// the acks queued behind it).
+    pub fn barrier_ack(&mut self, barrier: u64) {
+        let Some(b) = self.barriers.get_mut(&barrier) else {
+            return;
+        };
+        b.remaining = b.remaining.saturating_sub(1);
+        if b.remaining > 0 {
+            return;
+        }
+        let Some(b) = self.barriers.remove(&barrier) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(b.conn) else {
+            return;
+        };
+        if let Some(entry) = c.held_acks.iter_mut().find(|(id, _)| *id == barrier) {
+            entry.0 = 0;
+        }
+        let mut ready = Vec::new();
+        while c.held_acks.front().is_some_and(|(id, _)| *id == 0) {
+            if let Some((_, p)) = c.held_acks.pop_front() {
+                ready.push(p);
+            }
+        }
+        for p in ready {
+            self.send_packet(b.conn, &p);
+        }
+    }
+}
