@@ -414,3 +414,24 @@ impl Client {
             .collect()
     }
 }
+
+/// The wire bytes of one packet (to mutate into malformed input).
+pub fn packet_bytes(p: &Packet) -> Vec<u8> {
+    let mut out = Vec::new();
+    codec::encode(p, &mut out);
+    out
+}
+
+/// Poll `f` every 20 ms until it holds or WAIT passes; returns whether it held.
+pub fn wait_until(f: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + WAIT;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
