@@ -218,7 +218,10 @@ impl Conn {
     fn decode_failed(&self, shard: &mut Shard, e: DecodeError) -> CloseReason {
         log::info!("{}: malformed input ({e}), closing", shard.who(self.key));
         match e {
-            DecodeError::PacketTooLarge { .. } => shard.metrics.packets_too_large += 1,
+            DecodeError::PacketTooLarge { .. } => {
+                shard.metrics.packets_too_large += 1;
+                return CloseReason::ProtocolError;
+            }
             DecodeError::UnsupportedProtocolLevel(_) if !self.connected => {
                 shard.metrics.connects_refused += 1;
                 let ack = ConnAck {

@@ -46,7 +46,7 @@ counters! {
     connects_accepted,
     /// CONNECTs refused with a non-zero CONNACK.
     connects_refused,
-    /// Connections closed for malformed input or a protocol violation.
+    /// Connections closed for malformed input or a protocol violation (other than size).
     protocol_errors,
     /// Connections closed because the packet exceeded max_packet_size.
     packets_too_large,

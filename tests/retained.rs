@@ -233,3 +233,34 @@ fn acks_keep_order_behind_a_held_retained_ack() {
         assert_eq!(acks, want);
     });
 }
+
+// Retained messages for a new subscription follow its SUBACK, also when the
+// SUBACK waits for the other shards to learn the filter.
+#[test]
+fn retained_messages_follow_their_suback() {
+    each_cores(|cores| {
+        let b = start(cores);
+        let (mut publ, _) = Client::connect(b.addr, &b.id_on("ret-after-pub", 0), true);
+        publ.publish("after/a", b"1", QoS::AtLeastOnce, true);
+        publ.publish("after/b", b"2", QoS::AtLeastOnce, true);
+        let mut sub = subscriber(&b, "ret-after-sub");
+        let sub_packet = coremq::codec::Subscribe {
+            pkid: 9,
+            filters: vec![coremq::codec::SubscribeFilter {
+                filter: "after/+".into(),
+                qos: QoS::AtLeastOnce,
+            }],
+        };
+        sub.send(&coremq::codec::Packet::Subscribe(sub_packet));
+        let first = sub.recv().expect("SUBACK");
+        assert!(
+            matches!(first, coremq::codec::Packet::SubAck(ref s) if s.pkid == 9),
+            "{first:?}"
+        );
+        for _ in 0..2 {
+            let p = sub.recv_publish().expect("retained");
+            assert!(p.retain);
+            sub.ack(&p);
+        }
+    });
+}

@@ -20,7 +20,15 @@ impl Shard {
         let id = self.next_barrier;
         self.next_barrier += 1;
         let remaining = self.shards - 1;
-        self.barriers.insert(id, Barrier { remaining, conn });
+        let then_deliver = Vec::new();
+        self.barriers.insert(
+            id,
+            Barrier {
+                remaining,
+                conn,
+                then_deliver,
+            },
+        );
         id
     }
 
@@ -50,20 +58,22 @@ impl Shard {
         let Some(b) = self.barriers.remove(&barrier) else {
             return;
         };
-        let Some(c) = self.conns.get_mut(b.conn) else {
-            return;
-        };
-        if let Some(entry) = c.held_acks.iter_mut().find(|(id, _)| *id == barrier) {
-            entry.0 = 0;
-        }
         let mut ready = Vec::new();
-        while c.held_acks.front().is_some_and(|(id, _)| *id == 0) {
-            if let Some((_, p)) = c.held_acks.pop_front() {
-                ready.push(p);
+        if let Some(c) = self.conns.get_mut(b.conn) {
+            if let Some(entry) = c.held_acks.iter_mut().find(|(id, _)| *id == barrier) {
+                entry.0 = 0;
+            }
+            while c.held_acks.front().is_some_and(|(id, _)| *id == 0) {
+                if let Some((_, p)) = c.held_acks.pop_front() {
+                    ready.push(p);
+                }
             }
         }
         for p in ready {
             self.send_packet(b.conn, &p);
+        }
+        for (sk, d, qos) in b.then_deliver {
+            self.deliver(sk, d, qos);
         }
     }
 }

@@ -21,17 +21,20 @@ impl Shard {
         };
         match p.qos {
             QoS::AtMostOnce => {
-                self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain)
+                self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain, None);
             }
             QoS::AtLeastOnce => {
-                self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain);
-                self.send_packet(conn, &Packet::PubAck(p.pkid));
+                let topic = p.topic.into();
+                let barrier =
+                    self.publish_message(&info, topic, p.payload, p.qos, p.retain, Some(conn));
+                self.send_ack(conn, Packet::PubAck(p.pkid), barrier);
             }
             QoS::ExactlyOnce => {
                 let max = self.cfg.session.max_awaiting_rel;
                 let Some(s) = self.sessions.get_mut(sk) else {
                     return Err(CloseReason::ProtocolError);
                 };
+                let mut barrier = 0;
                 if s.awaiting_rel.contains(&p.pkid) {
                     // A re-sent PUBLISH (DUP) of a message already routed: not again [MQTT-4.3.3-2].
                     self.metrics.qos2_duplicates += 1;
@@ -44,16 +47,20 @@ impl Shard {
                     return Err(CloseReason::ProtocolError);
                 } else {
                     s.awaiting_rel.insert(p.pkid);
-                    self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain);
+                    let topic = p.topic.into();
+                    barrier =
+                        self.publish_message(&info, topic, p.payload, p.qos, p.retain, Some(conn));
                 }
-                self.send_packet(conn, &Packet::PubRec(p.pkid));
+                self.send_ack(conn, Packet::PubRec(p.pkid), barrier);
             }
         }
         Ok(())
     }
 
     /// Build a message, run the `message.publish` hooks, update the retained
-    /// store and route it. Used for client publishes and wills.
+    /// store and route it. Used for client publishes and wills. A retained
+    /// message published by `ack_to` on a multi-shard broker returns the
+    /// barrier its acknowledgement must wait for (else 0).
     pub(super) fn publish_message(
         &mut self,
         info: &ClientInfo,
@@ -61,7 +68,8 @@ impl Shard {
         payload: Bytes,
         qos: QoS,
         retain: bool,
-    ) {
+        ack_to: Option<Key>,
+    ) -> u64 {
         let msg = Message {
             id: self.ids.next_id(),
             topic,
@@ -75,25 +83,32 @@ impl Shard {
                 Some(m) => m,
                 None => {
                     self.metrics.dropped_by_hook += 1;
-                    return;
+                    return 0;
                 }
             }
         } else {
             msg
         };
         let msg = Arc::new(msg);
+        let mut barrier = 0;
         if msg.retain {
-            self.apply_retained(&msg);
+            self.apply_retained(&msg, true);
             if self.shards > 1 {
-                self.broadcast(|| MeshMsg::Retain(msg.clone()));
+                barrier = ack_to.map_or(0, |conn| self.new_barrier(conn));
+                self.broadcast(|| MeshMsg::Retain {
+                    msg: msg.clone(),
+                    barrier,
+                });
             }
         }
         self.route(msg);
+        barrier
     }
 
-    /// Apply a retained message (or deletion) to this shard's replica.
-    pub fn apply_retained(&mut self, msg: &Arc<Message>) {
-        if self.retained.apply(msg) == Applied::Refused {
+    /// Apply a retained message (or deletion) to this shard's replica. A
+    /// refusal (max_retained) is counted and logged by the `origin` shard only.
+    pub fn apply_retained(&mut self, msg: &Arc<Message>, origin: bool) {
+        if self.retained.apply(msg) == Applied::Refused && origin {
             self.metrics.retained_refused += 1;
             log::warn!(
                 "shard {}: max_retained ({}) reached, {:?} not retained",
@@ -156,6 +171,6 @@ impl Shard {
         if let Some(s) = self.sessions.get_mut(sk) {
             s.awaiting_rel.remove(&pkid);
         }
-        self.send_packet(conn, &Packet::PubComp(pkid));
+        self.send_ack(conn, Packet::PubComp(pkid), 0);
     }
 }

@@ -68,8 +68,13 @@ impl Shard {
         };
         self.announce_interest(changes, barrier);
         self.send_ack(conn, suback, barrier);
-        for (msg, qos) in retained {
-            self.deliver(sk, Delivery { msg, retain: true }, qos);
+        let retained = retained
+            .into_iter()
+            .map(|(msg, qos)| (sk, Delivery { msg, retain: true }, qos));
+        match self.barriers.get_mut(&barrier) {
+            // Retained messages follow the SUBACK they belong to.
+            Some(b) => b.then_deliver.extend(retained),
+            None => retained.for_each(|(sk, d, qos)| self.deliver(sk, d, qos)),
         }
     }
 

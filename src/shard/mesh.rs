@@ -225,7 +225,7 @@ fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
         MeshMsg::Publish(m) => shard.borrow_mut().dispatch_local(&m),
         MeshMsg::Retain { msg, barrier } => {
             let mut s = shard.borrow_mut();
-            s.apply_retained(&msg);
+            s.apply_retained(&msg, false);
             if barrier != 0 {
                 s.mesh.push(peer, MeshMsg::Ack { barrier });
             }

@@ -19,7 +19,7 @@ use crate::message::MsgIdGen;
 use crate::metrics::{Metrics, MetricsBoard};
 use crate::router::retained::Retained;
 use crate::router::trie::Trie;
-use crate::session::Session;
+use crate::session::{Delivery, Session};
 use ahash::AHashMap;
 use slab::{Key, Slab};
 use std::cell::RefCell;
@@ -117,6 +117,8 @@ pub enum TimerItem {
 pub struct Barrier {
     pub remaining: usize,
     pub conn: Key,
+    /// Deliveries that must follow the held ack (retained messages after their SUBACK).
+    pub then_deliver: Vec<(Key, Delivery, QoS)>,
 }
 
 /// One executor's state.
