@@ -1,6 +1,6 @@
 mod common;
-use coremq::codec::QoS;
 use common::*;
+use coremq::codec::QoS;
 
 #[test]
 fn publish_reaches_subscriber_on_each_shard_count() {

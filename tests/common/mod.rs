@@ -4,8 +4,8 @@
 
 use bytes::{Bytes, BytesMut};
 use coremq::codec::{
-    self, ConnAck, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side, SubAckCode, Subscribe,
-    SubscribeFilter, Unsubscribe,
+    self, ConnAck, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side, SubAckCode,
+    Subscribe, SubscribeFilter, Unsubscribe,
 };
 use coremq::shard::Shard;
 use coremq::{Broker, BrokerHandle, Config, Hooks};
@@ -26,11 +26,17 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn metrics(&self) -> coremq::metrics::Metrics {
-        self.handle.as_ref().map(|h| h.metrics()).unwrap_or_default()
+        self.handle
+            .as_ref()
+            .map(|h| h.metrics())
+            .unwrap_or_default()
     }
 
     /// Wait (up to WAIT) until the posted counters satisfy `f`.
-    pub fn wait_metrics(&self, f: impl Fn(&coremq::metrics::Metrics) -> bool) -> coremq::metrics::Metrics {
+    pub fn wait_metrics(
+        &self,
+        f: impl Fn(&coremq::metrics::Metrics) -> bool,
+    ) -> coremq::metrics::Metrics {
         let end = Instant::now() + WAIT;
         loop {
             let m = self.metrics();
@@ -57,7 +63,10 @@ impl Drop for TestBroker {
 }
 
 pub fn id_on(prefix: &str, shard: usize, shards: usize) -> String {
-    (0..).map(|i| format!("{prefix}-{i}")).find(|id| Shard::home_of(id, shards) == shard).unwrap()
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|id| Shard::home_of(id, shards) == shard)
+        .unwrap()
 }
 
 pub fn config(cores: usize) -> Config {
@@ -78,7 +87,11 @@ pub fn start_with(cfg: Config, hooks: Hooks) -> TestBroker {
     let handle = b.start().expect("broker starts");
     let addr = handle.local_addr();
     let shards = handle.shards();
-    TestBroker { handle: Some(handle), addr, shards }
+    TestBroker {
+        handle: Some(handle),
+        addr,
+        shards,
+    }
 }
 
 /// Run a test body once with one shard and once with two.
@@ -109,16 +122,28 @@ pub fn connect_packet(id: &str, clean: bool) -> Connect {
 }
 
 pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
-    LastWill { topic: topic.into(), payload: Bytes::copy_from_slice(payload.as_bytes()), qos, retain }
+    LastWill {
+        topic: topic.into(),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        qos,
+        retain,
+    }
 }
 
 impl Client {
     /// A connected socket that has sent nothing yet.
     pub fn raw(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("tcp connect");
-        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buf: BytesMut::new(), pending: VecDeque::new(), next_pkid: 0 }
+        Client {
+            stream,
+            buf: BytesMut::new(),
+            pending: VecDeque::new(),
+            next_pkid: 0,
+        }
     }
 
     /// Connect and return the CONNACK.
@@ -134,7 +159,11 @@ impl Client {
     /// Connect (3.1.1, keepalive 60) expecting acceptance.
     pub fn connect(addr: SocketAddr, id: &str, clean: bool) -> (Client, bool) {
         let (c, ack) = Client::connect_with(addr, connect_packet(id, clean));
-        assert_eq!(ack.code, codec::ConnectReturnCode::Accepted, "CONNACK for {id}");
+        assert_eq!(
+            ack.code,
+            codec::ConnectReturnCode::Accepted,
+            "CONNACK for {id}"
+        );
         (c, ack.session_present)
     }
 
@@ -161,7 +190,9 @@ impl Client {
         let end = Instant::now() + within;
         loop {
             let frozen = self.buf.clone().freeze();
-            if let Some((p, used)) = codec::decode(&frozen, 1 << 28, Side::Client).expect("broker sent valid bytes") {
+            if let Some((p, used)) =
+                codec::decode(&frozen, 1 << 28, Side::Client).expect("broker sent valid bytes")
+            {
                 let _ = self.buf.split_to(used);
                 return Some(p);
             }
@@ -172,7 +203,11 @@ impl Client {
             match self.stream.read(&mut tmp) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => return None,
             }
         }
@@ -221,7 +256,11 @@ impl Client {
             match self.stream.read(&mut tmp) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => return true,
             }
         }
@@ -234,7 +273,13 @@ impl Client {
 
     pub fn subscribe_many(&mut self, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
         let pkid = self.pkid();
-        let filters = filters.iter().map(|(f, q)| SubscribeFilter { filter: f.to_string(), qos: *q }).collect();
+        let filters = filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter {
+                filter: f.to_string(),
+                qos: *q,
+            })
+            .collect();
         self.send(&Packet::Subscribe(Subscribe { pkid, filters }));
         match self.recv_match(|p| matches!(p, Packet::SubAck(s) if s.pkid == pkid)) {
             Some(Packet::SubAck(s)) => s.codes,
@@ -244,13 +289,23 @@ impl Client {
 
     pub fn unsubscribe(&mut self, filter: &str) {
         let pkid = self.pkid();
-        self.send(&Packet::Unsubscribe(Unsubscribe { pkid, filters: vec![filter.into()] }));
-        assert!(self.recv_match(|p| *p == Packet::UnsubAck(pkid)).is_some(), "UNSUBACK");
+        self.send(&Packet::Unsubscribe(Unsubscribe {
+            pkid,
+            filters: vec![filter.into()],
+        }));
+        assert!(
+            self.recv_match(|p| *p == Packet::UnsubAck(pkid)).is_some(),
+            "UNSUBACK"
+        );
     }
 
     /// Publish and complete the QoS flow.
     pub fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool) {
-        let pkid = if qos == QoS::AtMostOnce { 0 } else { self.pkid() };
+        let pkid = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            self.pkid()
+        };
         let p = Publish {
             dup: false,
             qos,
@@ -263,12 +318,21 @@ impl Client {
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
-                assert!(self.recv_match(|p| *p == Packet::PubAck(pkid)).is_some(), "PUBACK {pkid}");
+                assert!(
+                    self.recv_match(|p| *p == Packet::PubAck(pkid)).is_some(),
+                    "PUBACK {pkid}"
+                );
             }
             QoS::ExactlyOnce => {
-                assert!(self.recv_match(|p| *p == Packet::PubRec(pkid)).is_some(), "PUBREC {pkid}");
+                assert!(
+                    self.recv_match(|p| *p == Packet::PubRec(pkid)).is_some(),
+                    "PUBREC {pkid}"
+                );
                 self.send(&Packet::PubRel(pkid));
-                assert!(self.recv_match(|p| *p == Packet::PubComp(pkid)).is_some(), "PUBCOMP {pkid}");
+                assert!(
+                    self.recv_match(|p| *p == Packet::PubComp(pkid)).is_some(),
+                    "PUBCOMP {pkid}"
+                );
             }
         }
     }
@@ -281,7 +345,10 @@ impl Client {
             QoS::ExactlyOnce => {
                 self.send(&Packet::PubRec(p.pkid));
                 let id = p.pkid;
-                assert!(self.recv_match(|q| *q == Packet::PubRel(id)).is_some(), "PUBREL {id}");
+                assert!(
+                    self.recv_match(|q| *q == Packet::PubRel(id)).is_some(),
+                    "PUBREL {id}"
+                );
                 self.send(&Packet::PubComp(id));
             }
         }
@@ -293,6 +360,9 @@ impl Client {
 
     pub fn ping(&mut self) {
         self.send(&Packet::PingReq);
-        assert!(self.recv_match(|p| *p == Packet::PingResp).is_some(), "PINGRESP");
+        assert!(
+            self.recv_match(|p| *p == Packet::PingResp).is_some(),
+            "PINGRESP"
+        );
     }
 }
