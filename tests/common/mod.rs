@@ -2,6 +2,8 @@
 //! blocking MQTT client over a real socket that speaks through coremq's codec.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use bytes::{Bytes, BytesMut};
 use coremq::codec::{
     self, ConnAck, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side, SubAckCode,

@@ -1,0 +1,349 @@
+//! The `coremq` binary as a child process, and bounded child processes for
+//! third-party clients (mosquitto_pub/sub, python3 + paho-mqtt).
+//!
+//! Everything here is bounded in time: the broker must report its port
+//! within [`START_WAIT`], a stop waits at most [`STOP_WAIT`] before SIGKILL,
+//! and [`Proc`] kills its child when dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the broker binary has to start listening.
+pub const START_WAIT: Duration = Duration::from_secs(10);
+/// How long a SIGTERM'd broker has to exit before it is killed.
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Send `sig` to a child we started (by its pid, never by name).
+pub fn signal(child: &Child, sig: libc::c_int) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Wait for `child` to exit, at most `within`. None if it is still running.
+pub fn wait_timeout(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + within;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+            _ => return None,
+        }
+    }
+}
+
+/// Fail (not skip) when a third-party program the test needs is missing:
+/// CI installs them, so a missing one is a broken CI, not a reason to pass.
+pub fn require_program(program: &str, install_hint: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "interop test needs `{program}` on PATH but it is missing; install it with: {install_hint}"
+    );
+}
+
+/// The `coremq` binary, started on 127.0.0.1 with a free port.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub port: u16,
+    pub cores: usize,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+    _config: Option<TempFile>,
+}
+
+impl BrokerProcess {
+    /// `coremq --listen 127.0.0.1:0 --cores N`.
+    pub fn start(cores: usize) -> BrokerProcess {
+        BrokerProcess::start_with_config(cores, None)
+    }
+
+    /// As [`start`](Self::start), with a TOML configuration file made from `toml`.
+    pub fn start_with_config(cores: usize, toml: Option<&str>) -> BrokerProcess {
+        let config = toml.map(|t| TempFile::new("coremq-interop", ".toml", t));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coremq"));
+        if let Some(c) = &config {
+            cmd.arg("--config").arg(&c.path);
+        }
+        cmd.args(["--listen", "127.0.0.1:0", "--cores", &cores.to_string()])
+            .env(
+                "RUST_LOG",
+                std::env::var("COREMQ_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn the coremq binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        // The reader keeps draining stderr for the broker's whole life, so
+        // its logging can never block on a full pipe.
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = parse_port(&line) {
+                    let _ = tx.send(port);
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut b = BrokerProcess {
+            child: Some(child),
+            port: 0,
+            cores,
+            log,
+            reader: Some(reader),
+            _config: config,
+        };
+        match rx.recv_timeout(START_WAIT) {
+            Ok(port) => b.port = port,
+            Err(_) => {
+                let status = b
+                    .child
+                    .as_mut()
+                    .and_then(|c| wait_timeout(c, Duration::ZERO));
+                panic!(
+                    "coremq --cores {cores} did not report its port within {START_WAIT:?} \
+                     (exit: {status:?}); its log:\n{}",
+                    b.log()
+                );
+            }
+        }
+        b
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Everything the broker logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM and wait; the broker must exit 0 within [`STOP_WAIT`].
+    pub fn stop(mut self) {
+        let status = self.terminate();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "coremq --cores {} did not stop cleanly on SIGTERM (exit: {status:?}); its log:\n{}",
+            self.cores,
+            self.log()
+        );
+    }
+
+    /// SIGTERM, wait up to STOP_WAIT, then SIGKILL. None if it had to be killed.
+    fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(&child, libc::SIGTERM);
+        let status = wait_timeout(&mut child, STOP_WAIT);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        status
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// The port from `coremq listening on 127.0.0.1:PORT with N shards ...`.
+fn parse_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("coremq listening on ")? + "coremq listening on ".len()..];
+    let addr = rest.split_whitespace().next()?;
+    addr.parse::<SocketAddr>().ok().map(|a| a.port())
+}
+
+/// A file removed when dropped.
+pub struct TempFile {
+    pub path: PathBuf,
+}
+
+impl TempFile {
+    pub fn new(prefix: &str, suffix: &str, contents: &str) -> TempFile {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("{prefix}-{}-{n}{suffix}", std::process::id()));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile { path }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A third-party client process: stdout lines arrive on a channel as they
+/// are printed, stderr is collected, and the child is killed when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: Receiver<String>,
+    /// Every stdout line seen so far (also those taken by `wait_line`).
+    seen: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// What a finished [`Proc`] left.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<String>,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+impl Proc {
+    /// Spawn `cmd` with piped stdout/stderr (and stdin if `stdin` is set).
+    pub fn spawn(mut cmd: Command, stdin: bool) -> Proc {
+        let name = format!("{cmd:?}");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {name}: {e} (is it installed?)"));
+        let (tx, lines) = mpsc::channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        let seen2 = seen.clone();
+        let r1 = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                seen2.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let stderr2 = stderr.clone();
+        let r2 = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(err).read_to_string(&mut s);
+            stderr2.lock().unwrap().push_str(&s);
+        });
+        Proc {
+            name,
+            child,
+            lines,
+            seen,
+            stderr,
+            readers: vec![r1, r2],
+        }
+    }
+
+    pub fn stdin(&mut self) -> &mut ChildStdin {
+        self.child.stdin.as_mut().expect("spawned with stdin")
+    }
+
+    /// Close stdin (end of input for `mosquitto_pub -l`).
+    pub fn close_stdin(&mut self) {
+        self.child.stdin.take();
+    }
+
+    /// Wait (at most `within`) for a stdout line satisfying `f`; lines before it are consumed.
+    pub fn wait_line(&mut self, within: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
+        let end = Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if f(&l) => return Some(l),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+
+    /// Like [`wait_line`](Self::wait_line), panicking with the output so far on timeout.
+    pub fn expect_line(
+        &mut self,
+        within: Duration,
+        what: &str,
+        f: impl Fn(&str) -> bool,
+    ) -> String {
+        match self.wait_line(within, f) {
+            Some(l) => l,
+            None => {
+                let (stdout, stderr) = self.output_so_far();
+                panic!(
+                    "{}: no {what} within {within:?}\nstdout: {stdout:?}\nstderr: {stderr}",
+                    self.name
+                )
+            }
+        }
+    }
+
+    /// The stdout lines and stderr seen so far.
+    pub fn output_so_far(&self) -> (Vec<String>, String) {
+        let stdout = self.seen.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (stdout, stderr)
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        signal(&self.child, sig);
+    }
+
+    /// Wait for the process to exit (at most `within`, then kill it) and collect its output.
+    pub fn finish(mut self, within: Duration) -> Finished {
+        self.close_stdin();
+        let status = wait_timeout(&mut self.child, within);
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Finished {
+            status,
+            stdout: std::mem::take(&mut *self.seen.lock().unwrap()),
+            stderr: std::mem::take(&mut *self.stderr.lock().unwrap()),
+        }
+    }
+
+    /// Kill now and collect the output.
+    pub fn kill(self) -> Finished {
+        self.finish(Duration::ZERO)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! Interoperability with the Eclipse Mosquitto command-line clients
+//! (`mosquitto_pub`, `mosquitto_sub`, Debian package mosquitto-clients)
+//! against the `coremq` binary, each scenario with one and two shards.
+//!
+//! Subscribers run with `-d` (debug lines on stdout, so the test sees the
+//! SUBACK before publishing) and `-F 'MSG %t %q %r %p'` (topic, QoS, retain,
+//! payload), always bounded by `-W`; publishers must exit 0 (their QoS flow
+//! completed) within a few seconds. Every process is killed when its test
+//! ends. Client ids are chosen so that, with two shards, publishers live on
+//! shard 0 and subscribers on shard 1: every delivery crosses shards.
+
+mod common;
+use common::binary::{require_program, BrokerProcess, Finished, Proc};
+use common::id_on;
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// What any expected event may take.
+const WAIT: Duration = Duration::from_secs(5);
+/// Silence that stands for "nothing arrives".
+const QUIET: Duration = Duration::from_millis(300);
+/// Hard bound on every mosquitto_sub (`-W`, seconds).
+const SUB_LIMIT_S: &str = "8";
+
+fn require_mosquitto() {
+    for p in ["mosquitto_pub", "mosquitto_sub"] {
+        require_program(p, "apt-get install -y mosquitto-clients");
+    }
+}
+
+/// Run `f` against a fresh broker binary with one shard, then with two.
+fn each_cores(f: impl Fn(&Ctx)) {
+    require_mosquitto();
+    for cores in [1, 2] {
+        let broker = BrokerProcess::start(cores);
+        let ctx = Ctx { broker };
+        f(&ctx);
+        ctx.broker.stop();
+    }
+}
+
+struct Ctx {
+    broker: BrokerProcess,
+}
+
+impl Ctx {
+    fn cores(&self) -> usize {
+        self.broker.cores
+    }
+
+    /// A publisher id, homed on shard 0.
+    fn pub_id(&self, name: &str) -> String {
+        id_on(&format!("mpub-{name}"), 0, self.cores())
+    }
+
+    /// A subscriber id, homed on the last shard.
+    fn sub_id(&self, name: &str) -> String {
+        id_on(&format!("msub-{name}"), self.cores() - 1, self.cores())
+    }
+
+    fn base(&self, program: &str, id: &str) -> Command {
+        let mut c = Command::new(program);
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.broker.port.to_string(),
+            "-i",
+            id,
+        ]);
+        c
+    }
+
+    /// Start a subscriber and wait until it is subscribed: it also subscribes
+    /// to `probe/ID`, and QoS 0 probes are published there until one is printed
+    /// (mosquitto_sub flushes stdout per message, but not its `-d` lines).
+    fn sub(&self, id: &str, args: &[&str]) -> Sub {
+        let probe = format!("probe/{id}");
+        let mut c = self.base("mosquitto_sub", id);
+        c.args(["-W", SUB_LIMIT_S, "-F", "MSG %t %q %r %p"]);
+        c.args(args).args(["-t", &probe]);
+        let mut p = Proc::spawn(c, false);
+        let end = Instant::now() + WAIT;
+        let prefix = format!("MSG {probe} ");
+        loop {
+            self.publish(
+                &self.pub_id("probe"),
+                &["-q", "0", "-t", &probe, "-m", "probe"],
+            );
+            if p.wait_line(Duration::from_millis(100), |l| l.starts_with(&prefix))
+                .is_some()
+            {
+                break;
+            }
+            if Instant::now() > end {
+                let (stdout, stderr) = p.output_so_far();
+                panic!(
+                    "[cores {}] {}: not subscribed within {WAIT:?}\nstdout: {stdout:?}\nstderr: {stderr}\nbroker log:\n{}",
+                    self.cores(),
+                    p.name,
+                    self.broker.log()
+                );
+            }
+        }
+        Sub { proc: p }
+    }
+
+    /// Run mosquitto_pub to completion; it must succeed.
+    fn publish(&self, id: &str, args: &[&str]) {
+        let mut c = self.base("mosquitto_pub", id);
+        c.args(args);
+        let out = Proc::spawn(c, false).finish(WAIT);
+        self.assert_ok("mosquitto_pub", args, &out);
+    }
+
+    /// `mosquitto_pub -l`: one message per line, in order, on one connection.
+    fn publish_lines(&self, id: &str, args: &[&str], lines: &[String]) {
+        let mut c = self.base("mosquitto_pub", id);
+        c.arg("-l").args(args);
+        let mut p = Proc::spawn(c, true);
+        for l in lines {
+            writeln!(p.stdin(), "{l}").expect("write to mosquitto_pub");
+        }
+        let out = p.finish(WAIT);
+        self.assert_ok("mosquitto_pub -l", args, &out);
+    }
+
+    fn assert_ok(&self, what: &str, args: &[&str], out: &Finished) {
+        assert!(
+            out.success(),
+            "[cores {}] {what} {args:?} failed: {:?}\nstdout: {:?}\nstderr: {}\nbroker log:\n{}",
+            self.cores(),
+            out.status,
+            out.stdout,
+            out.stderr,
+            self.broker.log()
+        );
+    }
+}
+
+/// A running mosquitto_sub (see [`Ctx::sub`]).
+struct Sub {
+    proc: Proc,
+}
+
+impl Sub {
+    /// Wait for `n` messages, then QUIET more for extras (duplicates), and
+    /// return every message printed (probes left out).
+    fn expect(self, n: usize) -> Vec<String> {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            let (stdout, _) = self.proc.output_so_far();
+            if stdout.iter().filter(|l| is_message(l)).count() >= n {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.quiet()
+    }
+
+    /// Wait QUIET, kill it, and return every message printed (probes left out).
+    fn quiet(self) -> Vec<String> {
+        std::thread::sleep(QUIET);
+        let out = self.proc.kill();
+        out.stdout.into_iter().filter(|l| is_message(l)).collect()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        self.proc.signal(sig);
+    }
+}
+
+/// A message line, not a probe.
+fn is_message(l: &str) -> bool {
+    l.starts_with("MSG ") && !l.starts_with("MSG probe/")
+}
+
+fn lines(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[test]
+fn mosquitto_qos_levels() {
+    each_cores(|cx| {
+        for q in ["0", "1", "2"] {
+            let topic = format!("interop/qos{q}");
+            let sub = cx.sub(&cx.sub_id(&format!("q{q}")), &["-q", q, "-t", &topic]);
+            let payloads = lines(&format!("q{q}-"), 5);
+            cx.publish_lines(
+                &cx.pub_id(&format!("q{q}")),
+                &["-q", q, "-t", &topic],
+                &payloads,
+            );
+            let want: Vec<String> = payloads
+                .iter()
+                .map(|p| format!("MSG {topic} {q} 0 {p}"))
+                .collect();
+            assert_eq!(sub.expect(5), want, "[cores {}] QoS {q}", cx.cores());
+        }
+        // The delivery QoS is the lower of the publish's and the subscription's.
+        let sub = cx.sub(&cx.sub_id("down"), &["-q", "1", "-t", "interop/down"]);
+        cx.publish(
+            &cx.pub_id("down"),
+            &["-q", "2", "-t", "interop/down", "-m", "at2"],
+        );
+        assert_eq!(
+            sub.expect(1),
+            ["MSG interop/down 1 0 at2"],
+            "[cores {}] QoS 2 → 1",
+            cx.cores()
+        );
+        let sub = cx.sub(&cx.sub_id("up"), &["-q", "2", "-t", "interop/up"]);
+        cx.publish(
+            &cx.pub_id("up"),
+            &["-q", "0", "-t", "interop/up", "-m", "at0"],
+        );
+        assert_eq!(
+            sub.expect(1),
+            ["MSG interop/up 0 0 at0"],
+            "[cores {}] QoS 0 → 2",
+            cx.cores()
+        );
+    });
+}
+
+#[test]
+fn mosquitto_mqtt31_clients() {
+    each_cores(|cx| {
+        let sub = cx.sub(
+            &cx.sub_id("v31"),
+            &["-V", "mqttv31", "-q", "2", "-t", "interop/v31/#"],
+        );
+        for q in ["0", "1", "2"] {
+            let topic = format!("interop/v31/q{q}");
+            cx.publish(
+                &cx.pub_id("v31"),
+                &[
+                    "-V",
+                    "mqttv31",
+                    "-q",
+                    q,
+                    "-t",
+                    &topic,
+                    "-m",
+                    &format!("v31-{q}"),
+                ],
+            );
+        }
+        let want = [
+            "MSG interop/v31/q0 0 0 v31-0",
+            "MSG interop/v31/q1 1 0 v31-1",
+            "MSG interop/v31/q2 2 0 v31-2",
+        ];
+        assert_eq!(sub.expect(3), want, "[cores {}] MQTT 3.1", cx.cores());
+    });
+}
+
+#[test]
+fn mosquitto_retained_set_and_cleared() {
+    each_cores(|cx| {
+        let topic = "interop/retained";
+        let p = cx.pub_id("ret");
+        cx.publish(&p, &["-r", "-q", "1", "-t", topic, "-m", "old"]);
+        cx.publish(&p, &["-r", "-q", "1", "-t", topic, "-m", "kept"]);
+        // A later subscriber gets the last retained message, flagged retained.
+        let sub = cx.sub(&cx.sub_id("ret1"), &["-q", "1", "-t", topic]);
+        assert_eq!(
+            sub.expect(1),
+            ["MSG interop/retained 1 1 kept"],
+            "[cores {}] retained",
+            cx.cores()
+        );
+        // Also through a wildcard, at the lower subscription QoS.
+        let sub = cx.sub(&cx.sub_id("ret2"), &["-q", "0", "-t", "interop/+"]);
+        assert_eq!(
+            sub.expect(1),
+            ["MSG interop/retained 0 1 kept"],
+            "[cores {}] retained +",
+            cx.cores()
+        );
+        // An empty retained publish clears it.
+        cx.publish(&p, &["-r", "-n", "-q", "1", "-t", topic]);
+        let sub = cx.sub(&cx.sub_id("ret3"), &["-q", "1", "-t", topic]);
+        assert_eq!(
+            sub.quiet(),
+            Vec::<String>::new(),
+            "[cores {}] cleared",
+            cx.cores()
+        );
+    });
+}
+
+#[test]
+fn mosquitto_last_will() {
+    each_cores(|cx| {
+        let topic = "interop/will";
+        let watcher = cx.sub(&cx.sub_id("watch"), &["-q", "1", "-t", topic]);
+        // A clean exit (-E: DISCONNECT after the SUBACK) discards the will.
+        let polite = &cx.pub_id("polite");
+        let mut c = cx.base("mosquitto_sub", polite);
+        c.args(["-t", "interop/none", "-E", "-W", SUB_LIMIT_S]);
+        c.args([
+            "--will-topic",
+            topic,
+            "--will-payload",
+            "polite",
+            "--will-qos",
+            "1",
+        ]);
+        let out = Proc::spawn(c, false).finish(WAIT);
+        cx.assert_ok("mosquitto_sub -E (will)", &[], &out);
+        // A client killed outright (no DISCONNECT) has its will published.
+        let dying = cx.sub(
+            &cx.pub_id("dying"),
+            &[
+                "-t",
+                "interop/none",
+                "--will-topic",
+                topic,
+                "--will-payload",
+                "gone",
+                "--will-qos",
+                "1",
+                "--will-retain",
+            ],
+        );
+        dying.signal(libc::SIGKILL);
+        dying.proc.kill();
+        // Live subscribers get it with RETAIN=0 [MQTT-3.3.1-9], later ones with RETAIN=1.
+        assert_eq!(
+            watcher.expect(1),
+            ["MSG interop/will 1 0 gone"],
+            "[cores {}] will",
+            cx.cores()
+        );
+        let late = cx.sub(&cx.sub_id("late"), &["-q", "1", "-t", topic]);
+        assert_eq!(
+            late.expect(1),
+            ["MSG interop/will 1 1 gone"],
+            "[cores {}] retained will",
+            cx.cores()
+        );
+    });
+}
+
+#[test]
+fn mosquitto_persistent_session() {
+    each_cores(|cx| {
+        let id = cx.sub_id("persist");
+        // Subscribe with clean session 0, then DISCONNECT (-E).
+        let mut c = cx.base("mosquitto_sub", &id);
+        c.args([
+            "-c",
+            "-q",
+            "2",
+            "-t",
+            "interop/ps/#",
+            "-E",
+            "-W",
+            SUB_LIMIT_S,
+        ]);
+        let out = Proc::spawn(c, false).finish(WAIT);
+        cx.assert_ok("mosquitto_sub -c -E", &[], &out);
+        // Published while the subscriber is offline.
+        let p = cx.pub_id("persist");
+        cx.publish_lines(&p, &["-q", "1", "-t", "interop/ps/one"], &lines("one-", 3));
+        cx.publish_lines(&p, &["-q", "2", "-t", "interop/ps/two"], &lines("two-", 3));
+        cx.publish(&p, &["-q", "0", "-t", "interop/ps/zero", "-m", "not-kept"]);
+        // Reconnect with the same id: the queued QoS 1/2 messages arrive, in order.
+        let sub = cx.sub(&id, &["-c", "-q", "2", "-t", "interop/ps/#"]);
+        let want = [
+            "MSG interop/ps/one 1 0 one-0",
+            "MSG interop/ps/one 1 0 one-1",
+            "MSG interop/ps/one 1 0 one-2",
+            "MSG interop/ps/two 2 0 two-0",
+            "MSG interop/ps/two 2 0 two-1",
+            "MSG interop/ps/two 2 0 two-2",
+        ];
+        assert_eq!(
+            sub.expect(6),
+            want,
+            "[cores {}] offline messages",
+            cx.cores()
+        );
+        // They were delivered once: a third connection finds nothing queued.
+        let sub = cx.sub(&id, &["-c", "-q", "2", "-t", "interop/ps/#"]);
+        assert_eq!(
+            sub.quiet(),
+            Vec::<String>::new(),
+            "[cores {}] redelivered",
+            cx.cores()
+        );
+    });
+}
+
+#[test]
+fn mosquitto_wildcards() {
+    each_cores(|cx| {
+        // '#' does not match topics starting with '$' [MQTT-4.7.2-1].
+        let all = cx.sub(&cx.sub_id("all"), &["-q", "1", "-t", "#", "-t", "+/d"]);
+        let p = cx.pub_id("wild");
+        cx.publish(&p, &["-q", "1", "-t", "$interop/d", "-m", "dollar"]);
+        cx.publish(&p, &["-q", "1", "-t", "plain/d", "-m", "plain"]);
+        assert_eq!(
+            all.expect(1),
+            ["MSG plain/d 1 0 plain"],
+            "[cores {}] $ topics",
+            cx.cores()
+        );
+
+        let sub = cx.sub(
+            &cx.sub_id("sport"),
+            &["-q", "1", "-t", "sport/+/score", "-t", "sport/tennis/#"],
+        );
+        for (topic, payload) in [
+            ("sport/tennis/score", "both"), // matches both filters: delivered once
+            ("sport/golf/score", "plus"),   // sport/+/score
+            ("sport/golf/player", "none"),  // neither
+            ("sport/tennis/player/1", "hash"), // sport/tennis/#
+            ("sport/tennis/score/extra", "deeper"), // sport/tennis/# only
+        ] {
+            cx.publish(&p, &["-q", "1", "-t", topic, "-m", payload]);
+        }
+        let want = [
+            "MSG sport/tennis/score 1 0 both",
+            "MSG sport/golf/score 1 0 plus",
+            "MSG sport/tennis/player/1 1 0 hash",
+            "MSG sport/tennis/score/extra 1 0 deeper",
+        ];
+        assert_eq!(sub.expect(4), want, "[cores {}] wildcards", cx.cores());
+
+        // '#' also matches the parent level: sport/tennis/# matches sport/tennis.
+        let parent = cx.sub(&cx.sub_id("parent"), &["-q", "1", "-t", "sport/tennis/#"]);
+        cx.publish(&p, &["-q", "1", "-t", "sport/tennis", "-m", "parent"]);
+        assert_eq!(
+            parent.expect(1),
+            ["MSG sport/tennis 1 0 parent"],
+            "[cores {}] parent",
+            cx.cores()
+        );
+    });
+}
