@@ -402,7 +402,6 @@ pub fn run_worker(args: Args) -> i32 {
         phase.store(Phase::Draining as u8, Relaxed);
         progress_until(&counters, Instant::now() + Duration::from_secs_f64(args.drain), || abort.load(Relaxed));
     }
-    let snap_before_close = counters.snapshot();
     phase.store(Phase::Done as u8, Relaxed);
     let mut res = WorkerResult::empty();
     for h in handles {
@@ -416,7 +415,8 @@ pub fn run_worker(args: Args) -> i32 {
             Err(e) => eprintln!("coremq-bench worker {w}: executor failed: {e}"),
         }
     }
-    res.snap = snap_before_close;
+    // After the join: the trackers and the counters saw the same deliveries.
+    res.snap = counters.snapshot();
     res.window_sent = window.sent;
     res.window_received = window.received;
     res.connect_timeout = connect_timeout;
