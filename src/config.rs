@@ -229,11 +229,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
         match &self.runtime.cores {
-            Cores::All(s) if s != "all" => return bad("runtime.cores", "expected \"all\", N or a list"),
+            Cores::All(s) if s != "all" => {
+                return bad("runtime.cores", "expected \"all\", N or a list")
+            }
             Cores::Count(0) => return bad("runtime.cores", "must be at least 1"),
             Cores::Count(n) if *n > MAX_SHARDS => return bad("runtime.cores", "at most 64 shards"),
             Cores::List(l) if l.is_empty() => return bad("runtime.cores", "empty CPU list"),
-            Cores::List(l) if l.len() > MAX_SHARDS => return bad("runtime.cores", "at most 64 shards"),
+            Cores::List(l) if l.len() > MAX_SHARDS => {
+                return bad("runtime.cores", "at most 64 shards")
+            }
             _ => {}
         }
         if !(2..=32768).contains(&self.runtime.ring_depth) {
@@ -296,7 +300,10 @@ mod tests {
         let err = Config::from_toml("[listener]\nbind = \"nope\"\n").unwrap_err();
         assert!(err.0.contains("listener.bind"), "{err}");
         let err = Config::from_toml("[session]\nmqueue_drop = \"random\"\n").unwrap_err();
-        assert!(err.0.contains("mqueue_drop") || err.0.contains("random"), "{err}");
+        assert!(
+            err.0.contains("mqueue_drop") || err.0.contains("random"),
+            "{err}"
+        );
     }
 
     #[test]

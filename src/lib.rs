@@ -1,21 +1,48 @@
 //! coremq: a thread-per-core, shared-nothing MQTT broker on io_uring (glommio).
 //!
-//! TEMPORARY build shim on branch `bench` (main's lib.rs at a4e63c1 does not
-//! compile: it misses `config`, `message`, `conn`, ... declarations). Only the
-//! self-contained modules the load tool and micro-benchmarks need are compiled
-//! here. When merging, keep main's lib.rs and add `pub mod bench;`.
+//! # Architecture in brief
+//! * One pinned glommio executor per configured core: a **shard**
+//!   ([`shard::Shard`]). Every shard listens on the same port (SO_REUSEPORT);
+//!   the kernel spreads accepts.
+//! * A client's **home shard** is `fnv1a(client_id) % shards`. The accepting
+//!   shard decodes the CONNECT and, if it is not home, hands the socket over
+//!   (dup'd fd + bytes read) through the mesh. From then on the connection and
+//!   its session live on the home shard: takeover and resume are
+//!   single-threaded state changes.
+//! * Shards share nothing mutable. They talk through an N×N mesh of bounded
+//!   SPSC mailboxes carrying batches ([`shard::mesh`]).
+//! * Each shard keeps a subscription trie of its own sessions and a replica of
+//!   the **interest table** (filter → shards with subscribers). A publish is
+//!   fanned out locally and sent **once per interested shard**, not per
+//!   subscriber; the payload is an `Arc`-shared `Bytes`, never copied.
+//! * Sessions follow the seeds: inflight window, pending mqueue with a drop
+//!   policy, awaiting-PUBREL set, retry with DUP, 128-bit time-ordered ids.
+//! * Timers (keepalive, retry, expiry, connect timeout) live in one timer
+//!   wheel per shard, not one glommio Timer per connection.
+//! * The protocol layers (codec, session, router, protocol handlers) are plain
+//!   synchronous code; only `conn`, `listener`, `shard::mesh`/`tick` await.
+//!
+//! # Modules
+//! `config` (TOML) · `broker` (start/stop) · `codec` (MQTT 3.1/3.1.1) ·
+//! `protocol` (packet handlers) · `session` (window, queue) · `router`
+//! (topics, trie, retained) · `shard` (state, mesh, wheel, tick) · `conn`
+//! (connection task) · `listener` · `hooks` · `metrics` · `message` · `sys`.
+
 pub mod bench;
+pub mod broker;
 pub mod codec;
-/// Topic names/filters and the subscription trie (micro-benchmarked).
-pub mod router {
-    pub mod topic;
-    pub mod trie;
-}
-/// The pending queue (micro-benchmarked).
-pub mod session {
-    pub mod mqueue;
-}
-/// The timer wheel (micro-benchmarked).
-pub mod shard {
-    pub mod wheel;
-}
+pub mod config;
+pub mod conn;
+pub mod hooks;
+pub mod listener;
+pub mod message;
+pub mod metrics;
+pub mod protocol;
+pub mod router;
+pub mod session;
+pub mod shard;
+pub mod sys;
+
+pub use broker::{Broker, BrokerHandle, StartError};
+pub use config::Config;
+pub use hooks::Hooks;

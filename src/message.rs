@@ -46,7 +46,12 @@ pub struct MsgIdGen {
 
 impl MsgIdGen {
     pub fn new(node: u16, shard: u16) -> Self {
-        MsgIdGen { node, shard, last_us: 0, seq: 0 }
+        MsgIdGen {
+            node,
+            shard,
+            last_us: 0,
+            seq: 0,
+        }
     }
 
     /// The next id.

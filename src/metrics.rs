@@ -90,6 +90,8 @@ counters! {
     mailbox_msgs_sent,
     /// Batches that waited in the overflow queue because a mailbox was full.
     mailbox_overflows,
+    /// Times a connection stopped reading because mailboxes to other shards were backed up.
+    mailbox_backpressure,
 }
 
 /// Where shards post their counters once a tick.
@@ -100,7 +102,9 @@ pub struct MetricsBoard {
 
 impl MetricsBoard {
     pub fn new(shards: usize) -> Arc<Self> {
-        Arc::new(MetricsBoard { slots: Mutex::new(vec![Metrics::default(); shards]) })
+        Arc::new(MetricsBoard {
+            slots: Mutex::new(vec![Metrics::default(); shards]),
+        })
     }
 
     /// Called by shard `i` with its current counters.
@@ -129,8 +133,15 @@ mod tests {
     #[test]
     fn board_sums_shards() {
         let board = MetricsBoard::new(2);
-        let a = Metrics { publish_received: 3, ..Default::default() };
-        let b = Metrics { publish_received: 4, takeovers: 1, ..Default::default() };
+        let a = Metrics {
+            publish_received: 3,
+            ..Default::default()
+        };
+        let b = Metrics {
+            publish_received: 4,
+            takeovers: 1,
+            ..Default::default()
+        };
         board.post(0, &a);
         board.post(1, &b);
         board.post(9, &b); // out of range: ignored

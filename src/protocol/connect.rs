@@ -16,13 +16,20 @@ impl Shard {
     /// CONNECT from a new connection on its home shard.
     pub fn on_connect(&mut self, conn: Key, connect: Connect) -> Result<(), CloseReason> {
         if connect.client_id.len() > self.cfg.mqtt.max_client_id_len {
-            log::info!("{}: client id of {} bytes refused", self.who(conn), connect.client_id.len());
+            log::info!(
+                "{}: client id of {} bytes refused",
+                self.who(conn),
+                connect.client_id.len()
+            );
             return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
         }
         let client_id: Arc<str> = if connect.client_id.is_empty() {
             if !connect.clean_session {
                 // [MQTT-3.1.3-8]
-                log::info!("{}: empty client id with clean session 0 refused", self.who(conn));
+                log::info!(
+                    "{}: empty client id with clean session 0 refused",
+                    self.who(conn)
+                );
                 return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
             }
             self.assign_client_id()
@@ -51,13 +58,21 @@ impl Shard {
             c.info = Some(info.clone());
             c.last_seen_ms = now;
         }
-        let ack = ConnAck { session_present: present, code: ConnectReturnCode::Accepted };
+        let ack = ConnAck {
+            session_present: present,
+            code: ConnectReturnCode::Accepted,
+        };
         self.send_packet(conn, &Packet::ConnAck(ack));
         if keepalive_ms > 0 {
             self.arm(now + keepalive_ms * 3 / 2, TimerItem::Keepalive(conn));
         }
         self.metrics.connects_accepted += 1;
-        log::debug!("{}: connected ({:?}, clean {}, present {present})", self.who(conn), connect.version, connect.clean_session);
+        log::debug!(
+            "{}: connected ({:?}, clean {}, present {present})",
+            self.who(conn),
+            connect.version,
+            connect.clean_session
+        );
         self.hooks.client_connected(&info);
         if present {
             self.resend_inflight(sk);
@@ -69,7 +84,10 @@ impl Shard {
     /// Send a refusing CONNACK; the connection closes after it is written.
     fn refuse(&mut self, conn: Key, code: ConnectReturnCode) -> Result<(), CloseReason> {
         self.metrics.connects_refused += 1;
-        let ack = ConnAck { session_present: false, code };
+        let ack = ConnAck {
+            session_present: false,
+            code,
+        };
         self.send_packet(conn, &Packet::ConnAck(ack));
         Err(CloseReason::Refused)
     }
@@ -80,7 +98,9 @@ impl Shard {
         loop {
             self.assigned += 1;
             let id = format!("coremq-{}-{}", self.id, self.assigned);
-            if Shard::home_of(&id, self.shards) == self.id && !self.by_client.contains_key(id.as_str()) {
+            if Shard::home_of(&id, self.shards) == self.id
+                && !self.by_client.contains_key(id.as_str())
+            {
                 return id.into();
             }
         }
@@ -116,7 +136,9 @@ impl Shard {
     /// The connection task ended: publish the will unless it was a clean
     /// DISCONNECT, run the hook, and detach or discard the session.
     pub fn conn_closed(&mut self, conn: Key, reason: CloseReason) {
-        let Some(c) = self.conns.remove(conn) else { return };
+        let Some(c) = self.conns.remove(conn) else {
+            return;
+        };
         self.metrics.connections_open = self.metrics.connections_open.saturating_sub(1);
         if reason == CloseReason::HandedOff {
             return;
@@ -125,7 +147,12 @@ impl Shard {
             self.detach_session(sk, conn);
         }
         let Some(info) = c.info else { return };
-        log::debug!("shard {} client {:?}: disconnected ({})", self.id, info.client_id, reason.as_str());
+        log::debug!(
+            "shard {} client {:?}: disconnected ({})",
+            self.id,
+            info.client_id,
+            reason.as_str()
+        );
         if let Some(will) = c.will.filter(|_| reason != CloseReason::Normal) {
             self.publish_will(&info, will);
         }
@@ -135,7 +162,9 @@ impl Shard {
     fn detach_session(&mut self, sk: Key, conn: Key) {
         let expiry_ms = self.cfg.session.expiry_s * 1000;
         let now = self.now_ms();
-        let Some(s) = self.sessions.get_mut(sk) else { return };
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
         if s.conn != Some(conn) {
             return;
         }
@@ -150,16 +179,29 @@ impl Shard {
     }
 
     fn publish_will(&mut self, info: &ClientInfo, will: LastWill) {
-        log::debug!("shard {} client {:?}: publishing will on {:?}", self.id, info.client_id, will.topic);
+        log::debug!(
+            "shard {} client {:?}: publishing will on {:?}",
+            self.id,
+            info.client_id,
+            will.topic
+        );
         self.metrics.wills_published += 1;
-        self.publish_message(info, will.topic.as_str().into(), will.payload, will.qos, will.retain);
+        self.publish_message(
+            info,
+            will.topic.as_str().into(),
+            will.payload,
+            will.qos,
+            will.retain,
+        );
     }
 
     /// Remove a session: its subscriptions leave the trie (and the interest
     /// table when they were the shard's last), queued messages are dropped
     /// and counted.
     pub fn discard_session(&mut self, sk: Key) {
-        let Some(mut s) = self.sessions.remove(sk) else { return };
+        let Some(mut s) = self.sessions.remove(sk) else {
+            return;
+        };
         if self.by_client.get(&s.client_id) == Some(&sk) {
             self.by_client.remove(&s.client_id);
         }
@@ -167,10 +209,18 @@ impl Shard {
         s.mqueue.clear();
         self.metrics.dropped_session_discarded += dropped as u64;
         if dropped > 0 {
-            log::debug!("shard {}: session {:?} discarded with {dropped} undelivered messages", self.id, s.client_id);
+            log::debug!(
+                "shard {}: session {:?} discarded with {dropped} undelivered messages",
+                self.id,
+                s.client_id
+            );
         }
-        let changes: Vec<(Arc<str>, bool)> =
-            s.subs.keys().filter_map(|f| self.unsubscribe_local(sk, f)).map(|f| (f, false)).collect();
+        let changes: Vec<(Arc<str>, bool)> = s
+            .subs
+            .keys()
+            .filter_map(|f| self.unsubscribe_local(sk, f))
+            .map(|f| (f, false))
+            .collect();
         self.announce_interest(changes, 0);
     }
 }

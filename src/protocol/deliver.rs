@@ -12,9 +12,10 @@ use crate::codec::{self, Packet, QoS};
 use crate::message::Message;
 use crate::session::inflight::{Entry, Phase};
 use crate::session::mqueue::Push;
-use crate::session::Delivery;
+use crate::session::{Delivery, Session};
 use crate::shard::mesh::MeshMsg;
 use crate::shard::slab::Key;
+use crate::shard::wheel::TimerWheel;
 use crate::shard::{wake, ConnState, Shard, TimerItem};
 use std::sync::Arc;
 
@@ -49,7 +50,10 @@ impl Shard {
             hits.dedup_by_key(|h| h.0);
         }
         for &(sk, sub_qos) in &hits {
-            let d = Delivery { msg: msg.clone(), retain: false };
+            let d = Delivery {
+                msg: msg.clone(),
+                retain: false,
+            };
             self.deliver(sk, d, msg.qos.min(sub_qos));
         }
         hits.clear();
@@ -59,8 +63,13 @@ impl Shard {
     /// Send now or queue, per the session's window, queue and connection.
     pub fn deliver(&mut self, sk: Key, d: Delivery, qos: QoS) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
-        let Some(s) = self.sessions.get_mut(sk) else { return };
-        let conn = s.conn.and_then(|c| self.conns.get_mut(c)).filter(|c| c.close.is_none());
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
+        let conn = s
+            .conn
+            .and_then(|c| self.conns.get_mut(c))
+            .filter(|c| c.close.is_none());
         let now = self.clock_ms;
         match conn {
             Some(c) if qos == QoS::AtMostOnce => {
@@ -72,14 +81,19 @@ impl Shard {
                 self.metrics.publish_sent += 1;
                 return;
             }
-            Some(c) if s.mqueue.is_empty() && s.inflight.has_room() && c.outbox.len() < max_outbox => {
+            Some(c)
+                if s.mqueue.is_empty() && s.inflight.has_room() && c.outbox.len() < max_outbox =>
+            {
                 let pkid = s.inflight.push(d.clone(), qos, now);
                 encode(c, &d, qos, pkid, false);
                 self.metrics.publish_sent += 1;
-                if !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
-                    s.retry_armed = true;
-                    self.wheel.insert(now + self.cfg.session.retry_interval_s * 1000, TimerItem::Retry(sk));
-                }
+                arm_retry(
+                    &mut self.wheel,
+                    self.cfg.session.retry_interval_s,
+                    s,
+                    sk,
+                    now,
+                );
                 return;
             }
             None if qos == QoS::AtMostOnce && (s.clean || !self.cfg.session.store_qos0) => {
@@ -92,11 +106,21 @@ impl Shard {
             Push::Queued => {}
             Push::QueuedDropped(old) => {
                 self.metrics.dropped_queue_full += 1;
-                log::debug!("shard {}: {:?} queue full, dropped {:?}", self.id, s.client_id, old.msg.id);
+                log::debug!(
+                    "shard {}: {:?} queue full, dropped {:?}",
+                    self.id,
+                    s.client_id,
+                    old.msg.id
+                );
             }
             Push::Rejected(new) => {
                 self.metrics.dropped_queue_full += 1;
-                log::debug!("shard {}: {:?} queue full, refused {:?}", self.id, s.client_id, new.msg.id);
+                log::debug!(
+                    "shard {}: {:?} queue full, refused {:?}",
+                    self.id,
+                    s.client_id,
+                    new.msg.id
+                );
             }
         }
     }
@@ -106,46 +130,75 @@ impl Shard {
     pub fn drain(&mut self, sk: Key) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
         let now = self.clock_ms;
-        let Some(s) = self.sessions.get_mut(sk) else { return };
-        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else { return };
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
+        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
+            return;
+        };
         let mut sent = 0u64;
         while s.inflight.has_room() && c.outbox.len() < max_outbox {
-            let Some((d, qos)) = s.mqueue.pop() else { break };
-            let pkid = if qos == QoS::AtMostOnce { 0 } else { s.inflight.push(d.clone(), qos, now) };
+            let Some((d, qos)) = s.mqueue.pop() else {
+                break;
+            };
+            let pkid = if qos == QoS::AtMostOnce {
+                0
+            } else {
+                s.inflight.push(d.clone(), qos, now)
+            };
             encode(c, &d, qos, pkid, false);
             sent += 1;
         }
         self.metrics.publish_sent += sent;
-        if sent > 0 && !s.inflight.is_empty() && !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
-            s.retry_armed = true;
-            self.wheel.insert(now + self.cfg.session.retry_interval_s * 1000, TimerItem::Retry(sk));
-        }
+        arm_retry(
+            &mut self.wheel,
+            self.cfg.session.retry_interval_s,
+            s,
+            sk,
+            now,
+        );
     }
 
     /// After a reconnect: re-send every unacknowledged PUBLISH (DUP=1) and
     /// PUBREL with its original packet id [MQTT-4.4.0-1].
     pub fn resend_inflight(&mut self, sk: Key) {
         let now = self.clock_ms;
-        let Some(s) = self.sessions.get_mut(sk) else { return };
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
         let due = s.inflight.due(u64::MAX, now);
-        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else { return };
+        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
+            return;
+        };
         self.metrics.publish_resent += due.len() as u64;
         due.iter().for_each(|e| resend(c, e));
-        if !due.is_empty() && !s.retry_armed && self.cfg.session.retry_interval_s > 0 {
-            s.retry_armed = true;
-            self.wheel.insert(now + self.cfg.session.retry_interval_s * 1000, TimerItem::Retry(sk));
-        }
+        arm_retry(
+            &mut self.wheel,
+            self.cfg.session.retry_interval_s,
+            s,
+            sk,
+            now,
+        );
     }
 
     /// Retry timer: re-send window entries older than retry_interval_s.
     pub fn retry_session(&mut self, sk: Key, now: u64) {
         let interval = self.cfg.session.retry_interval_s * 1000;
-        let Some(s) = self.sessions.get_mut(sk) else { return };
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
         s.retry_armed = false;
-        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else { return };
+        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
+            return;
+        };
         let due = s.inflight.due(now.saturating_sub(interval), now);
         if !due.is_empty() {
-            log::debug!("shard {}: {:?} re-sending {} unacknowledged", self.id, s.client_id, due.len());
+            log::debug!(
+                "shard {}: {:?} re-sending {} unacknowledged",
+                self.id,
+                s.client_id,
+                due.len()
+            );
         }
         self.metrics.publish_resent += due.len() as u64;
         due.iter().for_each(|e| resend(c, e));
@@ -158,15 +211,40 @@ impl Shard {
     /// The connection's outbox was written: refill it from the queue.
     pub fn after_write(&mut self, conn: Key) {
         let sk = self.conns.get(conn).and_then(|c| c.session);
-        if let Some(sk) = sk.filter(|sk| self.sessions.get(*sk).is_some_and(|s| !s.mqueue.is_empty())) {
+        if let Some(sk) =
+            sk.filter(|sk| self.sessions.get(*sk).is_some_and(|s| !s.mqueue.is_empty()))
+        {
             self.drain(sk);
         }
     }
 }
 
+/// Arm the session's retry timer if it has unacknowledged messages, retry is
+/// on, and no timer is armed yet.
+fn arm_retry(
+    wheel: &mut TimerWheel<TimerItem>,
+    interval_s: u64,
+    s: &mut Session,
+    sk: Key,
+    now: u64,
+) {
+    if !s.retry_armed && interval_s > 0 && !s.inflight.is_empty() {
+        s.retry_armed = true;
+        wheel.insert(now + interval_s * 1000, TimerItem::Retry(sk));
+    }
+}
+
 /// Encode one PUBLISH into a connection's outbox and wake its task.
 fn encode(c: &mut ConnState, d: &Delivery, qos: QoS, pkid: u16, dup: bool) {
-    codec::encode_publish(&mut c.outbox, &d.msg.topic, &d.msg.payload, qos, pkid, d.retain, dup);
+    codec::encode_publish(
+        &mut c.outbox,
+        &d.msg.topic,
+        &d.msg.payload,
+        qos,
+        pkid,
+        d.retain,
+        dup,
+    );
     wake(c);
 }
 

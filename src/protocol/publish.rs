@@ -20,19 +20,26 @@ impl Shard {
             return Err(CloseReason::ProtocolError);
         };
         match p.qos {
-            QoS::AtMostOnce => self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain),
+            QoS::AtMostOnce => {
+                self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain)
+            }
             QoS::AtLeastOnce => {
                 self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain);
                 self.send_packet(conn, &Packet::PubAck(p.pkid));
             }
             QoS::ExactlyOnce => {
                 let max = self.cfg.session.max_awaiting_rel;
-                let Some(s) = self.sessions.get_mut(sk) else { return Err(CloseReason::ProtocolError) };
+                let Some(s) = self.sessions.get_mut(sk) else {
+                    return Err(CloseReason::ProtocolError);
+                };
                 if s.awaiting_rel.contains(&p.pkid) {
                     // A re-sent PUBLISH (DUP) of a message already routed: not again [MQTT-4.3.3-2].
                     self.metrics.qos2_duplicates += 1;
                 } else if s.awaiting_rel.len() >= max {
-                    log::warn!("{}: more than {max} QoS 2 messages awaiting PUBREL, closing", self.who(conn));
+                    log::warn!(
+                        "{}: more than {max} QoS 2 messages awaiting PUBREL, closing",
+                        self.who(conn)
+                    );
                     self.metrics.protocol_errors += 1;
                     return Err(CloseReason::ProtocolError);
                 } else {
@@ -55,7 +62,14 @@ impl Shard {
         qos: QoS,
         retain: bool,
     ) {
-        let msg = Message { id: self.ids.next_id(), topic, payload, qos, retain, from: info.client_id.clone() };
+        let msg = Message {
+            id: self.ids.next_id(),
+            topic,
+            payload,
+            qos,
+            retain,
+            from: info.client_id.clone(),
+        };
         let msg = if self.hooks.has_publish() {
             match self.hooks.message_publish(info, msg) {
                 Some(m) => m,
@@ -81,7 +95,12 @@ impl Shard {
     pub fn apply_retained(&mut self, msg: &Arc<Message>) {
         if self.retained.apply(msg) == Applied::Refused {
             self.metrics.retained_refused += 1;
-            log::warn!("shard {}: max_retained ({}) reached, {:?} not retained", self.id, self.cfg.mqtt.max_retained, msg.topic);
+            log::warn!(
+                "shard {}: max_retained ({}) reached, {:?} not retained",
+                self.id,
+                self.cfg.mqtt.max_retained,
+                msg.topic
+            );
         }
     }
 
@@ -96,12 +115,21 @@ impl Shard {
     }
 
     fn complete(&mut self, sk: Key, pkid: u16, qos: QoS, phase: Phase) {
-        let Some(s) = self.sessions.get_mut(sk) else { return };
-        let Some(entry) = s.inflight.complete(pkid, qos, phase) else {
-            log::debug!("shard {}: {:?} acked unknown packet id {pkid}", self.id, s.client_id);
+        let Some(s) = self.sessions.get_mut(sk) else {
             return;
         };
-        let conn_info = s.conn.and_then(|c| self.conns.get(c)).and_then(|c| c.info.clone());
+        let Some(entry) = s.inflight.complete(pkid, qos, phase) else {
+            log::debug!(
+                "shard {}: {:?} acked unknown packet id {pkid}",
+                self.id,
+                s.client_id
+            );
+            return;
+        };
+        let conn_info = s
+            .conn
+            .and_then(|c| self.conns.get(c))
+            .and_then(|c| c.info.clone());
         if let Some(info) = conn_info {
             self.hooks.message_acked(&info, &entry.delivery.msg);
         }
@@ -113,7 +141,11 @@ impl Shard {
         let now = self.now_ms();
         if let Some(s) = self.sessions.get_mut(sk) {
             if !s.inflight.release(pkid, now) {
-                log::debug!("shard {}: {:?} PUBREC for unknown packet id {pkid}", self.id, s.client_id);
+                log::debug!(
+                    "shard {}: {:?} PUBREC for unknown packet id {pkid}",
+                    self.id,
+                    s.client_id
+                );
             }
         }
         self.send_packet(conn, &Packet::PubRel(pkid));

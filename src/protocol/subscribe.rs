@@ -21,7 +21,11 @@ impl Shard {
         let mut reqs: Vec<SubscribeRequest> = sub
             .filters
             .into_iter()
-            .map(|f| SubscribeRequest { filter: f.filter, qos: f.qos, rejected: false })
+            .map(|f| SubscribeRequest {
+                filter: f.filter,
+                qos: f.qos,
+                rejected: false,
+            })
             .collect();
         if let Some(info) = self.conns.get(conn).and_then(|c| c.info.clone()) {
             self.hooks.client_subscribe(&info, &mut reqs);
@@ -36,7 +40,9 @@ impl Shard {
                 continue;
             }
             let filter: Arc<str> = req.filter.into();
-            let Some(s) = self.sessions.get_mut(sk) else { return };
+            let Some(s) = self.sessions.get_mut(sk) else {
+                return;
+            };
             s.subs.insert(filter.clone(), req.qos);
             let local = self.subs.get_or_insert_default(&filter);
             let first = local.is_empty();
@@ -51,13 +57,23 @@ impl Shard {
             }));
             codes.push(SubAckCode::Granted(req.qos));
         }
-        let suback = Packet::SubAck(SubAck { pkid: sub.pkid, codes });
+        let suback = Packet::SubAck(SubAck {
+            pkid: sub.pkid,
+            codes,
+        });
         if changes.is_empty() {
             self.send_packet(conn, &suback);
         } else {
             let barrier = self.next_barrier;
             self.next_barrier += 1;
-            self.barriers.insert(barrier, Barrier { remaining: self.shards - 1, conn, packet: suback });
+            self.barriers.insert(
+                barrier,
+                Barrier {
+                    remaining: self.shards - 1,
+                    conn,
+                    packet: suback,
+                },
+            );
             self.announce_interest(changes, barrier);
         }
         for (msg, qos) in retained {
@@ -72,7 +88,10 @@ impl Shard {
         }
         let mut changes = Vec::new();
         for f in filters {
-            let removed = self.sessions.get_mut(sk).and_then(|s| s.subs.remove_entry(f.as_str()));
+            let removed = self
+                .sessions
+                .get_mut(sk)
+                .and_then(|s| s.subs.remove_entry(f.as_str()));
             if let Some((filter, _)) = removed {
                 if let Some(gone) = self.unsubscribe_local(sk, &filter) {
                     changes.push((gone, false));
@@ -101,7 +120,11 @@ impl Shard {
             return;
         }
         let from = self.id;
-        self.broadcast(|| MeshMsg::Interest { from, barrier, changes: changes.clone() });
+        self.broadcast(|| MeshMsg::Interest {
+            from,
+            barrier,
+            changes: changes.clone(),
+        });
     }
 
     /// A peer's interest change: set or clear its bit per filter.
@@ -121,7 +144,9 @@ impl Shard {
 
     /// A peer applied a barrier's change; the last one releases the SUBACK.
     pub fn barrier_ack(&mut self, barrier: u64) {
-        let Some(b) = self.barriers.get_mut(&barrier) else { return };
+        let Some(b) = self.barriers.get_mut(&barrier) else {
+            return;
+        };
         b.remaining = b.remaining.saturating_sub(1);
         if b.remaining == 0 {
             if let Some(b) = self.barriers.remove(&barrier) {

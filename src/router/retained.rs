@@ -38,7 +38,11 @@ pub struct Retained {
 
 impl Retained {
     pub fn new(max: usize) -> Self {
-        Retained { map: AHashMap::new(), tombstones: AHashMap::new(), max }
+        Retained {
+            map: AHashMap::new(),
+            tombstones: AHashMap::new(),
+            max,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -79,7 +83,11 @@ impl Retained {
         if !topic::has_wildcards(filter) {
             return self.map.get(filter).cloned().into_iter().collect();
         }
-        self.map.values().filter(|m| topic::matches(filter, &m.topic)).cloned().collect()
+        self.map
+            .values()
+            .filter(|m| topic::matches(filter, &m.topic))
+            .cloned()
+            .collect()
     }
 
     /// Forget tombstones older than a minute.
@@ -91,7 +99,8 @@ impl Retained {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        self.tombstones.retain(|_, id| id.timestamp_us() + TOMBSTONE_US > now);
+        self.tombstones
+            .retain(|_, id| id.timestamp_us() + TOMBSTONE_US > now);
     }
 }
 

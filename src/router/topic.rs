@@ -64,6 +64,62 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     topic_levels.next().is_none()
 }
 
+/// §4.7 matching cases shared by the topic and trie tests: (filter, topic, matches).
+#[cfg(test)]
+pub(crate) const MATCH_CASES: &[(&str, &str, bool)] = &[
+    ("sport/tennis/player1/#", "sport/tennis/player1", true),
+    (
+        "sport/tennis/player1/#",
+        "sport/tennis/player1/ranking",
+        true,
+    ),
+    (
+        "sport/tennis/player1/#",
+        "sport/tennis/player1/score/wimbledon",
+        true,
+    ),
+    ("sport/tennis/player1/#", "sport/tennis/player2", false),
+    ("sport/#", "sport", true),
+    ("sport/+", "sport", false),
+    ("sport/+", "sport/", true),
+    ("sport/+", "sport/tennis", true),
+    ("sport/+", "sport/tennis/x", false),
+    ("sport/tennis/+", "sport/tennis/player1", true),
+    ("+/+", "/finance", true),
+    ("/+", "/finance", true),
+    ("+", "/finance", false),
+    ("+", "finance", true),
+    ("#", "a/b/c", true),
+    ("#", "/", true),
+    ("a//b", "a//b", true),
+    ("a/+/b", "a//b", true),
+    ("a/b", "a//b", false),
+    ("#", "$SYS/x", false),
+    ("+/x", "$SYS/x", false),
+    ("+", "$SYS", false),
+    ("$SYS/#", "$SYS/x", true),
+    ("$SYS/+", "$SYS/x", true),
+    ("$SYS", "$SYS", true),
+    ("a/$x/#", "a/$x", true),
+    ("+/$x", "a/$x", true),
+    ("a/b", "a/b/c", false),
+    ("a/b/c", "a/b", false),
+    ("sport/tennis/player1/#", "sport/tennis", false),
+    ("sport/+", "sport/tennis/player1", false),
+    ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+    ("+", "", true),
+    ("+/#", "a", true),
+    ("a//#", "a/", true),
+    ("#", "$SYS/broker", false),
+    ("+/broker", "$SYS/broker", false),
+    ("+/#", "$SYS", false),
+    ("$SYS/#", "$SYS/broker", true),
+    ("$SYS/#", "$SYS", true),
+    ("$SYS/+", "$SYS/broker", true),
+    ("a/#", "a/$x", true),
+    ("a/+", "a/$x", true),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,46 +172,8 @@ mod tests {
 
     #[test]
     fn matching_examples() {
-        let cases = [
-            ("sport/tennis/player1/#", "sport/tennis/player1", true),
-            (
-                "sport/tennis/player1/#",
-                "sport/tennis/player1/ranking",
-                true,
-            ),
-            (
-                "sport/tennis/player1/#",
-                "sport/tennis/player1/score/wimbledon",
-                true,
-            ),
-            ("sport/tennis/player1/#", "sport/tennis/player2", false),
-            ("sport/#", "sport", true),
-            ("sport/+", "sport", false),
-            ("sport/+", "sport/", true),
-            ("sport/+", "sport/tennis", true),
-            ("sport/+", "sport/tennis/x", false),
-            ("sport/tennis/+", "sport/tennis/player1", true),
-            ("+/+", "/finance", true),
-            ("/+", "/finance", true),
-            ("+", "/finance", false),
-            ("+", "finance", true),
-            ("#", "a/b/c", true),
-            ("#", "/", true),
-            ("a//b", "a//b", true),
-            ("a/+/b", "a//b", true),
-            ("a/b", "a//b", false),
-            ("#", "$SYS/x", false),
-            ("+/x", "$SYS/x", false),
-            ("+", "$SYS", false),
-            ("$SYS/#", "$SYS/x", true),
-            ("$SYS/+", "$SYS/x", true),
-            ("$SYS", "$SYS", true),
-            ("a/$x/#", "a/$x", true),
-            ("+/$x", "a/$x", true),
-            ("a/b", "a/b/c", false),
-            ("a/b/c", "a/b", false),
-        ];
-        for (f, t, want) in cases {
+        let cases = MATCH_CASES;
+        for &(f, t, want) in cases {
             assert_eq!(matches(f, t), want, "{f:?} vs {t:?}");
         }
     }

@@ -41,7 +41,11 @@ pub struct Inflight {
 
 impl Inflight {
     pub fn new(max: usize) -> Self {
-        Inflight { entries: VecDeque::new(), max, next_pkid: 0 }
+        Inflight {
+            entries: VecDeque::new(),
+            max,
+            next_pkid: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -73,7 +77,13 @@ impl Inflight {
     /// Record a message about to be sent; returns its packet id.
     pub fn push(&mut self, delivery: Delivery, qos: QoS, now_ms: u64) -> u16 {
         let pkid = self.alloc_pkid();
-        self.entries.push_back(Entry { pkid, delivery, qos, phase: Phase::Publish, sent_ms: now_ms });
+        self.entries.push_back(Entry {
+            pkid,
+            delivery,
+            qos,
+            phase: Phase::Publish,
+            sent_ms: now_ms,
+        });
         pkid
     }
 
@@ -88,7 +98,11 @@ impl Inflight {
 
     /// PUBREC: move a QoS 2 entry to the release phase. Returns false for an unknown id.
     pub fn release(&mut self, pkid: u16, now_ms: u64) -> bool {
-        match self.entries.iter_mut().find(|e| e.pkid == pkid && e.qos == QoS::ExactlyOnce) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|e| e.pkid == pkid && e.qos == QoS::ExactlyOnce)
+        {
             Some(e) => {
                 e.phase = Phase::Release;
                 e.sent_ms = now_ms;
@@ -136,7 +150,10 @@ mod tests {
             retain: false,
             from: "c".into(),
         };
-        Delivery { msg: Arc::new(msg), retain: false }
+        Delivery {
+            msg: Arc::new(msg),
+            retain: false,
+        }
     }
 
     #[test]

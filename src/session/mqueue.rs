@@ -43,6 +43,7 @@ pub enum Push<T> {
 }
 
 /// A bounded FIFO of pending messages. See the module doc.
+#[derive(Debug)]
 pub struct MQueue<T> {
     items: VecDeque<(T, QoS)>,
     max_len: usize,

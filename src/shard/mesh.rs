@@ -9,9 +9,12 @@
 //! does nothing but `recv().await` and apply each message: no select over
 //! channels (see GLOMMIO-NOTES: waker refcount panic).
 
-use super::{ShardRef, TimerItem};
+use super::slab::Key;
+use super::{wake, ShardRef, TimerItem};
 use crate::message::Message;
-use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::GlommioError;
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -26,7 +29,11 @@ pub enum MeshMsg {
     Publish(Arc<Message>),
     /// Filters that gained (`true`) or lost their first/last subscriber on shard `from`.
     /// `barrier` != 0 asks for an [`MeshMsg::InterestAck`] once applied.
-    Interest { from: usize, barrier: u64, changes: Vec<(Arc<str>, bool)> },
+    Interest {
+        from: usize,
+        barrier: u64,
+        changes: Vec<(Arc<str>, bool)>,
+    },
     /// A peer applied the interest change of this barrier.
     InterestAck { barrier: u64 },
     /// Set (or with an empty payload, delete) a retained message in this replica.
@@ -42,13 +49,23 @@ pub struct Handoff {
     pub fd: OwnedFd,
     pub initial: Vec<u8>,
     pub peer: SocketAddr,
+    /// The node-wide connection slot this socket holds.
+    pub slot: crate::listener::Slot,
 }
+
+/// Messages queued for peers beyond which this shard's connections stop
+/// reading (publishers feel TCP backpressure) until the senders catch up.
+pub const HIGH_WATER: usize = 8192;
 
 /// What a shard has queued for each peer, and the peer sender tasks' wakers.
 #[derive(Debug)]
 pub struct Outboxes {
     pending: Vec<Vec<MeshMsg>>,
     wakers: Vec<Option<Waker>>,
+    /// Messages in `pending`, all peers together.
+    queued: usize,
+    /// Connections paused by backpressure (each once), woken when `queued` falls.
+    paused: Vec<Key>,
     closed: bool,
 }
 
@@ -57,14 +74,42 @@ impl Outboxes {
         Outboxes {
             pending: (0..shards).map(|_| Vec::new()).collect(),
             wakers: (0..shards).map(|_| None).collect(),
+            queued: 0,
+            paused: Vec::new(),
             closed: false,
         }
+    }
+
+    /// Whether connections should stop reading for now.
+    pub fn congested(&self) -> bool {
+        self.queued >= HIGH_WATER
+    }
+
+    /// Remember a paused connection (the caller marks it, so each is listed once).
+    pub fn pause_reader(&mut self, conn: Key) {
+        self.paused.push(conn);
+    }
+
+    /// The paused connections to wake, once the backlog has fallen (or the mesh closed).
+    pub fn readers_to_resume(&mut self) -> Vec<Key> {
+        if self.paused.is_empty() || (self.congested() && !self.closed) {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.paused)
+    }
+
+    /// Take everything queued for `peer` (its sender task calls this).
+    fn take(&mut self, peer: usize) -> Vec<MeshMsg> {
+        let batch = std::mem::take(&mut self.pending[peer]);
+        self.queued -= batch.len();
+        batch
     }
 
     /// Queue a message for `peer`; it leaves with the next batch.
     pub fn push(&mut self, peer: usize, msg: MeshMsg) {
         if let Some(p) = self.pending.get_mut(peer) {
             p.push(msg);
+            self.queued += 1;
             if let Some(w) = self.wakers[peer].take() {
                 w.wake();
             }
@@ -74,7 +119,10 @@ impl Outboxes {
     /// Stop the sender tasks once their queues are empty.
     pub fn close(&mut self) {
         self.closed = true;
-        self.wakers.iter_mut().filter_map(Option::take).for_each(Waker::wake);
+        self.wakers
+            .iter_mut()
+            .filter_map(Option::take)
+            .for_each(Waker::wake);
     }
 }
 
@@ -86,8 +134,12 @@ pub struct MeshEnds {
 
 /// Build all N×(N-1) channels; element i is shard i's ends.
 pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
-    let mut ends: Vec<MeshEnds> =
-        (0..shards).map(|_| MeshEnds { senders: Vec::new(), receivers: Vec::new() }).collect();
+    let mut ends: Vec<MeshEnds> = (0..shards)
+        .map(|_| MeshEnds {
+            senders: Vec::new(),
+            receivers: Vec::new(),
+        })
+        .collect();
     for from in 0..shards {
         for to in 0..shards {
             if from != to {
@@ -105,11 +157,13 @@ pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
 pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds) {
     for (peer, tx) in ends.senders {
         let s = shard.clone();
-        glommio::spawn_local(async move { sender_task(s, peer, tx.connect().await).await }).detach();
+        glommio::spawn_local(async move { sender_task(s, peer, tx.connect().await).await })
+            .detach();
     }
     for (peer, rx) in ends.receivers {
         let s = shard.clone();
-        glommio::spawn_local(async move { receiver_task(s, peer, rx.connect().await).await }).detach();
+        glommio::spawn_local(async move { receiver_task(s, peer, rx.connect().await).await })
+            .detach();
     }
 }
 
@@ -119,7 +173,9 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
             let mut s = shard.borrow_mut();
             let ob = &mut s.mesh;
             if !ob.pending[peer].is_empty() {
-                Poll::Ready(Some(std::mem::take(&mut ob.pending[peer])))
+                let batch = ob.take(peer);
+                s.resume_readers();
+                Poll::Ready(Some(batch))
             } else if ob.closed {
                 Poll::Ready(None)
             } else {
@@ -155,7 +211,10 @@ async fn receiver_task(shard: ShardRef, peer: usize, rx: ConnectedReceiver<Vec<M
         }
         glommio::yield_if_needed().await;
     }
-    log::debug!("shard {}: mailbox from shard {peer} closed", shard.borrow().id);
+    log::debug!(
+        "shard {}: mailbox from shard {peer} closed",
+        shard.borrow().id
+    );
 }
 
 /// Apply one inbound message to this shard.
@@ -164,7 +223,11 @@ fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
         MeshMsg::Handoff(h) => crate::conn::spawn_handoff(shard, h),
         MeshMsg::Publish(m) => shard.borrow_mut().dispatch_local(&m),
         MeshMsg::Retain(m) => shard.borrow_mut().apply_retained(&m),
-        MeshMsg::Interest { from, barrier, changes } => {
+        MeshMsg::Interest {
+            from,
+            barrier,
+            changes,
+        } => {
             let mut s = shard.borrow_mut();
             s.apply_interest(from, &changes);
             if barrier != 0 {
@@ -183,8 +246,44 @@ impl super::Shard {
         }
     }
 
+    /// Wake connections paused by backpressure once the backlog has fallen.
+    pub fn resume_readers(&mut self) {
+        for k in self.mesh.readers_to_resume() {
+            if let Some(c) = self.conns.get_mut(k) {
+                c.paused = false;
+                wake(c);
+            }
+        }
+    }
+
     /// Arm a timer item (helper for the protocol code).
     pub fn arm(&mut self, deadline_ms: u64, item: TimerItem) {
         self.wheel.insert(deadline_ms, item);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::slab::Slab;
+
+    #[test]
+    fn backlog_pauses_and_resumes_readers() {
+        let mut ob = Outboxes::new(2);
+        let mut slab = Slab::new();
+        let conn = slab.insert(());
+        for _ in 0..HIGH_WATER {
+            ob.push(1, MeshMsg::InterestAck { barrier: 1 });
+        }
+        assert!(ob.congested());
+        ob.pause_reader(conn);
+        assert!(ob.readers_to_resume().is_empty(), "still congested");
+        let batch = ob.take(1);
+        assert_eq!(batch.len(), HIGH_WATER);
+        assert!(!ob.congested());
+        assert_eq!(ob.readers_to_resume(), vec![conn]);
+        assert!(ob.readers_to_resume().is_empty(), "resumed once");
+        ob.push(0, MeshMsg::InterestAck { barrier: 2 }); // own id: ignored by callers, still counted
+        assert_eq!(ob.take(0).len(), 1);
     }
 }

@@ -83,6 +83,8 @@ pub struct ConnState {
     pub waker: Option<Waker>,
     /// Set when the shard wants this connection closed.
     pub close: Option<CloseReason>,
+    /// Reading is paused by mailbox backpressure (listed in the mesh once).
+    pub paused: bool,
     /// Shard clock (ms) of the last bytes received: keepalive.
     pub last_seen_ms: u64,
     /// Keepalive in ms from CONNECT; 0 disables.
@@ -208,6 +210,7 @@ impl Shard {
             outbox: Vec::new(),
             waker: None,
             close: None,
+            paused: false,
             last_seen_ms: now,
             keepalive_ms: 0,
             session: None,
@@ -243,7 +246,9 @@ impl Shard {
     /// Log prefix: shard and client id (or peer before CONNECT).
     pub fn who(&self, conn: Key) -> String {
         match self.conns.get(conn) {
-            Some(ConnState { info: Some(i), .. }) => format!("shard {} client {:?}", self.id, i.client_id),
+            Some(ConnState { info: Some(i), .. }) => {
+                format!("shard {} client {:?}", self.id, i.client_id)
+            }
             Some(c) => format!("shard {} peer {}", self.id, c.peer),
             None => format!("shard {}", self.id),
         }

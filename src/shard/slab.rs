@@ -28,7 +28,11 @@ pub struct Slab<T> {
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
     }
 }
 
@@ -98,7 +102,10 @@ impl<T> Slab<T> {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| match s {
-                Slot::Full { gen, .. } => Some(Key { idx: i as u32, gen: *gen }),
+                Slot::Full { gen, .. } => Some(Key {
+                    idx: i as u32,
+                    gen: *gen,
+                }),
                 Slot::Empty { .. } => None,
             })
             .collect()

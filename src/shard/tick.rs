@@ -39,7 +39,11 @@ impl super::Shard {
         match item {
             TimerItem::ConnectTimeout(k) => {
                 if matches!(self.conns.get(k), Some(c) if c.session.is_none() && c.info.is_none()) {
-                    log::info!("{}: no CONNECT within {} s, closing", self.who(k), self.cfg.mqtt.connect_timeout_s);
+                    log::info!(
+                        "{}: no CONNECT within {} s, closing",
+                        self.who(k),
+                        self.cfg.mqtt.connect_timeout_s
+                    );
                     self.metrics.connect_timeouts += 1;
                     self.close_conn(k, CloseReason::ConnectTimeout);
                 }
@@ -60,8 +64,13 @@ impl super::Shard {
             }
             TimerItem::Retry(sk) => self.retry_session(sk, now),
             TimerItem::Expire(sk, epoch) => {
-                if matches!(self.sessions.get(sk), Some(s) if s.conn.is_none() && s.epoch == epoch) {
-                    log::info!("shard {}: session {:?} expired", self.id, self.sessions.get(sk).map(|s| s.client_id.clone()));
+                if matches!(self.sessions.get(sk), Some(s) if s.conn.is_none() && s.epoch == epoch)
+                {
+                    log::info!(
+                        "shard {}: session {:?} expired",
+                        self.id,
+                        self.sessions.get(sk).map(|s| s.client_id.clone())
+                    );
                     self.metrics.sessions_expired += 1;
                     self.discard_session(sk);
                 }

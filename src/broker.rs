@@ -1,0 +1,231 @@
+//! The broker as a library: configure, hook, start on any port, stop.
+//!
+//! [`Broker::start`] checks the host, binds one SO_REUSEPORT socket per
+//! shard, builds the mailbox mesh and starts one pinned glommio executor per
+//! shard; it returns a [`BrokerHandle`] that knows the bound address, reads
+//! the merged counters and stops the shards. The `coremq` binary is a thin
+//! main over this.
+
+use crate::config::Config;
+use crate::hooks::Hooks;
+use crate::listener::{self, ConnCount};
+use crate::metrics::{Metrics, MetricsBoard};
+use crate::shard::{mesh, tick, CloseReason, Shard, ShardRef};
+use crate::sys;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::cell::RefCell;
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the broker did not start.
+#[derive(Debug)]
+pub enum StartError {
+    Config(crate::config::ConfigError),
+    Host(sys::HostError),
+    Bind(SocketAddr, std::io::Error),
+    Executor(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "bad configuration: {e}"),
+            StartError::Host(e) => write!(f, "{e}"),
+            StartError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            StartError::Executor(e) => write!(f, "cannot start shard executors: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A broker, configured and not yet started.
+#[derive(Debug, Default)]
+pub struct Broker {
+    config: Config,
+    hooks: Hooks,
+}
+
+/// A running broker.
+pub struct BrokerHandle {
+    addr: SocketAddr,
+    shards: usize,
+    stop: Arc<AtomicBool>,
+    board: Arc<MetricsBoard>,
+    conns: Arc<ConnCount>,
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+/// What every shard thread is given.
+struct ShardSeed {
+    id: usize,
+    shards: usize,
+    config: Arc<Config>,
+    hooks: Arc<Hooks>,
+    board: Arc<MetricsBoard>,
+    stop: Arc<AtomicBool>,
+    conns: Arc<ConnCount>,
+    listen_fd: OwnedFd,
+    ends: mesh::MeshEnds,
+}
+
+impl Broker {
+    pub fn new(config: Config) -> Self {
+        Broker {
+            config,
+            hooks: Hooks::new(),
+        }
+    }
+
+    /// Register hooks before starting.
+    pub fn hooks_mut(&mut self) -> &mut Hooks {
+        &mut self.hooks
+    }
+
+    /// Check the host, bind the listeners and start the shards.
+    pub fn start(self) -> Result<BrokerHandle, StartError> {
+        self.config.validate().map_err(StartError::Config)?;
+        sys::check_memlock().map_err(StartError::Host)?;
+        sys::probe_io_uring().map_err(StartError::Host)?;
+        let nofile = sys::raise_nofile();
+        let cpus = sys::resolve_cpus(&self.config.runtime.cores).map_err(StartError::Host)?;
+        let n = cpus.len();
+        let bind = self.config.bind_addr().map_err(StartError::Config)?;
+        let (fds, addr) = listener::bind_all(bind, n, self.config.listener.backlog)
+            .map_err(|e| StartError::Bind(bind, e))?;
+        let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
+        let config = Arc::new(self.config);
+        let hooks = Arc::new(self.hooks);
+        let stop = Arc::new(AtomicBool::new(false));
+        let board = MetricsBoard::new(n);
+        let conns = ConnCount::new();
+        log::info!(
+            "coremq listening on {addr} with {n} shards on CPUs {cpus:?} (fd limit {nofile})"
+        );
+        let mut threads = Vec::with_capacity(n);
+        for ((id, cpu), (listen_fd, ends)) in cpus.iter().enumerate().zip(fds.into_iter().zip(ends))
+        {
+            let seed = ShardSeed {
+                id,
+                shards: n,
+                config: config.clone(),
+                hooks: hooks.clone(),
+                board: board.clone(),
+                stop: stop.clone(),
+                conns: conns.clone(),
+                listen_fd,
+                ends,
+            };
+            let rt = &config.runtime;
+            let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
+                .name(&format!("coremq-shard-{id}"))
+                .io_memory(64 << 10)
+                .ring_depth(rt.ring_depth)
+                .spin_before_park(Duration::from_micros(rt.spin_before_park_us))
+                .spawn(move || shard_main(seed));
+            match spawned {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    return Err(StartError::Executor(e.to_string()));
+                }
+            }
+        }
+        Ok(BrokerHandle {
+            addr,
+            shards: n,
+            stop,
+            board,
+            conns,
+            threads,
+        })
+    }
+}
+
+impl BrokerHandle {
+    /// The address the listeners are bound to (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Number of shards running.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// Counters summed over shards, as of their last tick (≤ 100 ms old).
+    pub fn metrics(&self) -> Metrics {
+        self.board.total()
+    }
+
+    /// Open connections on the node right now.
+    pub fn connections(&self) -> usize {
+        self.conns.get()
+    }
+
+    /// Ask every shard to stop: listeners close, connections close.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Wait for every shard to finish (call [`stop`](Self::stop) first).
+    pub fn join(self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for (i, t) in self.threads.into_iter().enumerate() {
+            if let Err(e) = t.join() {
+                errors.push(format!("shard {i}: {e}"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// The life of one shard's executor.
+async fn shard_main(seed: ShardSeed) {
+    let shard: ShardRef = Rc::new(RefCell::new(Shard::new(
+        seed.id,
+        seed.shards,
+        seed.config,
+        seed.hooks,
+        seed.board,
+        seed.stop,
+    )));
+    mesh::spawn_tasks(&shard, seed.ends);
+    // SAFETY: a listening socket we own, moved into glommio on its executor.
+    let listener = unsafe { TcpListener::from_raw_fd(seed.listen_fd.into_raw_fd()) };
+    let acceptor = glommio::spawn_local(listener::accept_loop(shard.clone(), listener, seed.conns));
+    tick::run(shard.clone()).await;
+    acceptor.cancel().await;
+    shutdown(&shard).await;
+}
+
+/// Close every connection, give them a moment to finish, stop the mesh.
+async fn shutdown(shard: &ShardRef) {
+    {
+        let mut s = shard.borrow_mut();
+        s.stopping = true;
+        for k in s.conns.keys() {
+            s.close_conn(k, CloseReason::Shutdown);
+        }
+    }
+    for _ in 0..50 {
+        if shard.borrow().conns.is_empty() {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+    let mut s = shard.borrow_mut();
+    s.mesh.close();
+    s.resume_readers();
+    log::debug!("shard {} stopped", s.id);
+}

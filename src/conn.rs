@@ -1,0 +1,319 @@
+//! The per-connection task: read → decode → protocol handlers → write.
+//!
+//! One glommio task per socket, on the shard that owns the client. It owns
+//! the `TcpStream` and the bytes of an incomplete packet; everything else
+//! about the connection is in the shard's [`ConnState`](crate::shard::ConnState).
+//! An idle connection holds no buffer: reads go into the shard's shared
+//! scratch buffer inside a synchronous poll (glommio's plain stream is
+//! readiness-based, so a pending read pins no buffer), and only the bytes of
+//! an incomplete packet are kept. The outbox is freed once written.
+//!
+//! The first packet must be CONNECT. The accepting shard decodes it and, if
+//! the client's home shard is another one, hands the socket there (dup'd fd
+//! plus the bytes already read) and ends.
+
+use crate::codec::{self, ConnAck, ConnectReturnCode, DecodeError, Packet, Side};
+use crate::listener::Slot;
+use crate::shard::mesh::{Handoff, MeshMsg};
+use crate::shard::slab::Key;
+use crate::shard::{CloseReason, Shard, ShardRef};
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::pin::Pin;
+use std::task::Poll;
+
+/// Start serving a socket accepted on this shard.
+pub fn spawn_accepted(shard: &ShardRef, stream: TcpStream, peer: SocketAddr, slot: Slot) {
+    let shard = shard.clone();
+    glommio::spawn_local(run(shard, stream, Vec::new(), peer, slot, false)).detach();
+}
+
+/// Start serving a socket handed over by another shard.
+pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
+    shard.borrow_mut().metrics.handoffs_received += 1;
+    // SAFETY: the fd is an open TCP socket we own (OwnedFd), moved in here.
+    let stream = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
+    let shard = shard.clone();
+    glommio::spawn_local(run(shard, stream, h.initial, h.peer, h.slot, true)).detach();
+}
+
+async fn run(
+    shard: ShardRef,
+    mut stream: TcpStream,
+    initial: Vec<u8>,
+    peer: SocketAddr,
+    slot: Slot,
+    handed: bool,
+) {
+    let key = shard.borrow_mut().add_conn(peer);
+    let inbuf = BytesMut::from(&initial[..]);
+    let mut conn = Conn {
+        shard,
+        key,
+        peer,
+        inbuf,
+        connected: false,
+        handed,
+        slot: Some(slot),
+    };
+    let reason = conn.serve(&mut stream).await;
+    conn.shard.borrow_mut().conn_closed(key, reason);
+}
+
+/// What woke the connection task.
+enum Event {
+    Read,
+    Eof,
+    Write,
+    Close(CloseReason),
+}
+
+/// The task's own state.
+struct Conn {
+    shard: ShardRef,
+    key: Key,
+    peer: SocketAddr,
+    /// Bytes of an incomplete packet (empty, with no allocation, when idle).
+    inbuf: BytesMut,
+    connected: bool,
+    /// Came from another shard: never hand it over again.
+    handed: bool,
+    /// The node-wide connection slot, held until the socket closes or moves.
+    slot: Option<Slot>,
+}
+
+impl Conn {
+    async fn serve(&mut self, stream: &mut TcpStream) -> CloseReason {
+        loop {
+            if !self.inbuf.is_empty() {
+                match self.process_input() {
+                    Ok(None) => {}
+                    Ok(Some((home, bytes))) => return self.hand_off(stream, home, bytes),
+                    Err(reason) => {
+                        self.flush_nonblocking(stream);
+                        return reason;
+                    }
+                }
+            }
+            match self.next_event(stream).await {
+                Event::Read => {}
+                Event::Eof => return CloseReason::SocketClosed,
+                Event::Close(reason) => {
+                    self.flush_nonblocking(stream);
+                    return reason;
+                }
+                Event::Write => {
+                    if let Some(reason) = self.write_outbox(stream).await {
+                        return reason;
+                    }
+                }
+            }
+            glommio::yield_if_needed().await;
+        }
+    }
+
+    /// Wait for input, output to write, or a close request.
+    async fn next_event(&mut self, stream: &mut TcpStream) -> Event {
+        poll_fn(|cx| {
+            let mut guard = self.shard.borrow_mut();
+            let s = &mut *guard;
+            let Some(c) = s.conns.get_mut(self.key) else {
+                return Poll::Ready(Event::Close(CloseReason::SocketClosed));
+            };
+            if let Some(r) = c.close {
+                return Poll::Ready(Event::Close(r));
+            }
+            if !c.outbox.is_empty() {
+                return Poll::Ready(Event::Write);
+            }
+            if s.mesh.congested() && !s.stopping {
+                // Mailboxes to other shards are backed up: stop reading so
+                // publishers feel TCP backpressure instead of memory growing.
+                c.waker = Some(cx.waker().clone());
+                if !c.paused {
+                    c.paused = true;
+                    s.mesh.pause_reader(self.key);
+                }
+                s.metrics.mailbox_backpressure += 1;
+                return Poll::Pending;
+            }
+            match Pin::new(&mut *stream).poll_read(cx, &mut s.scratch) {
+                Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
+                Poll::Ready(Ok(n)) => {
+                    self.inbuf.extend_from_slice(&s.scratch[..n]);
+                    let now = s.now_ms();
+                    if let Some(c) = s.conns.get_mut(self.key) {
+                        c.last_seen_ms = now;
+                    }
+                    Poll::Ready(Event::Read)
+                }
+                Poll::Ready(Err(e)) => {
+                    log::debug!("shard {} peer {}: read error: {e}", s.id, self.peer);
+                    Poll::Ready(Event::Eof)
+                }
+                Poll::Pending => {
+                    if !c.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        c.waker = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Decode and handle every complete packet buffered. `Ok(Some)` asks for a
+    /// handoff to that shard with these bytes.
+    fn process_input(&mut self) -> Result<Option<(usize, Bytes)>, CloseReason> {
+        let mut data = std::mem::take(&mut self.inbuf).freeze();
+        let all = data.clone();
+        let mut guard = self.shard.borrow_mut();
+        let shard = &mut *guard;
+        let max = shard.cfg.mqtt.max_packet_size;
+        let result = loop {
+            let (packet, used) = match codec::decode(&data, max, Side::Server) {
+                Ok(Some(p)) => p,
+                Ok(None) => break Ok(None),
+                Err(e) => break Err(self.decode_failed(shard, e)),
+            };
+            data = data.slice(used..);
+            if self.connected {
+                if let Err(r) = shard.handle_packet(self.key, packet) {
+                    break Err(r);
+                }
+                continue;
+            }
+            let Packet::Connect(connect) = packet else {
+                log::info!(
+                    "{}: first packet is not CONNECT, closing [MQTT-3.1.0-1]",
+                    shard.who(self.key)
+                );
+                shard.metrics.protocol_errors += 1;
+                break Err(CloseReason::ProtocolError);
+            };
+            let home = if connect.client_id.is_empty() {
+                shard.id
+            } else {
+                Shard::home_of(&connect.client_id, shard.shards)
+            };
+            if home != shard.id && !self.handed {
+                break Ok(Some((home, all)));
+            }
+            if let Err(r) = shard.on_connect(self.key, *connect) {
+                break Err(r);
+            }
+            self.connected = true;
+        };
+        if !data.is_empty() && matches!(result, Ok(None)) {
+            self.inbuf = BytesMut::from(&data[..]);
+        }
+        result
+    }
+
+    /// Log and count a decode failure; answer CONNACK 0x01 for an unsupported level.
+    fn decode_failed(&self, shard: &mut Shard, e: DecodeError) -> CloseReason {
+        log::info!("{}: malformed input ({e}), closing", shard.who(self.key));
+        match e {
+            DecodeError::PacketTooLarge { .. } => shard.metrics.packets_too_large += 1,
+            DecodeError::UnsupportedProtocolLevel(_) if !self.connected => {
+                shard.metrics.connects_refused += 1;
+                let ack = ConnAck {
+                    session_present: false,
+                    code: ConnectReturnCode::UnacceptableProtocolVersion,
+                };
+                shard.send_packet(self.key, &Packet::ConnAck(ack));
+                return CloseReason::Refused;
+            }
+            _ => {}
+        }
+        shard.metrics.protocol_errors += 1;
+        CloseReason::ProtocolError
+    }
+
+    /// Write the outbox, unless a close is asked meanwhile.
+    async fn write_outbox(&mut self, stream: &mut TcpStream) -> Option<CloseReason> {
+        let out = {
+            let mut s = self.shard.borrow_mut();
+            let c = s.conns.get_mut(self.key)?;
+            std::mem::take(&mut c.outbox)
+        };
+        let write = async {
+            stream
+                .write_all(&out)
+                .await
+                .err()
+                .map(|_| CloseReason::SocketClosed)
+        };
+        let closed = poll_fn(|cx| {
+            let mut s = self.shard.borrow_mut();
+            match s.conns.get_mut(self.key) {
+                None => Poll::Ready(Some(CloseReason::SocketClosed)),
+                Some(c) if c.close.is_some() => Poll::Ready(c.close),
+                Some(c) => {
+                    c.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        });
+        let result = futures_lite::future::or(write, closed).await;
+        if result.is_none() {
+            self.shard.borrow_mut().after_write(self.key);
+        }
+        result
+    }
+
+    /// Best effort, never waits: send what is left (a refusing CONNACK, say) before closing.
+    fn flush_nonblocking(&self, stream: &TcpStream) {
+        let out = match self.shard.borrow_mut().conns.get_mut(self.key) {
+            Some(c) => std::mem::take(&mut c.outbox),
+            None => return,
+        };
+        if !out.is_empty() {
+            // SAFETY: plain send(2) on our own open socket, from a valid buffer.
+            unsafe {
+                libc::send(
+                    stream.as_raw_fd(),
+                    out.as_ptr().cast(),
+                    out.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                );
+            }
+        }
+    }
+
+    /// Move the socket to its home shard: dup the fd and mail it with the bytes read so far.
+    fn hand_off(&mut self, stream: &TcpStream, home: usize, bytes: Bytes) -> CloseReason {
+        let Some(slot) = self.slot.take() else {
+            return CloseReason::SocketClosed;
+        };
+        // SAFETY: dup(2) of an fd we own; the result is checked before use.
+        let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+        if fd < 0 {
+            log::warn!(
+                "shard {} peer {}: dup failed for handoff: {}",
+                self.shard.borrow().id,
+                self.peer,
+                std::io::Error::last_os_error()
+            );
+            return CloseReason::SocketClosed;
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut s = self.shard.borrow_mut();
+        s.metrics.handoffs_sent += 1;
+        s.mesh.push(
+            home,
+            MeshMsg::Handoff(Handoff {
+                fd,
+                initial: bytes.to_vec(),
+                peer: self.peer,
+                slot,
+            }),
+        );
+        CloseReason::HandedOff
+    }
+}

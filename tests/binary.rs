@@ -1,0 +1,127 @@
+//! The `coremq` binary: flags, configuration errors and exit codes, clean stop.
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_coremq");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+mod tempfile_path {
+    use std::path::PathBuf;
+    pub struct TempPath(pub PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    pub fn write(text: &str) -> TempPath {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "coremq-test-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&p, text).expect("write temp config");
+        TempPath(p)
+    }
+}
+
+#[test]
+fn prints_default_config_that_parses() {
+    let (code, out, _) = run(&["--print-default-config"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("[session]") && out.contains("inflight_window"));
+    let cfg = tempfile_path::write(&out);
+    let (code, _, err) = run(&[
+        "--config",
+        cfg.0.to_str().unwrap(),
+        "--listen",
+        "not-an-address",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("listener.bind"), "{err}");
+}
+
+#[test]
+fn unknown_key_and_bad_value_exit_2_naming_the_key() {
+    let cfg = tempfile_path::write("[session]\ninflight_windw = 5\n");
+    let (code, _, err) = run(&["--config", cfg.0.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("inflight_windw"), "{err}");
+    let cfg = tempfile_path::write("[mqtt]\nmax_packet_size = 1\n");
+    let (code, _, err) = run(&["--config", cfg.0.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("mqtt.max_packet_size"), "{err}");
+    let cfg = tempfile_path::write("[runtime\ncores = 1\n");
+    let (code, _, err) = run(&["--config", cfg.0.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["--config", "/nonexistent/coremq.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/coremq.toml"), "{err}");
+    let (code, _, err) = run(&["--cores", "zero"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = run(&["--bogus"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn bind_failure_exits_1_with_a_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    // SO_REUSEPORT only shares with sockets that set it too: ours did not.
+    let (code, _, err) = run(&["--listen", &addr, "--cores", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+}
+
+#[test]
+fn serves_and_stops_cleanly_on_sigterm() {
+    for cores in ["1", "2"] {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--cores", cores])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = lines.next().expect("a log line").expect("utf8");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .expect("address in log")
+            .to_string();
+        let mut s = std::net::TcpStream::connect(&addr).expect("connects");
+        // CONNECT (3.1.1, clean, keepalive 60, id "b") then read CONNACK.
+        s.write_all(&[
+            0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'b',
+        ])
+        .unwrap();
+        let mut ack = [0u8; 4];
+        std::io::Read::read_exact(&mut s, &mut ack).unwrap();
+        assert_eq!(ack, [0x20, 2, 0, 0]);
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                Instant::now() < end,
+                "coremq did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0));
+    }
+}

@@ -1,0 +1,368 @@
+//! Test support: start a broker in-process on a free port, and a small
+//! blocking MQTT client over a real socket that speaks through coremq's codec.
+#![allow(dead_code)]
+
+use bytes::{Bytes, BytesMut};
+use coremq::codec::{
+    self, ConnAck, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side, SubAckCode,
+    Subscribe, SubscribeFilter, Unsubscribe,
+};
+use coremq::shard::Shard;
+use coremq::{Broker, BrokerHandle, Config, Hooks};
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A broker on 127.0.0.1:0, stopped when dropped.
+pub struct TestBroker {
+    pub handle: Option<BrokerHandle>,
+    pub addr: SocketAddr,
+    pub shards: usize,
+}
+
+impl TestBroker {
+    pub fn metrics(&self) -> coremq::metrics::Metrics {
+        self.handle
+            .as_ref()
+            .map(|h| h.metrics())
+            .unwrap_or_default()
+    }
+
+    /// Wait (up to WAIT) until the posted counters satisfy `f`.
+    pub fn wait_metrics(
+        &self,
+        f: impl Fn(&coremq::metrics::Metrics) -> bool,
+    ) -> coremq::metrics::Metrics {
+        let end = Instant::now() + WAIT;
+        loop {
+            let m = self.metrics();
+            if f(&m) || Instant::now() > end {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client id whose home is `shard`.
+    pub fn id_on(&self, prefix: &str, shard: usize) -> String {
+        id_on(prefix, shard, self.shards)
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.stop();
+            let _ = h.join();
+        }
+    }
+}
+
+pub fn id_on(prefix: &str, shard: usize, shards: usize) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|id| Shard::home_of(id, shards) == shard)
+        .unwrap()
+}
+
+pub fn config(cores: usize) -> Config {
+    let mut cfg = Config::default();
+    cfg.listener.bind = "127.0.0.1:0".into();
+    cfg.runtime.cores = coremq::config::Cores::Count(cores);
+    cfg
+}
+
+pub fn start(cores: usize) -> TestBroker {
+    start_with(config(cores), Hooks::new())
+}
+
+pub fn start_with(cfg: Config, hooks: Hooks) -> TestBroker {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut b = Broker::new(cfg);
+    *b.hooks_mut() = hooks;
+    let handle = b.start().expect("broker starts");
+    let addr = handle.local_addr();
+    let shards = handle.shards();
+    TestBroker {
+        handle: Some(handle),
+        addr,
+        shards,
+    }
+}
+
+/// Run a test body once with one shard and once with two.
+pub fn each_cores(f: impl Fn(usize)) {
+    for cores in [1, 2] {
+        f(cores);
+    }
+}
+
+/// A blocking MQTT client for tests.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    pending: VecDeque<Packet>,
+    next_pkid: u16,
+}
+
+pub fn connect_packet(id: &str, clean: bool) -> Connect {
+    Connect {
+        version: ProtocolVersion::V311,
+        client_id: id.into(),
+        clean_session: clean,
+        keep_alive: 60,
+        will: None,
+        username: None,
+        password: None,
+    }
+}
+
+pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
+    LastWill {
+        topic: topic.into(),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        qos,
+        retain,
+    }
+}
+
+impl Client {
+    /// A connected socket that has sent nothing yet.
+    pub fn raw(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("tcp connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: BytesMut::new(),
+            pending: VecDeque::new(),
+            next_pkid: 0,
+        }
+    }
+
+    /// Connect and return the CONNACK.
+    pub fn connect_with(addr: SocketAddr, connect: Connect) -> (Client, ConnAck) {
+        let mut c = Client::raw(addr);
+        c.send(&Packet::Connect(Box::new(connect)));
+        match c.recv() {
+            Some(Packet::ConnAck(ack)) => (c, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Connect (3.1.1, keepalive 60) expecting acceptance.
+    pub fn connect(addr: SocketAddr, id: &str, clean: bool) -> (Client, bool) {
+        let (c, ack) = Client::connect_with(addr, connect_packet(id, clean));
+        assert_eq!(
+            ack.code,
+            codec::ConnectReturnCode::Accepted,
+            "CONNACK for {id}"
+        );
+        (c, ack.session_present)
+    }
+
+    pub fn send(&mut self, p: &Packet) {
+        let mut out = Vec::new();
+        codec::encode(p, &mut out);
+        self.send_raw(&out);
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    fn pkid(&mut self) -> u16 {
+        self.next_pkid = self.next_pkid.wrapping_add(1).max(1);
+        self.next_pkid
+    }
+
+    /// The next packet, or None after `within` (or on close).
+    pub fn recv_within(&mut self, within: Duration) -> Option<Packet> {
+        if let Some(p) = self.pending.pop_front() {
+            return Some(p);
+        }
+        let end = Instant::now() + within;
+        loop {
+            let frozen = self.buf.clone().freeze();
+            if let Some((p, used)) =
+                codec::decode(&frozen, 1 << 28, Side::Client).expect("broker sent valid bytes")
+            {
+                let _ = self.buf.split_to(used);
+                return Some(p);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            let mut tmp = [0u8; 65536];
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub fn recv(&mut self) -> Option<Packet> {
+        self.recv_within(WAIT)
+    }
+
+    /// Wait for a packet matching `f`, keeping others for later.
+    pub fn recv_match(&mut self, f: impl Fn(&Packet) -> bool) -> Option<Packet> {
+        let mut skipped = VecDeque::new();
+        let end = Instant::now() + WAIT;
+        let found = loop {
+            match self.recv_within(end.saturating_duration_since(Instant::now())) {
+                Some(p) if f(&p) => break Some(p),
+                Some(p) => skipped.push_back(p),
+                None => break None,
+            }
+        };
+        skipped.extend(self.pending.drain(..));
+        self.pending = skipped;
+        found
+    }
+
+    /// The next PUBLISH (other packets are kept).
+    pub fn recv_publish(&mut self) -> Option<Publish> {
+        match self.recv_match(|p| matches!(p, Packet::Publish(_))) {
+            Some(Packet::Publish(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Assert nothing arrives for `d`.
+    pub fn expect_silence(&mut self, d: Duration) {
+        if let Some(p) = self.recv_within(d) {
+            panic!("expected nothing, got {p:?}");
+        }
+    }
+
+    /// Whether the broker closes the socket within WAIT.
+    pub fn closed(&mut self) -> bool {
+        let end = Instant::now() + WAIT;
+        let mut tmp = [0u8; 4096];
+        while Instant::now() < end {
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> SubAckCode {
+        self.subscribe_many(&[(filter, qos)])[0]
+    }
+
+    pub fn subscribe_many(&mut self, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
+        let pkid = self.pkid();
+        let filters = filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter {
+                filter: f.to_string(),
+                qos: *q,
+            })
+            .collect();
+        self.send(&Packet::Subscribe(Subscribe { pkid, filters }));
+        match self.recv_match(|p| matches!(p, Packet::SubAck(s) if s.pkid == pkid)) {
+            Some(Packet::SubAck(s)) => s.codes,
+            other => panic!("expected SUBACK {pkid}, got {other:?}"),
+        }
+    }
+
+    pub fn unsubscribe(&mut self, filter: &str) {
+        let pkid = self.pkid();
+        self.send(&Packet::Unsubscribe(Unsubscribe {
+            pkid,
+            filters: vec![filter.into()],
+        }));
+        assert!(
+            self.recv_match(|p| *p == Packet::UnsubAck(pkid)).is_some(),
+            "UNSUBACK"
+        );
+    }
+
+    /// Publish and complete the QoS flow.
+    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool) {
+        let pkid = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            self.pkid()
+        };
+        let p = Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: topic.into(),
+            pkid,
+            payload: Bytes::copy_from_slice(payload),
+        };
+        self.send(&Packet::Publish(p));
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                assert!(
+                    self.recv_match(|p| *p == Packet::PubAck(pkid)).is_some(),
+                    "PUBACK {pkid}"
+                );
+            }
+            QoS::ExactlyOnce => {
+                assert!(
+                    self.recv_match(|p| *p == Packet::PubRec(pkid)).is_some(),
+                    "PUBREC {pkid}"
+                );
+                self.send(&Packet::PubRel(pkid));
+                assert!(
+                    self.recv_match(|p| *p == Packet::PubComp(pkid)).is_some(),
+                    "PUBCOMP {pkid}"
+                );
+            }
+        }
+    }
+
+    /// Acknowledge a received PUBLISH per its QoS (QoS 2: PUBREC, then PUBCOMP after PUBREL).
+    pub fn ack(&mut self, p: &Publish) {
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(p.pkid)),
+            QoS::ExactlyOnce => {
+                self.send(&Packet::PubRec(p.pkid));
+                let id = p.pkid;
+                assert!(
+                    self.recv_match(|q| *q == Packet::PubRel(id)).is_some(),
+                    "PUBREL {id}"
+                );
+                self.send(&Packet::PubComp(id));
+            }
+        }
+    }
+
+    pub fn disconnect(mut self) {
+        self.send(&Packet::Disconnect);
+    }
+
+    pub fn ping(&mut self) {
+        self.send(&Packet::PingReq);
+        assert!(
+            self.recv_match(|p| *p == Packet::PingResp).is_some(),
+            "PINGRESP"
+        );
+    }
+}
