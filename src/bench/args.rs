@@ -190,7 +190,9 @@ pub fn parse(argv: &[String]) -> Result<Args, ArgError> {
         if apply_switch(&mut a, flag) {
             continue;
         }
-        let value = it.next().ok_or_else(|| bad(format!("{flag} needs a value")))?;
+        let value = it
+            .next()
+            .ok_or_else(|| bad(format!("{flag} needs a value")))?;
         apply_value(&mut a, flag, value)?;
     }
     validate(&a)?;
@@ -213,7 +215,8 @@ fn apply_switch(a: &mut Args, flag: &str) -> bool {
 }
 
 fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, ArgError> {
-    v.parse().map_err(|_| bad(format!("{flag}: bad number '{v}'")))
+    v.parse()
+        .map_err(|_| bad(format!("{flag}: bad number '{v}'")))
 }
 
 fn apply_value(a: &mut Args, flag: &str, v: &str) -> Result<(), ArgError> {
@@ -266,7 +269,10 @@ fn addr_list(v: &str) -> Result<Vec<Ipv4Addr>, ArgError> {
 
 fn validate(a: &Args) -> Result<(), ArgError> {
     if a.size < super::payload::HEADER_LEN {
-        return Err(bad(format!("--size must be >= {}", super::payload::HEADER_LEN)));
+        return Err(bad(format!(
+            "--size must be >= {}",
+            super::payload::HEADER_LEN
+        )));
     }
     if matches!(a.qos, Some(q) if q > 2) {
         return Err(bad("--qos must be 0, 1 or 2".into()));
@@ -282,7 +288,9 @@ fn validate(a: &Args) -> Result<(), ArgError> {
         return Err(bad("--rate must be >= 0 and --interval > 0".into()));
     }
     if a.threads == 0 || a.workers == Some(0) || a.inflight == 0 || a.batch == 0 {
-        return Err(bad("--threads, --workers, --inflight, --batch must be >= 1".into()));
+        return Err(bad(
+            "--threads, --workers, --inflight, --batch must be >= 1".into(),
+        ));
     }
     if a.keepalive < 10 {
         return Err(bad("--keepalive must be >= 10 s".into()));
@@ -318,7 +326,10 @@ mod tests {
         let a = p("pub -t bench/%i --ifaddr 127.0.0.5,127.0.0.6 --retain").unwrap();
         assert_eq!(a.shape, Shape::Pub);
         assert_eq!(a.topic.as_deref(), Some("bench/%i"));
-        assert_eq!(a.src_addrs, vec![Ipv4Addr::new(127, 0, 0, 5), Ipv4Addr::new(127, 0, 0, 6)]);
+        assert_eq!(
+            a.src_addrs,
+            vec![Ipv4Addr::new(127, 0, 0, 5), Ipv4Addr::new(127, 0, 0, 6)]
+        );
         assert!(a.retain);
         assert_eq!(p("sub --src-addrs 3").unwrap().src_addrs.len(), 3);
     }

@@ -14,7 +14,9 @@ use super::payload::{self, Stamp};
 use super::scenario::ClientSpec;
 use super::stats::{bump, record_latency};
 use super::verify::Tracker;
-use crate::codec::{self, Connect, Packet, ProtocolVersion, QoS, Side, SubAckCode, Subscribe, SubscribeFilter};
+use crate::codec::{
+    self, Connect, Packet, ProtocolVersion, QoS, Side, SubAckCode, Subscribe, SubscribeFilter,
+};
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -86,13 +88,19 @@ impl Client {
 
     /// Whether another publish may be written now.
     pub fn can_publish(&self, window: u32) -> bool {
-        self.open && self.outbox.len() < OUTBOX_HIGH && (self.qos == QoS::AtMostOnce || self.inflight < window)
+        self.open
+            && self.outbox.len() < OUTBOX_HIGH
+            && (self.qos == QoS::AtMostOnce || self.inflight < window)
     }
 
     /// Append one stamped PUBLISH to its topic to the outbox (not flushed).
     pub fn publish(&mut self, exec: &Exec) {
         self.seq += 1;
-        let stamp = Stamp { publisher: self.spec.index, seq: self.seq, sent_ns: payload::now_ns() };
+        let stamp = Stamp {
+            publisher: self.spec.index,
+            seq: self.seq,
+            sent_ns: payload::now_ns(),
+        };
         payload::write(&mut self.payload, stamp);
         let pkid = if self.qos == QoS::AtMostOnce {
             self.acked += 1;
@@ -104,7 +112,15 @@ impl Client {
             self.next_pkid
         };
         let topic = self.spec.publish.as_deref().unwrap_or("bench");
-        codec::encode_publish(&mut self.outbox, topic, &self.payload, self.qos, pkid, exec.args.retain, false);
+        codec::encode_publish(
+            &mut self.outbox,
+            topic,
+            &self.payload,
+            self.qos,
+            pkid,
+            exec.args.retain,
+            false,
+        );
         bump(&exec.counters.sent);
     }
 }
@@ -150,7 +166,12 @@ fn protocol_err(m: &str) -> std::io::Error {
 }
 
 /// CONNECT/CONNACK then, if the spec says so, SUBSCRIBE/SUBACK.
-async fn handshake(exec: &Exec, spec: &ClientSpec, stream: &mut TcpStream, acc: &mut BytesMut) -> std::io::Result<()> {
+async fn handshake(
+    exec: &Exec,
+    spec: &ClientSpec,
+    stream: &mut TcpStream,
+    acc: &mut BytesMut,
+) -> std::io::Result<()> {
     let connect = Packet::Connect(Box::new(Connect {
         version: ProtocolVersion::V311,
         client_id: spec.client_id.clone(),
@@ -167,9 +188,17 @@ async fn handshake(exec: &Exec, spec: &ClientSpec, stream: &mut TcpStream, acc: 
         Packet::ConnAck(ack) if ack.code == codec::ConnectReturnCode::Accepted => {}
         _ => return Err(protocol_err("CONNECT refused")),
     }
-    let Some(filter) = &spec.subscribe else { return Ok(()) };
+    let Some(filter) = &spec.subscribe else {
+        return Ok(());
+    };
     out.clear();
-    let sub = Subscribe { pkid: 1, filters: vec![SubscribeFilter { filter: filter.clone(), qos: exec.plan.qos }] };
+    let sub = Subscribe {
+        pkid: 1,
+        filters: vec![SubscribeFilter {
+            filter: filter.clone(),
+            qos: exec.plan.qos,
+        }],
+    };
     codec::encode(&Packet::Subscribe(sub), &mut out);
     stream.write_all(&out).await?;
     loop {
@@ -208,7 +237,14 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
         fd: stream.as_raw_fd(),
         open: true,
         outbox: Vec::new(),
-        payload: payload::build(exec.args.size, Stamp { publisher: spec.index, seq: 0, sent_ns: 0 }),
+        payload: payload::build(
+            exec.args.size,
+            Stamp {
+                publisher: spec.index,
+                seq: 0,
+                sent_ns: 0,
+            },
+        ),
         qos: exec.plan.qos,
         seq: 0,
         acked: 0,
@@ -232,7 +268,12 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
     }
 }
 
-async fn read_loop(exec: &Exec, client: &Rc<RefCell<Client>>, stream: &mut TcpStream, mut acc: BytesMut) -> std::io::Result<()> {
+async fn read_loop(
+    exec: &Exec,
+    client: &Rc<RefCell<Client>>,
+    stream: &mut TcpStream,
+    mut acc: BytesMut,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16 << 10];
     loop {
         let n = stream.read(&mut buf).await?;
@@ -295,5 +336,8 @@ fn on_delivery(exec: &Exec, c: &mut Client, body: &[u8]) {
     };
     c.tracker.record(stamp.publisher, stamp.seq);
     let now = payload::now_ns();
-    record_latency(&mut exec.hist.borrow_mut(), now.saturating_sub(stamp.sent_ns));
+    record_latency(
+        &mut exec.hist.borrow_mut(),
+        now.saturating_sub(stamp.sent_ns),
+    );
 }

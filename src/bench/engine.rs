@@ -89,7 +89,11 @@ impl Exec {
 
     /// After an ack: when saturating, put the next publish in the window now.
     pub fn refill(&self, c: &mut Client) {
-        if self.plan.rate_per_pub == 0.0 && self.phase() == Phase::Publishing && c.spec.publish.is_some() && c.can_publish(self.args.inflight) {
+        if self.plan.rate_per_pub == 0.0
+            && self.phase() == Phase::Publishing
+            && c.spec.publish.is_some()
+            && c.can_publish(self.args.inflight)
+        {
             c.publish(self);
         }
     }
@@ -109,7 +113,12 @@ fn phase_offset(i: u64) -> f64 {
 }
 
 /// Rate-paced publishing: pop every publisher that is due, publish once.
-fn pace(exec: &Exec, pubs: &[Rc<RefCell<Client>>], heap: &mut BinaryHeap<Reverse<(u64, usize)>>, elapsed_us: u64) {
+fn pace(
+    exec: &Exec,
+    pubs: &[Rc<RefCell<Client>>],
+    heap: &mut BinaryHeap<Reverse<(u64, usize)>>,
+    elapsed_us: u64,
+) {
     let rate = exec.plan.rate_per_pub;
     while let Some(&Reverse((due, k))) = heap.peek() {
         if due > elapsed_us {
@@ -184,10 +193,17 @@ async fn tick_loop(exec: Rc<Exec>) {
         }
         if phase == Phase::Publishing {
             let t0 = *start.get_or_insert_with(|| {
-                pubs = exec.clients.borrow().iter().filter(|c| c.borrow().spec.publish.is_some()).cloned().collect();
+                pubs = exec
+                    .clients
+                    .borrow()
+                    .iter()
+                    .filter(|c| c.borrow().spec.publish.is_some())
+                    .cloned()
+                    .collect();
                 heap = (0..pubs.len())
                     .map(|k| {
-                        let first = (1.0 - phase_offset(pubs[k].borrow().spec.index)) / exec.plan.rate_per_pub.max(1e-9);
+                        let first = (1.0 - phase_offset(pubs[k].borrow().spec.index))
+                            / exec.plan.rate_per_pub.max(1e-9);
                         Reverse(((first * 1e6) as u64, k))
                     })
                     .collect();
@@ -238,7 +254,12 @@ fn collect(exec: &Exec) -> ExecResult {
             b.flush();
         }
     }
-    ExecResult { tally, expected, bad_payload: exec.bad_payload.get(), hist: exec.hist.borrow().clone() }
+    ExecResult {
+        tally,
+        expected,
+        bad_payload: exec.bad_payload.get(),
+        hist: exec.hist.borrow().clone(),
+    }
 }
 
 struct ExecInit {
@@ -276,7 +297,10 @@ async fn exec_main(init: ExecInit) -> ExecResult {
 
 /// Raise the soft fd limit to the hard one (20000 here).
 fn raise_nofile() {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain syscalls on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
@@ -365,8 +389,14 @@ pub fn run_worker(args: Args) -> i32 {
     raise_nofile();
     let args = Arc::new(args);
     let plan = Arc::new(Plan::from_args(&args));
-    let (w, k) = (args.worker_index.unwrap_or(0), args.worker_count.unwrap_or(1));
-    let specs: Vec<ClientSpec> = plan.worker_share(u64::from(w), u64::from(k)).map(|i| plan.client(i, &args.client_prefix)).collect();
+    let (w, k) = (
+        args.worker_index.unwrap_or(0),
+        args.worker_count.unwrap_or(1),
+    );
+    let specs: Vec<ClientSpec> = plan
+        .worker_share(u64::from(w), u64::from(k))
+        .map(|i| plan.client(i, &args.client_prefix))
+        .collect();
     let mine = specs.len() as u64;
     let counters = Arc::new(Counters::default());
     let phase = Arc::new(AtomicU8::new(Phase::Connecting as u8));
@@ -377,7 +407,10 @@ pub fn run_worker(args: Args) -> i32 {
             return 2;
         }
     };
-    let (go, abort) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (go, abort) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     watch_stdin(go.clone(), abort.clone());
     let deadline = Instant::now() + Duration::from_secs_f64(args.connect_timeout);
     progress_until(&counters, deadline, || {
@@ -390,17 +423,27 @@ pub fn run_worker(args: Args) -> i32 {
     println!("READY {}", s.to_kv());
     let _ = std::io::stdout().flush();
     let go_deadline = Instant::now() + Duration::from_secs(120);
-    progress_until(&counters, go_deadline, || go.load(Relaxed) || abort.load(Relaxed));
+    progress_until(&counters, go_deadline, || {
+        go.load(Relaxed) || abort.load(Relaxed)
+    });
     let mut publish_secs = 0.0;
     let mut window = s;
     if go.load(Relaxed) && !abort.load(Relaxed) {
         phase.store(Phase::Publishing as u8, Relaxed);
         let t0 = Instant::now();
-        progress_until(&counters, t0 + Duration::from_secs_f64(args.duration), || abort.load(Relaxed));
+        progress_until(
+            &counters,
+            t0 + Duration::from_secs_f64(args.duration),
+            || abort.load(Relaxed),
+        );
         window = counters.snapshot();
         publish_secs = t0.elapsed().as_secs_f64();
         phase.store(Phase::Draining as u8, Relaxed);
-        progress_until(&counters, Instant::now() + Duration::from_secs_f64(args.drain), || abort.load(Relaxed));
+        progress_until(
+            &counters,
+            Instant::now() + Duration::from_secs_f64(args.drain),
+            || abort.load(Relaxed),
+        );
     }
     phase.store(Phase::Done as u8, Relaxed);
     let mut res = WorkerResult::empty();

@@ -42,8 +42,13 @@ pub fn build(size: usize, stamp: Stamp) -> Vec<u8> {
 
 /// The header of a received payload, or None if it is too short to be ours.
 pub fn read(buf: &[u8]) -> Option<Stamp> {
-    let word = |i: usize| -> Option<u64> { Some(u64::from_be_bytes(buf.get(i..i + 8)?.try_into().ok()?)) };
-    Some(Stamp { publisher: word(0)?, seq: word(8)?, sent_ns: word(16)? })
+    let word =
+        |i: usize| -> Option<u64> { Some(u64::from_be_bytes(buf.get(i..i + 8)?.try_into().ok()?)) };
+    Some(Stamp {
+        publisher: word(0)?,
+        seq: word(8)?,
+        sent_ns: word(16)?,
+    })
 }
 
 #[cfg(test)]
@@ -52,7 +57,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_padding() {
-        let s = Stamp { publisher: 7, seq: u64::MAX - 1, sent_ns: 1_700_000_000_123_456_789 };
+        let s = Stamp {
+            publisher: 7,
+            seq: u64::MAX - 1,
+            sent_ns: 1_700_000_000_123_456_789,
+        };
         let b = build(100, s);
         assert_eq!(b.len(), 100);
         assert!(b[24..].iter().all(|&x| x == 0));
@@ -68,8 +77,19 @@ mod tests {
 
     #[test]
     fn rewrite_in_place() {
-        let mut b = build(30, Stamp { publisher: 1, seq: 1, sent_ns: 1 });
-        let s = Stamp { publisher: 2, seq: 3, sent_ns: 4 };
+        let mut b = build(
+            30,
+            Stamp {
+                publisher: 1,
+                seq: 1,
+                sent_ns: 1,
+            },
+        );
+        let s = Stamp {
+            publisher: 2,
+            seq: 3,
+            sent_ns: 4,
+        };
         write(&mut b, s);
         assert_eq!(read(&b), Some(s));
         assert!(now_ns() > 1_600_000_000_000_000_000);

@@ -17,7 +17,10 @@ pub struct Sample {
 pub fn sample(pid: u32) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(Sample { rss_kb: parse_rss_kb(&status)?, cpu_secs: parse_cpu_secs(&stat, clock_ticks())? })
+    Some(Sample {
+        rss_kb: parse_rss_kb(&status)?,
+        cpu_secs: parse_cpu_secs(&stat, clock_ticks())?,
+    })
 }
 
 fn clock_ticks() -> f64 {

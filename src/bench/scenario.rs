@@ -78,7 +78,10 @@ impl Plan {
             pattern: a.topic.clone().unwrap_or_else(|| "bench/%i".into()),
             qos: qos_of(a.qos.unwrap_or(qos)),
             rate_per_pub,
-            verify: matches!(a.shape, Shape::Emq2015 | Shape::Fanout | Shape::Fanin | Shape::P2p),
+            verify: matches!(
+                a.shape,
+                Shape::Emq2015 | Shape::Fanout | Shape::Fanin | Shape::P2p
+            ),
         }
     }
 
@@ -103,10 +106,18 @@ impl Plan {
             Shape::Fanin => (Some("bench/fanin/+".into()), None),
             Shape::P2p => {
                 let partner = if i ^ 1 < self.total { i ^ 1 } else { i };
-                (Some(format!("bench/p2p/{i}")), Some(format!("bench/p2p/{partner}")))
+                (
+                    Some(format!("bench/p2p/{i}")),
+                    Some(format!("bench/p2p/{partner}")),
+                )
             }
         };
-        ClientSpec { index: i, client_id: format!("{prefix}-{}-{i}", self.shape.name()), subscribe, publish }
+        ClientSpec {
+            index: i,
+            client_id: format!("{prefix}-{}-{i}", self.shape.name()),
+            subscribe,
+            publish,
+        }
     }
 
     /// How many subscribers receive each message of publisher `i`.
@@ -159,7 +170,11 @@ mod tests {
 
     #[test]
     fn fanout_fanin_p2p_shapes() {
-        for s in ["scenario fanout -c 7 --publishers 2", "scenario fanin -c 9", "scenario p2p -c 5"] {
+        for s in [
+            "scenario fanout -c 7 --publishers 2",
+            "scenario fanin -c 9",
+            "scenario p2p -c 5",
+        ] {
             let p = plan(s);
             assert!(p.verify);
             for i in 0..p.total {

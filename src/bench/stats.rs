@@ -44,10 +44,13 @@ pub fn histogram_to_string(h: &Histogram<u64>) -> String {
 /// Parse [`histogram_to_string`] output and add it into `into`.
 pub fn merge_histogram_str(into: &mut Histogram<u64>, s: &str) -> Result<(), String> {
     for pair in s.split(',').filter(|p| !p.is_empty()) {
-        let (v, c) = pair.split_once(':').ok_or_else(|| format!("bad bucket '{pair}'"))?;
+        let (v, c) = pair
+            .split_once(':')
+            .ok_or_else(|| format!("bad bucket '{pair}'"))?;
         let v: u64 = v.parse().map_err(|_| format!("bad bucket value '{v}'"))?;
         let c: u64 = c.parse().map_err(|_| format!("bad bucket count '{c}'"))?;
-        into.record_n(v.clamp(1, HIST_MAX_US), c).map_err(|e| e.to_string())?;
+        into.record_n(v.clamp(1, HIST_MAX_US), c)
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -114,7 +117,13 @@ impl Snapshot {
     pub fn to_kv(&self) -> String {
         format!(
             "connected={} connect_ok={} connect_fail={} closed={} sent={} acked={} received={}",
-            self.connected, self.connect_ok, self.connect_fail, self.closed, self.sent, self.acked, self.received
+            self.connected,
+            self.connect_ok,
+            self.connect_fail,
+            self.closed,
+            self.sent,
+            self.acked,
+            self.received
         )
     }
 
@@ -133,7 +142,9 @@ impl Snapshot {
 
 /// Split `k=v k=v` into a map (the line's first word is the caller's business).
 pub fn parse_kv(s: &str) -> HashMap<&str, &str> {
-    s.split_whitespace().filter_map(|w| w.split_once('=')).collect()
+    s.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .collect()
 }
 
 pub fn field<T: std::str::FromStr>(kv: &HashMap<&str, &str>, k: &str) -> Result<T, String> {
@@ -267,9 +278,21 @@ mod tests {
     #[test]
     fn worker_result_line_round_trip() {
         let mut r = WorkerResult::empty();
-        r.snap = Snapshot { connected: 1, connect_ok: 2, connect_fail: 3, closed: 4, sent: 5, acked: 6, received: 7 };
+        r.snap = Snapshot {
+            connected: 1,
+            connect_ok: 2,
+            connect_fail: 3,
+            closed: 4,
+            sent: 5,
+            acked: 6,
+            received: 7,
+        };
         r.expected = 8;
-        r.tally = Tally { unique: 9, duplicates: 10, out_of_order: 11 };
+        r.tally = Tally {
+            unique: 9,
+            duplicates: 10,
+            out_of_order: 11,
+        };
         r.publish_secs = 1.5;
         record_latency(&mut r.latency_us, 2_000_000);
         let line = r.to_line();

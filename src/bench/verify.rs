@@ -75,7 +75,11 @@ impl Tracker {
 fn classify(s: &mut Seen, seq: u64) -> Verdict {
     if seq > s.max {
         let shift = seq - s.max;
-        s.window = if shift >= WINDOW as u64 { 0 } else { s.window << shift };
+        s.window = if shift >= WINDOW as u64 {
+            0
+        } else {
+            s.window << shift
+        };
         s.window |= 1;
         s.max = seq;
         return Verdict::InOrder;
@@ -108,7 +112,14 @@ mod tests {
         for s in 1..=1000 {
             assert_eq!(t.record(9, s), Verdict::InOrder);
         }
-        assert_eq!(t.tally, Tally { unique: 1000, duplicates: 0, out_of_order: 0 });
+        assert_eq!(
+            t.tally,
+            Tally {
+                unique: 1000,
+                duplicates: 0,
+                out_of_order: 0
+            }
+        );
         assert_eq!(lost(1000, t.tally.unique), 0);
     }
 
@@ -121,7 +132,14 @@ mod tests {
         assert_eq!(t.record(1, 2), Verdict::Late);
         assert_eq!(t.record(1, 2), Verdict::Duplicate);
         assert_eq!(t.record(1, 1), Verdict::Duplicate);
-        assert_eq!(t.tally, Tally { unique: 3, duplicates: 3, out_of_order: 1 });
+        assert_eq!(
+            t.tally,
+            Tally {
+                unique: 3,
+                duplicates: 3,
+                out_of_order: 1
+            }
+        );
     }
 
     #[test]
@@ -147,8 +165,23 @@ mod tests {
 
     #[test]
     fn tallies_sum() {
-        let mut a = Tally { unique: 1, duplicates: 2, out_of_order: 3 };
-        a.add(&Tally { unique: 10, duplicates: 20, out_of_order: 30 });
-        assert_eq!(a, Tally { unique: 11, duplicates: 22, out_of_order: 33 });
+        let mut a = Tally {
+            unique: 1,
+            duplicates: 2,
+            out_of_order: 3,
+        };
+        a.add(&Tally {
+            unique: 10,
+            duplicates: 20,
+            out_of_order: 30,
+        });
+        assert_eq!(
+            a,
+            Tally {
+                unique: 11,
+                duplicates: 22,
+                out_of_order: 33
+            }
+        );
     }
 }

@@ -64,7 +64,12 @@ fn spawn_workers(argv: &[String], k: u32) -> Result<(Vec<Worker>, Receiver<Event
     for i in 0..k {
         let mut child = Command::new(&exe)
             .args(argv)
-            .args(["--worker-index", &i.to_string(), "--worker-count", &k.to_string()])
+            .args([
+                "--worker-index",
+                &i.to_string(),
+                "--worker-count",
+                &k.to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -80,7 +85,14 @@ fn spawn_workers(argv: &[String], k: u32) -> Result<(Vec<Worker>, Receiver<Event
             let _ = tx.send(Event::Eof(idx));
         });
         let stdin = child.stdin.take();
-        ws.push(Worker { child, stdin, last: Snapshot::default(), ready: false, result: None, gone: false });
+        ws.push(Worker {
+            child,
+            stdin,
+            last: Snapshot::default(),
+            ready: false,
+            result: None,
+            gone: false,
+        });
     }
     Ok((ws, rx))
 }
@@ -129,17 +141,22 @@ fn progress(ws: &[Worker], prev: &mut Snapshot, t0: Instant, quiet: bool) {
 /// Run the whole thing from the parent's side.
 pub fn run_parent(args: &Args, argv: &[String]) -> Result<Outcome, String> {
     let plan = Plan::from_args(args);
-    let k = args.workers.unwrap_or(plan.total.div_ceil(PER_WORKER).max(1) as u32);
+    let k = args
+        .workers
+        .unwrap_or(plan.total.div_ceil(PER_WORKER).max(1) as u32);
     if plan.total > u64::from(k) * PER_WORKER {
         eprintln!("coremq-bench: warning: {} clients over {k} workers exceeds ~{PER_WORKER} fds per process", plan.total);
     }
     let t0 = Instant::now();
-    let mut broker = args.broker_pid.and_then(procstat::sample).map(|s| BrokerStats {
-        pid: args.broker_pid.unwrap_or(0),
-        base: s,
-        rss_max_kb: s.rss_kb,
-        ..Default::default()
-    });
+    let mut broker = args
+        .broker_pid
+        .and_then(procstat::sample)
+        .map(|s| BrokerStats {
+            pid: args.broker_pid.unwrap_or(0),
+            base: s,
+            rss_max_kb: s.rss_kb,
+            ..Default::default()
+        });
     let (mut ws, rx) = spawn_workers(argv, k)?;
     let mut problems = Vec::new();
     let connect_bound = Duration::from_secs_f64(args.connect_timeout + 30.0);
@@ -202,7 +219,13 @@ fn start_publishing(ws: &mut [Worker], broker: &mut Option<BrokerStats>) -> Inst
     Instant::now()
 }
 
-fn finish(ws: Vec<Worker>, broker: Option<BrokerStats>, mut problems: Vec<String>, t0: Instant, k: u32) -> Result<Outcome, String> {
+fn finish(
+    ws: Vec<Worker>,
+    broker: Option<BrokerStats>,
+    mut problems: Vec<String>,
+    t0: Instant,
+    k: u32,
+) -> Result<Outcome, String> {
     let mut result = WorkerResult::empty();
     for (i, mut w) in ws.into_iter().enumerate() {
         drop(w.stdin.take());
@@ -216,5 +239,11 @@ fn finish(ws: Vec<Worker>, broker: Option<BrokerStats>, mut problems: Vec<String
             None => problems.push(format!("worker {i} gave no result")),
         }
     }
-    Ok(Outcome { result, workers: k, broker, problems, wall_secs: t0.elapsed().as_secs_f64() })
+    Ok(Outcome {
+        result,
+        workers: k,
+        broker,
+        problems,
+        wall_secs: t0.elapsed().as_secs_f64(),
+    })
 }
