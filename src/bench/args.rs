@@ -284,7 +284,7 @@ fn validate(a: &Args) -> Result<(), ArgError> {
     if !(a.conn_rate.is_finite() && a.conn_rate > 0.0) {
         return Err(bad("--conn-rate must be > 0".into()));
     }
-    if a.rate.is_some_and(|r| !finite(r)) || a.interval_ms.is_some_and(|i| !(i > 0.0)) {
+    if a.rate.is_some_and(|r| !finite(r)) || a.interval_ms.is_some_and(|i| i.is_nan() || i <= 0.0) {
         return Err(bad("--rate must be >= 0 and --interval > 0".into()));
     }
     if a.threads == 0 || a.workers == Some(0) || a.inflight == 0 || a.batch == 0 {

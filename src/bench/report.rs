@@ -49,7 +49,7 @@ pub fn broker_figures(b: &BrokerStats, connected: u64, delivered: u64) -> Broker
     let bytes_per_conn = (connected > 0 && b.connected.rss_kb > 0)
         .then(|| (b.connected.rss_kb as f64 - b.base.rss_kb as f64) * 1024.0 / connected as f64);
     let cpu = (b.end.cpu_secs >= b.go.cpu_secs && b.end.rss_kb > 0)
-        .then(|| b.end.cpu_secs - b.go.cpu_secs);
+        .then_some(b.end.cpu_secs - b.go.cpu_secs);
     let per_million = cpu
         .filter(|_| delivered > 0)
         .map(|c| c / (delivered as f64 / 1e6));

@@ -75,7 +75,7 @@ impl Tracker {
 fn classify(s: &mut Seen, seq: u64) -> Verdict {
     if seq > s.max {
         let shift = seq - s.max;
-        s.window = if shift >= WINDOW as u64 {
+        s.window = if shift >= WINDOW {
             0
         } else {
             s.window << shift
