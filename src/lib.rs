@@ -28,6 +28,7 @@
 //! (topics, trie, retained) · `shard` (state, mesh, wheel, tick) · `conn`
 //! (connection task) · `listener` · `hooks` · `metrics` · `message` · `sys`.
 
+pub mod bench;
 pub mod broker;
 pub mod codec;
 pub mod config;

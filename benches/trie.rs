@@ -1,0 +1,51 @@
+//! Micro-benchmark: topic trie match cost vs number of filters and wildcard
+//! mix. `cargo bench --bench trie` (harness = false).
+
+use coremq::router::trie::Trie;
+use std::hint::black_box;
+use std::time::Instant;
+
+fn bench(name: &str, mut f: impl FnMut()) {
+    let mut iters = 0u64;
+    let t0 = Instant::now();
+    while t0.elapsed().as_millis() < 300 {
+        for _ in 0..100 {
+            f();
+        }
+        iters += 100;
+    }
+    println!(
+        "{name:<48} {:>10.1} ns/match",
+        t0.elapsed().as_nanos() as f64 / iters as f64
+    );
+}
+
+/// `n` filters over `site/{s}/dev/{d}/temp`; `wild_pct` percent use `+` or `#`.
+fn build(n: u64, wild_pct: u64) -> Trie<u64> {
+    let mut t = Trie::new();
+    for i in 0..n {
+        let f = match (i * 7919 % 100 < wild_pct, i % 2) {
+            (false, _) => format!("site/{}/dev/{}/temp", i % 1000, i),
+            (true, 0) => format!("site/{}/dev/+/temp", i % 1000),
+            (true, _) => format!("site/{}/#", i % 1000),
+        };
+        *t.get_or_insert_default(&f) += 1;
+    }
+    t
+}
+
+fn main() {
+    for n in [100u64, 10_000, 1_000_000] {
+        for wild in [0u64, 10, 50] {
+            let t = build(n, wild);
+            let mut k = 0u64;
+            bench(&format!("match filters={n} wildcards={wild}%"), || {
+                k = k.wrapping_add(7);
+                let topic = format!("site/{}/dev/{}/temp", k % 1000, k % n);
+                let mut hits = 0u64;
+                t.for_each_match(&topic, |v| hits += *v);
+                black_box(hits);
+            });
+        }
+    }
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Run the same coremq-bench scenarios against coremq and Mosquitto, in
+# alternation (A B A B ...), on loopback, and write a results table.
+#
+# usage: scripts/bench-compare.sh [--rounds N] [--only mosquitto|coremq] [--cores N] [--out DIR]
+# Each broker is started fresh for each scenario on its own loopback port and
+# stopped by its PID afterwards. Every run is bounded (--duration, timeout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=1 ONLY="" CORES=1 OUT="bench-results/$(date +%Y%m%d-%H%M%S)"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2;;
+    --only) ONLY=$2; shift 2;;
+    --cores) CORES=$2; shift 2;;
+    --out) OUT=$2; shift 2;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+mkdir -p "$OUT"
+BENCH=$CARGO_TARGET_DIR/release/coremq-bench
+cargo build --release --bin coremq-bench >&2
+if [ "$ONLY" != mosquitto ]; then
+  if cargo build --release --bin coremq >&2 && "$CARGO_TARGET_DIR/release/coremq" --help >/dev/null 2>&1; then
+    COREMQ=$CARGO_TARGET_DIR/release/coremq
+  else
+    echo "coremq broker not buildable/runnable here: measuring Mosquitto only" >&2; ONLY=mosquitto
+  fi
+fi
+MOSQ=/usr/sbin/mosquitto
+if [ "$ONLY" != coremq ] && [ ! -x $MOSQ ]; then
+  echo "installing Debian's mosquitto" >&2
+  apt-get install -y mosquitto >&2
+fi
+
+# name | coremq-bench arguments
+SCENARIOS=(
+  "idle-5k|conn -c 5000 -d 5 --drain 0"
+  "idle-15k|conn -c 15000 -d 5 --drain 0"
+  "emq2015-15k|scenario emq2015 -c 15000 --topics 3000 -r 4000 -q 1 -d 30"
+  "fanout-q0|scenario fanout -c 100 -q 0 -d 10"
+  "fanout-q1|scenario fanout -c 100 -q 1 -d 10"
+  "fanin-q0|scenario fanin -c 100 -q 0 -d 10"
+  "fanin-q1|scenario fanin -c 100 -q 1 -d 10"
+  "p2p-q1|scenario p2p -c 1000 -r 10000 -q 1 -d 10"
+)
+
+start_broker() { # $1 = mosquitto|coremq, $2 = port; prints PID
+  if [ "$1" = mosquitto ]; then
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n' "$2" > "$OUT/mosquitto.conf"
+    (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1) & echo $!
+  else
+    (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "$CORES" >"$OUT/coremq.log" 2>&1) & echo $!
+  fi
+}
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+BROKERS=(coremq mosquitto)
+[ -n "$ONLY" ] && BROKERS=("$ONLY")
+printf '| round | scenario | broker | connected | delivered/s | lost | dup | p50 ms | p99 ms | broker B/conn | broker CPU-s/M |\n|---|---|---|---|---|---|---|---|---|---|---|\n' > "$OUT/table.md"
+PORT=21883
+for r in $(seq "$ROUNDS"); do
+  for s in "${SCENARIOS[@]}"; do
+    name=${s%%|*}; args=${s#*|}
+    for b in "${BROKERS[@]}"; do
+      PORT=$((PORT + 1))
+      pid=$(start_broker "$b" $PORT)
+      wait_port $PORT || { echo "$b did not start" >&2; kill "$pid"; continue; }
+      # shellcheck disable=SC2086
+      timeout 300 "$BENCH" $args --port $PORT --broker-pid "$pid" --json --quiet \
+        >"$OUT/$name-$b-$r.out" 2>"$OUT/$name-$b-$r.err" || true
+      kill "$pid"; wait "$pid" 2>/dev/null || true
+      j=$(tail -1 "$OUT/$name-$b-$r.out")
+      python3 - "$r" "$name" "$b" "$j" >> "$OUT/table.md" <<'PY'
+import json, sys
+r, n, b, line = sys.argv[1:5]
+try:
+    j = json.loads(line)
+except Exception:
+    print(f"| {r} | {n} | {b} | run failed | | | | | | | |"); sys.exit()
+l, br = j["latency_ms"], j.get("broker") or {}
+f = lambda v, d=0: "-" if v is None else f"{v:.{d}f}"
+j["lost"] = "-" if j["lost"] is None else j["lost"]
+print(f"| {r} | {n} | {b} | {j['connected']} | {f(j['delivered_per_s'])} | {j['lost']} | {j['duplicates']} "
+      f"| {f(l['p50'],2) if l['count'] else '-'} | {f(l['p99'],2) if l['count'] else '-'} "
+      f"| {f(br.get('bytes_per_conn'))} | {f(br.get('cpu_s_per_million_deliveries'),2)} |")
+PY
+    done
+  done
+done
+cat "$OUT/table.md"

@@ -1,0 +1,343 @@
+//! One benchmark client: connect from a chosen source address, CONNECT,
+//! SUBSCRIBE, then read and answer until the run ends.
+//!
+//! Owns [`Client`] (socket fd, outbox, publisher window, subscriber
+//! [`Tracker`]). Each client is one glommio task ([`run_client`], spawned by
+//! `engine.rs`) that only reads; writes go straight to the socket with a
+//! non-blocking `send` from whichever task has something to say (the read
+//! task for acks, the executor's tick task for publishes and PINGREQs), and
+//! what the kernel does not take waits in the outbox for the next tick.
+//! Packets are decoded and encoded with `crate::codec`, nothing else.
+
+use super::engine::{Exec, Phase};
+use super::payload::{self, Stamp};
+use super::scenario::ClientSpec;
+use super::stats::{bump, record_latency};
+use super::verify::Tracker;
+use crate::codec::{
+    self, Connect, Packet, ProtocolVersion, QoS, Side, SubAckCode, Subscribe, SubscribeFilter,
+};
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::cell::RefCell;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Largest packet accepted from the broker.
+const MAX_PACKET: usize = 1 << 20;
+/// Stop adding publishes while this much is waiting in the outbox.
+const OUTBOX_HIGH: usize = 256 << 10;
+
+/// State of one connected client, shared by its read task and the tick task.
+pub struct Client {
+    pub spec: ClientSpec,
+    fd: RawFd,
+    pub open: bool,
+    /// Bytes the socket has not taken yet.
+    outbox: Vec<u8>,
+    /// Payload template, restamped for each publish.
+    payload: Vec<u8>,
+    qos: QoS,
+    /// Last sequence number published (sequences start at 1).
+    pub seq: u64,
+    /// Publishes acknowledged (QoS 0: counted when written).
+    pub acked: u64,
+    /// Unacknowledged QoS 1/2 publishes.
+    pub inflight: u32,
+    next_pkid: u16,
+    pub tracker: Tracker,
+    /// Messages scheduled so far by the rate pacer.
+    pub scheduled: u64,
+}
+
+impl Client {
+    /// Write as much of the outbox as the socket takes now. False if the
+    /// socket is broken.
+    pub fn flush(&mut self) -> bool {
+        while !self.outbox.is_empty() {
+            // SAFETY: fd is open while `open`; the buffer is valid for len bytes.
+            let n = unsafe {
+                libc::send(
+                    self.fd,
+                    self.outbox.as_ptr().cast(),
+                    self.outbox.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n > 0 {
+                self.outbox.drain(..n as usize);
+                continue;
+            }
+            let err = std::io::Error::last_os_error().kind();
+            return err == std::io::ErrorKind::WouldBlock || err == std::io::ErrorKind::Interrupted;
+        }
+        true
+    }
+
+    pub fn has_backlog(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    pub fn push_packet(&mut self, p: &Packet) {
+        codec::encode(p, &mut self.outbox);
+    }
+
+    /// Whether another publish may be written now.
+    pub fn can_publish(&self, window: u32) -> bool {
+        self.open
+            && self.outbox.len() < OUTBOX_HIGH
+            && (self.qos == QoS::AtMostOnce || self.inflight < window)
+    }
+
+    /// Append one stamped PUBLISH to its topic to the outbox (not flushed).
+    pub fn publish(&mut self, exec: &Exec) {
+        self.seq += 1;
+        let stamp = Stamp {
+            publisher: self.spec.index,
+            seq: self.seq,
+            sent_ns: payload::now_ns(),
+        };
+        payload::write(&mut self.payload, stamp);
+        let pkid = if self.qos == QoS::AtMostOnce {
+            self.acked += 1;
+            bump(&exec.counters.acked);
+            0
+        } else {
+            self.inflight += 1;
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            self.next_pkid
+        };
+        let topic = self.spec.publish.as_deref().unwrap_or("bench");
+        codec::encode_publish(
+            &mut self.outbox,
+            topic,
+            &self.payload,
+            self.qos,
+            pkid,
+            exec.args.retain,
+            false,
+        );
+        bump(&exec.counters.sent);
+    }
+}
+
+/// Build a non-blocking socket bound to `src:0` and start connecting to `dst`.
+fn start_connect(src: std::net::Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    sock.set_nodelay(true)?;
+    sock.bind(&SockAddr::from(SocketAddrV4::new(src, 0)))?;
+    match sock.connect(&SockAddr::from(dst)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: we own the fd and hand it over; glommio closes it on drop.
+    Ok(unsafe { TcpStream::from_raw_fd(sock.into_raw_fd()) })
+}
+
+/// Read until one whole packet is decoded (handshake only).
+async fn read_packet(stream: &mut TcpStream, acc: &mut BytesMut) -> std::io::Result<Packet> {
+    let mut buf = [0u8; 1024];
+    loop {
+        let chunk = acc.clone().freeze();
+        match codec::decode(&chunk, MAX_PACKET, Side::Client) {
+            Ok(Some((p, used))) => {
+                let _ = acc.split_to(used);
+                return Ok(p);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        acc.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn protocol_err(m: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string())
+}
+
+/// CONNECT/CONNACK then, if the spec says so, SUBSCRIBE/SUBACK.
+async fn handshake(
+    exec: &Exec,
+    spec: &ClientSpec,
+    stream: &mut TcpStream,
+    acc: &mut BytesMut,
+) -> std::io::Result<()> {
+    let connect = Packet::Connect(Box::new(Connect {
+        version: ProtocolVersion::V311,
+        client_id: spec.client_id.clone(),
+        clean_session: true,
+        keep_alive: exec.args.keepalive,
+        will: None,
+        username: None,
+        password: None,
+    }));
+    let mut out = Vec::new();
+    codec::encode(&connect, &mut out);
+    stream.write_all(&out).await?;
+    match read_packet(stream, acc).await? {
+        Packet::ConnAck(ack) if ack.code == codec::ConnectReturnCode::Accepted => {}
+        _ => return Err(protocol_err("CONNECT refused")),
+    }
+    let Some(filter) = &spec.subscribe else {
+        return Ok(());
+    };
+    out.clear();
+    let sub = Subscribe {
+        pkid: 1,
+        filters: vec![SubscribeFilter {
+            filter: filter.clone(),
+            qos: exec.plan.qos,
+        }],
+    };
+    codec::encode(&Packet::Subscribe(sub), &mut out);
+    stream.write_all(&out).await?;
+    loop {
+        match read_packet(stream, acc).await? {
+            Packet::SubAck(s) if s.codes.iter().all(|c| *c != SubAckCode::Failure) => return Ok(()),
+            Packet::SubAck(_) => return Err(protocol_err("SUBSCRIBE refused")),
+            // Retained messages may arrive before the SUBACK; ignore them.
+            Packet::Publish(_) | Packet::PingResp => {}
+            _ => return Err(protocol_err("unexpected packet before SUBACK")),
+        }
+    }
+}
+
+/// The whole life of client `spec`: connect, register with the executor,
+/// then read until the connection closes or the run ends.
+pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
+    let src = exec.args.src_addrs[(spec.index % exec.args.src_addrs.len() as u64) as usize];
+    let mut acc = BytesMut::with_capacity(1024);
+    let connected = match start_connect(src, exec.target) {
+        Ok(mut s) => handshake(&exec, &spec, &mut s, &mut acc).await.map(|_| s),
+        Err(e) => Err(e),
+    };
+    exec.unresolved.set(exec.unresolved.get() - 1);
+    let mut stream = match connected {
+        Ok(s) if exec.phase() == Phase::Connecting => s,
+        Ok(_) => return, // too late: already counted as a connect timeout
+        Err(e) => {
+            if exec.phase() == Phase::Connecting {
+                bump(&exec.counters.connect_fail);
+                exec.note_error(&e);
+            }
+            return;
+        }
+    };
+    let client = Rc::new(RefCell::new(Client {
+        fd: stream.as_raw_fd(),
+        open: true,
+        outbox: Vec::new(),
+        payload: payload::build(
+            exec.args.size,
+            Stamp {
+                publisher: spec.index,
+                seq: 0,
+                sent_ns: 0,
+            },
+        ),
+        qos: exec.plan.qos,
+        seq: 0,
+        acked: 0,
+        inflight: 0,
+        next_pkid: 0,
+        tracker: Tracker::default(),
+        scheduled: 0,
+        spec,
+    }));
+    exec.register(client.clone());
+    bump(&exec.counters.connect_ok);
+    exec.counters.connected.fetch_add(1, Relaxed);
+    let res = read_loop(&exec, &client, &mut stream, acc).await;
+    client.borrow_mut().open = false;
+    exec.counters.connected.fetch_sub(1, Relaxed);
+    if exec.phase() != Phase::Done {
+        bump(&exec.counters.closed);
+        if let Err(e) = res {
+            exec.note_error(&e);
+        }
+    }
+}
+
+async fn read_loop(
+    exec: &Exec,
+    client: &Rc<RefCell<Client>>,
+    stream: &mut TcpStream,
+    mut acc: BytesMut,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        acc.extend_from_slice(&buf[..n]);
+        let chunk = acc.split().freeze();
+        let mut off = 0;
+        let mut c = client.borrow_mut();
+        while off < chunk.len() {
+            let rest: Bytes = chunk.slice(off..);
+            match codec::decode(&rest, MAX_PACKET, Side::Client) {
+                Ok(Some((p, used))) => {
+                    off += used;
+                    on_packet(exec, &mut c, p);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            }
+        }
+        acc.extend_from_slice(&chunk[off..]);
+        if !c.flush() {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        if c.has_backlog() {
+            exec.mark_dirty(client);
+        }
+    }
+}
+
+/// React to one packet from the broker.
+fn on_packet(exec: &Exec, c: &mut Client, p: Packet) {
+    match p {
+        Packet::Publish(p) => {
+            on_delivery(exec, c, &p.payload);
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => c.push_packet(&Packet::PubAck(p.pkid)),
+                QoS::ExactlyOnce => c.push_packet(&Packet::PubRec(p.pkid)),
+            }
+        }
+        Packet::PubRel(id) => c.push_packet(&Packet::PubComp(id)),
+        Packet::PubRec(id) => c.push_packet(&Packet::PubRel(id)),
+        Packet::PubAck(_) | Packet::PubComp(_) => {
+            c.inflight = c.inflight.saturating_sub(1);
+            c.acked += 1;
+            bump(&exec.counters.acked);
+            exec.refill(c);
+        }
+        _ => {}
+    }
+}
+
+fn on_delivery(exec: &Exec, c: &mut Client, body: &[u8]) {
+    bump(&exec.counters.received);
+    let Some(stamp) = payload::read(body) else {
+        exec.bad_payload.set(exec.bad_payload.get() + 1);
+        return;
+    };
+    c.tracker.record(stamp.publisher, stamp.seq);
+    let now = payload::now_ns();
+    record_latency(
+        &mut exec.hist.borrow_mut(),
+        now.saturating_sub(stamp.sent_ns),
+    );
+}

@@ -1,0 +1,148 @@
+//! End-to-end: `coremq-bench` against a real Mosquitto on a free loopback
+//! port. Skipped (with a message) where /usr/sbin/mosquitto is not installed.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// A Mosquitto we started; stopped by its PID on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_mosquitto() -> Option<Broker> {
+    if !std::path::Path::new(MOSQUITTO).exists() {
+        eprintln!("SKIP: {MOSQUITTO} is not installed");
+        return None;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("coremq-bench-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("mosquitto.conf");
+    let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n");
+    std::fs::write(&conf, text).unwrap();
+    let child = Command::new(MOSQUITTO)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Broker {
+        child,
+        port,
+        _dir: dir,
+    })
+}
+
+/// Run the tool; return the JSON line (the last line of stdout).
+fn run_bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_coremq-bench"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "coremq-bench failed: {stderr}");
+    stdout.lines().last().unwrap_or("").to_string()
+}
+
+/// The integer value of `"key":N` in a flat JSON line.
+fn int_field(json: &str, key: &str) -> i64 {
+    let pat = format!("\"{key}\":");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + pat.len();
+    let digits: String = json[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not an integer in {json}"))
+}
+
+fn check_sane(json: &str, clients: i64) {
+    assert!(
+        json.starts_with('{') && json.ends_with('}'),
+        "not JSON: {json}"
+    );
+    assert_eq!(int_field(json, "connected"), clients, "{json}");
+    assert_eq!(int_field(json, "connect_failed"), 0, "{json}");
+    assert_eq!(int_field(json, "lost"), 0, "{json}");
+    assert_eq!(int_field(json, "duplicates"), 0, "{json}");
+    assert!(int_field(json, "sent") > 0, "{json}");
+    assert!(int_field(json, "received") > 0, "{json}");
+    assert!(
+        json.contains("\"delivered_per_s\":") && json.contains("\"p99\":"),
+        "{json}"
+    );
+    assert!(json.contains("\"problems\":[]"), "{json}");
+}
+
+#[test]
+fn p2p_and_fanout_against_mosquitto() {
+    let Some(b) = start_mosquitto() else { return };
+    let port = b.port.to_string();
+    let pid = b.child.id().to_string();
+    let common = [
+        "--port", &port, "-d", "2", "--drain", "1", "--json", "--quiet",
+    ];
+    let p2p = run_bench(
+        &[
+            &["scenario", "p2p", "-c", "20", "-r", "400", "-q", "1"][..],
+            &common,
+            &["--broker-pid", &pid],
+        ]
+        .concat(),
+    );
+    check_sane(&p2p, 20);
+    assert_eq!(int_field(&p2p, "expected"), int_field(&p2p, "unique"));
+    assert!(p2p.contains("\"bytes_per_conn\":"), "{p2p}");
+    // Two workers, QoS 1 at a fixed rate: every subscriber gets every message.
+    let fan = run_bench(
+        &[
+            &[
+                "scenario",
+                "fanout",
+                "-c",
+                "10",
+                "-r",
+                "200",
+                "-q",
+                "1",
+                "--workers",
+                "2",
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    check_sane(&fan, 11);
+    assert_eq!(int_field(&fan, "workers"), 2);
+    assert_eq!(int_field(&fan, "expected"), 10 * int_field(&fan, "acked"));
+}
