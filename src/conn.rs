@@ -100,7 +100,10 @@ impl Conn {
                 }
             }
             match self.next_event(stream).await {
-                Event::Read => {}
+                // Fairness: a client that always has bytes ready (a flooding
+                // publisher) goes to the back of the run queue after each read,
+                // so the connections it publishes to get to write.
+                Event::Read => futures_lite::future::yield_now().await,
                 Event::Eof => return CloseReason::SocketClosed,
                 Event::Close(reason) => {
                     self.flush_nonblocking(stream);
@@ -112,7 +115,6 @@ impl Conn {
                     }
                 }
             }
-            glommio::yield_if_needed().await;
         }
     }
 
