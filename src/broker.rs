@@ -164,6 +164,11 @@ impl BrokerHandle {
         self.board.total()
     }
 
+    /// The board the shards post their counters to; outlives [`join`](Self::join).
+    pub fn metrics_board(&self) -> Arc<MetricsBoard> {
+        self.board.clone()
+    }
+
     /// Open connections on the node right now.
     pub fn connections(&self) -> usize {
         self.conns.get()
@@ -227,5 +232,7 @@ async fn shutdown(shard: &ShardRef) {
     let mut s = shard.borrow_mut();
     s.mesh.close();
     s.resume_readers();
+    s.metrics.sessions = s.sessions.len() as u64;
+    s.board.post(s.id, &s.metrics);
     log::debug!("shard {} stopped", s.id);
 }

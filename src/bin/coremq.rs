@@ -97,9 +97,17 @@ fn main() -> ExitCode {
     let sig = sys::wait_for_stop_signal();
     log::info!("signal {sig}: stopping");
     handle.stop();
+    let board = handle.metrics_board();
     match handle.join() {
         Ok(()) => {
-            log::info!("stopped");
+            let counters: Vec<String> = board
+                .total()
+                .pairs()
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            log::info!("stopped; counters: {}", counters.join(" "));
             ExitCode::SUCCESS
         }
         Err(e) => {
