@@ -28,8 +28,7 @@ use std::task::Poll;
 
 /// Start serving a socket accepted on this shard.
 pub fn spawn_accepted(shard: &ShardRef, stream: TcpStream, peer: SocketAddr, slot: Slot) {
-    let shard = shard.clone();
-    glommio::spawn_local(run(shard, stream, Vec::new(), peer, slot, false)).detach();
+    start(shard, stream, BytesMut::new(), peer, slot, false);
 }
 
 /// Start serving a socket handed over by another shard.
@@ -37,31 +36,36 @@ pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
     shard.borrow_mut().metrics.handoffs_received += 1;
     // SAFETY: the fd is an open TCP socket we own (OwnedFd), moved in here.
     let stream = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
-    let shard = shard.clone();
-    glommio::spawn_local(run(shard, stream, h.initial, h.peer, h.slot, true)).detach();
+    start(
+        shard,
+        stream,
+        BytesMut::from(&h.initial[..]),
+        h.peer,
+        h.slot,
+        true,
+    );
 }
 
-async fn run(
-    shard: ShardRef,
-    mut stream: TcpStream,
-    initial: Vec<u8>,
+/// Register the connection and spawn its task. Everything is built before
+/// the spawn so the task's future holds only `Conn`, the stream and `serve`.
+fn start(
+    shard: &ShardRef,
+    stream: TcpStream,
+    inbuf: BytesMut,
     peer: SocketAddr,
     slot: Slot,
     handed: bool,
 ) {
     let key = shard.borrow_mut().add_conn(peer);
-    let inbuf = BytesMut::from(&initial[..]);
-    let mut conn = Conn {
-        shard,
+    let conn = Conn {
+        shard: shard.clone(),
         key,
-        peer,
         inbuf,
         connected: false,
         handed,
         slot: Some(slot),
     };
-    let reason = conn.serve(&mut stream).await;
-    conn.shard.borrow_mut().conn_closed(key, reason);
+    glommio::spawn_local(conn.run(stream)).detach();
 }
 
 /// What woke the connection task.
@@ -76,7 +80,6 @@ enum Event {
 struct Conn {
     shard: ShardRef,
     key: Key,
-    peer: SocketAddr,
     /// Bytes of an incomplete packet (empty, with no allocation, when idle).
     inbuf: BytesMut,
     connected: bool,
@@ -87,6 +90,11 @@ struct Conn {
 }
 
 impl Conn {
+    async fn run(mut self, mut stream: TcpStream) {
+        let reason = self.serve(&mut stream).await;
+        self.shard.borrow_mut().conn_closed(self.key, reason);
+    }
+
     async fn serve(&mut self, stream: &mut TcpStream) -> CloseReason {
         loop {
             if !self.inbuf.is_empty() {
@@ -154,7 +162,7 @@ impl Conn {
                     Poll::Ready(Event::Read)
                 }
                 Poll::Ready(Err(e)) => {
-                    log::debug!("shard {} peer {}: read error: {e}", s.id, self.peer);
+                    log::debug!("{}: read error: {e}", s.who(self.key));
                     Poll::Ready(Event::Eof)
                 }
                 Poll::Pending => {
@@ -298,24 +306,26 @@ impl Conn {
         // SAFETY: dup(2) of an fd we own; the result is checked before use.
         let fd = unsafe { libc::dup(stream.as_raw_fd()) };
         if fd < 0 {
+            let err = std::io::Error::last_os_error();
             log::warn!(
-                "shard {} peer {}: dup failed for handoff: {}",
-                self.shard.borrow().id,
-                self.peer,
-                std::io::Error::last_os_error()
+                "{}: dup failed for handoff: {err}",
+                self.shard.borrow().who(self.key)
             );
             return CloseReason::SocketClosed;
         }
         // SAFETY: fd is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut s = self.shard.borrow_mut();
+        let Some(peer) = s.conns.get(self.key).map(|c| c.peer) else {
+            return CloseReason::SocketClosed;
+        };
         s.metrics.handoffs_sent += 1;
         s.mesh.push(
             home,
             MeshMsg::Handoff(Handoff {
                 fd,
                 initial: bytes.to_vec(),
-                peer: self.peer,
+                peer,
                 slot,
             }),
         );

@@ -53,7 +53,7 @@ impl Shard {
         if let Some(c) = self.conns.get_mut(conn) {
             c.session = Some(sk);
             c.keepalive_ms = keepalive_ms;
-            c.will = connect.will;
+            c.will = connect.will.map(Box::new);
             c.version = connect.version;
             c.info = Some(info.clone());
             c.last_seen_ms = now;
@@ -154,7 +154,7 @@ impl Shard {
             reason.as_str()
         );
         if let Some(will) = c.will.filter(|_| reason != CloseReason::Normal) {
-            self.publish_will(&info, will);
+            self.publish_will(&info, *will);
         }
         self.hooks.client_disconnected(&info, reason.as_str());
     }

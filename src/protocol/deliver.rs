@@ -43,7 +43,7 @@ impl Shard {
         let mut filters = 0usize;
         self.subs.for_each_match(&msg.topic, |subs| {
             filters += 1;
-            hits.extend(subs.iter().map(|(k, q)| (*k, *q)));
+            subs.for_each(|k, q| hits.push((*k, *q)));
         });
         if filters > 1 {
             hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));

@@ -35,7 +35,7 @@ impl Shard {
                     return Err(CloseReason::ProtocolError);
                 };
                 let mut barrier = 0;
-                if s.awaiting_rel.contains(&p.pkid) {
+                if s.awaiting_rel.get(&p.pkid).is_some() {
                     // A re-sent PUBLISH (DUP) of a message already routed: not again [MQTT-4.3.3-2].
                     self.metrics.qos2_duplicates += 1;
                 } else if s.awaiting_rel.len() >= max {
@@ -46,7 +46,7 @@ impl Shard {
                     self.metrics.protocol_errors += 1;
                     return Err(CloseReason::ProtocolError);
                 } else {
-                    s.awaiting_rel.insert(p.pkid);
+                    s.awaiting_rel.insert(p.pkid, ());
                     let topic = p.topic.into();
                     barrier =
                         self.publish_message(&info, topic, p.payload, p.qos, p.retain, Some(conn));

@@ -2,5 +2,6 @@
 //! for a shard's local subscriptions and for its replica of the interest
 //! table), and the retained message store.
 pub mod retained;
+pub mod smallmap;
 pub mod topic;
 pub mod trie;

@@ -20,8 +20,8 @@ pub mod mqueue;
 use crate::codec::QoS;
 use crate::config::{QueueDropPolicy, SessionConfig};
 use crate::message::Message;
+use crate::router::smallmap::SmallMap;
 use crate::shard::slab::Key;
-use ahash::{AHashMap, AHashSet};
 use inflight::Inflight;
 use mqueue::{DropPolicy, MQueue};
 use std::sync::Arc;
@@ -41,13 +41,13 @@ pub struct Session {
     /// Clean session 1: discarded when its connection ends.
     pub clean: bool,
     /// Filter → granted QoS.
-    pub subs: AHashMap<Arc<str>, QoS>,
+    pub subs: SmallMap<Arc<str>, QoS>,
     /// QoS 1/2 messages sent and not yet acknowledged, in send order.
     pub inflight: Inflight,
     /// Messages waiting for the window (or for the client to come back).
     pub mqueue: MQueue<Delivery>,
     /// Inbound QoS 2 packet ids that got PUBREC and await PUBREL.
-    pub awaiting_rel: AHashSet<u16>,
+    pub awaiting_rel: SmallMap<u16, ()>,
     /// The connection while online.
     pub conn: Option<Key>,
     /// Bumped at every disconnect: an expiry timer fires only for its own epoch.
@@ -65,10 +65,10 @@ impl Session {
         Session {
             client_id,
             clean,
-            subs: AHashMap::new(),
+            subs: SmallMap::new(),
             inflight: Inflight::new(cfg.inflight_window),
             mqueue: MQueue::new(cfg.max_mqueue_len, cfg.store_qos0, policy),
-            awaiting_rel: AHashSet::new(),
+            awaiting_rel: SmallMap::new(),
             conn: None,
             epoch: 0,
             retry_armed: false,

@@ -18,6 +18,7 @@ use crate::hooks::{ClientInfo, Hooks};
 use crate::message::MsgIdGen;
 use crate::metrics::{Metrics, MetricsBoard};
 use crate::router::retained::Retained;
+use crate::router::smallmap::SmallMap;
 use crate::router::trie::Trie;
 use crate::session::{Delivery, Session};
 use ahash::AHashMap;
@@ -97,7 +98,7 @@ pub struct ConnState {
     /// Acks waiting for a barrier (id != 0) or queued behind one (id 0), in order.
     pub held_acks: VecDeque<(u64, Packet)>,
     /// Published if this connection ends abnormally.
-    pub will: Option<LastWill>,
+    pub will: Option<Box<LastWill>>,
     pub version: ProtocolVersion,
     pub peer: SocketAddr,
 }
@@ -136,7 +137,7 @@ pub struct Shard {
     pub sessions: Slab<Session>,
     pub by_client: AHashMap<Arc<str>, Key>,
     /// Local subscriptions: filter → sessions on this shard and their QoS.
-    pub subs: Trie<AHashMap<Key, QoS>>,
+    pub subs: Trie<SmallMap<Key, QoS>>,
     /// Replica of the interest table: filter → mask of shards with subscribers.
     pub interest: Trie<u64>,
     pub retained: Retained,

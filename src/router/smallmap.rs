@@ -1,0 +1,170 @@
+//! A map that stays inline while small and becomes a hash map when it grows.
+//!
+//! Used where most instances hold one or two entries but a few hold many: a
+//! session's subscriptions (filter → QoS) and a trie node's subscribers
+//! (session → QoS). A one-entry `AHashMap` costs 64 bytes inline plus a
+//! ~100-byte heap block; this costs one inline slot. Past [`INLINE`] entries it
+//! switches to an `AHashMap`, so large sets keep O(1) operations.
+
+use ahash::AHashMap;
+use smallvec::SmallVec;
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+/// Entries kept inline before switching to a hash map.
+pub const INLINE: usize = 8;
+
+/// A small-first map. Iteration order is unspecified.
+#[derive(Debug, Clone)]
+pub enum SmallMap<K, V> {
+    Few(SmallVec<[(K, V); 1]>),
+    Many(Box<AHashMap<K, V>>),
+}
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap::Few(SmallVec::new())
+    }
+}
+
+impl<K: Eq + Hash, V> SmallMap<K, V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            SmallMap::Few(v) => v.len(),
+            SmallMap::Many(m) => m.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => v.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),
+            SmallMap::Many(m) => m.get(key),
+        }
+    }
+
+    /// Insert or replace; returns the old value.
+    pub fn insert(&mut self, key: K, val: V) -> Option<V> {
+        match self {
+            SmallMap::Few(v) => {
+                if let Some(slot) = v.iter_mut().find(|(k, _)| *k == key) {
+                    return Some(std::mem::replace(&mut slot.1, val));
+                }
+                if v.len() < INLINE {
+                    v.push((key, val));
+                    return None;
+                }
+                let mut m: AHashMap<K, V> = v.drain(..).collect();
+                m.insert(key, val);
+                *self = SmallMap::Many(Box::new(m));
+                None
+            }
+            SmallMap::Many(m) => m.insert(key, val),
+        }
+    }
+
+    /// Remove a key, returning the stored key and value.
+    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => {
+                let pos = v.iter().position(|(k, _)| k.borrow() == key)?;
+                Some(v.swap_remove(pos))
+            }
+            SmallMap::Many(m) => {
+                let out = m.remove_entry(key);
+                if m.is_empty() {
+                    *self = SmallMap::default();
+                }
+                out
+            }
+        }
+    }
+
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.remove_entry(key).map(|(_, v)| v)
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&K, &V)> + '_> {
+        match self {
+            SmallMap::Few(v) => Box::new(v.iter().map(|(k, v)| (k, v))),
+            SmallMap::Many(m) => Box::new(m.iter()),
+        }
+    }
+
+    /// Call `f` on every entry (no allocation, for the publish path).
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        match self {
+            SmallMap::Few(v) => v.iter().for_each(|(k, v)| f(k, v)),
+            SmallMap::Many(m) => m.iter().for_each(|(k, v)| f(k, v)),
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_into_a_hash_map_and_back() {
+        let mut m: SmallMap<u32, u32> = SmallMap::new();
+        assert!(std::mem::size_of::<SmallMap<u64, u8>>() <= 32);
+        for i in 0..INLINE as u32 {
+            assert_eq!(m.insert(i, i), None);
+        }
+        assert!(matches!(m, SmallMap::Few(_)));
+        assert_eq!(m.insert(3, 30), Some(3));
+        assert_eq!(m.insert(100, 1), None);
+        assert!(matches!(m, SmallMap::Many(_)));
+        assert_eq!(m.len(), INLINE + 1);
+        assert_eq!(m.get(&3), Some(&30));
+        let mut sum = 0;
+        m.for_each(|_, v| sum += v);
+        assert_eq!(sum, (0..INLINE as u32).sum::<u32>() - 3 + 30 + 1);
+        for i in 0..INLINE as u32 {
+            assert!(m.remove(&i).is_some());
+        }
+        assert_eq!(m.remove_entry(&100), Some((100, 1)));
+        assert!(m.is_empty());
+        assert!(
+            matches!(m, SmallMap::Few(_)),
+            "an emptied map frees its table"
+        );
+        assert_eq!(m.remove(&7), None);
+    }
+
+    #[test]
+    fn borrowed_lookups() {
+        let mut m: SmallMap<std::sync::Arc<str>, u8> = SmallMap::new();
+        m.insert("a/b".into(), 1);
+        assert_eq!(m.get("a/b"), Some(&1));
+        assert_eq!(
+            m.remove_entry("a/b").map(|(k, _)| k.to_string()),
+            Some("a/b".into())
+        );
+        assert_eq!(m.keys().count(), 0);
+    }
+}
