@@ -18,13 +18,16 @@ use crate::shard::mesh::{Handoff, MeshMsg};
 use crate::shard::slab::Key;
 use crate::shard::{CloseReason, Shard, ShardRef};
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
+
+/// Writes one poll may make before yielding to other tasks.
+const MAX_WRITES_PER_POLL: usize = 16;
 
 /// Start serving a socket accepted on this shard.
 pub fn spawn_accepted(shard: &ShardRef, stream: TcpStream, peer: SocketAddr, slot: Slot) {
@@ -72,7 +75,6 @@ fn start(
 enum Event {
     Read,
     Eof,
-    Write,
     Close(CloseReason),
 }
 
@@ -117,29 +119,24 @@ impl Conn {
                     self.flush_nonblocking(stream);
                     return reason;
                 }
-                Event::Write => {
-                    if let Some(reason) = self.write_outbox(stream).await {
-                        return reason;
-                    }
-                }
             }
         }
     }
 
-    /// Wait for input, output to write, or a close request.
+    /// One step of the connection, all inside one poll: close if asked, write
+    /// as much of the outbox as the socket takes, then read what arrived.
+    /// Writing here (not in a separate future) keeps the task small and lets
+    /// a connection read while its output is blocked.
     async fn next_event(&mut self, stream: &mut TcpStream) -> Event {
         poll_fn(|cx| {
             let mut guard = self.shard.borrow_mut();
             let s = &mut *guard;
+            if let Err(e) = s.write_outbox(self.key, cx, stream) {
+                return Poll::Ready(e);
+            }
             let Some(c) = s.conns.get_mut(self.key) else {
                 return Poll::Ready(Event::Close(CloseReason::SocketClosed));
             };
-            if let Some(r) = c.close {
-                return Poll::Ready(Event::Close(r));
-            }
-            if !c.outbox.is_empty() {
-                return Poll::Ready(Event::Write);
-            }
             if s.mesh.congested() && !s.stopping {
                 // Mailboxes to other shards are backed up: stop reading so
                 // publishers feel TCP backpressure instead of memory growing.
@@ -247,42 +244,10 @@ impl Conn {
         CloseReason::ProtocolError
     }
 
-    /// Write the outbox, unless a close is asked meanwhile.
-    async fn write_outbox(&mut self, stream: &mut TcpStream) -> Option<CloseReason> {
-        let out = {
-            let mut s = self.shard.borrow_mut();
-            let c = s.conns.get_mut(self.key)?;
-            std::mem::take(&mut c.outbox)
-        };
-        let write = async {
-            stream
-                .write_all(&out)
-                .await
-                .err()
-                .map(|_| CloseReason::SocketClosed)
-        };
-        let closed = poll_fn(|cx| {
-            let mut s = self.shard.borrow_mut();
-            match s.conns.get_mut(self.key) {
-                None => Poll::Ready(Some(CloseReason::SocketClosed)),
-                Some(c) if c.close.is_some() => Poll::Ready(c.close),
-                Some(c) => {
-                    c.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        });
-        let result = futures_lite::future::or(write, closed).await;
-        if result.is_none() {
-            self.shard.borrow_mut().after_write(self.key);
-        }
-        result
-    }
-
     /// Best effort, never waits: send what is left (a refusing CONNACK, say) before closing.
     fn flush_nonblocking(&self, stream: &TcpStream) {
         let out = match self.shard.borrow_mut().conns.get_mut(self.key) {
-            Some(c) => std::mem::take(&mut c.outbox),
+            Some(c) => c.take_unsent(),
             None => return,
         };
         if !out.is_empty() {
@@ -330,5 +295,40 @@ impl Conn {
             }),
         );
         CloseReason::HandedOff
+    }
+}
+
+impl Shard {
+    /// Write a connection's pending output without waiting; refill it from
+    /// the session queue as it empties. `Err` ends the connection.
+    fn write_outbox(
+        &mut self,
+        key: Key,
+        cx: &mut Context<'_>,
+        stream: &mut TcpStream,
+    ) -> Result<(), Event> {
+        for _ in 0..MAX_WRITES_PER_POLL {
+            let Some(c) = self.conns.get_mut(key) else {
+                return Err(Event::Close(CloseReason::SocketClosed));
+            };
+            if let Some(r) = c.close {
+                return Err(Event::Close(r));
+            }
+            if c.unsent() == 0 {
+                return Ok(());
+            }
+            match Pin::new(&mut *stream).poll_write(cx, &c.outbox[c.out_pos..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Event::Eof),
+                Poll::Ready(Ok(n)) => c.wrote(n),
+                // The socket is full: glommio wakes us when it drains.
+                Poll::Pending => return Ok(()),
+            }
+            if c.unsent() == 0 {
+                self.after_write(key);
+            }
+        }
+        // Plenty written this turn; come back after others had theirs.
+        cx.waker().wake_by_ref();
+        Ok(())
     }
 }

@@ -73,7 +73,7 @@ impl Shard {
         let now = self.clock_ms;
         match conn {
             Some(c) if qos == QoS::AtMostOnce => {
-                if c.outbox.len() >= max_outbox {
+                if c.unsent() >= max_outbox {
                     self.metrics.dropped_qos0_slow += 1;
                     return;
                 }
@@ -81,9 +81,7 @@ impl Shard {
                 self.metrics.publish_sent += 1;
                 return;
             }
-            Some(c)
-                if s.mqueue.is_empty() && s.inflight.has_room() && c.outbox.len() < max_outbox =>
-            {
+            Some(c) if s.mqueue.is_empty() && s.inflight.has_room() && c.unsent() < max_outbox => {
                 let pkid = s.inflight.push(d.clone(), qos, now);
                 encode(c, &d, qos, pkid, false);
                 self.metrics.publish_sent += 1;
@@ -137,7 +135,7 @@ impl Shard {
             return;
         };
         let mut sent = 0u64;
-        while s.inflight.has_room() && c.outbox.len() < max_outbox {
+        while s.inflight.has_room() && c.unsent() < max_outbox {
             let Some((d, qos)) = s.mqueue.pop() else {
                 break;
             };

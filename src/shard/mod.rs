@@ -79,8 +79,10 @@ impl CloseReason {
 /// connection task; this is the part the protocol handlers touch.
 #[derive(Debug)]
 pub struct ConnState {
-    /// Encoded packets not yet written; freed once written.
+    /// Encoded packets not yet written (from `out_pos`); freed once written.
     pub outbox: Vec<u8>,
+    /// Bytes of `outbox` already written.
+    pub out_pos: usize,
     /// The connection task, woken when the outbox fills or a close is asked.
     pub waker: Option<Waker>,
     /// Set when the shard wants this connection closed.
@@ -101,6 +103,34 @@ pub struct ConnState {
     pub will: Option<Box<LastWill>>,
     pub version: ProtocolVersion,
     pub peer: SocketAddr,
+}
+
+impl ConnState {
+    /// Bytes waiting to be written.
+    pub fn unsent(&self) -> usize {
+        self.outbox.len() - self.out_pos
+    }
+
+    /// `n` more bytes were written: free the buffer once all are out, and
+    /// drop the written prefix once it is most of the buffer.
+    pub fn wrote(&mut self, n: usize) {
+        self.out_pos += n;
+        if self.out_pos >= self.outbox.len() {
+            self.outbox = Vec::new();
+            self.out_pos = 0;
+        } else if self.out_pos > self.outbox.len() / 2 {
+            self.outbox.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+    }
+
+    /// Take what is left to write (closing).
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.outbox);
+        out.drain(..self.out_pos.min(out.len()));
+        self.out_pos = 0;
+        out
+    }
 }
 
 /// Timer wheel entries; validated lazily when they fire.
@@ -214,6 +244,7 @@ impl Shard {
         let now = self.now_ms();
         let key = self.conns.insert(ConnState {
             outbox: Vec::new(),
+            out_pos: 0,
             waker: None,
             close: None,
             paused: false,
