@@ -54,6 +54,48 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         }
     }
 
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => v
+                .iter_mut()
+                .find(|(k, _)| k.borrow() == key)
+                .map(|(_, v)| v),
+            SmallMap::Many(m) => m.get_mut(key),
+        }
+    }
+
+    /// The value for `key`, inserting `make()` (with the key from `to_key`) if absent.
+    pub fn get_or_insert_with<Q>(
+        &mut self,
+        key: &Q,
+        to_key: impl FnOnce(&Q) -> K,
+        make: impl FnOnce() -> V,
+    ) -> &mut V
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if self.get(key).is_none() {
+            self.insert(to_key(key), make());
+        }
+        match self.get_mut(key) {
+            Some(v) => v,
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    /// Remove every entry, returning the values.
+    pub fn take_values(&mut self) -> Vec<V> {
+        match std::mem::take(self) {
+            SmallMap::Few(v) => v.into_iter().map(|(_, v)| v).collect(),
+            SmallMap::Many(m) => m.into_values().collect(),
+        }
+    }
+
     /// Insert or replace; returns the old value.
     pub fn insert(&mut self, key: K, val: V) -> Option<V> {
         match self {
@@ -112,7 +154,7 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
     }
 
     /// Call `f` on every entry (no allocation, for the publish path).
-    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+    pub fn for_each<'a>(&'a self, mut f: impl FnMut(&'a K, &'a V)) {
         match self {
             SmallMap::Few(v) => v.iter().for_each(|(k, v)| f(k, v)),
             SmallMap::Many(m) => m.iter().for_each(|(k, v)| f(k, v)),

@@ -17,7 +17,7 @@
 //!   plus ─┬─ value: "a/+"
 //!         └─ exact "b" ─ value: "a/+/b"
 //!
-//! Node { children: ahash map level -> Node,   // exact levels
+//! Node { children: small map level -> Box<Node>, // exact levels
 //!        plus:     Option<Box<Node>>,          // the '+' level
 //!        hash:     Option<V>,                  // filter "<this node>/#"
 //!        value:    Option<V> }                 // filter ending exactly here
@@ -35,12 +35,14 @@
 //!
 //! [`valid_filter`]: crate::router::topic::valid_filter
 
-use ahash::AHashMap;
+use crate::router::smallmap::SmallMap;
 use smallvec::SmallVec;
 
 /// One filter level. See the module doc.
 struct Node<V> {
-    children: AHashMap<Box<str>, Node<V>>,
+    /// Boxed children: a node with one child keeps it inline in the small
+    /// map, and a wide node's hash table holds pointers, not whole nodes.
+    children: SmallMap<Box<str>, Box<Node<V>>>,
     plus: Option<Box<Node<V>>>,
     hash: Option<V>,
     value: Option<V>,
@@ -49,7 +51,7 @@ struct Node<V> {
 impl<V> Node<V> {
     fn new() -> Self {
         Node {
-            children: AHashMap::new(),
+            children: SmallMap::new(),
             plus: None,
             hash: None,
             value: None,
@@ -60,7 +62,7 @@ impl<V> Node<V> {
         if level == "+" {
             self.plus.as_deref()
         } else {
-            self.children.get(level)
+            self.children.get(level).map(|b| &**b)
         }
     }
 
@@ -68,7 +70,7 @@ impl<V> Node<V> {
         if level == "+" {
             self.plus.as_deref_mut()
         } else {
-            self.children.get_mut(level)
+            self.children.get_mut(level).map(|b| &mut **b)
         }
     }
 
@@ -76,7 +78,8 @@ impl<V> Node<V> {
         if level == "+" {
             self.plus.get_or_insert_with(|| Box::new(Node::new()))
         } else {
-            self.children.entry(level.into()).or_insert_with(Node::new)
+            self.children
+                .get_or_insert_with(level, |l| l.into(), || Box::new(Node::new()))
         }
     }
 
@@ -111,7 +114,7 @@ impl<V> Node<V> {
 
     /// Move the child nodes onto `stack` so they are dropped without recursion.
     fn take_children(&mut self, stack: &mut Vec<Node<V>>) {
-        stack.extend(self.children.drain().map(|(_, n)| n));
+        stack.extend(self.children.take_values().into_iter().map(|n| *n));
         if let Some(p) = self.plus.take() {
             stack.push(*p);
         }
@@ -281,7 +284,7 @@ impl<V> Trie<V> {
                 continue;
             };
             if let Some(child) = node.children.get(*level) {
-                stack.push((child, depth + 1));
+                stack.push((&**child, depth + 1));
             }
             if wild_ok {
                 if let Some(plus) = &node.plus {
@@ -317,9 +320,8 @@ impl<V> Trie<V> {
                 f(&buf, v);
                 buf.truncate(child_len);
             }
-            for (key, child) in &node.children {
-                stack.push((child, child_len, Some(&**key)));
-            }
+            node.children
+                .for_each(|key, child| stack.push((&**child, child_len, Some(&**key))));
             if let Some(plus) = &node.plus {
                 stack.push((plus, child_len, Some("+")));
             }
@@ -340,7 +342,7 @@ impl<V> Trie<V> {
         let mut count = 0;
         let mut stack = vec![&self.root];
         while let Some(node) = stack.pop() {
-            stack.extend(node.children.values());
+            node.children.for_each(|_, c| stack.push(&**c));
             stack.extend(node.plus.as_deref());
             count += node.child_count();
         }
