@@ -2,12 +2,14 @@
 # Run the same coremq-bench scenarios against coremq and Mosquitto, in
 # alternation (A B A B ...), on loopback, and write a results table.
 #
-# usage: scripts/bench-compare.sh [--rounds N] [--only mosquitto|coremq] [--cores N] [--out DIR]
-# Each broker is started fresh for each scenario on its own loopback port and
+# usage: scripts/bench-compare.sh [--rounds N] [--only mosquitto|coremq] [--cores "1 2"] [--out DIR]
+# Brokers in each round: coremq with each --cores value, then Mosquitto, so a
+# scenario is measured on all of them back to back (A B C A B C ...). Each
+# broker is started fresh for each scenario on its own loopback port and
 # stopped by its PID afterwards. Every run is bounded (--duration, timeout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=1 ONLY="" CORES=1 OUT="bench-results/$(date +%Y%m%d-%H%M%S)"
+ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2;;
@@ -36,8 +38,8 @@ fi
 
 # name | coremq-bench arguments
 SCENARIOS=(
-  "idle-5k|conn -c 5000 -d 5 --drain 0"
-  "idle-15k|conn -c 15000 -d 5 --drain 0"
+  "idle-5k|sub -c 5000 -t bench/%i -d 5 --drain 0"
+  "idle-15k|sub -c 15000 -t bench/%i -d 5 --drain 0"
   "emq2015-15k|scenario emq2015 -c 15000 --topics 3000 -r 4000 -q 1 -d 30"
   "fanout-q0|scenario fanout -c 100 -q 0 -d 10"
   "fanout-q1|scenario fanout -c 100 -q 1 -d 10"
@@ -46,19 +48,20 @@ SCENARIOS=(
   "p2p-q1|scenario p2p -c 1000 -r 10000 -q 1 -d 10"
 )
 
-start_broker() { # $1 = mosquitto|coremq, $2 = port; prints PID
+start_broker() { # $1 = mosquitto|coremq-N (N shards), $2 = port; prints PID
   if [ "$1" = mosquitto ]; then
     printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n' "$2" > "$OUT/mosquitto.conf"
     (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1) & echo $!
   else
-    (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "$CORES" >"$OUT/coremq.log" 2>&1) & echo $!
+    (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "${1#coremq-}" >"$OUT/$1.log" 2>&1) & echo $!
   fi
 }
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-BROKERS=(coremq mosquitto)
-[ -n "$ONLY" ] && BROKERS=("$ONLY")
+BROKERS=()
+if [ "$ONLY" != mosquitto ]; then for c in $CORES; do BROKERS+=("coremq-$c"); done; fi
+if [ "$ONLY" != coremq ]; then BROKERS+=(mosquitto); fi
 printf '| round | scenario | broker | connected | delivered/s | lost | dup | p50 ms | p99 ms | broker B/conn | broker CPU-s/M |\n|---|---|---|---|---|---|---|---|---|---|---|\n' > "$OUT/table.md"
 PORT=21883
 for r in $(seq "$ROUNDS"); do
