@@ -13,6 +13,7 @@
 use crate::codec::Packet;
 use crate::shard::slab::Key;
 use crate::shard::{Barrier, Shard};
+use std::collections::VecDeque;
 
 impl Shard {
     /// Open a barrier for `conn`: one answer expected from every peer.
@@ -67,6 +68,10 @@ impl Shard {
                 if let Some((_, p)) = c.held_acks.pop_front() {
                     ready.push(p);
                 }
+            }
+            if c.held_acks.is_empty() {
+                // Free the queue: an idle connection keeps no buffer.
+                c.held_acks = VecDeque::new();
             }
         }
         for p in ready {

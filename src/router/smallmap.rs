@@ -125,7 +125,11 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         match self {
             SmallMap::Few(v) => {
                 let pos = v.iter().position(|(k, _)| k.borrow() == key)?;
-                Some(v.swap_remove(pos))
+                let out = v.swap_remove(pos);
+                if v.is_empty() && v.spilled() {
+                    *v = SmallVec::new();
+                }
+                Some(out)
             }
             SmallMap::Many(m) => {
                 let out = m.remove_entry(key);

@@ -93,7 +93,12 @@ impl Inflight {
             .entries
             .iter()
             .position(|e| e.pkid == pkid && e.qos == qos && e.phase == phase)?;
-        self.entries.remove(pos)
+        let entry = self.entries.remove(pos);
+        if self.entries.is_empty() {
+            // Free the buffer: an idle session keeps no window allocation.
+            self.entries = VecDeque::new();
+        }
+        entry
     }
 
     /// PUBREC: move a QoS 2 entry to the release phase. Returns false for an unknown id.

@@ -127,6 +127,10 @@ impl<T> MQueue<T> {
         if qos == QoS::AtMostOnce {
             self.qos0 -= 1;
         }
+        if self.items.is_empty() {
+            // Free the buffer: an idle session keeps no queue allocation.
+            self.items = VecDeque::new();
+        }
         Some((item, qos))
     }
 

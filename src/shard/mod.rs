@@ -17,9 +17,9 @@ use crate::config::Config;
 use crate::hooks::{ClientInfo, Hooks};
 use crate::message::MsgIdGen;
 use crate::metrics::{Metrics, MetricsBoard};
+use crate::router::index::FilterIndex;
 use crate::router::retained::Retained;
 use crate::router::smallmap::SmallMap;
-use crate::router::trie::Trie;
 use crate::session::{Delivery, Session};
 use ahash::AHashMap;
 use slab::{Key, Slab};
@@ -167,9 +167,9 @@ pub struct Shard {
     pub sessions: Slab<Session>,
     pub by_client: AHashMap<Arc<str>, Key>,
     /// Local subscriptions: filter → sessions on this shard and their QoS.
-    pub subs: Trie<SmallMap<Key, QoS>>,
+    pub subs: FilterIndex<SmallMap<Key, QoS>>,
     /// Replica of the interest table: filter → mask of shards with subscribers.
-    pub interest: Trie<u64>,
+    pub interest: FilterIndex<u64>,
     pub retained: Retained,
     pub wheel: TimerWheel<TimerItem>,
     pub mesh: mesh::Outboxes,
@@ -213,8 +213,8 @@ impl Shard {
             conns: Slab::new(),
             sessions: Slab::new(),
             by_client: AHashMap::new(),
-            subs: Trie::new(),
-            interest: Trie::new(),
+            subs: FilterIndex::new(),
+            interest: FilterIndex::new(),
             retained: Retained::new(max_retained),
             wheel: TimerWheel::new(tick::TICK_MS, 1024, 0),
             mesh: mesh::Outboxes::new(shards),
