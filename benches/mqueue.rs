@@ -10,35 +10,31 @@ use coremq::session::mqueue::{DropPolicy, MQueue};
 use coremq::session::Delivery;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
 
-fn bench(name: &str, ops_per_call: u64, mut f: impl FnMut()) {
-    let mut calls = 0u64;
-    let t0 = Instant::now();
-    while t0.elapsed().as_millis() < 300 {
-        f();
-        calls += 1;
-    }
-    let ns = t0.elapsed().as_nanos() as f64 / (calls * ops_per_call) as f64;
-    println!("{name:<48} {ns:>10.1} ns/op");
-}
+mod common;
+use common::bench;
 
 fn main() {
     for len in [16usize, 1000, 100_000] {
         let mut q = MQueue::new(len, true, DropPolicy::DropOldest);
-        bench(&format!("mqueue push+pop at capacity {len}"), 1000, || {
-            for i in 0..1000u64 {
-                let qos = if i % 4 == 0 {
-                    QoS::AtMostOnce
-                } else {
-                    QoS::AtLeastOnce
-                };
-                black_box(q.push(i, qos));
-                if q.len() >= len {
-                    black_box(q.pop());
+        bench(
+            &format!("mqueue push+pop at capacity {len}"),
+            "op",
+            1000,
+            || {
+                for i in 0..1000u64 {
+                    let qos = if i % 4 == 0 {
+                        QoS::AtMostOnce
+                    } else {
+                        QoS::AtLeastOnce
+                    };
+                    black_box(q.push(i, qos));
+                    if q.len() >= len {
+                        black_box(q.pop());
+                    }
                 }
-            }
-        });
+            },
+        );
     }
     let msg = Arc::new(Message {
         id: MsgIdGen::new(0, 0).next_id(),
@@ -51,21 +47,26 @@ fn main() {
     for window in [16usize, 64, 1024] {
         let mut w = Inflight::new(window);
         let mut ids = std::collections::VecDeque::new();
-        bench(&format!("inflight push+ack window={window}"), 1000, || {
-            for _ in 0..1000 {
-                if !w.has_room() {
-                    let id = ids.pop_front().unwrap_or(0);
-                    black_box(w.complete(id, QoS::AtLeastOnce, Phase::Publish));
+        bench(
+            &format!("inflight push+ack window={window}"),
+            "op",
+            1000,
+            || {
+                for _ in 0..1000 {
+                    if !w.has_room() {
+                        let id = ids.pop_front().unwrap_or(0);
+                        black_box(w.complete(id, QoS::AtLeastOnce, Phase::Publish));
+                    }
+                    ids.push_back(w.push(
+                        Delivery {
+                            msg: msg.clone(),
+                            retain: false,
+                        },
+                        QoS::AtLeastOnce,
+                        0,
+                    ));
                 }
-                ids.push_back(w.push(
-                    Delivery {
-                        msg: msg.clone(),
-                        retain: false,
-                    },
-                    QoS::AtLeastOnce,
-                    0,
-                ));
-            }
-        });
+            },
+        );
     }
 }

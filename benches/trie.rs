@@ -3,24 +3,11 @@
 
 use coremq::router::trie::Trie;
 use std::hint::black_box;
-use std::time::Instant;
-
-fn bench(name: &str, mut f: impl FnMut()) {
-    let mut iters = 0u64;
-    let t0 = Instant::now();
-    while t0.elapsed().as_millis() < 300 {
-        for _ in 0..100 {
-            f();
-        }
-        iters += 100;
-    }
-    println!(
-        "{name:<48} {:>10.1} ns/match",
-        t0.elapsed().as_nanos() as f64 / iters as f64
-    );
-}
 
 /// `n` filters over `site/{s}/dev/{d}/temp`; `wild_pct` percent use `+` or `#`.
+mod common;
+use common::bench;
+
 fn build(n: u64, wild_pct: u64) -> Trie<u64> {
     let mut t = Trie::new();
     for i in 0..n {
@@ -39,13 +26,18 @@ fn main() {
         for wild in [0u64, 10, 50] {
             let t = build(n, wild);
             let mut k = 0u64;
-            bench(&format!("match filters={n} wildcards={wild}%"), || {
-                k = k.wrapping_add(7);
-                let topic = format!("site/{}/dev/{}/temp", k % 1000, k % n);
-                let mut hits = 0u64;
-                t.for_each_match(&topic, |v| hits += *v);
-                black_box(hits);
-            });
+            bench(
+                &format!("match filters={n} wildcards={wild}%"),
+                "match",
+                1,
+                || {
+                    k = k.wrapping_add(7);
+                    let topic = format!("site/{}/dev/{}/temp", k % 1000, k % n);
+                    let mut hits = 0u64;
+                    t.for_each_match(&topic, |v| hits += *v);
+                    black_box(hits);
+                },
+            );
         }
     }
 }

@@ -21,56 +21,46 @@ impl std::error::Error for HostError {}
 /// glommio needs this much locked memory per executor for its rings.
 const MIN_MEMLOCK: u64 = 512 * 1024;
 
-/// Raise the soft fd limit to the hard limit; returns the new soft limit.
-pub fn raise_nofile() -> u64 {
+/// Raise a resource's soft limit to its hard limit; returns the soft limit
+/// now in force, or None if it cannot be read.
+fn raise_soft_limit(resource: libc::__rlimit_resource_t) -> Option<libc::rlim_t> {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit/setrlimit write/read a plain struct we own.
+    // SAFETY: getrlimit/setrlimit read and write a plain struct we own.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
-            return 0;
+        if libc::getrlimit(resource, &mut rl) != 0 {
+            return None;
         }
         if rl.rlim_cur < rl.rlim_max {
             let want = libc::rlimit {
                 rlim_cur: rl.rlim_max,
                 rlim_max: rl.rlim_max,
             };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+            if libc::setrlimit(resource, &want) == 0 {
                 rl = want;
             }
         }
     }
-    rl.rlim_cur
+    Some(rl.rlim_cur)
+}
+
+/// Raise the soft fd limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile() -> u64 {
+    raise_soft_limit(libc::RLIMIT_NOFILE).unwrap_or(0)
 }
 
 /// RLIMIT_MEMLOCK must allow io_uring's rings: raise the soft limit, else explain.
 pub fn check_memlock() -> Result<(), HostError> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Some(cur) = raise_soft_limit(libc::RLIMIT_MEMLOCK) else {
+        return Ok(());
     };
-    // SAFETY: as above.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) != 0 {
-            return Ok(());
-        }
-        if rl.rlim_cur < rl.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: rl.rlim_max,
-                rlim_max: rl.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) == 0 {
-                rl = want;
-            }
-        }
-    }
-    if rl.rlim_cur != libc::RLIM_INFINITY && rl.rlim_cur < MIN_MEMLOCK {
+    if cur != libc::RLIM_INFINITY && cur < MIN_MEMLOCK {
         return Err(HostError(format!(
             "RLIMIT_MEMLOCK is {} KiB; io_uring needs at least {} KiB. Raise it: `ulimit -l 1024` in the shell, \
              LimitMEMLOCK=infinity in a systemd unit, or `--ulimit memlock=-1` for docker",
-            rl.rlim_cur / 1024,
+            cur / 1024,
             MIN_MEMLOCK / 1024
         )));
     }
