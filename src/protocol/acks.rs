@@ -78,7 +78,7 @@ impl Shard {
             self.send_packet(b.conn, &p);
         }
         for (sk, d, qos) in b.then_deliver {
-            self.deliver(sk, d, qos);
+            self.deliver(sk, &d.msg, d.retain, qos);
         }
     }
 }

@@ -50,18 +50,16 @@ impl Shard {
             hits.dedup_by_key(|h| h.0);
         }
         for &(sk, sub_qos) in &hits {
-            let d = Delivery {
-                msg: msg.clone(),
-                retain: false,
-            };
-            self.deliver(sk, d, msg.qos.min(sub_qos));
+            self.deliver(sk, msg, false, msg.qos.min(sub_qos));
         }
         hits.clear();
         self.hits = hits;
     }
 
     /// Send now or queue, per the session's window, queue and connection.
-    pub fn deliver(&mut self, sk: Key, d: Delivery, qos: QoS) {
+    /// The message is only cloned (an `Arc`) when it is kept: a QoS 0
+    /// delivery touches no atomic.
+    pub fn deliver(&mut self, sk: Key, msg: &Arc<Message>, retain: bool, qos: QoS) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
         let Some(s) = self.sessions.get_mut(sk) else {
             return;
@@ -77,13 +75,17 @@ impl Shard {
                     self.metrics.dropped_qos0_slow += 1;
                     return;
                 }
-                encode(c, &d, QoS::AtMostOnce, 0, false);
+                encode(c, msg, retain, QoS::AtMostOnce, 0, false);
                 self.metrics.publish_sent += 1;
                 return;
             }
             Some(c) if s.mqueue.is_empty() && s.inflight.has_room() && c.unsent() < max_outbox => {
-                let pkid = s.inflight.push(d.clone(), qos, now);
-                encode(c, &d, qos, pkid, false);
+                let d = Delivery {
+                    msg: msg.clone(),
+                    retain,
+                };
+                let pkid = s.inflight.push(d, qos, now);
+                encode(c, msg, retain, qos, pkid, false);
                 self.metrics.publish_sent += 1;
                 arm_retry(
                     &mut self.wheel,
@@ -100,7 +102,13 @@ impl Shard {
             }
             _ => {}
         }
-        match s.mqueue.push(d, qos) {
+        match s.mqueue.push(
+            Delivery {
+                msg: msg.clone(),
+                retain,
+            },
+            qos,
+        ) {
             Push::Queued => {}
             Push::QueuedDropped(old) => {
                 self.metrics.dropped_queue_full += 1;
@@ -139,12 +147,7 @@ impl Shard {
             let Some((d, qos)) = s.mqueue.pop() else {
                 break;
             };
-            let pkid = if qos == QoS::AtMostOnce {
-                0
-            } else {
-                s.inflight.push(d.clone(), qos, now)
-            };
-            encode(c, &d, qos, pkid, false);
+            encode(c, &d.msg, d.retain, qos, pkid_for(s, &d, qos, now), false);
             sent += 1;
         }
         self.metrics.publish_sent += sent;
@@ -232,15 +235,24 @@ fn arm_retry(
     }
 }
 
+/// A packet id for a queued message moving out: 0 for QoS 0, else a window slot.
+fn pkid_for(s: &mut Session, d: &Delivery, qos: QoS, now: u64) -> u16 {
+    if qos == QoS::AtMostOnce {
+        0
+    } else {
+        s.inflight.push(d.clone(), qos, now)
+    }
+}
+
 /// Encode one PUBLISH into a connection's outbox and wake its task.
-fn encode(c: &mut ConnState, d: &Delivery, qos: QoS, pkid: u16, dup: bool) {
+fn encode(c: &mut ConnState, msg: &Message, retain: bool, qos: QoS, pkid: u16, dup: bool) {
     codec::encode_publish(
         &mut c.outbox,
-        &d.msg.topic,
-        &d.msg.payload,
+        &msg.topic,
+        &msg.payload,
         qos,
         pkid,
-        d.retain,
+        retain,
         dup,
     );
     wake(c);
@@ -249,7 +261,7 @@ fn encode(c: &mut ConnState, d: &Delivery, qos: QoS, pkid: u16, dup: bool) {
 /// Re-send one window entry: PUBLISH with DUP=1, or PUBREL.
 fn resend(c: &mut ConnState, e: &Entry) {
     match e.phase {
-        Phase::Publish => encode(c, &e.delivery, e.qos, e.pkid, true),
+        Phase::Publish => encode(c, &e.delivery.msg, e.delivery.retain, e.qos, e.pkid, true),
         Phase::Release => {
             codec::encode(&Packet::PubRel(e.pkid), &mut c.outbox);
             wake(c);

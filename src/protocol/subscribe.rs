@@ -74,7 +74,7 @@ impl Shard {
         match self.barriers.get_mut(&barrier) {
             // Retained messages follow the SUBACK they belong to.
             Some(b) => b.then_deliver.extend(retained),
-            None => retained.for_each(|(sk, d, qos)| self.deliver(sk, d, qos)),
+            None => retained.for_each(|(sk, d, qos)| self.deliver(sk, &d.msg, d.retain, qos)),
         }
     }
 
