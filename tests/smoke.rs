@@ -1,3 +1,4 @@
+//! Smoke test: one publish crosses from a publisher to a subscriber, on 1 and 2 shards.
 mod common;
 use common::*;
 use coremq::codec::QoS;
