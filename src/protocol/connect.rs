@@ -54,7 +54,6 @@ impl Shard {
             c.session = Some(sk);
             c.keepalive_ms = keepalive_ms;
             c.will = connect.will.map(Box::new);
-            c.version = connect.version;
             c.info = Some(info.clone());
             c.last_seen_ms = now;
         }

@@ -12,7 +12,7 @@ pub mod slab;
 pub mod tick;
 pub mod wheel;
 
-use crate::codec::{self, LastWill, Packet, ProtocolVersion, QoS};
+use crate::codec::{self, LastWill, Packet, QoS};
 use crate::config::Config;
 use crate::hooks::{ClientInfo, Hooks};
 use crate::message::MsgIdGen;
@@ -95,13 +95,12 @@ pub struct ConnState {
     pub keepalive_ms: u64,
     /// The session once CONNECT was accepted.
     pub session: Option<Key>,
-    /// Who the client is, once connected (hooks, logs).
+    /// Who the client is (protocol version included), once connected: hooks, logs.
     pub info: Option<Rc<ClientInfo>>,
     /// Acks waiting for a barrier (id != 0) or queued behind one (id 0), in order.
     pub held_acks: VecDeque<(u64, Packet)>,
     /// Published if this connection ends abnormally.
     pub will: Option<Box<LastWill>>,
-    pub version: ProtocolVersion,
     pub peer: SocketAddr,
 }
 
@@ -254,7 +253,6 @@ impl Shard {
             info: None,
             held_acks: VecDeque::new(),
             will: None,
-            version: ProtocolVersion::V311,
             peer,
         });
         let deadline = now + self.cfg.mqtt.connect_timeout_s * 1000;
