@@ -2,23 +2,30 @@
 # Runs the whole coremq test suite: unit tests, integration tests over real
 # sockets, and the interoperability tests with third-party clients
 # (mosquitto_pub/mosquitto_sub from Debian's mosquitto-clients, paho-mqtt from
-# PyPI). Installs those clients first if they are missing, so it works on a
-# fresh Debian/Ubuntu machine with a Rust toolchain.
+# PyPI) and the load tool against Debian's mosquitto broker. Installs those
+# first if they are missing, so it works on a fresh Debian/Ubuntu machine with
+# a Rust toolchain. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "== installing ${need_apt[*]} (apt)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
-  echo "== installing paho-mqtt (pip)"
-  python3 -m pip install -q paho-mqtt
+apt_install() {
+  echo "== installing $* (apt)"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+need=()
+command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+
+if ! python3 -c "import paho.mqtt.client as m; assert hasattr(m, 'CallbackAPIVersion')" >/dev/null 2>&1; then
+  echo "== installing paho-mqtt 2.x (pip)"
+  # A distribution Python may refuse a plain pip install (PEP 668): fall back.
+  python3 -m pip install -q 'paho-mqtt>=2' \
+    || python3 -m pip install -q --break-system-packages 'paho-mqtt>=2'
 fi
 
 echo "== cargo test"
