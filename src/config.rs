@@ -97,7 +97,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cores: Cores::default(),
-            ring_depth: 1024,
+            ring_depth: 8192,
             spin_before_park_us: 0,
             node_id: 0,
             mailbox_capacity: 1024,
