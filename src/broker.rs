@@ -206,6 +206,7 @@ async fn shard_main(seed: ShardSeed) {
         seed.stop,
     )));
     mesh::spawn_tasks(&shard, seed.ends);
+    glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
     // SAFETY: a listening socket we own, moved into glommio on its executor.
     let listener = unsafe { TcpListener::from_raw_fd(seed.listen_fd.into_raw_fd()) };
     let acceptor = glommio::spawn_local(listener::accept_loop(shard.clone(), listener, seed.conns));

@@ -16,8 +16,28 @@ use crate::session::{Delivery, Session};
 use crate::shard::mesh::MeshMsg;
 use crate::shard::slab::Key;
 use crate::shard::wheel::TimerWheel;
-use crate::shard::{wake, ConnState, Shard, TimerItem};
+use crate::shard::{wake, ConnState, Fanout, Shard, ShardRef, TimerItem};
 use std::sync::Arc;
+
+/// Deliveries one fan-out step makes before the shard serves other tasks.
+pub const FANOUT_CHUNK: usize = 1024;
+
+/// The shard's fan-out task: delivers large fan-outs a chunk at a time.
+pub async fn fanout_task(shard: ShardRef) {
+    loop {
+        std::future::poll_fn(|cx| {
+            let mut s = shard.borrow_mut();
+            if !s.fanout.is_empty() {
+                return std::task::Poll::Ready(());
+            }
+            s.fanout_waker = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
+        shard.borrow_mut().fanout_step();
+        futures_lite::future::yield_now().await;
+    }
+}
 
 impl Shard {
     /// Deliver to local subscribers and forward once per interested shard.
@@ -37,7 +57,11 @@ impl Shard {
     }
 
     /// Deliver to this shard's subscribers: one copy per session, at the
-    /// highest QoS among its overlapping subscriptions.
+    /// highest QoS among its overlapping subscriptions. A fan-out larger than
+    /// [`FANOUT_CHUNK`] is handed to the shard's fan-out task, which delivers
+    /// it a chunk at a time and yields in between, so one huge fan-out does
+    /// not stall every other connection of the shard; while any is pending,
+    /// later messages queue behind it (publish order is kept).
     pub fn dispatch_local(&mut self, msg: &Arc<Message>) {
         let mut hits = std::mem::take(&mut self.hits);
         let mut filters = 0usize;
@@ -49,11 +73,42 @@ impl Shard {
             hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             hits.dedup_by_key(|h| h.0);
         }
-        for &(sk, sub_qos) in &hits {
-            self.deliver(sk, msg, false, msg.qos.min(sub_qos));
+        if hits.is_empty() || (self.fanout.is_empty() && hits.len() <= FANOUT_CHUNK) {
+            for &(sk, sub_qos) in &hits {
+                self.deliver(sk, msg, false, msg.qos.min(sub_qos));
+            }
+            hits.clear();
+            self.hits = hits;
+            return;
         }
-        hits.clear();
-        self.hits = hits;
+        self.fanout.push_back(Fanout {
+            msg: msg.clone(),
+            hits,
+            next: 0,
+        });
+        if let Some(w) = self.fanout_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Deliver up to [`FANOUT_CHUNK`] pending fan-out hits, oldest first.
+    pub fn fanout_step(&mut self) {
+        let mut budget = FANOUT_CHUNK;
+        while budget > 0 {
+            let Some(mut f) = self.fanout.pop_front() else {
+                return;
+            };
+            let end = (f.next + budget).min(f.hits.len());
+            for i in f.next..end {
+                let (sk, sub_qos) = f.hits[i];
+                self.deliver(sk, &f.msg, false, f.msg.qos.min(sub_qos));
+            }
+            budget -= end - f.next;
+            f.next = end;
+            if f.next < f.hits.len() {
+                self.fanout.push_front(f);
+            }
+        }
     }
 
     /// Send now or queue, per the session's window, queue and connection.

@@ -11,7 +11,7 @@
 
 mod acks;
 mod connect;
-mod deliver;
+pub mod deliver;
 mod publish;
 mod subscribe;
 

@@ -15,7 +15,7 @@ pub mod wheel;
 use crate::codec::{self, LastWill, Packet, QoS};
 use crate::config::Config;
 use crate::hooks::{ClientInfo, Hooks};
-use crate::message::MsgIdGen;
+use crate::message::{Message, MsgIdGen};
 use crate::metrics::{Metrics, MetricsBoard};
 use crate::router::index::FilterIndex;
 use crate::router::retained::Retained;
@@ -151,6 +151,15 @@ pub struct Barrier {
     pub then_deliver: Vec<(Key, Delivery, QoS)>,
 }
 
+/// A message still being delivered to its local subscribers.
+#[derive(Debug)]
+pub struct Fanout {
+    pub msg: Arc<Message>,
+    pub hits: Vec<(Key, QoS)>,
+    /// Index of the next hit to deliver.
+    pub next: usize,
+}
+
 /// One executor's state.
 pub struct Shard {
     pub id: usize,
@@ -178,6 +187,11 @@ pub struct Shard {
     pub scratch: Vec<u8>,
     /// Reused by fan-out to collect (session, qos) hits.
     pub hits: Vec<(Key, QoS)>,
+    /// Large fan-outs in progress, delivered in chunks by the fan-out task
+    /// (and, while any is pending, every later one too, to keep order).
+    pub fanout: VecDeque<Fanout>,
+    /// The fan-out task, waiting for work.
+    pub fanout_waker: Option<Waker>,
     /// Counter for server-assigned client ids.
     pub assigned: u64,
     /// The shard clock (ms since start) as of the last event; cheap to read on hot paths.
@@ -221,6 +235,8 @@ impl Shard {
             next_barrier: 1,
             scratch: vec![0; SCRATCH_BYTES],
             hits: Vec::new(),
+            fanout: VecDeque::new(),
+            fanout_waker: None,
             assigned: 0,
             clock_ms: 0,
             epoch: Instant::now(),
