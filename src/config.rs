@@ -91,6 +91,9 @@ pub struct RuntimeConfig {
     pub node_id: u16,
     /// Capacity of each shard-to-shard mailbox, in batches.
     pub mailbox_capacity: usize,
+    /// Local deliveries of one message done at once; a larger fan-out is
+    /// delivered by the shard's fan-out task in ~2 ms slices.
+    pub fanout_inline_max: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -101,6 +104,7 @@ impl Default for RuntimeConfig {
             spin_before_park_us: 0,
             node_id: 0,
             mailbox_capacity: 1024,
+            fanout_inline_max: 16384,
         }
     }
 }
@@ -245,6 +249,9 @@ impl Config {
         }
         if !(2..=1 << 20).contains(&self.runtime.mailbox_capacity) {
             return bad("runtime.mailbox_capacity", "must be 2..=1048576");
+        }
+        if self.runtime.fanout_inline_max == 0 {
+            return bad("runtime.fanout_inline_max", "must be at least 1");
         }
         self.bind_addr()?;
         if self.listener.max_connections == 0 {

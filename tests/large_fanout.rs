@@ -1,5 +1,5 @@
-//! A fan-out larger than one delivery chunk (1024) is delivered in chunks by
-//! the shard's fan-out task; every subscriber still gets each message once,
+//! A fan-out larger than `runtime.fanout_inline_max` is delivered in slices
+//! by the shard's fan-out task; every subscriber still gets each message once,
 //! in publish order, also when a smaller message to one of them is published
 //! in between.
 mod common;
@@ -8,7 +8,9 @@ use coremq::codec::{Packet, QoS};
 
 #[test]
 fn fanout_beyond_one_chunk_keeps_order_and_delivers_once() {
-    let b = start(1);
+    let mut cfg = config(1);
+    cfg.runtime.fanout_inline_max = 1000;
+    let b = start_with(cfg, coremq::Hooks::new());
     let subs: Vec<Client> = (0..1100)
         .map(|i| {
             let (mut c, _) = Client::connect(b.addr, &format!("big-{i}"), true);

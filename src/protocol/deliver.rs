@@ -19,8 +19,14 @@ use crate::shard::wheel::TimerWheel;
 use crate::shard::{wake, ConnState, Fanout, Shard, ShardRef, TimerItem};
 use std::sync::Arc;
 
-/// Deliveries one fan-out step makes before the shard serves other tasks.
-pub const FANOUT_CHUNK: usize = 1024;
+/// The fan-out task reads its clock once per this many deliveries.
+const FANOUT_CHUNK: usize = 1024;
+
+/// How long the fan-out task delivers before letting the shard's other tasks
+/// run. Long enough that each subscriber's outbox collects several messages
+/// per write (short slices cost a syscall per delivery), short enough to bound
+/// the stall a huge fan-out causes.
+pub const FANOUT_SLICE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The shard's fan-out task: delivers large fan-outs a chunk at a time.
 pub async fn fanout_task(shard: ShardRef) {
@@ -58,8 +64,8 @@ impl Shard {
 
     /// Deliver to this shard's subscribers: one copy per session, at the
     /// highest QoS among its overlapping subscriptions. A fan-out larger than
-    /// [`FANOUT_CHUNK`] is handed to the shard's fan-out task, which delivers
-    /// it a chunk at a time and yields in between, so one huge fan-out does
+    /// `runtime.fanout_inline_max` is handed to the shard's fan-out task, which
+    /// delivers in slices of [`FANOUT_SLICE`] and yields in between, so one huge fan-out does
     /// not stall every other connection of the shard; while any is pending,
     /// later messages queue behind it (publish order is kept).
     pub fn dispatch_local(&mut self, msg: &Arc<Message>) {
@@ -73,7 +79,8 @@ impl Shard {
             hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             hits.dedup_by_key(|h| h.0);
         }
-        if hits.is_empty() || (self.fanout.is_empty() && hits.len() <= FANOUT_CHUNK) {
+        let inline_max = self.cfg.runtime.fanout_inline_max;
+        if hits.is_empty() || (self.fanout.is_empty() && hits.len() <= inline_max) {
             for &(sk, sub_qos) in &hits {
                 self.deliver(sk, msg, false, msg.qos.min(sub_qos));
             }
@@ -91,19 +98,20 @@ impl Shard {
         }
     }
 
-    /// Deliver up to [`FANOUT_CHUNK`] pending fan-out hits, oldest first.
+    /// Deliver pending fan-out hits, oldest first, for about
+    /// [`FANOUT_SLICE`] of CPU time (the clock is read every [`FANOUT_CHUNK`]
+    /// deliveries).
     pub fn fanout_step(&mut self) {
-        let mut budget = FANOUT_CHUNK;
-        while budget > 0 {
+        let start = std::time::Instant::now();
+        while start.elapsed() < FANOUT_SLICE {
             let Some(mut f) = self.fanout.pop_front() else {
                 return;
             };
-            let end = (f.next + budget).min(f.hits.len());
+            let end = (f.next + FANOUT_CHUNK).min(f.hits.len());
             for i in f.next..end {
                 let (sk, sub_qos) = f.hits[i];
                 self.deliver(sk, &f.msg, false, f.msg.qos.min(sub_qos));
             }
-            budget -= end - f.next;
             f.next = end;
             if f.next < f.hits.len() {
                 self.fanout.push_front(f);
