@@ -29,4 +29,4 @@ if ! python3 -c "import paho.mqtt.client as m; assert hasattr(m, 'CallbackAPIVer
 fi
 
 echo "== cargo test"
-cargo test --all-targets "$@"
+cargo test --lib --bins --tests --examples "$@"
