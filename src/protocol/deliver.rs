@@ -17,6 +17,7 @@ use crate::shard::mesh::MeshMsg;
 use crate::shard::slab::Key;
 use crate::shard::wheel::TimerWheel;
 use crate::shard::{wake, ConnState, Fanout, Shard, ShardRef, TimerItem};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// The fan-out task reads its clock once per this many deliveries.
@@ -88,6 +89,11 @@ impl Shard {
             self.hits = hits;
             return;
         }
+        // A burst to the same subscribers shares one list (recognised by pointer).
+        let hits = match self.fanout.back() {
+            Some(back) if *back.hits == hits => back.hits.clone(),
+            _ => Rc::new(hits),
+        };
         self.fanout.push_back(Fanout {
             msg: msg.clone(),
             hits,
@@ -100,21 +106,31 @@ impl Shard {
 
     /// Deliver pending fan-out hits, oldest first, for about
     /// [`FANOUT_SLICE`] of CPU time (the clock is read every [`FANOUT_CHUNK`]
-    /// deliveries).
+    /// sessions). Consecutive pending messages with the same subscribers and
+    /// progress (a burst to one topic) go out together, session by session,
+    /// so each outbox collects the whole burst before its connection writes.
     pub fn fanout_step(&mut self) {
         let start = std::time::Instant::now();
         while start.elapsed() < FANOUT_SLICE {
-            let Some(mut f) = self.fanout.pop_front() else {
+            let Some(head) = self.fanout.front() else {
                 return;
             };
-            let end = (f.next + FANOUT_CHUNK).min(f.hits.len());
-            for i in f.next..end {
-                let (sk, sub_qos) = f.hits[i];
-                self.deliver(sk, &f.msg, false, f.msg.qos.min(sub_qos));
+            let same = |f: &Fanout| f.next == head.next && Rc::ptr_eq(&f.hits, &head.hits);
+            let group = self.fanout.iter().take_while(|f| same(f)).count();
+            let (from, total) = (head.next, head.hits.len());
+            let end = (from + FANOUT_CHUNK).min(total);
+            let batch: Vec<Fanout> = self.fanout.drain(..group).collect();
+            let hits = batch[0].hits.clone();
+            for &(sk, sub_qos) in &hits[from..end] {
+                for f in &batch {
+                    self.deliver(sk, &f.msg, false, f.msg.qos.min(sub_qos));
+                }
             }
-            f.next = end;
-            if f.next < f.hits.len() {
-                self.fanout.push_front(f);
+            if end < total {
+                for mut f in batch.into_iter().rev() {
+                    f.next = end;
+                    self.fanout.push_front(f);
+                }
             }
         }
     }

@@ -155,7 +155,9 @@ pub struct Barrier {
 #[derive(Debug)]
 pub struct Fanout {
     pub msg: Arc<Message>,
-    pub hits: Vec<(Key, QoS)>,
+    /// The sessions to deliver to; shared by consecutive messages to the same
+    /// subscribers, so a burst is recognised by pointer.
+    pub hits: Rc<Vec<(Key, QoS)>>,
     /// Index of the next hit to deliver.
     pub next: usize,
 }
