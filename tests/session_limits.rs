@@ -7,6 +7,18 @@ use coremq::codec::{Packet, QoS};
 use coremq::Hooks;
 use std::time::Duration;
 
+/// A QoS 2 PUBLISH to `rel/x` with this packet id.
+fn send_q2(c: &mut Client, pkid: u16) {
+    c.send(&Packet::Publish(publish_packet(
+        "rel/x",
+        b"m",
+        QoS::ExactlyOnce,
+        pkid,
+        false,
+        false,
+    )));
+}
+
 // More inbound QoS 2 messages awaiting PUBREL than `max_awaiting_rel`: the
 // client is disconnected (a quota, logged and counted), the others go on.
 #[test]
@@ -19,37 +31,16 @@ fn too_many_qos2_awaiting_pubrel_disconnects_the_client() {
         other.subscribe("rel/#", QoS::AtMostOnce);
         let (mut c, _) = Client::connect(b.addr, &b.id_on("hoarder", 0), true);
         for pkid in 1..=3u16 {
-            c.send(&Packet::Publish(publish_packet(
-                "rel/x",
-                b"m",
-                QoS::ExactlyOnce,
-                pkid,
-                false,
-                false,
-            )));
+            send_q2(&mut c, pkid);
             assert_eq!(c.recv(), Some(Packet::PubRec(pkid)));
         }
         // Releasing one makes room again.
         c.send(&Packet::PubRel(1));
         assert_eq!(c.recv(), Some(Packet::PubComp(1)));
-        c.send(&Packet::Publish(publish_packet(
-            "rel/x",
-            b"m",
-            QoS::ExactlyOnce,
-            4,
-            false,
-            false,
-        )));
+        send_q2(&mut c, 4);
         assert_eq!(c.recv(), Some(Packet::PubRec(4)));
         // A fourth one outstanding is over the bound.
-        c.send(&Packet::Publish(publish_packet(
-            "rel/x",
-            b"m",
-            QoS::ExactlyOnce,
-            5,
-            false,
-            false,
-        )));
+        send_q2(&mut c, 5);
         assert!(c.closed(), "hoarder disconnected");
         let m = b.wait_metrics(|m| m.protocol_errors >= 1);
         assert_eq!(m.protocol_errors, 1);
