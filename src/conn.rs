@@ -177,7 +177,8 @@ impl Conn {
     /// handoff to that shard with these bytes.
     fn process_input(&mut self) -> Result<Option<(usize, Bytes)>, CloseReason> {
         let mut data = std::mem::take(&mut self.inbuf).freeze();
-        let all = data.clone();
+        // Kept only until CONNECT, in case the socket moves to its home shard.
+        let all = (!self.connected).then(|| data.clone());
         let mut guard = self.shard.borrow_mut();
         let shard = &mut *guard;
         let max = shard.cfg.mqtt.max_packet_size;
@@ -208,7 +209,7 @@ impl Conn {
                 Shard::home_of(&connect.client_id, shard.shards)
             };
             if home != shard.id && !self.handed {
-                break Ok(Some((home, all)));
+                break Ok(Some((home, all.unwrap_or_default())));
             }
             if let Err(r) = shard.on_connect(self.key, *connect) {
                 break Err(r);
@@ -289,7 +290,7 @@ impl Conn {
             home,
             MeshMsg::Handoff(Handoff {
                 fd,
-                initial: bytes.to_vec(),
+                initial: bytes,
                 peer,
                 slot,
             }),

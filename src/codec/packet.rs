@@ -41,27 +41,6 @@ pub fn decode(
     Ok(Some((packet, fixed.total)))
 }
 
-/// Same as [`decode`] but for the first packet of a connection, from a
-/// borrowed buffer: `Ok(None)` if not complete, otherwise the packet, which
-/// may be of any type a server receives (the caller checks it is CONNECT).
-/// Only the complete packet is copied, so nothing is copied while waiting.
-pub fn decode_connect_peek(
-    buf: &[u8],
-    max_packet_size: usize,
-) -> Result<Option<(Packet, usize)>, DecodeError> {
-    let Some(fixed) = parse_fixed_header(buf, max_packet_size, Side::Server)? else {
-        return Ok(None);
-    };
-    let Some(whole) = buf.get(..fixed.total) else {
-        return Ok(None);
-    };
-    decode(
-        &Bytes::copy_from_slice(whole),
-        max_packet_size,
-        Side::Server,
-    )
-}
-
 /// Decodes the body in `r` of a packet whose fixed header was checked.
 fn decode_body(packet_type: u8, flags: u8, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
     let packet = match packet_type {
@@ -343,7 +322,11 @@ mod tests {
         );
         assert_eq!(decode(&head, 203, Side::Server), Ok(None));
         assert_eq!(
-            decode_connect_peek(&[0x10, 0xFF, 0xFF, 0x7F], 1000),
+            decode(
+                &Bytes::from_static(&[0x10, 0xFF, 0xFF, 0x7F]),
+                1000,
+                Side::Server
+            ),
             Err(DecodeError::PacketTooLarge {
                 size: 2_097_155,
                 max: 1000
@@ -387,26 +370,6 @@ mod tests {
             let buf = Bytes::copy_from_slice(bytes);
             assert_eq!(decode(&buf, MAX, Side::Any), Err(err.clone()), "{name}");
         }
-    }
-
-    #[test]
-    fn connect_peek_waits_then_decodes() {
-        let packet = connect(ProtocolVersion::V311);
-        let mut out = bytes_of(&packet);
-        for split in 0..out.len() {
-            assert_eq!(decode_connect_peek(&out[..split], MAX), Ok(None));
-        }
-        let len = out.len();
-        out.extend_from_slice(&[0xC0, 0x00]);
-        assert_eq!(decode_connect_peek(&out, MAX), Ok(Some((packet, len))));
-        assert_eq!(
-            decode_connect_peek(&[0x20, 0x02, 0, 0], MAX),
-            Err(DecodeError::UnexpectedPacket(2))
-        );
-        assert_eq!(
-            decode_connect_peek(&[0xC0, 0x00], MAX),
-            Ok(Some((Packet::PingReq, 2)))
-        );
     }
 
     /// Arbitrary bytes never panic, and whatever decodes re-encodes to the

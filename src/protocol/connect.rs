@@ -138,7 +138,6 @@ impl Shard {
         let Some(c) = self.conns.remove(conn) else {
             return;
         };
-        self.metrics.connections_open = self.metrics.connections_open.saturating_sub(1);
         if reason == CloseReason::HandedOff {
             return;
         }
@@ -215,9 +214,10 @@ impl Shard {
                 s.client_id
             );
         }
-        let changes: Vec<(Arc<str>, bool)> = s
-            .subs
-            .keys()
+        let mut filters = Vec::with_capacity(s.subs.len());
+        s.subs.for_each(|f, _| filters.push(f.clone()));
+        let changes: Vec<(Arc<str>, bool)> = filters
+            .iter()
             .filter_map(|f| self.unsubscribe_local(sk, f))
             .map(|f| (f, false))
             .collect();

@@ -243,35 +243,49 @@ impl Shard {
     /// PUBREL with its original packet id [MQTT-4.4.0-1].
     pub fn resend_inflight(&mut self, sk: Key) {
         let now = self.clock_ms;
-        let Some(s) = self.sessions.get_mut(sk) else {
-            return;
-        };
-        let due = s.inflight.due(u64::MAX, now);
-        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
-            return;
-        };
-        self.metrics.publish_resent += due.len() as u64;
-        due.iter().for_each(|e| resend(c, e));
-        arm_retry(
-            &mut self.wheel,
-            self.cfg.session.retry_interval_s,
-            s,
-            sk,
-            now,
-        );
+        self.resend_due(sk, u64::MAX, now);
+        if let Some(s) = self.sessions.get_mut(sk) {
+            arm_retry(
+                &mut self.wheel,
+                self.cfg.session.retry_interval_s,
+                s,
+                sk,
+                now,
+            );
+        }
     }
 
-    /// Retry timer: re-send window entries older than retry_interval_s.
+    /// Retry timer: re-send window entries older than retry_interval_s, and
+    /// re-arm for the oldest one left.
     pub fn retry_session(&mut self, sk: Key, now: u64) {
         let interval = self.cfg.session.retry_interval_s * 1000;
         let Some(s) = self.sessions.get_mut(sk) else {
             return;
         };
         s.retry_armed = false;
+        if s.conn.is_none() {
+            return; // resent on reconnect
+        }
+        self.resend_due(sk, now.saturating_sub(interval), now);
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
+        if let Some(oldest) = s.inflight.oldest_sent_ms() {
+            s.retry_armed = true;
+            self.wheel.insert(oldest + interval, TimerItem::Retry(sk));
+        }
+    }
+
+    /// Re-send window entries last sent at or before `before_ms` to the
+    /// session's connection: PUBLISH with DUP=1, or PUBREL.
+    fn resend_due(&mut self, sk: Key, before_ms: u64, now: u64) {
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
         let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
             return;
         };
-        let due = s.inflight.due(now.saturating_sub(interval), now);
+        let due = s.inflight.due(before_ms, now);
         if !due.is_empty() {
             log::debug!(
                 "shard {}: {:?} re-sending {} unacknowledged",
@@ -282,10 +296,6 @@ impl Shard {
         }
         self.metrics.publish_resent += due.len() as u64;
         due.iter().for_each(|e| resend(c, e));
-        if let Some(oldest) = s.inflight.oldest_sent_ms() {
-            s.retry_armed = true;
-            self.wheel.insert(oldest + interval, TimerItem::Retry(sk));
-        }
     }
 
     /// The connection's outbox was written: refill it from the queue.

@@ -1,9 +1,9 @@
 //! The topic-filter trie: a map from subscription filter to a value `V`, queried by topic name.
 //!
-//! Owns the nodes and the values; one trie per shard (the router keeps, e.g., filter -> local
-//! subscribers, and filter -> interested peer shards). The router calls `get_or_insert_default`
-//! / `remove` on SUBSCRIBE / UNSUBSCRIBE / session teardown, `for_each_match` on every PUBLISH,
-//! and `for_each` to replay its state to a peer shard that (re)starts.
+//! Owns the nodes and the values. It holds the wildcard filters of a [`FilterIndex`] (a shard's
+//! local subscriptions and its interest replica; exact filters live in the index's hash map):
+//! `get_or_insert_default` / `remove` on SUBSCRIBE / UNSUBSCRIBE / session teardown,
+//! `for_each_match` on every PUBLISH.
 //!
 //! Filters are split on '/'. Each node is one filter level:
 //!
@@ -27,13 +27,14 @@
 //! child of every visited node and reporting each visited node's `hash` (so "a/#" matches "a",
 //! "a/b", "a/b/c"), plus the `value` of nodes reached after the last level. Each node is
 //! visited at most once, so the cost is proportional to the matching paths, not to the number
-//! of filters. Every walk (match, insert, remove, replay, drop) uses an explicit stack or a
+//! of filters. Every walk (match, insert, remove, drop) uses an explicit stack or a
 //! loop, never recursion: a 65535-byte filter can have 32768 levels.
 //!
 //! Filters are assumed valid ([`valid_filter`]); an invalid one (e.g. "a/#/b") is stored
 //! literally, '#' as an exact level, and can only be reached again by `get` / `remove`.
 //!
 //! [`valid_filter`]: crate::router::topic::valid_filter
+//! [`FilterIndex`]: crate::router::index::FilterIndex
 
 use crate::router::smallmap::SmallMap;
 use smallvec::SmallVec;
@@ -293,40 +294,6 @@ impl<V> Trie<V> {
             }
         }
     }
-
-    /// Every (filter, value) pair, in any order (used to replay state to a new peer and in tests).
-    pub fn for_each(&self, mut f: impl FnMut(&str, &V)) {
-        // Depth-first with one path buffer. An entry is (node, length of its parent's path in
-        // `buf`, its level; None for the root). Everything popped between pushing an entry and
-        // popping it lies under the same parent, so truncating restores the parent's path.
-        let mut buf = String::new();
-        let mut stack: Vec<(&Node<V>, usize, Option<&str>)> = vec![(&self.root, 0, None)];
-        while let Some((node, parent_len, level)) = stack.pop() {
-            buf.truncate(parent_len);
-            let is_root = level.is_none();
-            if let Some(level) = level {
-                buf.push_str(level);
-            }
-            if let Some(v) = &node.value {
-                f(&buf, v);
-            }
-            // Children of the root have no leading '/'; all others do.
-            if !is_root {
-                buf.push('/');
-            }
-            let child_len = buf.len();
-            if let Some(v) = &node.hash {
-                buf.push('#');
-                f(&buf, v);
-                buf.truncate(child_len);
-            }
-            node.children
-                .for_each(|key, child| stack.push((&**child, child_len, Some(&**key))));
-            if let Some(plus) = &node.plus {
-                stack.push((plus, child_len, Some("+")));
-            }
-        }
-    }
 }
 
 impl<V> Default for Trie<V> {
@@ -445,32 +412,12 @@ mod tests {
     }
 
     #[test]
-    fn for_each_lists_every_filter() {
-        let filters = [
-            "a/b/c", "a/b", "a/#", "a/+/c", "#", "+", "/", "//", "a//b", "$SYS/#", "/#", "+/+", "",
-            "+/#",
-        ];
-        let trie = trie_of(&filters);
-        let mut seen = Vec::new();
-        trie.for_each(|f, v| {
-            assert_eq!(f, v);
-            seen.push(f.to_string());
-        });
-        seen.sort();
-        let mut want: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
-        want.sort();
-        assert_eq!(seen, want);
-    }
-
-    #[test]
     fn deep_filters_do_not_recurse() {
         let deep = vec!["+"; 30_000].join("/");
         let topic = vec!["x"; 30_000].join("/");
         let mut trie = trie_of(&[deep.as_str()]);
         assert_eq!(matching(&trie, &topic).len(), 1);
-        let mut n = 0;
-        trie.for_each(|_, _| n += 1);
-        assert_eq!(n, 1);
+        assert_eq!(trie.len(), 1);
         let keep = trie_of(&[deep.as_str()]);
         assert!(trie.remove(&deep).is_some());
         assert_eq!(trie.node_count(), 0);

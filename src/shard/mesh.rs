@@ -48,7 +48,7 @@ pub enum MeshMsg {
 #[derive(Debug)]
 pub struct Handoff {
     pub fd: OwnedFd,
-    pub initial: Vec<u8>,
+    pub initial: bytes::Bytes,
     pub peer: SocketAddr,
     /// The node-wide connection slot this socket holds.
     pub slot: crate::listener::Slot,
@@ -114,6 +114,13 @@ impl Outboxes {
             if let Some(w) = self.wakers[peer].take() {
                 w.wake();
             }
+        }
+    }
+
+    /// Answer a peer's barrier (0: none asked) once its change is applied.
+    pub fn ack(&mut self, peer: usize, barrier: u64) {
+        if barrier != 0 {
+            self.push(peer, MeshMsg::Ack { barrier });
         }
     }
 
@@ -226,9 +233,7 @@ fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
         MeshMsg::Retain { msg, barrier } => {
             let mut s = shard.borrow_mut();
             s.apply_retained(&msg, false);
-            if barrier != 0 {
-                s.mesh.push(peer, MeshMsg::Ack { barrier });
-            }
+            s.mesh.ack(peer, barrier);
         }
         MeshMsg::Interest {
             from,
@@ -237,9 +242,7 @@ fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
         } => {
             let mut s = shard.borrow_mut();
             s.apply_interest(from, &changes);
-            if barrier != 0 {
-                s.mesh.push(peer, MeshMsg::Ack { barrier });
-            }
+            s.mesh.ack(peer, barrier);
         }
         MeshMsg::Ack { barrier } => shard.borrow_mut().barrier_ack(barrier),
     }

@@ -275,7 +275,6 @@ impl Shard {
         });
         let deadline = now + self.cfg.mqtt.connect_timeout_s * 1000;
         self.wheel.insert(deadline, TimerItem::ConnectTimeout(key));
-        self.metrics.connections_open += 1;
         key
     }
 

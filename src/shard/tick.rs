@@ -24,6 +24,7 @@ pub async fn run(shard: ShardRef) {
             s.fire(item, now);
         }
         s.retained.prune_tombstones();
+        s.metrics.connections_open = s.conns.len() as u64;
         s.metrics.sessions = s.sessions.len() as u64;
         s.metrics.retained = s.retained.len() as u64;
         s.board.post(s.id, &s.metrics);
