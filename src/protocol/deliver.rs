@@ -189,22 +189,14 @@ impl Shard {
             qos,
         ) {
             Push::Queued => {}
-            Push::QueuedDropped(old) => {
+            // The policy dropped the oldest queued message, or refused this one.
+            Push::QueuedDropped(dropped) | Push::Rejected(dropped) => {
                 self.metrics.dropped_queue_full += 1;
                 log::debug!(
                     "shard {}: {:?} queue full, dropped {:?}",
                     self.id,
                     s.client_id,
-                    old.msg.id
-                );
-            }
-            Push::Rejected(new) => {
-                self.metrics.dropped_queue_full += 1;
-                log::debug!(
-                    "shard {}: {:?} queue full, refused {:?}",
-                    self.id,
-                    s.client_id,
-                    new.msg.id
+                    dropped.msg.id
                 );
             }
         }
