@@ -384,6 +384,11 @@ def persistent_session(s):
     first.subscribe([(f"{topic}/#", 2)])
     first.disconnect()
 
+    # A witness homed on the same shard as the offline session: once it has
+    # every message, that shard has routed them all, so the reconnect below
+    # cannot overtake the QoS 0 publish (which would make it a live delivery).
+    witness = s.peer(s.ids.sub("witness"))
+    witness.subscribe([(f"{topic}/#", 2)])
     pub = s.peer(s.ids.pub())
     want = []
     for i in range(10):
@@ -392,6 +397,8 @@ def persistent_session(s):
         pub.publish(t, f"offline-{i}".encode(), q)
         want.append((t, f"offline-{i}".encode(), q))
     pub.publish(f"{topic}/q0", b"offline-qos0", 0)  # QoS 0 is not kept for offline sessions (default)
+    witness.wait_count(len(want) + 1, "every offline-period message at the witness")
+    witness.disconnect()
 
     again = s.peer(cid, clean=False)
     check(again.session_present, "reconnecting with clean_session=False: session_present=0")
