@@ -1,7 +1,7 @@
 //! The per-connection task: read → decode → protocol handlers → write.
 //!
 //! One glommio task per socket, on the shard that owns the client. It owns
-//! the `TcpStream` and the bytes of an incomplete packet; everything else
+//! the [`Transport`] (a `TcpStream` today) and the bytes of an incomplete packet; everything else
 //! about the connection is in the shard's [`ConnState`](crate::shard::ConnState).
 //! An idle connection holds no buffer: reads go into the shard's shared
 //! scratch buffer inside a synchronous poll (glommio's plain stream is
@@ -17,43 +17,41 @@ use crate::listener::Slot;
 use crate::shard::mesh::{Handoff, MeshMsg};
 use crate::shard::slab::Key;
 use crate::shard::{CloseReason, Shard, ShardRef};
+use crate::transport::{self, Detached, Transport};
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// Writes one poll may make before yielding to other tasks.
 const MAX_WRITES_PER_POLL: usize = 16;
 
-/// Start serving a socket accepted on this shard.
-pub fn spawn_accepted(shard: &ShardRef, stream: TcpStream, peer: SocketAddr, slot: Slot) {
+/// Start serving a stream accepted on this shard.
+pub fn spawn_accepted<T: Transport>(shard: &ShardRef, stream: T, peer: SocketAddr, slot: Slot) {
     start(shard, stream, BytesMut::new(), peer, slot, false);
 }
 
-/// Start serving a socket handed over by another shard.
+/// Start serving a stream handed over by another shard.
 pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
     shard.borrow_mut().metrics.handoffs_received += 1;
-    // SAFETY: the fd is an open TCP socket we own (OwnedFd), moved in here.
-    let stream = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
-    start(
-        shard,
-        stream,
-        BytesMut::from(&h.initial[..]),
-        h.peer,
-        h.slot,
-        true,
-    );
+    let initial = BytesMut::from(&h.initial[..]);
+    match h.transport {
+        Detached::Tcp(fd) => start(
+            shard,
+            transport::tcp_from(fd),
+            initial,
+            h.peer,
+            h.slot,
+            true,
+        ),
+    }
 }
 
 /// Register the connection and spawn its task. Everything is built before
 /// the spawn so the task's future holds only `Conn`, the stream and `serve`.
-fn start(
+fn start<T: Transport>(
     shard: &ShardRef,
-    stream: TcpStream,
+    stream: T,
     inbuf: BytesMut,
     peer: SocketAddr,
     slot: Slot,
@@ -92,12 +90,12 @@ struct Conn {
 }
 
 impl Conn {
-    async fn run(mut self, mut stream: TcpStream) {
+    async fn run<T: Transport>(mut self, mut stream: T) {
         let reason = self.serve(&mut stream).await;
         self.shard.borrow_mut().conn_closed(self.key, reason);
     }
 
-    async fn serve(&mut self, stream: &mut TcpStream) -> CloseReason {
+    async fn serve<T: Transport>(&mut self, stream: &mut T) -> CloseReason {
         loop {
             if !self.inbuf.is_empty() {
                 match self.process_input() {
@@ -127,7 +125,7 @@ impl Conn {
     /// as much of the outbox as the socket takes, then read what arrived.
     /// Writing here (not in a separate future) keeps the task small and lets
     /// a connection read while its output is blocked.
-    async fn next_event(&mut self, stream: &mut TcpStream) -> Event {
+    async fn next_event<T: Transport>(&mut self, stream: &mut T) -> Event {
         poll_fn(|cx| {
             let mut guard = self.shard.borrow_mut();
             let s = &mut *guard;
@@ -148,7 +146,7 @@ impl Conn {
                 s.metrics.mailbox_backpressure += 1;
                 return Poll::Pending;
             }
-            match Pin::new(&mut *stream).poll_read(cx, &mut s.scratch) {
+            match stream.poll_read(cx, &mut s.scratch) {
                 Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
                 Poll::Ready(Ok(n)) => {
                     self.inbuf.extend_from_slice(&s.scratch[..n]);
@@ -246,41 +244,31 @@ impl Conn {
     }
 
     /// Best effort, never waits: send what is left (a refusing CONNACK, say) before closing.
-    fn flush_nonblocking(&self, stream: &TcpStream) {
+    fn flush_nonblocking<T: Transport>(&self, stream: &mut T) {
         let out = match self.shard.borrow_mut().conns.get_mut(self.key) {
             Some(c) => c.take_unsent(),
             None => return,
         };
         if !out.is_empty() {
-            // SAFETY: plain send(2) on our own open socket, from a valid buffer.
-            unsafe {
-                libc::send(
-                    stream.as_raw_fd(),
-                    out.as_ptr().cast(),
-                    out.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                );
-            }
+            stream.write_now(&out);
         }
     }
 
-    /// Move the socket to its home shard: dup the fd and mail it with the bytes read so far.
-    fn hand_off(&mut self, stream: &TcpStream, home: usize, bytes: Bytes) -> CloseReason {
+    /// Move the stream to its home shard: detach it and mail it with the bytes read so far.
+    fn hand_off<T: Transport>(&mut self, stream: &T, home: usize, bytes: Bytes) -> CloseReason {
         let Some(slot) = self.slot.take() else {
             return CloseReason::SocketClosed;
         };
-        // SAFETY: dup(2) of an fd we own; the result is checked before use.
-        let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-        if fd < 0 {
-            let err = std::io::Error::last_os_error();
-            log::warn!(
-                "{}: dup failed for handoff: {err}",
-                self.shard.borrow().who(self.key)
-            );
-            return CloseReason::SocketClosed;
-        }
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let transport = match stream.detach() {
+            Ok(t) => t,
+            Err(err) => {
+                log::warn!(
+                    "{}: detach failed for handoff: {err}",
+                    self.shard.borrow().who(self.key)
+                );
+                return CloseReason::SocketClosed;
+            }
+        };
         let mut s = self.shard.borrow_mut();
         let Some(peer) = s.conns.get(self.key).map(|c| c.peer) else {
             return CloseReason::SocketClosed;
@@ -289,7 +277,7 @@ impl Conn {
         s.mesh.push(
             home,
             MeshMsg::Handoff(Handoff {
-                fd,
+                transport,
                 initial: bytes,
                 peer,
                 slot,
@@ -302,11 +290,11 @@ impl Conn {
 impl Shard {
     /// Write a connection's pending output without waiting; refill it from
     /// the session queue as it empties. `Err` ends the connection.
-    fn write_outbox(
+    fn write_outbox<T: Transport>(
         &mut self,
         key: Key,
         cx: &mut Context<'_>,
-        stream: &mut TcpStream,
+        stream: &mut T,
     ) -> Result<(), Event> {
         for _ in 0..MAX_WRITES_PER_POLL {
             let Some(c) = self.conns.get_mut(key) else {
@@ -318,7 +306,7 @@ impl Shard {
             if c.unsent() == 0 {
                 return Ok(());
             }
-            match Pin::new(&mut *stream).poll_write(cx, &c.outbox[c.out_pos..]) {
+            match stream.poll_write(cx, &c.outbox[c.out_pos..]) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Event::Eof),
                 Poll::Ready(Ok(n)) => c.wrote(n),
                 // The socket is full: glommio wakes us when it drains.

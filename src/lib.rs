@@ -6,7 +6,7 @@
 //!   the kernel spreads accepts.
 //! * A client's **home shard** is `fnv1a(client_id) % shards`. The accepting
 //!   shard decodes the CONNECT and, if it is not home, hands the socket over
-//!   (dup'd fd + bytes read) through the mesh. From then on the connection and
+//!   (the detached [`transport::Transport`] + bytes read) through the mesh. From then on the connection and
 //!   its session live on the home shard: takeover and resume are
 //!   single-threaded state changes.
 //! * Shards share nothing mutable. They talk through an N×N mesh of bounded
@@ -26,7 +26,8 @@
 //! `config` (TOML) · `broker` (start/stop) · `codec` (MQTT 3.1/3.1.1) ·
 //! `protocol` (packet handlers) · `session` (window, queue) · `router`
 //! (topics, trie, retained) · `shard` (state, mesh, wheel, tick) · `conn`
-//! (connection task) · `listener` · `hooks` · `metrics` · `message` · `sys`.
+//! (connection task) · `transport` (the byte stream under it, and its
+//! handoff) · `listener` · `hooks` · `metrics` · `message` · `sys`.
 
 pub mod bench;
 pub mod broker;
@@ -42,6 +43,7 @@ pub mod router;
 pub mod session;
 pub mod shard;
 pub mod sys;
+pub mod transport;
 
 pub use broker::{Broker, BrokerHandle, StartError};
 pub use config::Config;

@@ -6,6 +6,11 @@
 //! resolves once and every shard listens on the same port. The accept loop
 //! enforces the node-wide connection limit and backs off when the process is
 //! out of file descriptors instead of spinning or dying.
+//!
+//! Every accepted socket becomes a [`Transport`](crate::transport::Transport)
+//! handed to [`crate::conn::spawn_accepted`]; plain TCP passes the stream as
+//! it is. A TLS or WebSocket listener reuses this loop (limit, backoff,
+//! slot) and differs only in wrapping the stream before that call.
 
 use crate::shard::ShardRef;
 use glommio::net::TcpListener;

@@ -18,7 +18,6 @@ use glommio::channels::shared_channel::{
 use glommio::GlommioError;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
@@ -43,11 +42,11 @@ pub enum MeshMsg {
     Handoff(Handoff),
 }
 
-/// A connection moving to its home shard: the fd (closed on drop) and the
-/// bytes already read from it (the CONNECT, maybe more).
+/// A connection moving to its home shard: the detached transport (closed on
+/// drop) and the bytes already read from it (the CONNECT, maybe more).
 #[derive(Debug)]
 pub struct Handoff {
-    pub fd: OwnedFd,
+    pub transport: crate::transport::Detached,
     pub initial: bytes::Bytes,
     pub peer: SocketAddr,
     /// The node-wide connection slot this socket holds.

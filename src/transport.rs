@@ -1,0 +1,85 @@
+//! The byte stream under a connection, and how it moves between shards.
+//!
+//! The connection task ([`crate::conn`]) is generic over [`Transport`]: it
+//! reads MQTT bytes, writes MQTT bytes, and, when a client's home shard is
+//! another one, [`Transport::detach`]es into a [`Detached`] value that can
+//! cross threads in a mesh message and resume there.
+//!
+//! Plain TCP is the only transport today: glommio's `TcpStream` is one as it
+//! is, and detaches as a dup'd fd. A TLS or WebSocket transport sits in the
+//! same place: its listener accepts a `TcpStream` the same way
+//! ([`crate::listener`]), wraps it (handshake state, record or frame
+//! decoding) and hands it to [`crate::conn::spawn_accepted`]; it detaches as
+//! the fd plus its own session state (a rustls connection, a WebSocket
+//! parser), one more [`Detached`] variant. The codec, the session and the
+//! protocol handlers see only MQTT bytes and never change for a transport.
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A connected byte stream carrying MQTT packets, owned by one connection task.
+pub trait Transport: Sized + 'static {
+    /// Read MQTT bytes into `buf`; `Ok(0)` is the end of the stream.
+    /// Readiness-based: a pending read holds no buffer.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Write MQTT bytes from `buf`, as many as the stream takes now.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Best effort and never waiting: send `buf` just before closing
+    /// (a refusing CONNACK, say). Whatever does not fit is dropped.
+    fn write_now(&mut self, buf: &[u8]);
+
+    /// A copy of this stream that another shard can take over; this one is
+    /// dropped (and its fd closed) by the caller afterwards.
+    fn detach(&self) -> io::Result<Detached>;
+}
+
+/// A transport in transit between shards: plain data, `Send`, closed on drop.
+#[derive(Debug)]
+pub enum Detached {
+    /// A plain TCP socket.
+    Tcp(OwnedFd),
+}
+
+impl Transport for TcpStream {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(self).poll_read(cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(self).poll_write(cx, buf)
+    }
+
+    fn write_now(&mut self, buf: &[u8]) {
+        // SAFETY: plain send(2) on our own open socket, from a valid buffer.
+        unsafe {
+            libc::send(
+                self.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            );
+        }
+    }
+
+    fn detach(&self) -> io::Result<Detached> {
+        // SAFETY: dup(2) of an fd we own; the result is checked before use.
+        let fd = unsafe { libc::dup(self.as_raw_fd()) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        Ok(Detached::Tcp(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+}
+
+/// Resume a TCP socket that arrived as [`Detached::Tcp`].
+pub fn tcp_from(fd: OwnedFd) -> TcpStream {
+    // SAFETY: the fd is an open TCP socket we own (OwnedFd), moved in here.
+    unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) }
+}
