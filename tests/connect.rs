@@ -209,7 +209,7 @@ fn mqtt_31_client_pub_sub() {
         old_pub.publish("v31/a", b"from 3.1", QoS::ExactlyOnce, false);
         let p = old_sub.recv_publish().expect("3.1 -> 3.1");
         assert_eq!(
-            (p.topic.as_str(), p.payload.as_ref(), p.qos),
+            (&*p.topic, p.payload.as_ref(), p.qos),
             ("v31/a", &b"from 3.1"[..], QoS::ExactlyOnce)
         );
         old_sub.ack(&p);
@@ -326,7 +326,7 @@ fn packets_pipelined_behind_connect() {
                 dup: false,
                 qos: QoS::AtLeastOnce,
                 retain: false,
-                topic: format!("pipe/{shard}"),
+                topic: format!("pipe/{shard}").into(),
                 pkid: 8,
                 payload: bytes::Bytes::from_static(b"self"),
             })));

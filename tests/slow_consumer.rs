@@ -42,7 +42,7 @@ fn slow_subscriber_is_bounded_and_recovers_intact() {
         let mut last_seen = false;
         while let Some(p) = slow.recv_within(Duration::from_secs(2)) {
             if let Packet::Publish(p) = p {
-                if p.topic == "flood/last" {
+                if &*p.topic == "flood/last" {
                     assert_eq!(p.payload.as_ref(), b"q1");
                     slow.ack(&p);
                     last_seen = true;

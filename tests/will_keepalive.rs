@@ -39,7 +39,7 @@ fn expect_will(sub: &mut Client, name: &str) {
     let p = sub
         .recv_publish()
         .unwrap_or_else(|| panic!("will for {name}"));
-    assert_eq!(p.topic, format!("will/{name}"));
+    assert_eq!(&*p.topic, format!("will/{name}"));
     assert_eq!(p.payload.as_ref(), b"gone");
     assert_eq!(p.qos, QoS::AtLeastOnce);
     assert!(!p.retain);
@@ -159,7 +159,7 @@ fn will_qos_and_retain() {
         drop(dev);
         let p = live2.recv_publish().expect("will at QoS 2");
         assert_eq!(
-            (p.topic.as_str(), p.payload.as_ref(), p.qos, p.retain),
+            (&*p.topic, p.payload.as_ref(), p.qos, p.retain),
             ("status/dev", &b"offline"[..], QoS::ExactlyOnce, false)
         );
         live2.ack(&p);
@@ -171,7 +171,7 @@ fn will_qos_and_retain() {
             later.subscribe("status/+", QoS::AtLeastOnce);
             let p = later.recv_publish().expect("retained will");
             assert_eq!(
-                (p.topic.as_str(), p.payload.as_ref(), p.qos, p.retain),
+                (&*p.topic, p.payload.as_ref(), p.qos, p.retain),
                 ("status/dev", &b"offline"[..], QoS::AtLeastOnce, true)
             );
             later.ack(&p);

@@ -12,6 +12,7 @@
 
 use super::{DecodeError, QoS, Side};
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// Largest value the four-byte remaining length can hold (§2.2.3).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -261,22 +262,28 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed UTF-8 string without U+0000 (§1.5.3).
     pub fn string(&mut self) -> Result<String, DecodeError> {
+        self.str().map(str::to_owned)
+    }
+
+    /// A UTF-8 string as [`Reader::string`], borrowed from the buffer.
+    fn str(&mut self) -> Result<&str, DecodeError> {
         let raw = self.binary_slice()?;
         let s = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
         if s.contains('\0') {
             return Err(DecodeError::InvalidUtf8);
         }
-        Ok(s.to_owned())
+        Ok(s)
     }
 
     /// A topic name: a string that is non-empty and has no wildcard
-    /// (§4.7.3, [MQTT-3.3.2-2]).
-    pub fn topic_name(&mut self) -> Result<String, DecodeError> {
-        let topic = self.string()?;
+    /// (§4.7.3, [MQTT-3.3.2-2]). Allocated once, as the `Arc<str>` that the
+    /// routed message shares.
+    pub fn topic_name(&mut self) -> Result<Arc<str>, DecodeError> {
+        let topic = self.str()?;
         if topic.is_empty() || topic.contains(['+', '#']) {
             return Err(DecodeError::InvalidTopicName);
         }
-        Ok(topic)
+        Ok(Arc::from(topic))
     }
 
     /// Everything left, as a zero-copy slice of the buffer.

@@ -31,6 +31,7 @@ pub use publish::encode_publish;
 
 use bytes::Bytes;
 use std::fmt;
+use std::sync::Arc;
 
 /// The protocol level a connection speaks, from its CONNECT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,7 +86,7 @@ pub enum ConnectReturnCode {
 /// The last will carried by CONNECT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastWill {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
@@ -117,7 +118,8 @@ pub struct Publish {
     pub dup: bool,
     pub qos: QoS,
     pub retain: bool,
-    pub topic: String,
+    /// Shared with the routed message: decoded once, never copied again.
+    pub topic: Arc<str>,
     pub pkid: u16,
     /// A zero-copy slice of the buffer the packet was decoded from.
     pub payload: Bytes,

@@ -184,14 +184,7 @@ impl Shard {
             will.topic
         );
         self.metrics.wills_published += 1;
-        self.publish_message(
-            info,
-            will.topic.as_str().into(),
-            will.payload,
-            will.qos,
-            will.retain,
-            None,
-        );
+        self.publish_message(info, will.topic, will.payload, will.qos, will.retain, None);
     }
 
     /// Remove a session: its subscriptions leave the trie (and the interest

@@ -21,12 +21,11 @@ impl Shard {
         };
         match p.qos {
             QoS::AtMostOnce => {
-                self.publish_message(&info, p.topic.into(), p.payload, p.qos, p.retain, None);
+                self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, None);
             }
             QoS::AtLeastOnce => {
-                let topic = p.topic.into();
                 let barrier =
-                    self.publish_message(&info, topic, p.payload, p.qos, p.retain, Some(conn));
+                    self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn));
                 self.send_ack(conn, Packet::PubAck(p.pkid), barrier);
             }
             QoS::ExactlyOnce => {
@@ -47,9 +46,14 @@ impl Shard {
                     return Err(CloseReason::ProtocolError);
                 } else {
                     s.awaiting_rel.insert(p.pkid, ());
-                    let topic = p.topic.into();
-                    barrier =
-                        self.publish_message(&info, topic, p.payload, p.qos, p.retain, Some(conn));
+                    barrier = self.publish_message(
+                        &info,
+                        p.topic,
+                        p.payload,
+                        p.qos,
+                        p.retain,
+                        Some(conn),
+                    );
                 }
                 self.send_ack(conn, Packet::PubRec(p.pkid), barrier);
             }
