@@ -1,16 +1,17 @@
 //! The per-connection task: read → decode → protocol handlers → write.
 //!
 //! One glommio task per socket, on the shard that owns the client. It owns
-//! the [`Transport`] (a `TcpStream` today) and the bytes of an incomplete packet; everything else
-//! about the connection is in the shard's [`ConnState`](crate::shard::ConnState).
+//! the [`Transport`] (a `TcpStream` today) and the bytes of an incomplete
+//! packet; everything else about the connection is in the shard's
+//! [`ConnState`](crate::shard::ConnState).
 //! An idle connection holds no buffer: reads go into the shard's shared
 //! scratch buffer inside a synchronous poll (glommio's plain stream is
 //! readiness-based, so a pending read pins no buffer), and only the bytes of
 //! an incomplete packet are kept. The outbox is freed once written.
 //!
 //! The first packet must be CONNECT. The accepting shard decodes it and, if
-//! the client's home shard is another one, hands the socket there (dup'd fd
-//! plus the bytes already read) and ends.
+//! the client's home shard is another one, hands the socket there (the
+//! detached transport plus the bytes already read) and ends.
 
 use crate::codec::{self, ConnAck, ConnectReturnCode, DecodeError, Packet, Side};
 use crate::listener::Slot;

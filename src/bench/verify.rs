@@ -40,7 +40,7 @@ impl Tally {
     }
 }
 
-/// Per-subscriber state: one [`Seen`] per publisher heard from.
+/// Per-subscriber state: one `Seen` per publisher heard from.
 #[derive(Debug, Default)]
 pub struct Tracker {
     seen: AHashMap<u64, Seen>,

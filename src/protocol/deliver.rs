@@ -105,7 +105,7 @@ impl Shard {
     }
 
     /// Deliver pending fan-out hits, oldest first, for about
-    /// [`FANOUT_SLICE`] of CPU time (the clock is read every [`FANOUT_CHUNK`]
+    /// [`FANOUT_SLICE`] of CPU time (the clock is read every `FANOUT_CHUNK`
     /// sessions). Consecutive pending messages with the same subscribers and
     /// progress (a burst to one topic) go out together, session by session,
     /// so each outbox collects the whole burst before its connection writes.

@@ -3,7 +3,7 @@
 //! Owns no state: these are pure functions over `&str`. The connection layer calls
 //! [`valid_topic_name`] on every inbound PUBLISH and [`valid_filter`] on every SUBSCRIBE /
 //! UNSUBSCRIBE entry before anything reaches the router; the router's [`Trie`] assumes valid
-//! input. [`matches`] is the one-pair reference matcher: used where a single filter is checked
+//! input. [`matches()`] is the one-pair reference matcher: used where a single filter is checked
 //! against a single topic (retained-message delivery to a new subscription) and as the oracle
 //! the trie is tested against.
 //!
