@@ -233,18 +233,13 @@ def qos_round_trips(s):
             f"QoS {q}: expected {n} messages in order exactly once, got {got}",
         )
     # Delivery QoS is the minimum of publish and subscription QoS.
-    topic = f"{s.base}/downgrade"
-    sub.subscribe([(topic, 1)])
-    pub.publish(topic, b"sent-at-2", 2)
-    sub.wait_count(1, "the downgraded message")
-    got = sub.take()
-    check(got[0][2] == 1, f"QoS 2 publish to a QoS 1 subscription arrived at QoS {got[0][2]}")
-    topic = f"{s.base}/nodowngrade"
-    sub.subscribe([(topic, 2)])
-    pub.publish(topic, b"sent-at-1", 1)
-    sub.wait_count(1, "the QoS 1 message")
-    got = sub.take()
-    check(got[0][2] == 1, f"QoS 1 publish to a QoS 2 subscription arrived at QoS {got[0][2]}")
+    for name, sub_q, pub_q in (("downgrade", 1, 2), ("nodowngrade", 2, 1)):
+        topic = f"{s.base}/{name}"
+        sub.subscribe([(topic, sub_q)])
+        pub.publish(topic, f"sent-at-{pub_q}".encode(), pub_q)
+        sub.wait_count(1, f"the QoS {pub_q} message")
+        got = sub.take()
+        check(got[0][2] == 1, f"QoS {pub_q} publish to a QoS {sub_q} subscription arrived at QoS {got[0][2]}")
     # Overlapping subscriptions: one copy, at the highest QoS among them.
     sub.subscribe([(f"{s.base}/over/+", 0), (f"{s.base}/over/#", 2)])
     pub.publish(f"{s.base}/over/x", b"overlap", 2)
