@@ -233,8 +233,6 @@ async fn shutdown(shard: &ShardRef) {
     let mut s = shard.borrow_mut();
     s.mesh.close();
     s.resume_readers();
-    s.metrics.connections_open = s.conns.len() as u64;
-    s.metrics.sessions = s.sessions.len() as u64;
-    s.board.post(s.id, &s.metrics);
+    s.post_metrics();
     log::debug!("shard {} stopped", s.id);
 }

@@ -139,7 +139,7 @@ impl Conn {
             if s.mesh.congested() && !s.stopping {
                 // Mailboxes to other shards are backed up: stop reading so
                 // publishers feel TCP backpressure instead of memory growing.
-                c.waker = Some(cx.waker().clone());
+                c.set_waker(cx.waker());
                 if !c.paused {
                     c.paused = true;
                     s.mesh.pause_reader(self.key);
@@ -162,9 +162,7 @@ impl Conn {
                     Poll::Ready(Event::Eof)
                 }
                 Poll::Pending => {
-                    if !c.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        c.waker = Some(cx.waker().clone());
-                    }
+                    c.set_waker(cx.waker());
                     Poll::Pending
                 }
             }

@@ -62,8 +62,9 @@ impl Shard {
             code: ConnectReturnCode::Accepted,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
-        if keepalive_ms > 0 {
-            self.arm(now + keepalive_ms * 3 / 2, TimerItem::Keepalive(conn));
+        if let Some(c) = self.conns.get(conn).filter(|c| c.keepalive_ms > 0) {
+            self.wheel
+                .insert(c.keepalive_deadline(), TimerItem::Keepalive(conn));
         }
         self.metrics.connects_accepted += 1;
         log::debug!(
@@ -172,7 +173,8 @@ impl Shard {
             self.discard_session(sk);
         } else {
             let epoch = s.epoch;
-            self.arm(now + expiry_ms, TimerItem::Expire(sk, epoch));
+            self.wheel
+                .insert(now + expiry_ms, TimerItem::Expire(sk, epoch));
         }
     }
 

@@ -10,7 +10,7 @@
 //! channels (see GLOMMIO-NOTES: waker refcount panic).
 
 use super::slab::Key;
-use super::{wake, ShardRef, TimerItem};
+use super::{wake, ShardRef};
 use crate::message::Message;
 use glommio::channels::shared_channel::{
     self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
@@ -181,6 +181,8 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
             let ob = &mut s.mesh;
             if !ob.pending[peer].is_empty() {
                 let batch = ob.take(peer);
+                s.metrics.mailbox_batches_sent += 1;
+                s.metrics.mailbox_msgs_sent += batch.len() as u64;
                 s.resume_readers();
                 Poll::Ready(Some(batch))
             } else if ob.closed {
@@ -192,11 +194,6 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
         })
         .await;
         let Some(batch) = batch else { break };
-        {
-            let mut s = shard.borrow_mut();
-            s.metrics.mailbox_batches_sent += 1;
-            s.metrics.mailbox_msgs_sent += batch.len() as u64;
-        }
         match tx.try_send(batch) {
             Ok(()) => {}
             Err(GlommioError::WouldBlock(glommio::ResourceType::Channel(batch))) => {
@@ -263,11 +260,6 @@ impl super::Shard {
                 wake(c);
             }
         }
-    }
-
-    /// Arm a timer item (helper for the protocol code).
-    pub fn arm(&mut self, deadline_ms: u64, item: TimerItem) {
-        self.wheel.insert(deadline_ms, item);
     }
 }
 

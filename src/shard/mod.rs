@@ -105,6 +105,19 @@ pub struct ConnState {
 }
 
 impl ConnState {
+    /// Keep the connection task's waker; cloned only when it changed.
+    pub fn set_waker(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+    }
+
+    /// When a silent connection is closed: 1.5 × keepalive after the last
+    /// bytes received ([MQTT-3.1.2-24]).
+    pub fn keepalive_deadline(&self) -> u64 {
+        self.last_seen_ms + self.keepalive_ms * 3 / 2
+    }
+
     /// Bytes waiting to be written.
     pub fn unsent(&self) -> usize {
         self.outbox.len() - self.out_pos
@@ -332,7 +345,10 @@ mod tests {
     #[test]
     fn home_is_stable_and_spread() {
         assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(Shard::home_of("client-1", 4), Shard::home_of("client-1", 4));
+        // Pinned values (FNV-1a 64, computed independently): a changed hash
+        // would move every persistent session's home.
+        assert_eq!(stable_hash(b"client-1"), 0xb61d_e2d2_08d3_6e08);
+        assert_eq!(Shard::home_of("client-1", 4), 0);
         let mut counts = [0usize; 4];
         for i in 0..4000 {
             counts[Shard::home_of(&format!("c{i}"), 4)] += 1;

@@ -54,10 +54,8 @@ impl<T> Slab<T> {
         self.len += 1;
         if let Some(idx) = self.free.pop() {
             let slot = &mut self.slots[idx as usize];
-            let gen = match slot {
-                Slot::Empty { gen } => gen.wrapping_add(1),
-                Slot::Full { gen, .. } => gen.wrapping_add(1),
-            };
+            let (Slot::Empty { gen } | Slot::Full { gen, .. }) = *slot;
+            let gen = gen.wrapping_add(1);
             *slot = Slot::Full { gen, val };
             return Key { idx, gen };
         }

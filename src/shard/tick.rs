@@ -24,10 +24,7 @@ pub async fn run(shard: ShardRef) {
             s.fire(item, now);
         }
         s.retained.prune_tombstones();
-        s.metrics.connections_open = s.conns.len() as u64;
-        s.metrics.sessions = s.sessions.len() as u64;
-        s.metrics.retained = s.retained.len() as u64;
-        s.board.post(s.id, &s.metrics);
+        s.post_metrics();
         if s.stop.load(Ordering::Relaxed) {
             return;
         }
@@ -35,11 +32,20 @@ pub async fn run(shard: ShardRef) {
 }
 
 impl super::Shard {
+    /// Set the gauges and post this shard's counters to the metrics board.
+    pub(crate) fn post_metrics(&mut self) {
+        self.metrics.connections_open = self.conns.len() as u64;
+        self.metrics.sessions = self.sessions.len() as u64;
+        self.metrics.retained = self.retained.len() as u64;
+        self.board.post(self.id, &self.metrics);
+    }
+
     /// Handle one fired timer, validating it against current state.
     fn fire(&mut self, item: TimerItem, now: u64) {
         match item {
             TimerItem::ConnectTimeout(k) => {
-                if matches!(self.conns.get(k), Some(c) if c.session.is_none() && c.info.is_none()) {
+                // `info` is set by an accepted CONNECT and never cleared.
+                if matches!(self.conns.get(k), Some(c) if c.info.is_none()) {
                     log::info!(
                         "{}: no CONNECT within {} s, closing",
                         self.who(k),
@@ -54,7 +60,7 @@ impl super::Shard {
                 if c.keepalive_ms == 0 || c.close.is_some() {
                     return;
                 }
-                let deadline = c.last_seen_ms + c.keepalive_ms * 3 / 2;
+                let deadline = c.keepalive_deadline();
                 if now >= deadline {
                     log::info!("{}: keepalive expired, closing", self.who(k));
                     self.metrics.keepalive_timeouts += 1;
@@ -65,13 +71,12 @@ impl super::Shard {
             }
             TimerItem::Retry(sk) => self.retry_session(sk, now),
             TimerItem::Expire(sk, epoch) => {
-                if matches!(self.sessions.get(sk), Some(s) if s.conn.is_none() && s.epoch == epoch)
+                if let Some(s) = self
+                    .sessions
+                    .get(sk)
+                    .filter(|s| s.conn.is_none() && s.epoch == epoch)
                 {
-                    log::info!(
-                        "shard {}: session {:?} expired",
-                        self.id,
-                        self.sessions.get(sk).map(|s| s.client_id.clone())
-                    );
+                    log::info!("shard {}: session {:?} expired", self.id, s.client_id);
                     self.metrics.sessions_expired += 1;
                     self.discard_session(sk);
                 }
