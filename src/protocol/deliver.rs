@@ -89,9 +89,15 @@ impl Shard {
             self.hits = hits;
             return;
         }
-        // A burst to the same subscribers shares one list (recognised by pointer).
+        // A burst to the same subscribers shares one list (recognised by
+        // pointer); the scratch list then goes back for the next message.
         let hits = match self.fanout.back() {
-            Some(back) if *back.hits == hits => back.hits.clone(),
+            Some(back) if *back.hits == hits => {
+                let shared = back.hits.clone();
+                hits.clear();
+                self.hits = hits;
+                shared
+            }
             _ => Rc::new(hits),
         };
         self.fanout.push_back(Fanout {
