@@ -63,6 +63,7 @@ fn start<T: Transport>(
         shard: shard.clone(),
         key,
         inbuf,
+        need: 0,
         connected: false,
         handed,
         slot: Some(slot),
@@ -83,6 +84,9 @@ struct Conn {
     key: Key,
     /// Bytes of an incomplete packet (empty, with no allocation, when idle).
     inbuf: BytesMut,
+    /// Size of that packet once its fixed header is in (0 before): reads
+    /// append until it is whole, so a large packet is not re-copied per read.
+    need: usize,
     connected: bool,
     /// Came from another shard: never hand it over again.
     handed: bool,
@@ -98,7 +102,7 @@ impl Conn {
 
     async fn serve<T: Transport>(&mut self, stream: &mut T) -> CloseReason {
         loop {
-            if !self.inbuf.is_empty() {
+            if !self.inbuf.is_empty() && self.inbuf.len() >= self.need {
                 match self.process_input() {
                     Ok(None) => {}
                     Ok(Some((home, bytes))) => return self.hand_off(stream, home, bytes),
@@ -174,6 +178,7 @@ impl Conn {
     /// handoff to that shard with these bytes.
     fn process_input(&mut self) -> Result<Option<(usize, Bytes)>, CloseReason> {
         let mut data = std::mem::take(&mut self.inbuf).freeze();
+        self.need = 0;
         // Kept only until CONNECT, in case the socket moves to its home shard.
         let all = (!self.connected).then(|| data.clone());
         let mut guard = self.shard.borrow_mut();
@@ -214,6 +219,11 @@ impl Conn {
             self.connected = true;
         };
         if !data.is_empty() && matches!(result, Ok(None)) {
+            // decode already accepted this fixed header, if it is complete.
+            self.need = codec::frame_len(&data, max, Side::Server)
+                .ok()
+                .flatten()
+                .unwrap_or(0);
             self.inbuf = BytesMut::from(&data[..]);
         }
         result

@@ -26,7 +26,7 @@ mod publish;
 mod subscribe;
 
 pub use header::{read_remaining_length, MAX_REMAINING_LENGTH};
-pub use packet::{decode, encode, encoded_len};
+pub use packet::{decode, encode, encoded_len, frame_len};
 pub use publish::encode_publish;
 
 use bytes::Bytes;

@@ -41,6 +41,17 @@ pub fn decode(
     Ok(Some((packet, fixed.total)))
 }
 
+/// The whole size of the packet at the front of `buf` once its fixed header
+/// has arrived (`Ok(None)` before), with the checks [`decode`] makes on it:
+/// a reader can wait for that many bytes before decoding again.
+pub fn frame_len(
+    buf: &[u8],
+    max_packet_size: usize,
+    side: Side,
+) -> Result<Option<usize>, DecodeError> {
+    Ok(parse_fixed_header(buf, max_packet_size, side)?.map(|f| f.total))
+}
+
 /// Decodes the body in `r` of a packet whose fixed header was checked.
 fn decode_body(packet_type: u8, flags: u8, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
     let packet = match packet_type {
