@@ -275,12 +275,18 @@ async fn read_loop(
     mut acc: BytesMut,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16 << 10];
+    // Size of a partly received packet: wait for all of it before decoding
+    // again, so a large one is not copied back on every read.
+    let mut need = 0;
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         acc.extend_from_slice(&buf[..n]);
+        if acc.len() < need {
+            continue;
+        }
         let chunk = acc.split().freeze();
         let mut off = 0;
         let mut c = client.borrow_mut();
@@ -296,6 +302,10 @@ async fn read_loop(
             }
         }
         acc.extend_from_slice(&chunk[off..]);
+        need = codec::frame_len(&acc, MAX_PACKET, Side::Client)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         if !c.flush() {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
