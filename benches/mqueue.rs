@@ -57,14 +57,11 @@ fn main() {
                         let id = ids.pop_front().unwrap_or(0);
                         black_box(w.complete(id, QoS::AtLeastOnce, Phase::Publish));
                     }
-                    ids.push_back(w.push(
-                        Delivery {
-                            msg: msg.clone(),
-                            retain: false,
-                        },
-                        QoS::AtLeastOnce,
-                        0,
-                    ));
+                    let d = Delivery {
+                        msg: msg.clone(),
+                        retain: false,
+                    };
+                    ids.push_back(w.push(d, QoS::AtLeastOnce, 0).pkid);
                 }
             },
         );

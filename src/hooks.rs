@@ -134,9 +134,4 @@ impl Hooks {
     pub(crate) fn client_disconnected(&self, c: &ClientInfo, reason: &str) {
         self.disconnected.iter().for_each(|h| h(c, reason));
     }
-
-    /// Whether any `message.publish` hook is registered (skip building ClientInfo otherwise).
-    pub(crate) fn has_publish(&self) -> bool {
-        !self.publish.is_empty()
-    }
 }

@@ -127,31 +127,37 @@ pub fn resolve_cpus(cores: &Cores) -> Result<Vec<usize>, HostError> {
     }
 }
 
-/// Block SIGINT and SIGTERM in this thread (and the threads it starts), so
-/// [`wait_for_stop_signal`] can take them synchronously.
-pub fn block_stop_signals() {
-    // SAFETY: manipulating a sigset_t we own and this thread's mask.
+/// The signals that stop the broker: SIGINT and SIGTERM.
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: initialising and filling a sigset_t we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// Block SIGINT and SIGTERM in this thread (and the threads it starts), so
+/// [`wait_for_stop_signal`] can take them synchronously.
+pub fn block_stop_signals() {
+    let set = stop_signals();
+    // SAFETY: changes this thread's mask from a set we own.
+    unsafe {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
 /// Wait for SIGINT or SIGTERM (blocked beforehand); returns its number.
 pub fn wait_for_stop_signal() -> i32 {
-    // SAFETY: sigwait on a set we own.
+    let set = stop_signals();
+    let mut sig = 0;
+    // SAFETY: sigwait on a set we own, into a local.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let mut sig = 0;
         libc::sigwait(&set, &mut sig);
-        sig
     }
+    sig
 }
 
 #[cfg(test)]

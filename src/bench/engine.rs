@@ -295,21 +295,6 @@ async fn exec_main(init: ExecInit) -> ExecResult {
     collect(&exec)
 }
 
-/// Raise the soft fd limit to the hard one (20000 here).
-fn raise_nofile() {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-}
-
 fn resolve(args: &Args) -> Result<SocketAddr, String> {
     (args.host.as_str(), args.port)
         .to_socket_addrs()
@@ -386,7 +371,7 @@ fn watch_stdin(go: Arc<AtomicBool>, abort: Arc<AtomicBool>) {
 
 /// Main of a worker process. Returns the exit code.
 pub fn run_worker(args: Args) -> i32 {
-    raise_nofile();
+    crate::sys::raise_nofile();
     let args = Arc::new(args);
     let plan = Arc::new(Plan::from_args(&args));
     let (w, k) = (

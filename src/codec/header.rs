@@ -152,6 +152,14 @@ fn check_type(packet_type: u8, side: Side) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The fixed-header flags of every packet type but PUBLISH (§2.2.2).
+pub(crate) fn fixed_flags(packet_type: u8) -> u8 {
+    match packet_type {
+        PUBREL | SUBSCRIBE | UNSUBSCRIBE => 0b0010,
+        _ => 0,
+    }
+}
+
 /// Fixed-header flag rules of §2.2.2 and [MQTT-3.3.1-2].
 fn check_flags(packet_type: u8, flags: u8) -> Result<(), DecodeError> {
     if packet_type == PUBLISH {
@@ -164,11 +172,7 @@ fn check_flags(packet_type: u8, flags: u8) -> Result<(), DecodeError> {
         }
         return Ok(());
     }
-    let expected = match packet_type {
-        PUBREL | SUBSCRIBE | UNSUBSCRIBE => 0b0010,
-        _ => 0,
-    };
-    if flags != expected {
+    if flags != fixed_flags(packet_type) {
         return Err(DecodeError::InvalidFlags { packet_type, flags });
     }
     Ok(())
@@ -280,7 +284,7 @@ impl<'a> Reader<'a> {
     /// routed message shares.
     pub fn topic_name(&mut self) -> Result<Arc<str>, DecodeError> {
         let topic = self.str()?;
-        if topic.is_empty() || topic.contains(['+', '#']) {
+        if !crate::router::topic::valid_topic_name(topic) {
             return Err(DecodeError::InvalidTopicName);
         }
         Ok(Arc::from(topic))

@@ -82,23 +82,23 @@ fn empty_body(r: &Reader<'_>, packet: Packet) -> Result<Packet, DecodeError> {
 
 /// First byte of the fixed header of every packet but PUBLISH.
 fn first_byte(packet: &Packet) -> u8 {
-    let (packet_type, flags) = match packet {
-        Packet::Connect(_) => (header::CONNECT, 0),
-        Packet::ConnAck(_) => (header::CONNACK, 0),
-        Packet::Publish(_) => (header::PUBLISH, 0),
-        Packet::PubAck(_) => (header::PUBACK, 0),
-        Packet::PubRec(_) => (header::PUBREC, 0),
-        Packet::PubRel(_) => (header::PUBREL, 0b0010),
-        Packet::PubComp(_) => (header::PUBCOMP, 0),
-        Packet::Subscribe(_) => (header::SUBSCRIBE, 0b0010),
-        Packet::SubAck(_) => (header::SUBACK, 0),
-        Packet::Unsubscribe(_) => (header::UNSUBSCRIBE, 0b0010),
-        Packet::UnsubAck(_) => (header::UNSUBACK, 0),
-        Packet::PingReq => (header::PINGREQ, 0),
-        Packet::PingResp => (header::PINGRESP, 0),
-        Packet::Disconnect => (header::DISCONNECT, 0),
+    let packet_type = match packet {
+        Packet::Connect(_) => header::CONNECT,
+        Packet::ConnAck(_) => header::CONNACK,
+        Packet::Publish(_) => header::PUBLISH,
+        Packet::PubAck(_) => header::PUBACK,
+        Packet::PubRec(_) => header::PUBREC,
+        Packet::PubRel(_) => header::PUBREL,
+        Packet::PubComp(_) => header::PUBCOMP,
+        Packet::Subscribe(_) => header::SUBSCRIBE,
+        Packet::SubAck(_) => header::SUBACK,
+        Packet::Unsubscribe(_) => header::UNSUBSCRIBE,
+        Packet::UnsubAck(_) => header::UNSUBACK,
+        Packet::PingReq => header::PINGREQ,
+        Packet::PingResp => header::PINGRESP,
+        Packet::Disconnect => header::DISCONNECT,
     };
-    (packet_type << 4) | flags
+    (packet_type << 4) | header::fixed_flags(packet_type)
 }
 
 /// Remaining length of `packet`.

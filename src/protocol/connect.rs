@@ -193,14 +193,13 @@ impl Shard {
     /// table when they were the shard's last), queued messages are dropped
     /// and counted.
     pub fn discard_session(&mut self, sk: Key) {
-        let Some(mut s) = self.sessions.remove(sk) else {
+        let Some(s) = self.sessions.remove(sk) else {
             return;
         };
         if self.by_client.get(&s.client_id) == Some(&sk) {
             self.by_client.remove(&s.client_id);
         }
-        let dropped = s.inflight.clear() + s.mqueue.len();
-        s.mqueue.clear();
+        let dropped = s.inflight.len() + s.mqueue.len();
         self.metrics.dropped_session_discarded += dropped as u64;
         if dropped > 0 {
             log::debug!(
@@ -209,13 +208,12 @@ impl Shard {
                 s.client_id
             );
         }
-        let mut filters = Vec::with_capacity(s.subs.len());
-        s.subs.for_each(|f, _| filters.push(f.clone()));
-        let changes: Vec<(Arc<str>, bool)> = filters
-            .iter()
-            .filter_map(|f| self.unsubscribe_local(sk, f))
-            .map(|f| (f, false))
-            .collect();
+        let mut changes = Vec::new();
+        s.subs.for_each(|f, _| {
+            if let Some(gone) = self.unsubscribe_local(sk, f) {
+                changes.push((gone, false));
+            }
+        });
         self.announce_interest(changes, 0);
     }
 }

@@ -169,7 +169,7 @@ impl Shard {
                     msg: msg.clone(),
                     retain,
                 };
-                let pkid = s.inflight.push(d, qos, now);
+                let pkid = s.inflight.push(d, qos, now).pkid;
                 encode(c, msg, retain, qos, pkid, false);
                 self.metrics.publish_sent += 1;
                 arm_retry(
@@ -224,7 +224,12 @@ impl Shard {
             let Some((d, qos)) = s.mqueue.pop() else {
                 break;
             };
-            encode(c, &d.msg, d.retain, qos, pkid_for(s, &d, qos, now), false);
+            if qos == QoS::AtMostOnce {
+                encode(c, &d.msg, d.retain, qos, 0, false);
+            } else {
+                let e = s.inflight.push(d, qos, now);
+                encode(c, &e.delivery.msg, e.delivery.retain, qos, e.pkid, false);
+            }
             sent += 1;
         }
         self.metrics.publish_sent += sent;
@@ -283,17 +288,15 @@ impl Shard {
         let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
             return;
         };
-        let due = s.inflight.due(before_ms, now);
-        if !due.is_empty() {
+        let resent = s.inflight.resend_due(before_ms, now, |e| resend(c, e));
+        if resent > 0 {
             log::debug!(
-                "shard {}: {:?} re-sending {} unacknowledged",
+                "shard {}: {:?} re-sent {resent} unacknowledged",
                 self.id,
-                s.client_id,
-                due.len()
+                s.client_id
             );
         }
-        self.metrics.publish_resent += due.len() as u64;
-        due.iter().for_each(|e| resend(c, e));
+        self.metrics.publish_resent += resent as u64;
     }
 
     /// The connection's outbox was written: refill it from the queue.
@@ -319,15 +322,6 @@ fn arm_retry(
     if !s.retry_armed && interval_s > 0 && !s.inflight.is_empty() {
         s.retry_armed = true;
         wheel.insert(now + interval_s * 1000, TimerItem::Retry(sk));
-    }
-}
-
-/// A packet id for a queued message moving out: 0 for QoS 0, else a window slot.
-fn pkid_for(s: &mut Session, d: &Delivery, qos: QoS, now: u64) -> u16 {
-    if qos == QoS::AtMostOnce {
-        0
-    } else {
-        s.inflight.push(d.clone(), qos, now)
     }
 }
 

@@ -82,16 +82,9 @@ impl Shard {
             retain,
             from: info.client_id.clone(),
         };
-        let msg = if self.hooks.has_publish() {
-            match self.hooks.message_publish(info, msg) {
-                Some(m) => m,
-                None => {
-                    self.metrics.dropped_by_hook += 1;
-                    return 0;
-                }
-            }
-        } else {
-            msg
+        let Some(msg) = self.hooks.message_publish(info, msg) else {
+            self.metrics.dropped_by_hook += 1;
+            return 0;
         };
         let msg = Arc::new(msg);
         let mut barrier = 0;

@@ -1,8 +1,9 @@
 //! Topic names and topic filters of MQTT 3.1.1 §4.7: validation and single-pair matching.
 //!
-//! Owns no state: these are pure functions over `&str`. The connection layer calls
-//! [`valid_topic_name`] on every inbound PUBLISH and [`valid_filter`] on every SUBSCRIBE /
-//! UNSUBSCRIBE entry before anything reaches the router; the router's [`Trie`] assumes valid
+//! Owns no state: these are pure functions over `&str`. The codec calls
+//! [`valid_topic_name`] on every PUBLISH and will topic it decodes, and the protocol layer
+//! calls [`valid_filter`] on every SUBSCRIBE entry before anything reaches the router (an
+//! UNSUBSCRIBE filter only removes one that was stored); the router's [`Trie`] assumes valid
 //! input. [`matches()`] is the one-pair reference matcher: used where a single filter is checked
 //! against a single topic (retained-message delivery to a new subscription) and as the oracle
 //! the trie is tested against.

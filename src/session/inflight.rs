@@ -74,8 +74,8 @@ impl Inflight {
         }
     }
 
-    /// Record a message about to be sent; returns its packet id.
-    pub fn push(&mut self, delivery: Delivery, qos: QoS, now_ms: u64) -> u16 {
+    /// Record a message about to be sent; returns its entry (packet id included).
+    pub fn push(&mut self, delivery: Delivery, qos: QoS, now_ms: u64) -> &Entry {
         let pkid = self.alloc_pkid();
         self.entries.push_back(Entry {
             pkid,
@@ -84,7 +84,7 @@ impl Inflight {
             phase: Phase::Publish,
             sent_ms: now_ms,
         });
-        pkid
+        &self.entries[self.entries.len() - 1]
     }
 
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2): remove the entry if it is in the expected phase.
@@ -117,26 +117,26 @@ impl Inflight {
         }
     }
 
-    /// Entries sent at or before `before_ms`, oldest first; marks them re-sent at `now_ms`.
-    pub fn due(&mut self, before_ms: u64, now_ms: u64) -> Vec<Entry> {
-        let mut out = Vec::new();
+    /// Hand `resend` every entry sent at or before `before_ms`, oldest first,
+    /// marking it re-sent at `now_ms`; returns how many.
+    pub fn resend_due(
+        &mut self,
+        before_ms: u64,
+        now_ms: u64,
+        mut resend: impl FnMut(&Entry),
+    ) -> usize {
+        let mut n = 0;
         for e in self.entries.iter_mut().filter(|e| e.sent_ms <= before_ms) {
             e.sent_ms = now_ms;
-            out.push(e.clone());
+            resend(e);
+            n += 1;
         }
-        out
+        n
     }
 
     /// Oldest send time in the window (for arming the retry timer).
     pub fn oldest_sent_ms(&self) -> Option<u64> {
         self.entries.iter().map(|e| e.sent_ms).min()
-    }
-
-    /// Drop everything (session discarded); returns how many were dropped.
-    pub fn clear(&mut self) -> usize {
-        let n = self.entries.len();
-        self.entries.clear();
-        n
     }
 }
 
@@ -165,11 +165,11 @@ mod tests {
     fn pkids_skip_zero_and_ids_in_use() {
         let mut w = Inflight::new(3);
         w.next_pkid = u16::MAX - 1;
-        let a = w.push(d(), QoS::AtLeastOnce, 0);
-        let b = w.push(d(), QoS::AtLeastOnce, 0);
+        let a = w.push(d(), QoS::AtLeastOnce, 0).pkid;
+        let b = w.push(d(), QoS::AtLeastOnce, 0).pkid;
         assert_eq!((a, b), (u16::MAX, 1));
         w.next_pkid = u16::MAX - 1; // wrap into ids in use
-        let c = w.push(d(), QoS::AtLeastOnce, 0);
+        let c = w.push(d(), QoS::AtLeastOnce, 0).pkid;
         assert_eq!(c, 2);
         assert!(!w.has_room());
     }
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn qos2_flow_and_wrong_phase() {
         let mut w = Inflight::new(2);
-        let id = w.push(d(), QoS::ExactlyOnce, 0);
+        let id = w.push(d(), QoS::ExactlyOnce, 0).pkid;
         assert!(w.complete(id, QoS::ExactlyOnce, Phase::Release).is_none());
         assert!(w.release(id, 5));
         assert!(!w.release(id + 1, 5));
@@ -188,10 +188,11 @@ mod tests {
     #[test]
     fn due_returns_old_entries_in_order() {
         let mut w = Inflight::new(4);
-        let a = w.push(d(), QoS::AtLeastOnce, 10);
-        let b = w.push(d(), QoS::AtLeastOnce, 20);
-        let _c = w.push(d(), QoS::AtLeastOnce, 30);
-        let due: Vec<u16> = w.due(20, 100).iter().map(|e| e.pkid).collect();
+        let a = w.push(d(), QoS::AtLeastOnce, 10).pkid;
+        let b = w.push(d(), QoS::AtLeastOnce, 20).pkid;
+        let _c = w.push(d(), QoS::AtLeastOnce, 30).pkid;
+        let mut due = Vec::new();
+        w.resend_due(20, 100, |e| due.push(e.pkid));
         assert_eq!(due, vec![a, b]);
         assert_eq!(w.oldest_sent_ms(), Some(30));
     }

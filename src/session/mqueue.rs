@@ -142,12 +142,14 @@ impl<T> MQueue<T> {
         self.items.is_empty()
     }
 
+    #[cfg(test)]
     pub fn clear(&mut self) {
         self.items.clear();
         self.qos0 = 0;
     }
 
-    /// Drain everything (used when a session is discarded; the caller counts them).
+    /// Drain everything, in order (tests inspect the queue with it).
+    #[cfg(test)]
     pub fn drain(&mut self) -> impl Iterator<Item = (T, QoS)> + '_ {
         // `VecDeque::drain(..)` empties the queue even if the iterator is dropped early.
         self.qos0 = 0;
