@@ -307,10 +307,7 @@ mod tests {
         let err = Config::from_toml("[listener]\nbind = \"nope\"\n").unwrap_err();
         assert!(err.0.contains("listener.bind"), "{err}");
         let err = Config::from_toml("[session]\nmqueue_drop = \"random\"\n").unwrap_err();
-        assert!(
-            err.0.contains("mqueue_drop") || err.0.contains("random"),
-            "{err}"
-        );
+        assert!(err.0.contains("mqueue_drop"), "{err}");
     }
 
     #[test]

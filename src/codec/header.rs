@@ -429,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn long_fields_are_cut_on_encode() {
+    fn field_len_counts_at_most_a_u16_length() {
         assert_eq!(field_len(70_000), 2 + 65_535);
         assert_eq!(field_len(3), 5);
     }

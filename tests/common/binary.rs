@@ -130,6 +130,11 @@ impl BrokerProcess {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// The broker's process id (for `coremq-bench --broker-pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Everything the broker logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
