@@ -6,7 +6,9 @@
 # Brokers in each round: coremq with each --cores value, then Mosquitto, so a
 # scenario is measured on all of them back to back (A B C A B C ...). Each
 # broker is started fresh for each scenario on its own loopback port and
-# stopped by its PID afterwards. Every run is bounded (--duration, timeout).
+# stopped by its PID afterwards (and waited for); its log is kept as
+# OUT/SCENARIO-BROKER-ROUND.log, next to the tool's .out and .err. Every run
+# is bounded (--duration, timeout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)"
@@ -22,13 +24,10 @@ done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 mkdir -p "$OUT"
 BENCH=$CARGO_TARGET_DIR/release/coremq-bench
-cargo build --release --bin coremq-bench >&2
-if [ "$ONLY" != mosquitto ]; then
-  if cargo build --release --bin coremq >&2 && "$CARGO_TARGET_DIR/release/coremq" --help >/dev/null 2>&1; then
-    COREMQ=$CARGO_TARGET_DIR/release/coremq
-  else
-    echo "coremq broker not buildable/runnable here: measuring Mosquitto only" >&2; ONLY=mosquitto
-  fi
+COREMQ=$CARGO_TARGET_DIR/release/coremq
+cargo build --release --bins >&2
+if [ "$ONLY" != mosquitto ] && ! "$COREMQ" --help >/dev/null 2>&1; then
+  echo "coremq does not run here: measuring Mosquitto only" >&2; ONLY=mosquitto
 fi
 MOSQ=/usr/sbin/mosquitto
 if [ "$ONLY" != coremq ] && [ ! -x $MOSQ ]; then
@@ -48,13 +47,16 @@ SCENARIOS=(
   "p2p-q1|scenario p2p -c 1000 -r 10000 -q 1 -d 10"
 )
 
-start_broker() { # $1 = mosquitto|coremq-N (N shards), $2 = port; prints PID
+# $1 = mosquitto|coremq-N (N shards), $2 = port, $3 = log file. Sets BROKER_PID
+# (started from this shell, so that `wait` can reap it).
+start_broker() {
   if [ "$1" = mosquitto ]; then
     printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n' "$2" > "$OUT/mosquitto.conf"
-    (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1) & echo $!
+    (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$3" 2>&1) &
   else
-    (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "${1#coremq-}" >"$OUT/$1.log" 2>&1) & echo $!
+    (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "${1#coremq-}" >"$3" 2>&1) &
   fi
+  BROKER_PID=$!
 }
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -69,8 +71,9 @@ for r in $(seq "$ROUNDS"); do
     name=${s%%|*}; args=${s#*|}
     for b in "${BROKERS[@]}"; do
       PORT=$((PORT + 1))
-      pid=$(start_broker "$b" $PORT)
-      wait_port $PORT || { echo "$b did not start" >&2; kill "$pid"; continue; }
+      start_broker "$b" $PORT "$OUT/$name-$b-$r.log"
+      pid=$BROKER_PID
+      wait_port $PORT || { echo "$b did not start" >&2; kill "$pid"; wait "$pid" 2>/dev/null || true; continue; }
       # shellcheck disable=SC2086
       timeout 300 "$BENCH" $args --port $PORT --broker-pid "$pid" --json --quiet \
         >"$OUT/$name-$b-$r.out" 2>"$OUT/$name-$b-$r.err" || true
