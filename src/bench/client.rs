@@ -221,7 +221,6 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
         Ok(mut s) => handshake(&exec, &spec, &mut s, &mut acc).await.map(|_| s),
         Err(e) => Err(e),
     };
-    exec.unresolved.set(exec.unresolved.get() - 1);
     let mut stream = match connected {
         Ok(s) if exec.phase() == Phase::Connecting => s,
         Ok(_) => return, // too late: already counted as a connect timeout

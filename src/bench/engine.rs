@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where the run is; set by the worker main thread, read by every task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Connecting = 0,
     /// Connect phase over; waiting for GO.
@@ -56,8 +56,6 @@ pub struct Exec {
     pub counters: Arc<Counters>,
     phase: Arc<AtomicU8>,
     pub target: SocketAddr,
-    /// Clients whose connect attempt has not finished.
-    pub unresolved: Cell<u64>,
     pub bad_payload: Cell<u64>,
     pub hist: RefCell<Histogram<u64>>,
     clients: RefCell<Vec<Rc<RefCell<Client>>>>,
@@ -279,7 +277,6 @@ async fn exec_main(init: ExecInit) -> ExecResult {
         counters: init.counters,
         phase: init.phase,
         target: init.target,
-        unresolved: Cell::new(init.specs.len() as u64),
         bad_payload: Cell::new(0),
         hist: RefCell::new(new_histogram()),
         clients: RefCell::new(Vec::new()),

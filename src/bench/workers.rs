@@ -26,10 +26,10 @@ pub struct BrokerStats {
     pub pid: u32,
     /// Before the first connection.
     pub base: Sample,
-    /// When every worker was READY (connections open, idle).
+    /// When every worker was READY (connections open, idle); publishing
+    /// starts right after.
     pub connected: Sample,
-    /// When publishing started and when the drain ended.
-    pub go: Sample,
+    /// When the drain ended.
     pub end: Sample,
     pub rss_max_kb: u64,
 }
@@ -207,10 +207,7 @@ fn sample_into(broker: &mut Option<BrokerStats>, f: impl FnOnce(&mut BrokerStats
 }
 
 fn start_publishing(ws: &mut [Worker], broker: &mut Option<BrokerStats>) -> Instant {
-    sample_into(broker, |b, s| {
-        b.connected = s;
-        b.go = s;
-    });
+    sample_into(broker, |b, s| b.connected = s);
     for w in ws.iter_mut() {
         if let Some(stdin) = w.stdin.as_mut() {
             let _ = writeln!(stdin, "GO").and_then(|_| stdin.flush());
