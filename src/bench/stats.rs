@@ -55,89 +55,64 @@ pub fn merge_histogram_str(into: &mut Histogram<u64>, s: &str) -> Result<(), Str
     Ok(())
 }
 
-/// Live counters of one worker; every field is cumulative except `connected`.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Connections open right now (CONNACK received, not closed).
-    pub connected: AtomicU64,
-    pub connect_ok: AtomicU64,
-    /// Refused, reset, rejected CONNACK or failed SUBSCRIBE.
-    pub connect_fail: AtomicU64,
-    /// Established connections the broker (or the network) closed early.
-    pub closed: AtomicU64,
-    /// PUBLISH packets written by publishers.
-    pub sent: AtomicU64,
-    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) received; QoS 0 counts as acked when sent.
-    pub acked: AtomicU64,
-    /// PUBLISH packets received by subscribers.
-    pub received: AtomicU64,
-}
-
-/// A copy of [`Counters`] at one instant.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub connected: u64,
-    pub connect_ok: u64,
-    pub connect_fail: u64,
-    pub closed: u64,
-    pub sent: u64,
-    pub acked: u64,
-    pub received: u64,
-}
-
-impl Counters {
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            connected: self.connected.load(Relaxed),
-            connect_ok: self.connect_ok.load(Relaxed),
-            connect_fail: self.connect_fail.load(Relaxed),
-            closed: self.closed.load(Relaxed),
-            sent: self.sent.load(Relaxed),
-            acked: self.acked.load(Relaxed),
-            received: self.received.load(Relaxed),
+/// Declares the live counters, their snapshot, the sum of snapshots and
+/// their `k=v` form from one field list, so that they cannot drift apart.
+macro_rules! worker_counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Live counters of one worker; every field is cumulative except `connected`.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: AtomicU64,)*
         }
-    }
+
+        /// A copy of [`Counters`] at one instant.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Snapshot {
+            $(pub $name: u64,)*
+        }
+
+        impl Counters {
+            pub fn snapshot(&self) -> Snapshot {
+                Snapshot { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+
+        impl Snapshot {
+            pub fn add(&mut self, o: &Snapshot) {
+                $(self.$name += o.$name;)*
+            }
+
+            pub fn to_kv(&self) -> String {
+                let fields: Vec<String> =
+                    vec![$(format!("{}={}", stringify!($name), self.$name),)*];
+                fields.join(" ")
+            }
+
+            pub fn from_kv(kv: &HashMap<&str, &str>) -> Result<Snapshot, String> {
+                Ok(Snapshot { $($name: field(kv, stringify!($name))?,)* })
+            }
+        }
+    };
+}
+
+worker_counters! {
+    /// Connections open right now (CONNACK received, not closed).
+    connected,
+    connect_ok,
+    /// Refused, reset, rejected CONNACK or failed SUBSCRIBE.
+    connect_fail,
+    /// Established connections the broker (or the network) closed early.
+    closed,
+    /// PUBLISH packets written by publishers.
+    sent,
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) received; QoS 0 counts as acked when sent.
+    acked,
+    /// PUBLISH packets received by subscribers.
+    received,
 }
 
 pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
-}
-
-impl Snapshot {
-    pub fn add(&mut self, o: &Snapshot) {
-        self.connected += o.connected;
-        self.connect_ok += o.connect_ok;
-        self.connect_fail += o.connect_fail;
-        self.closed += o.closed;
-        self.sent += o.sent;
-        self.acked += o.acked;
-        self.received += o.received;
-    }
-
-    pub fn to_kv(&self) -> String {
-        format!(
-            "connected={} connect_ok={} connect_fail={} closed={} sent={} acked={} received={}",
-            self.connected,
-            self.connect_ok,
-            self.connect_fail,
-            self.closed,
-            self.sent,
-            self.acked,
-            self.received
-        )
-    }
-
-    pub fn from_kv(kv: &HashMap<&str, &str>) -> Result<Snapshot, String> {
-        Ok(Snapshot {
-            connected: field(kv, "connected")?,
-            connect_ok: field(kv, "connect_ok")?,
-            connect_fail: field(kv, "connect_fail")?,
-            closed: field(kv, "closed")?,
-            sent: field(kv, "sent")?,
-            acked: field(kv, "acked")?,
-            received: field(kv, "received")?,
-        })
-    }
 }
 
 /// Split `k=v k=v` into a map (the line's first word is the caller's business).
