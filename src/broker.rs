@@ -219,7 +219,8 @@ async fn shard_main(seed: ShardSeed) {
 async fn shutdown(shard: &ShardRef) {
     {
         let mut s = shard.borrow_mut();
-        s.stopping = true;
+        s.mesh.drain();
+        s.resume_readers();
         for k in s.conns.keys() {
             s.close_conn(k, CloseReason::Shutdown);
         }
@@ -232,7 +233,6 @@ async fn shutdown(shard: &ShardRef) {
     }
     let mut s = shard.borrow_mut();
     s.mesh.close();
-    s.resume_readers();
     s.post_metrics();
     log::debug!("shard {} stopped", s.id);
 }

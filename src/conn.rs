@@ -22,6 +22,7 @@ use crate::transport::{self, Detached, Transport};
 use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 /// Writes one poll may make before yielding to other tasks.
@@ -34,6 +35,10 @@ pub fn spawn_accepted<T: Transport>(shard: &ShardRef, stream: T, peer: SocketAdd
 
 /// Start serving a stream handed over by another shard.
 pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
+    if shard.borrow().stop.load(Ordering::Relaxed) {
+        // Too late: this shard's connections are being closed (drop closes the socket).
+        return;
+    }
     shard.borrow_mut().metrics.handoffs_received += 1;
     let initial = BytesMut::from(&h.initial[..]);
     match h.transport {
@@ -140,7 +145,7 @@ impl Conn {
             let Some(c) = s.conns.get_mut(self.key) else {
                 return Poll::Ready(Event::Close(CloseReason::SocketClosed));
             };
-            if s.mesh.congested() && !s.stopping {
+            if s.mesh.congested() {
                 // Mailboxes to other shards are backed up: stop reading so
                 // publishers feel TCP backpressure instead of memory growing.
                 c.set_waker(cx.waker());

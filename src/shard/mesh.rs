@@ -66,6 +66,9 @@ pub struct Outboxes {
     queued: usize,
     /// Connections paused by backpressure (each once), woken when `queued` falls.
     paused: Vec<Key>,
+    /// The shard is stopping: nothing pauses for backpressure any more.
+    draining: bool,
+    /// The sender tasks end once their queues are empty.
     closed: bool,
 }
 
@@ -76,13 +79,21 @@ impl Outboxes {
             wakers: (0..shards).map(|_| None).collect(),
             queued: 0,
             paused: Vec::new(),
+            draining: false,
             closed: false,
         }
     }
 
     /// Whether connections should stop reading for now.
     pub fn congested(&self) -> bool {
-        self.queued >= HIGH_WATER
+        !self.draining && self.queued >= HIGH_WATER
+    }
+
+    /// The shard is stopping: connections read (and close) without waiting
+    /// for the backlog; the paused ones are resumed by the next
+    /// [`readers_to_resume`](Self::readers_to_resume).
+    pub fn drain(&mut self) {
+        self.draining = true;
     }
 
     /// Remember a paused connection (the caller marks it, so each is listed once).
@@ -90,9 +101,9 @@ impl Outboxes {
         self.paused.push(conn);
     }
 
-    /// The paused connections to wake, once the backlog has fallen (or the mesh closed).
+    /// The paused connections to wake, once the backlog has fallen (or the shard stops).
     pub fn readers_to_resume(&mut self) -> Vec<Key> {
-        if self.paused.is_empty() || (self.congested() && !self.closed) {
+        if self.paused.is_empty() || self.congested() {
             return Vec::new();
         }
         std::mem::take(&mut self.paused)
