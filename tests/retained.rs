@@ -272,3 +272,39 @@ fn retained_messages_follow_their_suback() {
         }
     });
 }
+
+// Retained messages follow their SUBACK also when the SUBACK needs no barrier
+// of its own but waits in the connection's queue behind a held ack (here the
+// PUBACK of a retained publish, held until the other shard has stored it).
+#[test]
+fn retained_messages_follow_a_suback_queued_behind_a_held_ack() {
+    use coremq::codec::{encode, Packet, Subscribe, SubscribeFilter};
+    each_cores(|cores| {
+        let b = start(cores);
+        let home = b.shards - 1;
+        // The filter is already known on the client's shard: no new barrier.
+        let mut other = Client::connect(b.addr, &b.id_on("queued-other", home), true).0;
+        other.subscribe("queued/#", QoS::AtLeastOnce);
+        let (mut c, _) = Client::connect(b.addr, &b.id_on("queued-client", home), true);
+        let publish = publish_packet("queued/x", b"kept", QoS::AtLeastOnce, 1, false, true);
+        let subscribe = Subscribe {
+            pkid: 2,
+            filters: vec![SubscribeFilter {
+                filter: "queued/#".into(),
+                qos: QoS::AtLeastOnce,
+            }],
+        };
+        let mut bytes = Vec::new();
+        encode(&Packet::Publish(publish), &mut bytes);
+        encode(&Packet::Subscribe(subscribe), &mut bytes);
+        c.send_raw(&bytes);
+        assert_eq!(c.recv().expect("PUBACK"), Packet::PubAck(1), "cores {cores}");
+        let suback = c.recv().expect("SUBACK");
+        assert!(
+            matches!(suback, Packet::SubAck(ref s) if s.pkid == 2),
+            "cores {cores}: {suback:?}"
+        );
+        let p = c.recv_publish().expect("the retained message");
+        assert!(p.retain && &*p.topic == "queued/x", "cores {cores}: {p:?}");
+    });
+}

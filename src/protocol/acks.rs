@@ -8,12 +8,15 @@
 //! [`MeshMsg::Ack`](crate::shard::mesh::MeshMsg::Ack) once it has applied it,
 //! and the last answer releases the ack. Acks of one connection leave in the
 //! order their packets arrived [MQTT-4.6.0-2..4]: an ack behind a held one
-//! waits in the connection's queue too.
+//! waits in the connection's queue too. What must follow an ack (the
+//! retained messages of a SUBACK's subscriptions) waits with it.
 
-use crate::codec::Packet;
+use crate::codec::{Packet, QoS};
+use crate::message::Message;
 use crate::shard::slab::Key;
-use crate::shard::{Barrier, Shard};
+use crate::shard::{Barrier, HeldAck, Shard};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 impl Shard {
     /// Open a barrier for `conn`: one answer expected from every peer.
@@ -21,28 +24,36 @@ impl Shard {
         let id = self.next_barrier;
         self.next_barrier += 1;
         let remaining = self.shards - 1;
-        let then_deliver = Vec::new();
-        self.barriers.insert(
-            id,
-            Barrier {
-                remaining,
-                conn,
-                then_deliver,
-            },
-        );
+        self.barriers.insert(id, Barrier { remaining, conn });
         id
     }
 
     /// Send an ack now, or queue it behind `barrier` (0: none) and behind any
     /// ack of this connection still held.
     pub(super) fn send_ack(&mut self, conn: Key, packet: Packet, barrier: u64) {
+        self.send_ack_then(conn, packet, barrier, Vec::new());
+    }
+
+    /// As [`send_ack`](Self::send_ack), then deliver `retained` to the
+    /// connection's session right after the ack, whenever it leaves.
+    pub(super) fn send_ack_then(
+        &mut self,
+        conn: Key,
+        packet: Packet,
+        barrier: u64,
+        retained: Vec<(Arc<Message>, QoS)>,
+    ) {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         if barrier == 0 && c.held_acks.is_empty() {
-            self.send_packet(conn, &packet);
+            self.release(conn, packet, retained);
         } else {
-            c.held_acks.push_back((barrier, packet));
+            c.held_acks.push_back(HeldAck {
+                barrier,
+                packet,
+                then_retained: retained,
+            });
         }
     }
 
@@ -61,24 +72,32 @@ impl Shard {
         };
         let mut ready = Vec::new();
         if let Some(c) = self.conns.get_mut(b.conn) {
-            if let Some(entry) = c.held_acks.iter_mut().find(|(id, _)| *id == barrier) {
-                entry.0 = 0;
+            if let Some(held) = c.held_acks.iter_mut().find(|h| h.barrier == barrier) {
+                held.barrier = 0;
             }
-            while c.held_acks.front().is_some_and(|(id, _)| *id == 0) {
-                if let Some((_, p)) = c.held_acks.pop_front() {
-                    ready.push(p);
-                }
+            while c.held_acks.front().is_some_and(|h| h.barrier == 0) {
+                ready.extend(c.held_acks.pop_front());
             }
             if c.held_acks.is_empty() {
                 // Free the queue: an idle connection keeps no buffer.
                 c.held_acks = VecDeque::new();
             }
         }
-        for p in ready {
-            self.send_packet(b.conn, &p);
+        for held in ready {
+            self.release(b.conn, held.packet, held.then_retained);
         }
-        for (sk, d, qos) in b.then_deliver {
-            self.deliver(sk, &d.msg, d.retain, qos);
+    }
+
+    /// Send an ack, then what follows it.
+    fn release(&mut self, conn: Key, packet: Packet, retained: Vec<(Arc<Message>, QoS)>) {
+        self.send_packet(conn, &packet);
+        if retained.is_empty() {
+            return;
+        }
+        if let Some(sk) = self.conns.get(conn).and_then(|c| c.session) {
+            for (msg, qos) in retained {
+                self.deliver(sk, &msg, true, qos);
+            }
         }
     }
 }

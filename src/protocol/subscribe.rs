@@ -10,7 +10,6 @@ use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, Unsubscribe};
 use crate::hooks::SubscribeRequest;
 use crate::message::Message;
 use crate::router::topic;
-use crate::session::Delivery;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::slab::Key;
 use crate::shard::Shard;
@@ -67,15 +66,8 @@ impl Shard {
             self.new_barrier(conn)
         };
         self.announce_interest(changes, barrier);
-        self.send_ack(conn, suback, barrier);
-        let retained = retained
-            .into_iter()
-            .map(|(msg, qos)| (sk, Delivery { msg, retain: true }, qos));
-        match self.barriers.get_mut(&barrier) {
-            // Retained messages follow the SUBACK they belong to.
-            Some(b) => b.then_deliver.extend(retained),
-            None => retained.for_each(|(sk, d, qos)| self.deliver(sk, &d.msg, d.retain, qos)),
-        }
+        // Retained messages follow the SUBACK they belong to.
+        self.send_ack_then(conn, suback, barrier, retained);
     }
 
     pub(super) fn on_unsubscribe(&mut self, conn: Key, sk: Key, unsub: Unsubscribe) {

@@ -20,7 +20,7 @@ use crate::metrics::{Metrics, MetricsBoard};
 use crate::router::index::FilterIndex;
 use crate::router::retained::Retained;
 use crate::router::smallmap::SmallMap;
-use crate::session::{Delivery, Session};
+use crate::session::Session;
 use ahash::AHashMap;
 use slab::{Key, Slab};
 use std::cell::RefCell;
@@ -98,7 +98,7 @@ pub struct ConnState {
     /// Who the client is (protocol version included), once connected: hooks, logs.
     pub info: Option<Rc<ClientInfo>>,
     /// Acks waiting for a barrier (id != 0) or queued behind one (id 0), in order.
-    pub held_acks: VecDeque<(u64, Packet)>,
+    pub held_acks: VecDeque<HeldAck>,
     /// Published if this connection ends abnormally.
     pub will: Option<Box<LastWill>>,
     pub peer: SocketAddr,
@@ -160,8 +160,17 @@ pub enum TimerItem {
 pub struct Barrier {
     pub remaining: usize,
     pub conn: Key,
-    /// Deliveries that must follow the held ack (retained messages after their SUBACK).
-    pub then_deliver: Vec<(Key, Delivery, QoS)>,
+}
+
+/// An acknowledgement waiting for its barrier (`barrier` != 0) or queued
+/// behind one (0), with what must follow it.
+#[derive(Debug)]
+pub struct HeldAck {
+    pub barrier: u64,
+    pub packet: Packet,
+    /// Retained messages for the subscriptions of a SUBACK, delivered right
+    /// after it (empty, with no allocation, for every other ack).
+    pub then_retained: Vec<(Arc<Message>, QoS)>,
 }
 
 /// A message still being delivered to its local subscribers.
