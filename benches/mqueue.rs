@@ -16,7 +16,7 @@ use common::bench;
 
 fn main() {
     for len in [16usize, 1000, 100_000] {
-        let mut q = MQueue::new(len, true, DropPolicy::DropOldest);
+        let mut q = MQueue::new(len, true, DropPolicy::Oldest);
         bench(
             &format!("mqueue push+pop at capacity {len}"),
             "op",

@@ -298,7 +298,11 @@ fn retained_messages_follow_a_suback_queued_behind_a_held_ack() {
         encode(&Packet::Publish(publish), &mut bytes);
         encode(&Packet::Subscribe(subscribe), &mut bytes);
         c.send_raw(&bytes);
-        assert_eq!(c.recv().expect("PUBACK"), Packet::PubAck(1), "cores {cores}");
+        assert_eq!(
+            c.recv().expect("PUBACK"),
+            Packet::PubAck(1),
+            "cores {cores}"
+        );
         let suback = c.recv().expect("SUBACK");
         assert!(
             matches!(suback, Packet::SubAck(ref s) if s.pkid == 2),

@@ -18,12 +18,12 @@ pub mod inflight;
 pub mod mqueue;
 
 use crate::codec::QoS;
-use crate::config::{QueueDropPolicy, SessionConfig};
+use crate::config::SessionConfig;
 use crate::message::Message;
 use crate::router::smallmap::SmallMap;
 use crate::shard::slab::Key;
 use inflight::Inflight;
-use mqueue::{DropPolicy, MQueue};
+use mqueue::MQueue;
 use std::sync::Arc;
 
 /// One message on its way to one session: what the queue and window hold.
@@ -58,16 +58,12 @@ pub struct Session {
 
 impl Session {
     pub fn new(client_id: Arc<str>, clean: bool, cfg: &SessionConfig) -> Self {
-        let policy = match cfg.mqueue_drop {
-            QueueDropPolicy::Oldest => DropPolicy::DropOldest,
-            QueueDropPolicy::Newest => DropPolicy::DropNewest,
-        };
         Session {
             client_id,
             clean,
             subs: SmallMap::new(),
             inflight: Inflight::new(cfg.inflight_window),
-            mqueue: MQueue::new(cfg.max_mqueue_len, cfg.store_qos0, policy),
+            mqueue: MQueue::new(cfg.max_mqueue_len, cfg.store_qos0, cfg.mqueue_drop),
             awaiting_rel: SmallMap::new(),
             conn: None,
             epoch: 0,

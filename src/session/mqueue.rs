@@ -12,8 +12,8 @@
 //!
 //!   when full:  1. store_qos0 and a QoS0 item is queued  -> drop the OLDEST QoS0 item
 //!               2. the incoming item is QoS0              -> reject it
-//!               3. DropOldest                             -> drop the front
-//!                  DropNewest                             -> reject the incoming item
+//!               3. Oldest                                 -> drop the front
+//!                  Newest                                 -> reject the incoming item
 //! ```
 //!
 //! QoS1/2 messages are what a persistent session promises to keep, so when room must be made
@@ -23,13 +23,9 @@
 use std::collections::VecDeque;
 
 use crate::codec::QoS;
-
-/// What to drop when the queue is full and no QoS0 item can make room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropPolicy {
-    DropOldest,
-    DropNewest,
-}
+/// What to drop when the queue is full and no QoS0 item can make room: the
+/// configured `session.mqueue_drop`.
+pub use crate::config::QueueDropPolicy as DropPolicy;
 
 /// The outcome of [`MQueue::push`].
 #[derive(Debug, PartialEq, Eq)]
@@ -68,39 +64,26 @@ impl<T> MQueue<T> {
     }
 
     /// A QoS0 item when !store_qos0 -> Rejected. When full: if store_qos0 and the queue holds QoS0 items, the OLDEST QoS0
-    /// item is dropped first (QueuedDropped); else if the incoming item is QoS0 -> Rejected; else DropOldest drops the front
-    /// (QueuedDropped), DropNewest rejects the incoming one. Keep a count of queued QoS0 items so the common case never scans.
+    /// item is dropped first (QueuedDropped); else if the incoming item is QoS0 -> Rejected; else Oldest drops the front
+    /// (QueuedDropped), Newest rejects the incoming one. Keep a count of queued QoS0 items so the common case never scans.
     pub fn push(&mut self, item: T, qos: QoS) -> Push<T> {
         let is_qos0 = qos == QoS::AtMostOnce;
         if is_qos0 && !self.store_qos0 {
             return Push::Rejected(item);
         }
-        if self.items.len() < self.max_len {
-            self.push_back(item, qos);
-            return Push::Queued;
-        }
-        if self.qos0 > 0 {
-            if let Some(old) = self.remove_oldest_qos0() {
-                self.push_back(item, qos);
-                return Push::QueuedDropped(old);
-            }
-        }
-        if is_qos0 {
+        let dropped = if self.items.len() < self.max_len {
+            None
+        } else if let Some(old) = self.remove_oldest_qos0() {
+            Some(old)
+        } else if is_qos0 || self.policy == DropPolicy::Newest {
             return Push::Rejected(item);
-        }
-        match self.policy {
-            DropPolicy::DropOldest => match self.pop() {
-                Some((old, _)) => {
-                    self.push_back(item, qos);
-                    Push::QueuedDropped(old)
-                }
-                // Unreachable with max_len >= 1; queue rather than lose the item.
-                None => {
-                    self.push_back(item, qos);
-                    Push::Queued
-                }
-            },
-            DropPolicy::DropNewest => Push::Rejected(item),
+        } else {
+            self.pop().map(|(old, _)| old)
+        };
+        self.push_back(item, qos);
+        match dropped {
+            Some(old) => Push::QueuedDropped(old),
+            None => Push::Queued,
         }
     }
 
@@ -111,8 +94,11 @@ impl<T> MQueue<T> {
         self.items.push_back((item, qos));
     }
 
-    /// Remove the oldest QoS0 item (a scan; only called when full with QoS0 items queued).
+    /// Remove the oldest QoS0 item: a scan, only when full with QoS0 items queued.
     fn remove_oldest_qos0(&mut self) -> Option<T> {
+        if self.qos0 == 0 {
+            return None;
+        }
         let index = self
             .items
             .iter()
@@ -160,7 +146,7 @@ impl<T> MQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use DropPolicy::{DropNewest, DropOldest};
+    use DropPolicy::{Newest, Oldest};
     use QoS::{AtLeastOnce as Q1, AtMostOnce as Q0, ExactlyOnce as Q2};
 
     impl<T> MQueue<T> {
@@ -178,7 +164,7 @@ mod tests {
 
     #[test]
     fn fifo_order() {
-        let mut q = MQueue::new(10, true, DropOldest);
+        let mut q = MQueue::new(10, true, Oldest);
         assert!(q.is_empty());
         for (i, qos) in [(1, Q1), (2, Q0), (3, Q2), (4, Q1)] {
             assert_eq!(q.push(i, qos), Push::Queued);
@@ -196,7 +182,7 @@ mod tests {
 
     #[test]
     fn qos0_rejected_when_not_stored() {
-        let mut q = MQueue::new(10, false, DropOldest);
+        let mut q = MQueue::new(10, false, Oldest);
         assert_eq!(q.push(1, Q0), Push::Rejected(1));
         assert_eq!(q.push(2, Q1), Push::Queued);
         assert_eq!(contents(&q), [(2, Q1)]);
@@ -205,7 +191,7 @@ mod tests {
 
     #[test]
     fn full_drops_oldest_qos0_first() {
-        for policy in [DropOldest, DropNewest] {
+        for policy in [Oldest, Newest] {
             let mut q = MQueue::new(4, true, policy);
             for (i, qos) in [(1, Q1), (2, Q0), (3, Q2), (4, Q0)] {
                 assert_eq!(q.push(i, qos), Push::Queued);
@@ -225,7 +211,7 @@ mod tests {
 
     #[test]
     fn full_without_qos0_rejects_incoming_qos0() {
-        let mut q = MQueue::new(2, true, DropOldest);
+        let mut q = MQueue::new(2, true, Oldest);
         q.push(1, Q1);
         q.push(2, Q2);
         assert_eq!(q.push(3, Q0), Push::Rejected(3));
@@ -235,7 +221,7 @@ mod tests {
 
     #[test]
     fn full_drop_oldest() {
-        let mut q = MQueue::new(2, false, DropOldest);
+        let mut q = MQueue::new(2, false, Oldest);
         q.push(1, Q1);
         q.push(2, Q2);
         assert_eq!(q.push(3, Q1), Push::QueuedDropped(1));
@@ -246,7 +232,7 @@ mod tests {
 
     #[test]
     fn full_drop_newest() {
-        let mut q = MQueue::new(2, false, DropNewest);
+        let mut q = MQueue::new(2, false, Newest);
         q.push(1, Q1);
         q.push(2, Q2);
         assert_eq!(q.push(3, Q1), Push::Rejected(3));
@@ -256,7 +242,7 @@ mod tests {
 
     #[test]
     fn max_len_zero_acts_as_one() {
-        let mut q = MQueue::new(0, true, DropOldest);
+        let mut q = MQueue::new(0, true, Oldest);
         assert_eq!(q.push(1, Q1), Push::Queued);
         assert_eq!(q.push(2, Q1), Push::QueuedDropped(1));
         assert_eq!(q.len(), 1);
@@ -264,7 +250,7 @@ mod tests {
 
     #[test]
     fn clear_and_drain_reset_the_counter() {
-        let mut q = MQueue::new(3, true, DropOldest);
+        let mut q = MQueue::new(3, true, Oldest);
         q.push(1, Q0);
         q.push(2, Q1);
         q.push(3, Q0);
@@ -294,7 +280,7 @@ mod tests {
     #[test]
     fn counter_under_random_churn() {
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut q = MQueue::new(16, true, DropOldest);
+        let mut q = MQueue::new(16, true, Oldest);
         for i in 0..5_000u32 {
             rng ^= rng << 13;
             rng ^= rng >> 7;
