@@ -207,16 +207,22 @@ impl Default for SessionConfig {
 impl Config {
     /// Parse TOML text and validate it.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let cfg = Config::parse(text)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Read, parse and validate a file.
+    /// Parse (types and key names only; [`validate`](Self::validate) checks values).
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Read and parse a file. Values are not validated yet: command-line
+    /// overrides come first, then one [`validate`](Self::validate).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        Config::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+        Config::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
     /// The listener address, parsed.
