@@ -40,7 +40,7 @@ pub(crate) const DISCONNECT: u8 = 14;
 /// `Ok(None)` if the encoding continues past the end of `buf`;
 /// `Ok(Some((value, bytes_used)))` otherwise; an error if a fourth byte
 /// still has its continuation bit set.
-pub fn read_remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
+pub(crate) fn read_remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
     let mut value = 0usize;
     for (i, &byte) in buf.iter().take(4).enumerate() {
         value |= usize::from(byte & 0x7F) << (7 * i);

@@ -25,7 +25,7 @@ mod packet;
 mod publish;
 mod subscribe;
 
-pub use header::{read_remaining_length, MAX_REMAINING_LENGTH};
+pub use header::MAX_REMAINING_LENGTH;
 pub use packet::{decode, encode, encoded_len, frame_len};
 pub use publish::encode_publish;
 

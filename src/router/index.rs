@@ -34,11 +34,13 @@ impl<V> FilterIndex<V> {
     }
 
     /// Number of filters holding a value.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.exact.len() + self.wild.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

@@ -97,6 +97,7 @@ impl<V> Node<V> {
     }
 
     /// The value slot a filter ends in: `hash` for a trailing '#', else `value`.
+    #[cfg(test)]
     fn slot(&self, hash: bool) -> &Option<V> {
         if hash {
             &self.hash
@@ -176,6 +177,7 @@ impl<V> Trie<V> {
         self.len == 0
     }
 
+    #[cfg(test)]
     fn node(&self, path: Option<&str>) -> Option<&Node<V>> {
         let mut node = &self.root;
         for level in levels(path) {
@@ -192,7 +194,8 @@ impl<V> Trie<V> {
         Some(node)
     }
 
-    pub fn get(&self, filter: &str) -> Option<&V> {
+    #[cfg(test)]
+    fn get(&self, filter: &str) -> Option<&V> {
         let (path, hash) = split_filter(filter);
         self.node(path)?.slot(hash).as_ref()
     }
