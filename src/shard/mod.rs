@@ -362,4 +362,18 @@ mod tests {
         }
         assert!(counts.iter().all(|&n| n > 800), "{counts:?}");
     }
+
+    /// The per-connection structures BENCHMARKS.md's memory breakdown cites
+    /// (`cargo test --lib per_connection_state_stays_compact -- --nocapture`
+    /// prints them): a guard against quietly growing them.
+    #[test]
+    fn per_connection_state_stays_compact() {
+        let conn = std::mem::size_of::<ConnState>();
+        let session = std::mem::size_of::<Session>();
+        let info = std::mem::size_of::<crate::hooks::ClientInfo>();
+        eprintln!("ConnState {conn} B, Session {session} B, ClientInfo {info} B");
+        assert!(conn <= 176, "ConnState grew to {conn} B");
+        assert!(session <= 232, "Session grew to {session} B");
+        assert!(info <= 96, "ClientInfo grew to {info} B");
+    }
 }
