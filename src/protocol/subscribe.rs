@@ -109,6 +109,7 @@ impl Shard {
             return;
         }
         let from = self.id;
+        let changes: Arc<[(Arc<str>, bool)]> = changes.into();
         self.broadcast(|| MeshMsg::Interest {
             from,
             barrier,

@@ -55,25 +55,22 @@ impl Retained {
 
     /// Set (non-empty payload) or delete (empty payload) the topic's message.
     pub fn apply(&mut self, msg: &Arc<Message>) -> Applied {
-        let newer = |id: MsgId| msg.id > id;
-        if let Some(old) = self.map.get(&msg.topic) {
-            if !newer(old.id) {
-                return Applied::Stale;
-            }
-        } else if let Some(t) = self.tombstones.get(&msg.topic) {
-            if !newer(*t) {
-                return Applied::Stale;
-            }
+        let stored = self.map.get(&msg.topic).map(|m| m.id);
+        let last = stored.or_else(|| self.tombstones.get(&msg.topic).copied());
+        if last.is_some_and(|id| msg.id <= id) {
+            return Applied::Stale;
         }
         if msg.payload.is_empty() {
             self.map.remove(&msg.topic);
             self.tombstones.insert(msg.topic.clone(), msg.id);
             return Applied::Deleted;
         }
-        if !self.map.contains_key(&msg.topic) && self.map.len() >= self.max {
+        if stored.is_none() && self.map.len() >= self.max {
             return Applied::Refused;
         }
-        self.tombstones.remove(&msg.topic);
+        if !self.tombstones.is_empty() {
+            self.tombstones.remove(&msg.topic);
+        }
         self.map.insert(msg.topic.clone(), msg.clone());
         Applied::Stored
     }

@@ -31,7 +31,8 @@ pub enum MeshMsg {
     Interest {
         from: usize,
         barrier: u64,
-        changes: Vec<(Arc<str>, bool)>,
+        /// Shared by every peer's message: built once per change.
+        changes: Arc<[(Arc<str>, bool)]>,
     },
     /// A peer applied the change of this barrier.
     Ack { barrier: u64 },
