@@ -326,8 +326,8 @@ impl Shard {
                 // The socket is full: glommio wakes us when it drains.
                 Poll::Pending => return Ok(()),
             }
-            if c.unsent() == 0 {
-                self.after_write(key);
+            if let Some(sk) = c.session.filter(|_| c.unsent() == 0) {
+                self.after_write(sk);
             }
         }
         // Plenty written this turn; come back after others had theirs.

@@ -299,12 +299,9 @@ impl Shard {
         self.metrics.publish_resent += resent as u64;
     }
 
-    /// The connection's outbox was written: refill it from the queue.
-    pub fn after_write(&mut self, conn: Key) {
-        let sk = self.conns.get(conn).and_then(|c| c.session);
-        if let Some(sk) =
-            sk.filter(|sk| self.sessions.get(*sk).is_some_and(|s| !s.mqueue.is_empty()))
-        {
+    /// A connection's outbox was written: refill it from its session's queue.
+    pub fn after_write(&mut self, sk: Key) {
+        if self.sessions.get(sk).is_some_and(|s| !s.mqueue.is_empty()) {
             self.drain(sk);
         }
     }
