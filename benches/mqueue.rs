@@ -55,7 +55,7 @@ fn main() {
                 for _ in 0..1000 {
                     if !w.has_room() {
                         let id = ids.pop_front().unwrap_or(0);
-                        black_box(w.complete(id, QoS::AtLeastOnce, Phase::Publish));
+                        black_box(w.complete(id, QoS::AtLeastOnce, Phase::Published));
                     }
                     let d = Delivery {
                         msg: msg.clone(),

@@ -7,11 +7,12 @@
 //! main over this.
 
 use crate::config::Config;
+use crate::conn_limit::ConnCount;
 use crate::hooks::Hooks;
-use crate::listener::{self, ConnCount};
+use crate::host;
+use crate::listener;
 use crate::metrics::{Metrics, MetricsBoard};
 use crate::shard::{mesh, tick, CloseReason, Shard, ShardRef};
-use crate::sys;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
@@ -27,7 +28,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum StartError {
     Config(crate::config::ConfigError),
-    Host(sys::HostError),
+    Host(host::HostError),
     Bind(SocketAddr, std::io::Error),
     Executor(String),
 }
@@ -91,10 +92,10 @@ impl Broker {
     /// Check the host, bind the listeners and start the shards.
     pub fn start(self) -> Result<BrokerHandle, StartError> {
         self.config.validate().map_err(StartError::Config)?;
-        sys::check_memlock().map_err(StartError::Host)?;
-        sys::probe_io_uring().map_err(StartError::Host)?;
-        let nofile = sys::raise_nofile();
-        let cpus = sys::resolve_cpus(&self.config.runtime.cores).map_err(StartError::Host)?;
+        host::check_memlock().map_err(StartError::Host)?;
+        host::probe_io_uring().map_err(StartError::Host)?;
+        let nofile = host::raise_nofile();
+        let cpus = host::resolve_cpus(&self.config.runtime.cores).map_err(StartError::Host)?;
         let n = cpus.len();
         let bind = self.config.bind_addr().map_err(StartError::Config)?;
         let (fds, addr) = listener::bind_all(bind, n, self.config.listener.backlog)
@@ -205,7 +206,7 @@ async fn shard_main(seed: ShardSeed) {
         seed.board,
         seed.stop,
     )));
-    mesh::spawn_tasks(&shard, seed.ends);
+    mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
     // SAFETY: a listening socket we own, moved into glommio on its executor.
     let listener = unsafe { TcpListener::from_raw_fd(seed.listen_fd.into_raw_fd()) };
@@ -219,7 +220,7 @@ async fn shard_main(seed: ShardSeed) {
 async fn shutdown(shard: &ShardRef) {
     {
         let mut s = shard.borrow_mut();
-        s.mesh.drain();
+        s.mesh.lift_backpressure();
         s.resume_readers();
         for k in s.conns.keys() {
             s.close_conn(k, CloseReason::Shutdown);

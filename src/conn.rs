@@ -3,7 +3,8 @@
 //! One glommio task per socket, on the shard that owns the client. It owns
 //! the [`Transport`] (a `TcpStream` today) and the bytes of an incomplete
 //! packet; everything else about the connection is in the shard's
-//! [`ConnState`](crate::shard::ConnState).
+//! connections part ([`Conn`](crate::shard::conns::Conn)), whose phase says
+//! whether CONNECT has been accepted.
 //! An idle connection holds no buffer: reads go into the shard's shared
 //! scratch buffer inside a synchronous poll (glommio's plain stream is
 //! readiness-based, so a pending read pins no buffer), and only the bytes of
@@ -14,11 +15,10 @@
 //! detached transport plus the bytes already read) and ends.
 
 use crate::codec::{self, ConnAck, ConnectReturnCode, DecodeError, Packet, Side};
-use crate::listener::Slot;
-use crate::shard::mesh::{Handoff, MeshMsg};
-use crate::shard::slab::Key;
-use crate::shard::{CloseReason, Shard, ShardRef};
-use crate::transport::{self, Detached, Transport};
+use crate::conn_limit::Slot;
+use crate::shard::mesh::MeshMsg;
+use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef};
+use crate::transport::{self, Detached, Handoff, Transport};
 use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -33,7 +33,8 @@ pub fn spawn_accepted<T: Transport>(shard: &ShardRef, stream: T, peer: SocketAdd
     start(shard, stream, BytesMut::new(), peer, slot, false);
 }
 
-/// Start serving a stream handed over by another shard.
+/// Start serving a stream handed over by another shard: the broker
+/// registers this with the mesh as its [`HandoffHandler`](crate::shard::mesh::HandoffHandler).
 pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
     if shard.borrow().stop.load(Ordering::Relaxed) {
         // Too late: this shard's connections are being closed (drop closes the socket).
@@ -69,7 +70,6 @@ fn start<T: Transport>(
         key,
         inbuf,
         need: 0,
-        connected: false,
         handed,
         slot: Some(slot),
     };
@@ -86,13 +86,12 @@ enum Event {
 /// The task's own state.
 struct Conn {
     shard: ShardRef,
-    key: Key,
+    key: ConnKey,
     /// Bytes of an incomplete packet (empty, with no allocation, when idle).
     inbuf: BytesMut,
     /// Size of that packet once its fixed header is in (0 before): reads
     /// append until it is whole, so a large packet is not re-copied per read.
     need: usize,
-    connected: bool,
     /// Came from another shard: never hand it over again.
     handed: bool,
     /// The node-wide connection slot, held until the socket closes or moves.
@@ -142,28 +141,21 @@ impl Conn {
             if let Err(e) = s.write_outbox(self.key, cx, stream) {
                 return Poll::Ready(e);
             }
-            let Some(c) = s.conns.get_mut(self.key) else {
-                return Poll::Ready(Event::Close(CloseReason::SocketClosed));
-            };
             if s.mesh.congested() {
                 // Mailboxes to other shards are backed up: stop reading so
                 // publishers feel TCP backpressure instead of memory growing.
-                c.set_waker(cx.waker());
-                if !c.paused {
-                    c.paused = true;
-                    s.mesh.pause_reader(self.key);
-                }
+                s.conns.pause(self.key, cx.waker());
                 s.metrics.mailbox_backpressure += 1;
                 return Poll::Pending;
             }
+            let Some(c) = s.conns.get_mut(self.key) else {
+                return Poll::Ready(Event::Close(CloseReason::SocketClosed));
+            };
             match stream.poll_read(cx, &mut s.scratch) {
                 Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
                 Poll::Ready(Ok(n)) => {
                     self.inbuf.extend_from_slice(&s.scratch[..n]);
-                    let now = s.now_ms();
-                    if let Some(c) = s.conns.get_mut(self.key) {
-                        c.last_seen_ms = now;
-                    }
+                    c.touch(s.timers.now_ms());
                     Poll::Ready(Event::Read)
                 }
                 Poll::Ready(Err(e)) => {
@@ -184,10 +176,10 @@ impl Conn {
     fn process_input(&mut self) -> Result<Option<(usize, Bytes)>, CloseReason> {
         let mut data = std::mem::take(&mut self.inbuf).freeze();
         self.need = 0;
-        // Kept only until CONNECT, in case the socket moves to its home shard.
-        let all = (!self.connected).then(|| data.clone());
         let mut guard = self.shard.borrow_mut();
         let shard = &mut *guard;
+        // Kept only until CONNECT, in case the socket moves to its home shard.
+        let all = self.awaiting_connect(shard).then(|| data.clone());
         let max = shard.cfg.mqtt.max_packet_size;
         let result = loop {
             let (packet, used) = match codec::decode(&data, max, Side::Server) {
@@ -196,32 +188,12 @@ impl Conn {
                 Err(e) => break Err(self.decode_failed(shard, e)),
             };
             data = data.slice(used..);
-            if self.connected {
-                if let Err(r) = shard.handle_packet(self.key, packet) {
-                    break Err(r);
-                }
-                continue;
-            }
-            let Packet::Connect(connect) = packet else {
-                log::info!(
-                    "{}: first packet is not CONNECT, closing [MQTT-3.1.0-1]",
-                    shard.who(self.key)
-                );
-                shard.metrics.protocol_errors += 1;
-                break Err(CloseReason::ProtocolError);
-            };
-            let home = if connect.client_id.is_empty() {
-                shard.id
-            } else {
-                Shard::home_of(&connect.client_id, shard.shards)
-            };
-            if home != shard.id && !self.handed {
+            if let Some(home) = self.moves_to(shard, &packet) {
                 break Ok(Some((home, all.unwrap_or_default())));
             }
-            if let Err(r) = shard.on_connect(self.key, *connect) {
+            if let Err(r) = shard.on_packet(self.key, packet) {
                 break Err(r);
             }
-            self.connected = true;
         };
         if !data.is_empty() && matches!(result, Ok(None)) {
             // decode already accepted this fixed header, if it is complete.
@@ -234,6 +206,27 @@ impl Conn {
         result
     }
 
+    /// Whether the connection still waits for its CONNECT.
+    fn awaiting_connect(&self, shard: &Shard) -> bool {
+        shard
+            .conns
+            .get(self.key)
+            .is_some_and(|c| matches!(c.phase(), Phase::AwaitingConnect))
+    }
+
+    /// The home shard this connection must move to before `packet` (its
+    /// CONNECT) is handled, if that is another shard.
+    fn moves_to(&self, shard: &Shard, packet: &Packet) -> Option<usize> {
+        let Packet::Connect(connect) = packet else {
+            return None;
+        };
+        if self.handed || connect.client_id.is_empty() || !self.awaiting_connect(shard) {
+            return None;
+        }
+        let home = home_shard(&connect.client_id, shard.shards);
+        (home != shard.id).then_some(home)
+    }
+
     /// Log and count a decode failure; answer CONNACK 0x01 for an unsupported level.
     fn decode_failed(&self, shard: &mut Shard, e: DecodeError) -> CloseReason {
         log::info!("{}: malformed input ({e}), closing", shard.who(self.key));
@@ -242,7 +235,7 @@ impl Conn {
                 shard.metrics.packets_too_large += 1;
                 return CloseReason::ProtocolError;
             }
-            DecodeError::UnsupportedProtocolLevel(_) if !self.connected => {
+            DecodeError::UnsupportedProtocolLevel(_) if self.awaiting_connect(shard) => {
                 shard.metrics.connects_refused += 1;
                 let ack = ConnAck {
                     session_present: false,
@@ -284,7 +277,7 @@ impl Conn {
             }
         };
         let mut s = self.shard.borrow_mut();
-        let Some(peer) = s.conns.get(self.key).map(|c| c.peer) else {
+        let Some(peer) = s.conns.get(self.key).map(|c| c.peer()) else {
             return CloseReason::SocketClosed;
         };
         s.metrics.handoffs_sent += 1;
@@ -306,7 +299,7 @@ impl Shard {
     /// the session queue as it empties. `Err` ends the connection.
     fn write_outbox<T: Transport>(
         &mut self,
-        key: Key,
+        key: ConnKey,
         cx: &mut Context<'_>,
         stream: &mut T,
     ) -> Result<(), Event> {
@@ -314,19 +307,19 @@ impl Shard {
             let Some(c) = self.conns.get_mut(key) else {
                 return Err(Event::Close(CloseReason::SocketClosed));
             };
-            if let Some(r) = c.close {
+            if let Some(r) = c.closing() {
                 return Err(Event::Close(r));
             }
             if c.unsent() == 0 {
                 return Ok(());
             }
-            match stream.poll_write(cx, &c.outbox[c.out_pos..]) {
+            match stream.poll_write(cx, c.unsent_bytes()) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Event::Eof),
                 Poll::Ready(Ok(n)) => c.wrote(n),
                 // The socket is full: glommio wakes us when it drains.
                 Poll::Pending => return Ok(()),
             }
-            if let Some(sk) = c.session.filter(|_| c.unsent() == 0) {
+            if let Some(sk) = c.session().filter(|_| c.unsent() == 0) {
                 self.after_write(sk);
             }
         }

@@ -12,13 +12,13 @@
 //! it is. A TLS or WebSocket listener reuses this loop (limit, backoff,
 //! slot) and differs only in wrapping the stream before that call.
 
+use crate::conn_limit::ConnCount;
 use crate::shard::ShardRef;
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,44 +47,6 @@ pub fn bind_all(
     Ok((fds, bound))
 }
 
-/// Open connections of the whole node, shared by the shards' accept loops.
-#[derive(Debug, Default)]
-pub struct ConnCount(AtomicUsize);
-
-impl ConnCount {
-    pub fn new() -> Arc<Self> {
-        Arc::new(ConnCount(AtomicUsize::new(0)))
-    }
-
-    /// Take a slot if fewer than `max` are in use.
-    fn try_acquire(&self, max: usize) -> bool {
-        self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Give a slot back (a connection closed).
-    pub fn release(&self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Acquire)
-    }
-}
-
-/// A node-wide connection slot, released on drop; travels with a handed-off socket.
-#[derive(Debug)]
-pub struct Slot(Arc<ConnCount>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
 /// Accept connections on this shard until cancelled.
 pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<ConnCount>) {
     let (id, max) = {
@@ -111,7 +73,7 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
             }
         };
         shard.borrow_mut().metrics.connections_accepted += 1;
-        if !count.try_acquire(max) {
+        let Some(slot) = count.try_acquire(max) else {
             let refused = {
                 let mut s = shard.borrow_mut();
                 s.metrics.connections_refused_limit += 1;
@@ -124,8 +86,7 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
             }
             drop(stream);
             continue;
-        }
-        let slot = Slot(count.clone());
+        };
         let _ = stream.set_nodelay(true);
         let peer = stream
             .peer_addr()

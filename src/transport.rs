@@ -13,6 +13,8 @@
 //! the fd plus its own session state (a rustls connection, a WebSocket
 //! parser), one more [`Detached`] variant. The codec, the session and the
 //! protocol handlers see only MQTT bytes and never change for a transport.
+//! A [`Handoff`] is what crosses the mesh: the detached transport with the
+//! bytes already read and the connection's slot.
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -37,6 +39,17 @@ pub trait Transport: Sized + 'static {
     /// A copy of this stream that another shard can take over; this one is
     /// dropped (and its fd closed) by the caller afterwards.
     fn detach(&self) -> io::Result<Detached>;
+}
+
+/// A connection moving to its home shard: the detached transport (closed on
+/// drop) and the bytes already read from it (the CONNECT, maybe more).
+#[derive(Debug)]
+pub struct Handoff {
+    pub transport: Detached,
+    pub initial: bytes::Bytes,
+    pub peer: std::net::SocketAddr,
+    /// The node-wide connection slot this socket holds.
+    pub slot: crate::conn_limit::Slot,
 }
 
 /// A transport in transit between shards: plain data, `Send`, closed on drop.

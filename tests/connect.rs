@@ -128,7 +128,7 @@ fn client_id_over_limit_is_rejected() {
             // An over-long id homed on each shard (the refusal happens on the home shard).
             let long = (0..)
                 .map(|i| format!("{i:0>17}"))
-                .find(|id| coremq::shard::Shard::home_of(id, cores) == shard)
+                .find(|id| coremq::home_shard(id, cores) == shard)
                 .unwrap();
             let (mut c, ack) = Client::connect_with(b.addr, connect_packet(&long, true));
             assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);

@@ -7,7 +7,7 @@ use common::*;
 use coremq::codec::{Packet, QoS, SubAckCode};
 use coremq::hooks::ClientInfo;
 use coremq::message::Message;
-use coremq::shard::Shard;
+
 use coremq::Hooks;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,7 +113,7 @@ fn assert_home_shards(seen: &Shared, shards: usize) {
         .chain(s.acked.iter().map(|(i, sh, _, _)| (i.clone(), *sh)))
         .chain(s.disconnected.iter().map(|(i, sh, _)| (i.clone(), *sh)));
     for (id, shard) in all {
-        assert_eq!(shard, Shard::home_of(&id, shards), "{id}: hook shard");
+        assert_eq!(shard, coremq::home_shard(&id, shards), "{id}: hook shard");
     }
 }
 

@@ -368,7 +368,7 @@ fn watch_stdin(go: Arc<AtomicBool>, abort: Arc<AtomicBool>) {
 
 /// Main of a worker process. Returns the exit code.
 pub fn run_worker(args: Args) -> i32 {
-    crate::sys::raise_nofile();
+    crate::host::raise_nofile();
     let args = Arc::new(args);
     let plan = Arc::new(Plan::from_args(&args));
     let (w, k) = (

@@ -154,7 +154,7 @@ mod tests {
         let topic = p.client(i, "x").publish.unwrap();
         (0..p.total)
             .filter_map(|j| p.client(j, "x").subscribe)
-            .filter(|f| crate::router::topic::matches(f, &topic))
+            .filter(|f| crate::topic::matches(f, &topic))
             .count() as u64
     }
 

@@ -5,7 +5,7 @@
 //! configuration, 1 when the broker cannot start (host or bind errors).
 
 use coremq::config::{Config, Cores, DEFAULT_CONFIG_TOML};
-use coremq::{sys, Broker};
+use coremq::{host, Broker};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    sys::block_stop_signals();
+    host::block_stop_signals();
     let handle = match Broker::new(cfg).start() {
         Ok(h) => h,
         Err(e) => {
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let sig = sys::wait_for_stop_signal();
+    let sig = host::wait_for_stop_signal();
     log::info!("signal {sig}: stopping");
     handle.stop();
     let board = handle.metrics_board();

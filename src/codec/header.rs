@@ -284,7 +284,7 @@ impl<'a> Reader<'a> {
     /// routed message shares.
     pub fn topic_name(&mut self) -> Result<Arc<str>, DecodeError> {
         let topic = self.str()?;
-        if !crate::router::topic::valid_topic_name(topic) {
+        if !crate::topic::valid_topic_name(topic) {
             return Err(DecodeError::InvalidTopicName);
         }
         Ok(Arc::from(topic))

@@ -1,20 +1,35 @@
-//! CONNECT, takeover, disconnect, the will, and session lifetime.
+//! CONNECT, takeover, the end of a connection, the will, and session lifetime.
 //!
 //! Runs on the client's home shard, so takeover (the same client id
 //! connecting again) is a single-threaded state change: the old connection
-//! is told to close (its will fires), and the session passes to the new one.
+//! is closed (its will fires), and the session passes to the new one. The
+//! link between a connection and its session is made here ([`Shard::link`])
+//! and broken here ([`Shard::close_conn`]), both sides in step.
 
 use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
 use crate::hooks::ClientInfo;
-use crate::session::Session;
-use crate::shard::slab::Key;
-use crate::shard::{CloseReason, Shard, TimerItem};
+use crate::session::store::Ending;
+use crate::session::Expiry;
+use crate::shard::{home_shard, CloseReason, ConnKey, Phase, SessionKey, Shard, TimerItem};
 use std::rc::Rc;
 use std::sync::Arc;
 
 impl Shard {
+    /// Register a new socket; arms its connect timeout.
+    pub fn add_conn(&mut self, peer: std::net::SocketAddr) -> ConnKey {
+        let now = self.timers.now_ms();
+        let key = self.conns.add(peer, now);
+        let deadline = now + self.cfg.mqtt.connect_timeout_s * 1000;
+        self.timers.arm(deadline, TimerItem::ConnectTimeout(key));
+        key
+    }
+
     /// CONNECT from a new connection on its home shard.
-    pub fn on_connect(&mut self, conn: Key, connect: Connect) -> Result<(), CloseReason> {
+    pub(super) fn on_connect(
+        &mut self,
+        conn: ConnKey,
+        connect: Connect,
+    ) -> Result<(), CloseReason> {
         if connect.client_id.len() > self.cfg.mqtt.max_client_id_len {
             log::info!(
                 "{}: client id of {} bytes refused",
@@ -32,39 +47,37 @@ impl Shard {
                 );
                 return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
             }
-            self.assign_client_id()
+            let (id, shards) = (self.id, self.shards);
+            self.sessions
+                .assign_client_id(id, |c| home_shard(c, shards) == id)
         } else {
             connect.client_id.as_str().into()
         };
-        let (sk, present) = self.take_session(&client_id, connect.clean_session);
-        let now = self.now_ms();
-        let peer = self.conns.get(conn).map(|c| c.peer);
+        let expiry = if connect.clean_session {
+            Expiry::OnDisconnect
+        } else {
+            Expiry::AfterMs(self.cfg.session.expiry_s.saturating_mul(1000))
+        };
+        let (sk, present) = self.take_session(&client_id, expiry);
         let info = Rc::new(ClientInfo {
-            client_id: client_id.clone(),
+            client_id,
             username: connect.username.as_deref().map(Arc::from),
-            peer,
+            peer: self.conns.get(conn).map(|c| c.peer()),
             version: connect.version,
             shard: self.id,
         });
-        if let Some(s) = self.sessions.get_mut(sk) {
-            s.conn = Some(conn);
-        }
         let keepalive_ms = u64::from(connect.keep_alive) * 1000;
-        if let Some(c) = self.conns.get_mut(conn) {
-            c.session = Some(sk);
-            c.keepalive_ms = keepalive_ms;
-            c.will = connect.will.map(Box::new);
-            c.info = Some(info.clone());
-            c.last_seen_ms = now;
+        self.link(conn, sk, info.clone(), keepalive_ms);
+        if let Some(s) = self.sessions.get_mut(sk) {
+            s.set_will(connect.will);
         }
         let ack = ConnAck {
             session_present: present,
             code: ConnectReturnCode::Accepted,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
-        if let Some(c) = self.conns.get(conn).filter(|c| c.keepalive_ms > 0) {
-            self.wheel
-                .insert(c.keepalive_deadline(), TimerItem::Keepalive(conn));
+        if let Some(deadline) = self.conns.get(conn).and_then(|c| c.keepalive_deadline()) {
+            self.timers.arm(deadline, TimerItem::Keepalive(conn));
         }
         self.metrics.connects_accepted += 1;
         log::debug!(
@@ -76,13 +89,13 @@ impl Shard {
         self.hooks.client_connected(&info);
         if present {
             self.resend_inflight(sk);
-            self.drain(sk);
+            self.refill_window(sk);
         }
         Ok(())
     }
 
     /// Send a refusing CONNACK; the connection closes after it is written.
-    fn refuse(&mut self, conn: Key, code: ConnectReturnCode) -> Result<(), CloseReason> {
+    fn refuse(&mut self, conn: ConnKey, code: ConnectReturnCode) -> Result<(), CloseReason> {
         self.metrics.connects_refused += 1;
         let ack = ConnAck {
             session_present: false,
@@ -92,89 +105,83 @@ impl Shard {
         Err(CloseReason::Refused)
     }
 
-    /// A server-assigned id that hashes to this shard, so a later client
-    /// reusing it lands here too.
-    fn assign_client_id(&mut self) -> Arc<str> {
-        loop {
-            self.assigned += 1;
-            let id = format!("coremq-{}-{}", self.id, self.assigned);
-            if Shard::home_of(&id, self.shards) == self.id
-                && !self.by_client.contains_key(id.as_str())
-            {
-                return id.into();
-            }
+    /// Find or make the session for a CONNECT, closing a connection that
+    /// holds it (takeover). Returns the session and whether it was resumed.
+    fn take_session(&mut self, client_id: &Arc<str>, expiry: Expiry) -> (SessionKey, bool) {
+        let old_conn = self
+            .sessions
+            .find(client_id)
+            .and_then(|sk| self.sessions.get(sk))
+            .and_then(|s| s.conn());
+        if let Some(oc) = old_conn {
+            log::info!("{}: taken over by a new connection", self.who(oc));
+            self.metrics.takeovers += 1;
+            self.close_conn(oc, CloseReason::Takeover);
         }
-    }
-
-    /// Find or make the session for a CONNECT; closes a connection that holds it
-    /// (takeover). Returns the session and whether it was resumed.
-    fn take_session(&mut self, client_id: &Arc<str>, clean: bool) -> (Key, bool) {
-        if let Some(old) = self.by_client.get(client_id).copied() {
-            let (old_conn, old_clean) = match self.sessions.get_mut(old) {
-                Some(s) => (s.conn.take(), s.clean),
-                None => (None, true),
-            };
-            if let Some(oc) = old_conn {
-                log::info!("{}: taken over by a new connection", self.who(oc));
-                self.metrics.takeovers += 1;
-                if let Some(c) = self.conns.get_mut(oc) {
-                    c.session = None;
-                }
-                self.close_conn(oc, CloseReason::Takeover);
+        // A clean session of the old connection ended with it.
+        match self.sessions.find(client_id) {
+            Some(sk) if expiry != Expiry::OnDisconnect => {
+                self.sessions.resume(&mut self.journal, sk);
+                return (sk, true);
             }
-            if !clean && !old_clean {
-                return (old, true);
-            }
-            self.discard_session(old);
+            Some(sk) => self.end_session(sk, Ending::Discarded),
+            None => {}
         }
-        let session = Session::new(client_id.clone(), clean, &self.cfg.session);
-        let sk = self.sessions.insert(session);
-        self.by_client.insert(client_id.clone(), sk);
+        let sk = self
+            .sessions
+            .create(&mut self.journal, client_id.clone(), expiry);
         (sk, false)
     }
 
-    /// The connection task ended: publish the will unless it was a clean
-    /// DISCONNECT, run the hook, and detach or discard the session.
-    pub fn conn_closed(&mut self, conn: Key, reason: CloseReason) {
-        let Some(c) = self.conns.remove(conn) else {
+    /// Link a connection and its session, both sides.
+    fn link(&mut self, conn: ConnKey, sk: SessionKey, info: Rc<ClientInfo>, keepalive_ms: u64) {
+        let now = self.timers.now_ms();
+        self.sessions.set_conn(sk, Some(conn));
+        self.conns.connected(conn, sk, info, keepalive_ms, now);
+    }
+
+    /// Ask a connection's task to close it. The first time, the session side
+    /// ends at once: the session is unlinked (and discarded, or its expiry
+    /// armed), the will is published unless the client sent DISCONNECT, and
+    /// the `client.disconnected` hook runs.
+    pub fn close_conn(&mut self, conn: ConnKey, reason: CloseReason) {
+        let Some(Phase::Connected { session, info }) = self.conns.close(conn, reason) else {
             return;
         };
-        if reason == CloseReason::HandedOff {
-            return;
-        }
-        if let Some(sk) = c.session {
-            self.detach_session(sk, conn);
-        }
-        let Some(info) = c.info else { return };
+        let will = self.sessions.get_mut(session).and_then(|s| s.take_will());
+        self.unlink(session, conn);
         log::debug!(
             "shard {} client {:?}: disconnected ({})",
             self.id,
             info.client_id,
             reason.as_str()
         );
-        if let Some(will) = c.will.filter(|_| reason != CloseReason::Normal) {
+        if let Some(will) = will.filter(|_| reason != CloseReason::Normal) {
             self.publish_will(&info, *will);
         }
         self.hooks.client_disconnected(&info, reason.as_str());
     }
 
-    fn detach_session(&mut self, sk: Key, conn: Key) {
-        let expiry_ms = self.cfg.session.expiry_s * 1000;
-        let now = self.now_ms();
-        let Some(s) = self.sessions.get_mut(sk) else {
+    /// The connection task ended (its socket is closed or handed over).
+    pub fn conn_closed(&mut self, conn: ConnKey, reason: CloseReason) {
+        self.close_conn(conn, reason);
+        self.conns.remove(conn);
+    }
+
+    /// The session lost its connection: discard it or arm its expiry.
+    fn unlink(&mut self, sk: SessionKey, conn: ConnKey) {
+        let Some(s) = self.sessions.get(sk).filter(|s| s.conn() == Some(conn)) else {
             return;
         };
-        if s.conn != Some(conn) {
-            return;
-        }
-        s.conn = None;
-        s.epoch = s.epoch.wrapping_add(1);
-        if s.clean {
-            self.discard_session(sk);
-        } else {
-            let epoch = s.epoch;
-            self.wheel
-                .insert(now + expiry_ms, TimerItem::Expire(sk, epoch));
+        let expiry = s.expiry();
+        let epoch = self.sessions.set_conn(sk, None);
+        match expiry {
+            Expiry::OnDisconnect => self.end_session(sk, Ending::Discarded),
+            Expiry::AfterMs(ms) => {
+                let now = self.timers.now_ms();
+                self.timers
+                    .arm(now.saturating_add(ms), TimerItem::Expire(sk, epoch));
+            }
         }
     }
 
@@ -189,28 +196,25 @@ impl Shard {
         self.publish_message(info, will.topic, will.payload, will.qos, will.retain, None);
     }
 
-    /// Remove a session: its subscriptions leave the trie (and the interest
-    /// table when they were the shard's last), queued messages are dropped
-    /// and counted.
-    pub fn discard_session(&mut self, sk: Key) {
-        let Some(s) = self.sessions.remove(sk) else {
+    /// Remove a session: its subscriptions leave the index (and the
+    /// interest table when they were the shard's last), undelivered messages
+    /// are dropped and counted.
+    pub(crate) fn end_session(&mut self, sk: SessionKey, how: Ending) {
+        let Some(s) = self.sessions.end(&mut self.journal, sk, how) else {
             return;
         };
-        if self.by_client.get(&s.client_id) == Some(&sk) {
-            self.by_client.remove(&s.client_id);
-        }
-        let dropped = s.inflight.len() + s.mqueue.len();
+        let dropped = s.undelivered();
         self.metrics.dropped_session_discarded += dropped as u64;
         if dropped > 0 {
             log::debug!(
-                "shard {}: session {:?} discarded with {dropped} undelivered messages",
+                "shard {}: session {:?} ended with {dropped} undelivered messages",
                 self.id,
-                s.client_id
+                s.client_id()
             );
         }
         let mut changes = Vec::new();
-        s.subs.for_each(|f, _| {
-            if let Some(gone) = self.unsubscribe_local(sk, f) {
+        s.for_each_filter(|f| {
+            if let Some(gone) = self.router.unsubscribe(sk, f) {
                 changes.push((gone, false));
             }
         });

@@ -4,20 +4,18 @@
 //! it once to each other shard whose interest covers the topic. For each
 //! subscriber, [`Shard::deliver`] either encodes the PUBLISH straight into the
 //! connection's outbox (QoS 0, or QoS 1/2 with window room) or queues it in
-//! the session's mqueue; [`Shard::drain`] moves queued messages into the
-//! window as acknowledgements free it. Retry (§4.4) re-sends old window
+//! the session's mqueue; [`Shard::refill_window`] moves queued messages into
+//! the window as acknowledgements free it. Retry (§4.4) re-sends old window
 //! entries with DUP=1.
 
-use crate::codec::{self, Packet, QoS};
+use crate::codec::{Packet, QoS};
 use crate::message::Message;
 use crate::session::inflight::{Entry, Phase};
 use crate::session::mqueue::Push;
-use crate::session::{Delivery, Session};
+use crate::session::{Delivery, Expiry};
+use crate::shard::conns::Conn;
 use crate::shard::mesh::MeshMsg;
-use crate::shard::slab::Key;
-use crate::shard::wheel::TimerWheel;
-use crate::shard::{wake, ConnState, Fanout, Shard, ShardRef, TimerItem};
-use std::rc::Rc;
+use crate::shard::{SessionKey, Shard, ShardRef, TimerItem};
 use std::sync::Arc;
 
 /// The fan-out task reads its clock once per this many deliveries.
@@ -32,15 +30,7 @@ pub const FANOUT_SLICE: std::time::Duration = std::time::Duration::from_millis(2
 /// The shard's fan-out task: delivers large fan-outs a chunk at a time.
 pub async fn fanout_task(shard: ShardRef) {
     loop {
-        std::future::poll_fn(|cx| {
-            let mut s = shard.borrow_mut();
-            if !s.fanout.is_empty() {
-                return std::task::Poll::Ready(());
-            }
-            s.fanout_waker = Some(cx.waker().clone());
-            std::task::Poll::Pending
-        })
-        .await;
+        std::future::poll_fn(|cx| shard.borrow_mut().fanout.poll_work(cx)).await;
         shard.borrow_mut().fanout_step();
         futures_lite::future::yield_now().await;
     }
@@ -50,12 +40,7 @@ impl Shard {
     /// Deliver to local subscribers and forward once per interested shard.
     pub fn route(&mut self, msg: Arc<Message>) {
         self.dispatch_local(&msg);
-        if self.shards < 2 {
-            return;
-        }
-        let mut mask = 0u64;
-        self.interest.for_each_match(&msg.topic, |m| mask |= *m);
-        mask &= !(1u64 << self.id);
+        let mut mask = self.router.peers_for(&msg.topic);
         while mask != 0 {
             let peer = mask.trailing_zeros() as usize;
             mask &= mask - 1;
@@ -70,44 +55,17 @@ impl Shard {
     /// not stall every other connection of the shard; while any is pending,
     /// later messages queue behind it (publish order is kept).
     pub fn dispatch_local(&mut self, msg: &Arc<Message>) {
-        let mut hits = std::mem::take(&mut self.hits);
-        let mut filters = 0usize;
-        self.subs.for_each_match(&msg.topic, |subs| {
-            filters += 1;
-            subs.for_each(|k, q| hits.push((*k, *q)));
-        });
-        if filters > 1 {
-            hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            hits.dedup_by_key(|h| h.0);
-        }
+        let mut hits = self.fanout.take_scratch();
+        self.router.local_hits(&msg.topic, &mut hits);
         let inline_max = self.cfg.runtime.fanout_inline_max;
-        if hits.is_empty() || (self.fanout.is_empty() && hits.len() <= inline_max) {
+        if hits.is_empty() || (!self.fanout.busy() && hits.len() <= inline_max) {
             for &(sk, sub_qos) in &hits {
                 self.deliver(sk, msg, false, msg.qos.min(sub_qos));
             }
-            hits.clear();
-            self.hits = hits;
+            self.fanout.give_back(hits);
             return;
         }
-        // A burst to the same subscribers shares one list (recognised by
-        // pointer); the scratch list then goes back for the next message.
-        let hits = match self.fanout.back() {
-            Some(back) if *back.hits == hits => {
-                let shared = back.hits.clone();
-                hits.clear();
-                self.hits = hits;
-                shared
-            }
-            _ => Rc::new(hits),
-        };
-        self.fanout.push_back(Fanout {
-            msg: msg.clone(),
-            hits,
-            next: 0,
-        });
-        if let Some(w) = self.fanout_waker.take() {
-            w.wake();
-        }
+        self.fanout.enqueue(msg, hits);
     }
 
     /// Deliver pending fan-out hits, oldest first, for about
@@ -118,25 +76,20 @@ impl Shard {
     pub fn fanout_step(&mut self) {
         let start = std::time::Instant::now();
         while start.elapsed() < FANOUT_SLICE {
-            let Some(head) = self.fanout.front() else {
+            let batch = self.fanout.take_group();
+            let Some(head) = batch.first() else {
                 return;
             };
-            let same = |f: &Fanout| f.next == head.next && Rc::ptr_eq(&f.hits, &head.hits);
-            let group = self.fanout.iter().take_while(|f| same(f)).count();
-            let (from, total) = (head.next, head.hits.len());
+            let hits = head.hits.clone();
+            let (from, total) = (head.next, hits.len());
             let end = (from + FANOUT_CHUNK).min(total);
-            let batch: Vec<Fanout> = self.fanout.drain(..group).collect();
-            let hits = batch[0].hits.clone();
             for &(sk, sub_qos) in &hits[from..end] {
                 for f in &batch {
                     self.deliver(sk, &f.msg, false, f.msg.qos.min(sub_qos));
                 }
             }
             if end < total {
-                for mut f in batch.into_iter().rev() {
-                    f.next = end;
-                    self.fanout.push_front(f);
-                }
+                self.fanout.put_back(batch, end);
             }
         }
     }
@@ -144,64 +97,55 @@ impl Shard {
     /// Send now or queue, per the session's window, queue and connection.
     /// The message is only cloned (an `Arc`) when it is kept: a QoS 0
     /// delivery touches no atomic.
-    pub fn deliver(&mut self, sk: Key, msg: &Arc<Message>, retain: bool, qos: QoS) {
+    pub fn deliver(&mut self, sk: SessionKey, msg: &Arc<Message>, retain: bool, qos: QoS) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
-        let Some(s) = self.sessions.get_mut(sk) else {
+        let Some(s) = self.sessions.get(sk) else {
             return;
         };
-        let conn = s
-            .conn
-            .and_then(|c| self.conns.get_mut(c))
-            .filter(|c| c.close.is_none());
-        let now = self.clock_ms;
-        match conn {
+        let now = self.timers.clock_ms();
+        match s.conn().and_then(|k| self.conns.get_mut(k)) {
             Some(c) if qos == QoS::AtMostOnce => {
                 if c.unsent() >= max_outbox {
                     self.metrics.dropped_qos0_slow += 1;
                     return;
                 }
-                encode(c, msg, retain, QoS::AtMostOnce, 0, false);
+                c.send_publish(msg, retain, QoS::AtMostOnce, 0, false);
                 self.metrics.publish_sent += 1;
                 return;
             }
-            Some(c) if s.mqueue.is_empty() && s.inflight.has_room() && c.unsent() < max_outbox => {
+            Some(c) if s.queue_is_empty() && s.window_has_room() && c.unsent() < max_outbox => {
                 let d = Delivery {
                     msg: msg.clone(),
                     retain,
                 };
-                let pkid = s.inflight.push(d, qos, now).pkid;
-                encode(c, msg, retain, qos, pkid, false);
-                self.metrics.publish_sent += 1;
-                arm_retry(
-                    &mut self.wheel,
-                    self.cfg.session.retry_interval_s,
-                    s,
-                    sk,
-                    now,
-                );
+                if let Some(e) = self.sessions.window(&mut self.journal, sk, d, qos, now) {
+                    c.send_publish(&e.delivery.msg, retain, qos, e.pkid, false);
+                    self.metrics.publish_sent += 1;
+                }
+                self.arm_retry(sk, now);
                 return;
             }
-            None if qos == QoS::AtMostOnce && (s.clean || !self.cfg.session.store_qos0) => {
+            None if qos == QoS::AtMostOnce
+                && (s.expiry() == Expiry::OnDisconnect || !self.cfg.session.store_qos0) =>
+            {
                 self.metrics.dropped_qos0_offline += 1;
                 return;
             }
             _ => {}
         }
-        match s.mqueue.push(
-            Delivery {
-                msg: msg.clone(),
-                retain,
-            },
-            qos,
-        ) {
-            Push::Queued => {}
+        let d = Delivery {
+            msg: msg.clone(),
+            retain,
+        };
+        match self.sessions.queue(&mut self.journal, sk, d, qos) {
+            Some(Push::Queued) | None => {}
             // The policy dropped the oldest queued message, or refused this one.
-            Push::QueuedDropped(dropped) | Push::Rejected(dropped) => {
+            Some(Push::QueuedDropped(dropped) | Push::Rejected(dropped)) => {
                 self.metrics.dropped_queue_full += 1;
                 log::debug!(
                     "shard {}: {:?} queue full, dropped {:?}",
                     self.id,
-                    s.client_id,
+                    self.sessions.get(sk).map(|s| s.client_id().clone()),
                     dropped.msg.id
                 );
             }
@@ -210,139 +154,106 @@ impl Shard {
 
     /// Move queued messages into the window while it has room and the
     /// connection is not backed up.
-    pub fn drain(&mut self, sk: Key) {
+    pub fn refill_window(&mut self, sk: SessionKey) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
-        let now = self.clock_ms;
-        let Some(s) = self.sessions.get_mut(sk) else {
-            return;
-        };
-        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
+        let now = self.timers.clock_ms();
+        let Some(c) = self
+            .sessions
+            .get(sk)
+            .and_then(|s| s.conn())
+            .and_then(|k| self.conns.get_mut(k))
+        else {
             return;
         };
         let mut sent = 0u64;
-        while s.inflight.has_room() && c.unsent() < max_outbox {
-            let Some((d, qos)) = s.mqueue.pop() else {
-                break;
-            };
-            if qos == QoS::AtMostOnce {
-                encode(c, &d.msg, d.retain, qos, 0, false);
-            } else {
-                let e = s.inflight.push(d, qos, now);
-                encode(c, &e.delivery.msg, e.delivery.retain, qos, e.pkid, false);
-            }
+        while c.unsent() < max_outbox
+            && self
+                .sessions
+                .send_queued(&mut self.journal, sk, now, |d, qos, pkid| {
+                    c.send_publish(&d.msg, d.retain, qos, pkid, false)
+                })
+        {
             sent += 1;
         }
         self.metrics.publish_sent += sent;
-        arm_retry(
-            &mut self.wheel,
-            self.cfg.session.retry_interval_s,
-            s,
-            sk,
-            now,
-        );
+        self.arm_retry(sk, now);
     }
 
     /// After a reconnect: re-send every unacknowledged PUBLISH (DUP=1) and
     /// PUBREL with its original packet id [MQTT-4.4.0-1].
-    pub fn resend_inflight(&mut self, sk: Key) {
-        let now = self.clock_ms;
+    pub fn resend_inflight(&mut self, sk: SessionKey) {
+        let now = self.timers.clock_ms();
         self.resend_due(sk, u64::MAX, now);
-        if let Some(s) = self.sessions.get_mut(sk) {
-            arm_retry(
-                &mut self.wheel,
-                self.cfg.session.retry_interval_s,
-                s,
-                sk,
-                now,
-            );
-        }
+        self.arm_retry(sk, now);
     }
 
     /// Retry timer: re-send window entries older than retry_interval_s, and
     /// re-arm for the oldest one left.
-    pub fn retry_session(&mut self, sk: Key, now: u64) {
+    pub fn retry_session(&mut self, sk: SessionKey, now: u64) {
         let interval = self.cfg.session.retry_interval_s * 1000;
         let Some(s) = self.sessions.get_mut(sk) else {
             return;
         };
-        s.retry_armed = false;
-        if s.conn.is_none() {
+        s.retry_fired();
+        if s.conn().is_none() {
             return; // resent on reconnect
         }
         self.resend_due(sk, now.saturating_sub(interval), now);
         let Some(s) = self.sessions.get_mut(sk) else {
             return;
         };
-        if let Some(oldest) = s.inflight.oldest_sent_ms() {
-            s.retry_armed = true;
-            self.wheel.insert(oldest + interval, TimerItem::Retry(sk));
+        if let Some(oldest) = s.oldest_sent_ms() {
+            if s.arm_retry() {
+                self.timers.arm(oldest + interval, TimerItem::Retry(sk));
+            }
         }
     }
 
     /// Re-send window entries last sent at or before `before_ms` to the
     /// session's connection: PUBLISH with DUP=1, or PUBREL.
-    fn resend_due(&mut self, sk: Key, before_ms: u64, now: u64) {
+    fn resend_due(&mut self, sk: SessionKey, before_ms: u64, now: u64) {
         let Some(s) = self.sessions.get_mut(sk) else {
             return;
         };
-        let Some(c) = s.conn.and_then(|c| self.conns.get_mut(c)) else {
+        let Some(c) = s.conn().and_then(|k| self.conns.get_mut(k)) else {
             return;
         };
-        let resent = s.inflight.resend_due(before_ms, now, |e| resend(c, e));
+        let resent = s.resend_due(before_ms, now, |e| resend(c, e));
         if resent > 0 {
             log::debug!(
                 "shard {}: {:?} re-sent {resent} unacknowledged",
                 self.id,
-                s.client_id
+                s.client_id()
             );
         }
         self.metrics.publish_resent += resent as u64;
     }
 
     /// A connection's outbox was written: refill it from its session's queue.
-    pub fn after_write(&mut self, sk: Key) {
-        if self.sessions.get(sk).is_some_and(|s| !s.mqueue.is_empty()) {
-            self.drain(sk);
+    pub fn after_write(&mut self, sk: SessionKey) {
+        if self.sessions.get(sk).is_some_and(|s| !s.queue_is_empty()) {
+            self.refill_window(sk);
         }
     }
-}
 
-/// Arm the session's retry timer if it has unacknowledged messages, retry is
-/// on, and no timer is armed yet.
-fn arm_retry(
-    wheel: &mut TimerWheel<TimerItem>,
-    interval_s: u64,
-    s: &mut Session,
-    sk: Key,
-    now: u64,
-) {
-    if !s.retry_armed && interval_s > 0 && !s.inflight.is_empty() {
-        s.retry_armed = true;
-        wheel.insert(now + interval_s * 1000, TimerItem::Retry(sk));
+    /// Arm the session's retry timer if it has unacknowledged messages, retry
+    /// is on, and no timer is armed yet.
+    fn arm_retry(&mut self, sk: SessionKey, now: u64) {
+        let interval_s = self.cfg.session.retry_interval_s;
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
+        if interval_s > 0 && !s.window_is_empty() && s.arm_retry() {
+            self.timers
+                .arm(now + interval_s * 1000, TimerItem::Retry(sk));
+        }
     }
-}
-
-/// Encode one PUBLISH into a connection's outbox and wake its task.
-fn encode(c: &mut ConnState, msg: &Message, retain: bool, qos: QoS, pkid: u16, dup: bool) {
-    codec::encode_publish(
-        &mut c.outbox,
-        &msg.topic,
-        &msg.payload,
-        qos,
-        pkid,
-        retain,
-        dup,
-    );
-    wake(c);
 }
 
 /// Re-send one window entry: PUBLISH with DUP=1, or PUBREL.
-fn resend(c: &mut ConnState, e: &Entry) {
+fn resend(c: &mut Conn, e: &Entry) {
     match e.phase {
-        Phase::Publish => encode(c, &e.delivery.msg, e.delivery.retain, e.qos, e.pkid, true),
-        Phase::Release => {
-            codec::encode(&Packet::PubRel(e.pkid), &mut c.outbox);
-            wake(c);
-        }
+        Phase::Published => c.send_publish(&e.delivery.msg, e.delivery.retain, e.qos, e.pkid, true),
+        Phase::PubRelSent => c.send(&Packet::PubRel(e.pkid)),
     }
 }

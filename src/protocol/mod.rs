@@ -1,31 +1,60 @@
 //! The MQTT protocol handlers: what a shard does with each packet.
 //!
 //! Plain synchronous code over `&mut Shard` (no I/O, no `.await`): the
-//! connection task decodes packets and calls [`Shard::handle_packet`]; output
-//! is encoded into connection outboxes and mesh outboxes. One file per packet
-//! family: `connect.rs` (CONNECT, takeover, disconnect, will, session
-//! lifetime), `publish.rs` (inbound PUBLISH and the acknowledgements),
-//! `subscribe.rs` (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on
-//! subscribe), `deliver.rs` (routing, fan-out, the window and queue, retry)
-//! and `acks.rs` (acknowledgements held until every shard applied a change).
+//! connection task decodes packets and calls [`Shard::on_packet`]; the
+//! handlers borrow the shard's parts (connections, sessions, router, mesh,
+//! timers, journal), encode output into connection outboxes and mesh
+//! queues, and make every durable change through the sessions part, which
+//! emits its session event. One file per packet family: `connect.rs`
+//! (CONNECT, takeover, the end of a connection, the will, session lifetime),
+//! `publish.rs` (inbound PUBLISH and the acknowledgements), `subscribe.rs`
+//! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
+//! `deliver.rs` (routing, fan-out, the window and queue, retry), `acks.rs`
+//! (acknowledgements held until every shard applied a change) and
+//! `replay.rs` (session events applied back to an empty shard).
 
 mod acks;
 mod connect;
 pub mod deliver;
 mod publish;
+mod replay;
 mod subscribe;
 
 use crate::codec::Packet;
-use crate::shard::slab::Key;
-use crate::shard::{CloseReason, Shard};
+use crate::shard::{CloseReason, ConnKey, Phase, SessionKey, Shard};
 
 impl Shard {
-    /// Handle one packet from a connected client. `Err` closes the connection.
-    pub fn handle_packet(&mut self, conn: Key, packet: Packet) -> Result<(), CloseReason> {
-        let Some(sk) = self.conns.get(conn).and_then(|c| c.session) else {
-            // Taken over or closing: ignore what is still in flight.
+    /// Handle one packet from a connection, in whatever phase it is.
+    /// `Err` closes the connection (after its outbox is flushed).
+    pub fn on_packet(&mut self, conn: ConnKey, packet: Packet) -> Result<(), CloseReason> {
+        let Some(c) = self.conns.get(conn) else {
             return Err(CloseReason::SocketClosed);
         };
+        match *c.phase() {
+            Phase::Connected { session, .. } => self.on_session_packet(conn, session, packet),
+            // Taken over or closing: ignore what is still in flight.
+            Phase::Closing(reason) => Err(reason),
+            Phase::AwaitingConnect => match packet {
+                Packet::Connect(connect) => self.on_connect(conn, *connect),
+                _ => {
+                    log::info!(
+                        "{}: first packet is not CONNECT, closing [MQTT-3.1.0-1]",
+                        self.who(conn)
+                    );
+                    self.metrics.protocol_errors += 1;
+                    Err(CloseReason::ProtocolError)
+                }
+            },
+        }
+    }
+
+    /// A packet from a connected client.
+    fn on_session_packet(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        packet: Packet,
+    ) -> Result<(), CloseReason> {
         match packet {
             Packet::Publish(p) => return self.on_publish(conn, sk, p),
             Packet::PubAck(id) => self.on_puback(sk, id),
@@ -36,8 +65,9 @@ impl Shard {
             Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u),
             Packet::PingReq => self.send_packet(conn, &Packet::PingResp),
             Packet::Disconnect => {
-                if let Some(c) = self.conns.get_mut(conn) {
-                    c.will = None;
+                // [MQTT-3.14.4-3]: the will is discarded.
+                if let Some(s) = self.sessions.get_mut(sk) {
+                    s.set_will(None);
                 }
                 return Err(CloseReason::Normal);
             }
@@ -53,5 +83,12 @@ impl Shard {
             }
         }
         Ok(())
+    }
+
+    /// Append a packet to a connection's outbox and wake its task.
+    pub fn send_packet(&mut self, conn: ConnKey, packet: &Packet) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.send(packet);
+        }
     }
 }

@@ -5,18 +5,24 @@ use crate::codec::{Packet, Publish, QoS};
 use crate::hooks::ClientInfo;
 use crate::message::Message;
 use crate::router::retained::Applied;
+use crate::session::event::SessionEvent;
 use crate::session::inflight::Phase;
+use crate::session::store::Awaiting;
 use crate::shard::mesh::MeshMsg;
-use crate::shard::slab::Key;
-use crate::shard::{CloseReason, Shard};
+use crate::shard::{CloseReason, ConnKey, SessionKey, Shard};
 use bytes::Bytes;
 use std::sync::Arc;
 
 impl Shard {
     /// PUBLISH from a client: route it, then acknowledge per its QoS.
-    pub(super) fn on_publish(&mut self, conn: Key, sk: Key, p: Publish) -> Result<(), CloseReason> {
+    pub(super) fn on_publish(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        p: Publish,
+    ) -> Result<(), CloseReason> {
         self.metrics.publish_received += 1;
-        let Some(info) = self.conns.get(conn).and_then(|c| c.info.clone()) else {
+        let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) else {
             return Err(CloseReason::ProtocolError);
         };
         match p.qos {
@@ -29,32 +35,25 @@ impl Shard {
                 self.send_ack(conn, Packet::PubAck(p.pkid), barrier);
             }
             QoS::ExactlyOnce => {
-                let max = self.cfg.session.max_awaiting_rel;
-                let Some(s) = self.sessions.get_mut(sk) else {
-                    return Err(CloseReason::ProtocolError);
-                };
-                let mut barrier = 0;
-                if s.awaiting_rel.get(&p.pkid).is_some() {
+                let barrier = match self.sessions.await_rel(&mut self.journal, sk, p.pkid) {
                     // A re-sent PUBLISH (DUP) of a message already routed: not again [MQTT-4.3.3-2].
-                    self.metrics.qos2_duplicates += 1;
-                } else if s.awaiting_rel.len() >= max {
-                    log::warn!(
-                        "{}: more than {max} QoS 2 messages awaiting PUBREL, closing",
-                        self.who(conn)
-                    );
-                    self.metrics.protocol_errors += 1;
-                    return Err(CloseReason::ProtocolError);
-                } else {
-                    s.awaiting_rel.insert(p.pkid, ());
-                    barrier = self.publish_message(
-                        &info,
-                        p.topic,
-                        p.payload,
-                        p.qos,
-                        p.retain,
-                        Some(conn),
-                    );
-                }
+                    Awaiting::Duplicate => {
+                        self.metrics.qos2_duplicates += 1;
+                        0
+                    }
+                    Awaiting::Full => {
+                        log::warn!(
+                            "{}: more than {} QoS 2 messages awaiting PUBREL, closing",
+                            self.who(conn),
+                            self.cfg.session.max_awaiting_rel
+                        );
+                        self.metrics.protocol_errors += 1;
+                        return Err(CloseReason::ProtocolError);
+                    }
+                    Awaiting::New => {
+                        self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn))
+                    }
+                };
                 self.send_ack(conn, Packet::PubRec(p.pkid), barrier);
             }
         }
@@ -72,7 +71,7 @@ impl Shard {
         payload: Bytes,
         qos: QoS,
         retain: bool,
-        ack_to: Option<Key>,
+        ack_to: Option<ConnKey>,
     ) -> u64 {
         let msg = Message {
             id: self.ids.next_id(),
@@ -102,72 +101,76 @@ impl Shard {
         barrier
     }
 
-    /// Apply a retained message (or deletion) to this shard's replica. A
-    /// refusal (max_retained) is counted and logged by the `origin` shard only.
+    /// Apply a retained message (or deletion) to this shard's replica: the
+    /// one door for retained state, emitting its session event. A refusal
+    /// (max_retained) is counted and logged by the `origin` shard only.
     pub fn apply_retained(&mut self, msg: &Arc<Message>, origin: bool) {
-        if self.retained.apply(msg) == Applied::Refused && origin {
-            self.metrics.retained_refused += 1;
-            log::warn!(
-                "shard {}: max_retained ({}) reached, {:?} not retained",
-                self.id,
-                self.cfg.mqtt.max_retained,
-                msg.topic
-            );
+        match self.router.apply_retained(msg) {
+            Applied::Stored => self
+                .journal
+                .emit(|| SessionEvent::RetainedSet { msg: msg.clone() }),
+            Applied::Deleted => self
+                .journal
+                .emit(|| SessionEvent::RetainedCleared { msg: msg.clone() }),
+            Applied::Refused if origin => {
+                self.metrics.retained_refused += 1;
+                log::warn!(
+                    "shard {}: max_retained ({}) reached, {:?} not retained",
+                    self.id,
+                    self.cfg.mqtt.max_retained,
+                    msg.topic
+                );
+            }
+            Applied::Refused | Applied::Stale => {}
         }
     }
 
     /// PUBACK: a QoS 1 delivery is complete.
-    pub(super) fn on_puback(&mut self, sk: Key, pkid: u16) {
-        self.complete(sk, pkid, QoS::AtLeastOnce, Phase::Publish);
+    pub(super) fn on_puback(&mut self, sk: SessionKey, pkid: u16) {
+        self.complete(sk, pkid, QoS::AtLeastOnce, Phase::Published);
     }
 
     /// PUBCOMP: a QoS 2 delivery is complete.
-    pub(super) fn on_pubcomp(&mut self, sk: Key, pkid: u16) {
-        self.complete(sk, pkid, QoS::ExactlyOnce, Phase::Release);
+    pub(super) fn on_pubcomp(&mut self, sk: SessionKey, pkid: u16) {
+        self.complete(sk, pkid, QoS::ExactlyOnce, Phase::PubRelSent);
     }
 
-    fn complete(&mut self, sk: Key, pkid: u16, qos: QoS, phase: Phase) {
-        let Some(s) = self.sessions.get_mut(sk) else {
-            return;
-        };
-        let Some(entry) = s.inflight.complete(pkid, qos, phase) else {
+    fn complete(&mut self, sk: SessionKey, pkid: u16, qos: QoS, phase: Phase) {
+        let Some(entry) = self
+            .sessions
+            .complete(&mut self.journal, sk, pkid, qos, phase)
+        else {
             log::debug!(
                 "shard {}: {:?} acked unknown packet id {pkid}",
                 self.id,
-                s.client_id
+                self.sessions.get(sk).map(|s| s.client_id().clone())
             );
             return;
         };
-        let conn_info = s
-            .conn
+        let info = self
+            .sessions
+            .get(sk)
+            .and_then(|s| s.conn())
             .and_then(|c| self.conns.get(c))
-            .and_then(|c| c.info.clone());
-        if let Some(info) = conn_info {
+            .and_then(|c| c.info().cloned());
+        if let Some(info) = info {
             self.hooks.message_acked(&info, &entry.delivery.msg);
         }
-        self.drain(sk);
+        self.refill_window(sk);
     }
 
     /// PUBREC: answer PUBREL (also for an id we no longer know, so the client can finish).
-    pub(super) fn on_pubrec(&mut self, conn: Key, sk: Key, pkid: u16) {
-        let now = self.now_ms();
-        if let Some(s) = self.sessions.get_mut(sk) {
-            if !s.inflight.release(pkid, now) {
-                log::debug!(
-                    "shard {}: {:?} PUBREC for unknown packet id {pkid}",
-                    self.id,
-                    s.client_id
-                );
-            }
+    pub(super) fn on_pubrec(&mut self, conn: ConnKey, sk: SessionKey, pkid: u16) {
+        let now = self.timers.now_ms();
+        if !self.sessions.pubrec(&mut self.journal, sk, pkid, now) {
+            log::debug!("{}: PUBREC for unknown packet id {pkid}", self.who(conn));
         }
         self.send_packet(conn, &Packet::PubRel(pkid));
     }
 
     /// PUBREL: the client released an inbound QoS 2 message; answer PUBCOMP.
-    pub(super) fn on_pubrel(&mut self, conn: Key, sk: Key, pkid: u16) {
-        if let Some(s) = self.sessions.get_mut(sk) {
-            s.awaiting_rel.remove(&pkid);
-        }
+    pub(super) fn on_pubrel(&mut self, conn: ConnKey, sk: SessionKey, pkid: u16) {
+        self.sessions.release_rel(&mut self.journal, sk, pkid);
         self.send_ack(conn, Packet::PubComp(pkid), 0);
     }
 }

@@ -9,14 +9,13 @@
 use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, Unsubscribe};
 use crate::hooks::SubscribeRequest;
 use crate::message::Message;
-use crate::router::topic;
 use crate::shard::mesh::MeshMsg;
-use crate::shard::slab::Key;
-use crate::shard::Shard;
+use crate::shard::{ConnKey, SessionKey, Shard};
+use crate::topic;
 use std::sync::Arc;
 
 impl Shard {
-    pub(super) fn on_subscribe(&mut self, conn: Key, sk: Key, sub: Subscribe) {
+    pub(super) fn on_subscribe(&mut self, conn: ConnKey, sk: SessionKey, sub: Subscribe) {
         let mut reqs: Vec<SubscribeRequest> = sub
             .filters
             .into_iter()
@@ -26,7 +25,7 @@ impl Shard {
                 rejected: false,
             })
             .collect();
-        if let Some(info) = self.conns.get(conn).and_then(|c| c.info.clone()) {
+        if let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) {
             self.hooks.client_subscribe(&info, &mut reqs);
         }
         let mut codes = Vec::with_capacity(reqs.len());
@@ -39,18 +38,11 @@ impl Shard {
                 continue;
             }
             let filter: Arc<str> = req.filter.into();
-            let Some(s) = self.sessions.get_mut(sk) else {
-                return;
-            };
-            s.subs.insert(filter.clone(), req.qos);
-            let local = self.subs.get_or_insert_default(&filter);
-            let first = local.is_empty();
-            local.insert(sk, req.qos);
-            if first && self.shards > 1 {
+            if self.subscribe_session(sk, filter.clone(), req.qos) {
                 changes.push((filter.clone(), true));
             }
             // [MQTT-3.8.4-3]: retained messages are (re)sent on every subscribe.
-            retained.extend(self.retained.matching(&filter).into_iter().map(|m| {
+            retained.extend(self.router.retained_matching(&filter).into_iter().map(|m| {
                 let q = m.qos.min(req.qos);
                 (m, q)
             }));
@@ -70,37 +62,36 @@ impl Shard {
         self.send_ack_then(conn, suback, barrier, retained);
     }
 
-    pub(super) fn on_unsubscribe(&mut self, conn: Key, sk: Key, unsub: Unsubscribe) {
+    pub(super) fn on_unsubscribe(&mut self, conn: ConnKey, sk: SessionKey, unsub: Unsubscribe) {
         let mut filters = unsub.filters;
-        if let Some(info) = self.conns.get(conn).and_then(|c| c.info.clone()) {
+        if let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) {
             self.hooks.client_unsubscribe(&info, &mut filters);
         }
         let mut changes = Vec::new();
         for f in filters {
-            let removed = self
-                .sessions
-                .get_mut(sk)
-                .and_then(|s| s.subs.remove_entry(f.as_str()));
-            if let Some((filter, _)) = removed {
-                if let Some(gone) = self.unsubscribe_local(sk, &filter) {
-                    changes.push((gone, false));
-                }
+            if let Some(gone) = self.unsubscribe_session(sk, &f) {
+                changes.push((gone, false));
             }
         }
         self.announce_interest(changes, 0);
         self.send_ack(conn, Packet::UnsubAck(unsub.pkid), 0);
     }
 
-    /// Take a session out of the local trie for one filter; returns the
-    /// filter if the shard has no subscriber of it left.
-    pub(super) fn unsubscribe_local(&mut self, sk: Key, filter: &Arc<str>) -> Option<Arc<str>> {
-        let local = self.subs.get_mut(filter)?;
-        local.remove(&sk);
-        if !local.is_empty() {
-            return None;
+    /// Subscribe a session (durable: the sessions part emits the event; the
+    /// router keeps the granted QoS). True when the filter is new on this
+    /// shard and peers must be told.
+    pub(crate) fn subscribe_session(&mut self, sk: SessionKey, filter: Arc<str>, qos: QoS) -> bool {
+        match self.sessions.add_filter(&mut self.journal, sk, filter, qos) {
+            Some(filter) => self.router.subscribe(sk, &filter, qos),
+            None => false,
         }
-        self.subs.remove(filter);
-        (self.shards > 1).then(|| filter.clone())
+    }
+
+    /// Unsubscribe a session; returns the filter when this shard has no
+    /// subscriber of it left and peers must be told.
+    pub(crate) fn unsubscribe_session(&mut self, sk: SessionKey, filter: &str) -> Option<Arc<str>> {
+        let filter = self.sessions.remove_filter(&mut self.journal, sk, filter)?;
+        self.router.unsubscribe(sk, &filter)
     }
 
     /// Tell every peer about filters this shard gained or lost.
@@ -115,20 +106,5 @@ impl Shard {
             barrier,
             changes: changes.clone(),
         });
-    }
-
-    /// A peer's interest change: set or clear its bit per filter.
-    pub fn apply_interest(&mut self, from: usize, changes: &[(Arc<str>, bool)]) {
-        let bit = 1u64 << from;
-        for (filter, add) in changes {
-            if *add {
-                *self.interest.get_or_insert_default(filter) |= bit;
-            } else if let Some(mask) = self.interest.get_mut(filter) {
-                *mask &= !bit;
-                if *mask == 0 {
-                    self.interest.remove(filter);
-                }
-            }
-        }
     }
 }

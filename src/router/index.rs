@@ -8,8 +8,8 @@
 //! trie path costs a node per level. A publish looks its topic up in the map
 //! and walks the (usually small) wildcard trie.
 
-use super::topic::has_wildcards;
 use super::trie::Trie;
+use crate::topic::has_wildcards;
 use ahash::AHashMap;
 use std::sync::Arc;
 
@@ -56,6 +56,14 @@ impl<V> FilterIndex<V> {
         }
     }
 
+    pub fn get(&self, filter: &str) -> Option<&V> {
+        if has_wildcards(filter) {
+            self.wild.get(filter)
+        } else {
+            self.exact.get(filter)
+        }
+    }
+
     pub fn get_mut(&mut self, filter: &str) -> Option<&mut V> {
         if has_wildcards(filter) {
             self.wild.get_mut(filter)
@@ -86,7 +94,7 @@ impl<V> FilterIndex<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::topic::MATCH_CASES;
+    use crate::topic::MATCH_CASES;
 
     #[test]
     fn matches_like_the_spec_table() {

@@ -8,8 +8,8 @@
 //! replica: an exact filter is one hash lookup; a wildcard filter scans the
 //! store (bounded by `max_retained`).
 
-use super::topic;
 use crate::message::{Message, MsgId};
+use crate::topic;
 use ahash::AHashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

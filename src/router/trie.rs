@@ -33,7 +33,7 @@
 //! Filters are assumed valid ([`valid_filter`]); an invalid one (e.g. "a/#/b") is stored
 //! literally, '#' as an exact level, and can only be reached again by `get` / `remove`.
 //!
-//! [`valid_filter`]: crate::router::topic::valid_filter
+//! [`valid_filter`]: crate::topic::valid_filter
 //! [`FilterIndex`]: crate::router::index::FilterIndex
 
 use crate::router::smallmap::SmallMap;
@@ -97,7 +97,6 @@ impl<V> Node<V> {
     }
 
     /// The value slot a filter ends in: `hash` for a trailing '#', else `value`.
-    #[cfg(test)]
     fn slot(&self, hash: bool) -> &Option<V> {
         if hash {
             &self.hash
@@ -177,7 +176,6 @@ impl<V> Trie<V> {
         self.len == 0
     }
 
-    #[cfg(test)]
     fn node(&self, path: Option<&str>) -> Option<&Node<V>> {
         let mut node = &self.root;
         for level in levels(path) {
@@ -194,8 +192,7 @@ impl<V> Trie<V> {
         Some(node)
     }
 
-    #[cfg(test)]
-    fn get(&self, filter: &str) -> Option<&V> {
+    pub fn get(&self, filter: &str) -> Option<&V> {
         let (path, hash) = split_filter(filter);
         self.node(path)?.slot(hash).as_ref()
     }
@@ -323,7 +320,7 @@ impl<V> Trie<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::topic::{matches, valid_filter, valid_topic_name};
+    use crate::topic::{matches, valid_filter, valid_topic_name};
 
     /// Filters matching `topic`, sorted.
     fn matching(trie: &Trie<String>, topic: &str) -> Vec<String> {
@@ -343,7 +340,7 @@ mod tests {
 
     #[test]
     fn spec_examples() {
-        let cases = crate::router::topic::MATCH_CASES;
+        let cases = crate::topic::MATCH_CASES;
         for &(filter, topic, want) in cases {
             assert_eq!(matches(filter, topic), want, "matches {filter:?} {topic:?}");
             let trie = trie_of(&[filter]);

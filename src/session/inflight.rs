@@ -14,9 +14,9 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
-    Publish,
-    /// PUBREL sent; waiting for PUBCOMP (QoS 2).
-    Release,
+    Published,
+    /// PUBREC received and PUBREL sent; waiting for PUBCOMP (QoS 2).
+    PubRelSent,
 }
 
 /// One unacknowledged outbound message.
@@ -77,11 +77,18 @@ impl Inflight {
     /// Record a message about to be sent; returns its entry (packet id included).
     pub fn push(&mut self, delivery: Delivery, qos: QoS, now_ms: u64) -> &Entry {
         let pkid = self.alloc_pkid();
+        self.push_as(pkid, delivery, qos, now_ms)
+    }
+
+    /// Record a message under a packet id chosen before (a replayed event):
+    /// the next id is allocated after it, as it was live.
+    pub fn push_as(&mut self, pkid: u16, delivery: Delivery, qos: QoS, now_ms: u64) -> &Entry {
+        self.next_pkid = pkid;
         self.entries.push_back(Entry {
             pkid,
             delivery,
             qos,
-            phase: Phase::Publish,
+            phase: Phase::Published,
             sent_ms: now_ms,
         });
         &self.entries[self.entries.len() - 1]
@@ -101,15 +108,15 @@ impl Inflight {
         entry
     }
 
-    /// PUBREC: move a QoS 2 entry to the release phase. Returns false for an unknown id.
-    pub fn release(&mut self, pkid: u16, now_ms: u64) -> bool {
+    /// PUBREC: move a QoS 2 entry to [`Phase::PubRelSent`]. Returns false for an unknown id.
+    pub fn pubrec(&mut self, pkid: u16, now_ms: u64) -> bool {
         match self
             .entries
             .iter_mut()
             .find(|e| e.pkid == pkid && e.qos == QoS::ExactlyOnce)
         {
             Some(e) => {
-                e.phase = Phase::Release;
+                e.phase = Phase::PubRelSent;
                 e.sent_ms = now_ms;
                 true
             }
@@ -132,6 +139,11 @@ impl Inflight {
             n += 1;
         }
         n
+    }
+
+    /// The entries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
     }
 
     /// Oldest send time in the window (for arming the retry timer).
@@ -178,10 +190,14 @@ mod tests {
     fn qos2_flow_and_wrong_phase() {
         let mut w = Inflight::new(2);
         let id = w.push(d(), QoS::ExactlyOnce, 0).pkid;
-        assert!(w.complete(id, QoS::ExactlyOnce, Phase::Release).is_none());
-        assert!(w.release(id, 5));
-        assert!(!w.release(id + 1, 5));
-        assert!(w.complete(id, QoS::ExactlyOnce, Phase::Release).is_some());
+        assert!(w
+            .complete(id, QoS::ExactlyOnce, Phase::PubRelSent)
+            .is_none());
+        assert!(w.pubrec(id, 5));
+        assert!(!w.pubrec(id + 1, 5));
+        assert!(w
+            .complete(id, QoS::ExactlyOnce, Phase::PubRelSent)
+            .is_some());
         assert!(w.is_empty());
     }
 

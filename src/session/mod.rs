@@ -7,67 +7,222 @@
 //!       ---------------------------------------------------------------
 //!                                            |<- inflight_window ->|
 //! ```
-//! A [`Session`] is owned by the client's home shard and lives in that
-//! shard's session slab; it outlives its connection when clean session is 0.
-//! It holds the subscriptions, the inflight window of QoS 1/2 messages sent
-//! and not yet acknowledged ([`inflight`]), the pending queue ([`mqueue`]), the
-//! inbound QoS 2 packet ids awaiting PUBREL, and the packet id counter. The
-//! shard's protocol handlers (`crate::protocol`) drive it; nothing here does I/O.
+//! A [`Session`] is owned by the client's home shard, inside the sessions
+//! part ([`store::Sessions`]); it outlives its connection unless its
+//! [`Expiry`] says otherwise. It holds the client's filters (the granted QoS
+//! of each lives in the router's index), the inflight window of QoS 1/2
+//! messages sent and not yet acknowledged ([`inflight`]), the pending queue
+//! ([`mqueue`]), the inbound QoS 2 packet ids awaiting PUBREL, the will and
+//! the expiry. Its fields are private: reads go through its methods, and
+//! every durable change goes through `store.rs`, which emits the matching
+//! [`event::SessionEvent`]. Nothing here does I/O.
 
+pub mod event;
 pub mod inflight;
 pub mod mqueue;
+pub mod store;
 
-use crate::codec::QoS;
+use crate::codec::{LastWill, QoS};
 use crate::config::SessionConfig;
 use crate::message::Message;
 use crate::router::smallmap::SmallMap;
-use crate::shard::slab::Key;
-use inflight::Inflight;
+use crate::slab::ConnKey;
+use inflight::{Entry, Inflight};
 use mqueue::MQueue;
 use std::sync::Arc;
 
 /// One message on its way to one session: what the queue and window hold.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub msg: Arc<Message>,
     /// RETAIN flag on the wire: set only for retained messages sent on subscribe.
     pub retain: bool,
 }
 
+/// When a session ends once its connection is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// With its connection (MQTT 3.1.1 clean session 1).
+    OnDisconnect,
+    /// This many milliseconds after its connection went.
+    AfterMs(u64),
+}
+
 /// One client's session.
 #[derive(Debug)]
 pub struct Session {
-    pub client_id: Arc<str>,
-    /// Clean session 1: discarded when its connection ends.
-    pub clean: bool,
-    /// Filter → granted QoS.
-    pub subs: SmallMap<Arc<str>, QoS>,
+    client_id: Arc<str>,
+    expiry: Expiry,
+    /// The client's filters; their granted QoS lives in the router's index.
+    filters: SmallMap<Arc<str>, ()>,
     /// QoS 1/2 messages sent and not yet acknowledged, in send order.
-    pub inflight: Inflight,
+    inflight: Inflight,
     /// Messages waiting for the window (or for the client to come back).
-    pub mqueue: MQueue<Delivery>,
+    mqueue: MQueue<Delivery>,
     /// Inbound QoS 2 packet ids that got PUBREC and await PUBREL.
-    pub awaiting_rel: SmallMap<u16, ()>,
-    /// The connection while online.
-    pub conn: Option<Key>,
+    awaiting_rel: SmallMap<u16, ()>,
+    /// Published if the connection ends without DISCONNECT.
+    will: Option<Box<LastWill>>,
+    /// The connection while online (set only by the shard's link/unlink).
+    conn: Option<ConnKey>,
     /// Bumped at every disconnect: an expiry timer fires only for its own epoch.
-    pub epoch: u32,
+    epoch: u32,
     /// Whether a retry timer is armed for this session.
-    pub retry_armed: bool,
+    retry_armed: bool,
 }
 
 impl Session {
-    pub fn new(client_id: Arc<str>, clean: bool, cfg: &SessionConfig) -> Self {
+    fn new(client_id: Arc<str>, expiry: Expiry, cfg: &SessionConfig) -> Self {
         Session {
             client_id,
-            clean,
-            subs: SmallMap::new(),
+            expiry,
+            filters: SmallMap::new(),
             inflight: Inflight::new(cfg.inflight_window),
             mqueue: MQueue::new(cfg.max_mqueue_len, cfg.store_qos0, cfg.mqueue_drop),
             awaiting_rel: SmallMap::new(),
+            will: None,
             conn: None,
             epoch: 0,
             retry_armed: false,
         }
     }
+
+    pub fn client_id(&self) -> &Arc<str> {
+        &self.client_id
+    }
+
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// The connection serving it, while online.
+    pub fn conn(&self) -> Option<ConnKey> {
+        self.conn
+    }
+
+    /// The disconnect count an expiry timer belongs to.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Whether another QoS 1/2 message may be sent now.
+    pub fn window_has_room(&self) -> bool {
+        self.inflight.has_room()
+    }
+
+    /// Whether the window is empty (nothing to retry).
+    pub fn window_is_empty(&self) -> bool {
+        self.inflight.is_empty()
+    }
+
+    pub fn queue_is_empty(&self) -> bool {
+        self.mqueue.is_empty()
+    }
+
+    /// Messages not delivered yet: the window and the queue.
+    pub fn undelivered(&self) -> usize {
+        self.inflight.len() + self.mqueue.len()
+    }
+
+    /// Whether an inbound QoS 2 packet id awaits its PUBREL.
+    pub fn awaits_rel(&self, pkid: u16) -> bool {
+        self.awaiting_rel.get(&pkid).is_some()
+    }
+
+    /// The QoS and phase of the window entry with `pkid`.
+    pub fn window_phase(&self, pkid: u16) -> Option<(QoS, inflight::Phase)> {
+        self.inflight
+            .iter()
+            .find(|e| e.pkid == pkid)
+            .map(|e| (e.qos, e.phase))
+    }
+
+    /// Inbound QoS 2 packet ids awaiting PUBREL.
+    pub fn awaiting_rel_len(&self) -> usize {
+        self.awaiting_rel.len()
+    }
+
+    /// Call `f` with each of the session's filters.
+    pub fn for_each_filter(&self, mut f: impl FnMut(&Arc<str>)) {
+        self.filters.for_each(|filter, _| f(filter));
+    }
+
+    /// The will, taken: it is published at most once.
+    pub fn take_will(&mut self) -> Option<Box<LastWill>> {
+        self.will.take()
+    }
+
+    /// The will of the connection now serving the session (None: no will).
+    pub fn set_will(&mut self, will: Option<LastWill>) {
+        self.will = will.map(Box::new);
+    }
+
+    /// Mark a retry timer armed; false if one already was.
+    pub fn arm_retry(&mut self) -> bool {
+        !std::mem::replace(&mut self.retry_armed, true)
+    }
+
+    /// The retry timer fired.
+    pub fn retry_fired(&mut self) {
+        self.retry_armed = false;
+    }
+
+    /// Hand `resend` every window entry sent at or before `before_ms`, oldest
+    /// first, marking it re-sent at `now_ms` (not durable: only send times
+    /// change); returns how many.
+    pub fn resend_due(&mut self, before_ms: u64, now_ms: u64, resend: impl FnMut(&Entry)) -> usize {
+        self.inflight.resend_due(before_ms, now_ms, resend)
+    }
+
+    /// Oldest send time in the window (for arming the retry timer).
+    pub fn oldest_sent_ms(&self) -> Option<u64> {
+        self.inflight.oldest_sent_ms()
+    }
+
+    /// What must survive a restart, in a comparable form (harness tests).
+    #[cfg(test)]
+    pub fn durable_view(&self) -> DurableView {
+        let mut filters = Vec::new();
+        self.for_each_filter(|f| filters.push(f.to_string()));
+        filters.sort();
+        let mut awaiting: Vec<u16> = Vec::new();
+        self.awaiting_rel.for_each(|k, _| awaiting.push(*k));
+        awaiting.sort_unstable();
+        DurableView {
+            client_id: self.client_id.to_string(),
+            expiry: self.expiry,
+            filters,
+            window: self
+                .inflight
+                .iter()
+                .map(|e| {
+                    (
+                        e.pkid,
+                        e.delivery.msg.id.0,
+                        e.delivery.retain,
+                        e.qos,
+                        e.phase,
+                    )
+                })
+                .collect(),
+            queue: self
+                .mqueue
+                .iter()
+                .map(|(d, q)| (d.msg.id.0, d.retain, *q))
+                .collect(),
+            awaiting_rel: awaiting,
+        }
+    }
+}
+
+/// A session's durable state, comparable across a replay (harness tests).
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableView {
+    pub client_id: String,
+    pub expiry: Expiry,
+    pub filters: Vec<String>,
+    pub window: Vec<(u16, u128, bool, QoS, inflight::Phase)>,
+    pub queue: Vec<(u128, bool, QoS)>,
+    pub awaiting_rel: Vec<u16>,
 }

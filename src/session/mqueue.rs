@@ -134,9 +134,14 @@ impl<T> MQueue<T> {
         self.qos0 = 0;
     }
 
-    /// Drain everything, in order (tests inspect the queue with it).
+    /// The queued items, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &(T, QoS)> {
+        self.items.iter()
+    }
+
+    /// Take everything, in order (tests inspect the queue with it).
     #[cfg(test)]
-    pub fn drain(&mut self) -> impl Iterator<Item = (T, QoS)> + '_ {
+    pub fn take_all(&mut self) -> impl Iterator<Item = (T, QoS)> + '_ {
         // `VecDeque::drain(..)` empties the queue even if the iterator is dropped early.
         self.qos0 = 0;
         self.items.drain(..)
@@ -262,7 +267,7 @@ mod tests {
         q.push(5, Q0);
         q.push(6, Q2);
         {
-            let mut drain = q.drain();
+            let mut drain = q.take_all();
             assert_eq!(drain.next(), Some((4, Q1)));
             // Dropped early: the rest go too.
         }
@@ -273,7 +278,7 @@ mod tests {
         }
         assert_eq!(q.push(9, Q1), Push::QueuedDropped(0));
         q.check();
-        let all: Vec<_> = q.drain().collect();
+        let all: Vec<_> = q.take_all().collect();
         assert_eq!(all, [(1, Q1), (2, Q1), (9, Q1)]);
     }
 
@@ -294,7 +299,7 @@ mod tests {
             q.check();
         }
         // FIFO among what survived.
-        let order: Vec<u32> = q.drain().map(|(i, _)| i).collect();
+        let order: Vec<u32> = q.take_all().map(|(i, _)| i).collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]));
     }
 }

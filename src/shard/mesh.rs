@@ -1,23 +1,28 @@
-//! The N×N mailbox mesh between shards.
+//! The mesh part: the N×N mailboxes between shards, and barriers.
 //!
 //! Every ordered pair of shards (i → j) has one bounded SPSC
 //! `glommio::channels::shared_channel` carrying *batches* (`Vec<MeshMsg>`).
-//! A shard appends to its per-peer [`Outboxes`] while it works; one sender
+//! [`Mesh`] owns what this shard has queued per peer and the barriers whose
+//! acknowledgements wait for every peer's answer. A shard appends to its
+//! per-peer queue while it works; one sender
 //! task per peer wakes, takes the whole batch and `try_send`s it, falling back
 //! to an awaited `send` (the batch waits in the local overflow meanwhile, and
 //! new messages collect behind it). One receiver task per inbound mailbox
 //! does nothing but `recv().await` and apply each message: no select over
-//! channels (see GLOMMIO-NOTES: waker refcount panic).
+//! channels (see GLOMMIO-NOTES: waker refcount panic). A socket handed over
+//! goes to the handler the I/O layer registered ([`HandoffHandler`]);
+//! everything else is applied by [`Shard::on_mesh`](super::Shard::on_mesh).
 
-use super::slab::Key;
-use super::{wake, ShardRef};
+use super::ShardRef;
 use crate::message::Message;
+use crate::slab::ConnKey;
+use crate::transport::Handoff;
+use ahash::AHashMap;
 use glommio::channels::shared_channel::{
     self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
 };
 use glommio::GlommioError;
 use std::future::poll_fn;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
@@ -43,71 +48,61 @@ pub enum MeshMsg {
     Handoff(Handoff),
 }
 
-/// A connection moving to its home shard: the detached transport (closed on
-/// drop) and the bytes already read from it (the CONNECT, maybe more).
-#[derive(Debug)]
-pub struct Handoff {
-    pub transport: crate::transport::Detached,
-    pub initial: bytes::Bytes,
-    pub peer: SocketAddr,
-    /// The node-wide connection slot this socket holds.
-    pub slot: crate::listener::Slot,
-}
+/// What the I/O layer does with a socket that arrives over the mesh:
+/// registered at start (`crate::conn::spawn_handoff`), so this module does
+/// not depend on the connection task.
+pub type HandoffHandler = fn(&ShardRef, Handoff);
 
 /// Messages queued for peers beyond which this shard's connections stop
 /// reading (publishers feel TCP backpressure) until the senders catch up.
 pub const HIGH_WATER: usize = 8192;
 
-/// What a shard has queued for each peer, and the peer sender tasks' wakers.
+/// A change broadcast to every peer whose acknowledgement to `conn` waits
+/// until all of them have applied it (see `protocol/acks.rs`).
 #[derive(Debug)]
-pub struct Outboxes {
+struct Barrier {
+    remaining: usize,
+    conn: ConnKey,
+}
+
+/// The mesh part: what a shard has queued for each peer, the peer sender
+/// tasks' wakers, and the barriers waiting for peers' answers.
+#[derive(Debug)]
+pub struct Mesh {
     pending: Vec<Vec<MeshMsg>>,
     wakers: Vec<Option<Waker>>,
     /// Messages in `pending`, all peers together.
     queued: usize,
-    /// Connections paused by backpressure (each once), woken when `queued` falls.
-    paused: Vec<Key>,
-    /// The shard is stopping: nothing pauses for backpressure any more.
-    draining: bool,
+    /// The shard is stopping: backpressure no longer pauses readers.
+    backpressure_off: bool,
     /// The sender tasks end once their queues are empty.
     closed: bool,
+    barriers: AHashMap<u64, Barrier>,
+    next_barrier: u64,
 }
 
-impl Outboxes {
+impl Mesh {
     pub fn new(shards: usize) -> Self {
-        Outboxes {
+        Mesh {
             pending: (0..shards).map(|_| Vec::new()).collect(),
             wakers: (0..shards).map(|_| None).collect(),
             queued: 0,
-            paused: Vec::new(),
-            draining: false,
+            backpressure_off: false,
             closed: false,
+            barriers: AHashMap::new(),
+            next_barrier: 1,
         }
     }
 
     /// Whether connections should stop reading for now.
     pub fn congested(&self) -> bool {
-        !self.draining && self.queued >= HIGH_WATER
+        !self.backpressure_off && self.queued >= HIGH_WATER
     }
 
     /// The shard is stopping: connections read (and close) without waiting
-    /// for the backlog; the paused ones are resumed by the next
-    /// [`readers_to_resume`](Self::readers_to_resume).
-    pub fn drain(&mut self) {
-        self.draining = true;
-    }
-
-    /// Remember a paused connection (the caller marks it, so each is listed once).
-    pub fn pause_reader(&mut self, conn: Key) {
-        self.paused.push(conn);
-    }
-
-    /// The paused connections to wake, once the backlog has fallen (or the shard stops).
-    pub fn readers_to_resume(&mut self) -> Vec<Key> {
-        if self.paused.is_empty() || self.congested() {
-            return Vec::new();
-        }
-        std::mem::take(&mut self.paused)
+    /// for the backlog.
+    pub fn lift_backpressure(&mut self) {
+        self.backpressure_off = true;
     }
 
     /// Take everything queued for `peer` (its sender task calls this).
@@ -135,6 +130,31 @@ impl Outboxes {
         }
     }
 
+    /// Open a barrier for `conn`: one answer expected from each of `peers`.
+    pub fn open_barrier(&mut self, conn: ConnKey, peers: usize) -> u64 {
+        let id = self.next_barrier;
+        self.next_barrier += 1;
+        self.barriers.insert(
+            id,
+            Barrier {
+                remaining: peers,
+                conn,
+            },
+        );
+        id
+    }
+
+    /// A peer answered `barrier`; the connection whose ack waited on it
+    /// once every peer has.
+    pub fn barrier_answered(&mut self, barrier: u64) -> Option<ConnKey> {
+        let b = self.barriers.get_mut(&barrier)?;
+        b.remaining = b.remaining.saturating_sub(1);
+        if b.remaining > 0 {
+            return None;
+        }
+        self.barriers.remove(&barrier).map(|b| b.conn)
+    }
+
     /// Stop the sender tasks once their queues are empty.
     pub fn close(&mut self) {
         self.closed = true;
@@ -142,6 +162,12 @@ impl Outboxes {
             .iter_mut()
             .filter_map(Option::take)
             .for_each(Waker::wake);
+    }
+
+    /// Take what is queued for `peer` (harness tests).
+    #[cfg(test)]
+    pub fn take_for_test(&mut self, peer: usize) -> Vec<MeshMsg> {
+        self.take(peer)
     }
 }
 
@@ -173,7 +199,7 @@ pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
 
 /// Spawn this shard's sender and receiver tasks (each connects on its own,
 /// so the crossed connects of two shards cannot deadlock).
-pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds) {
+pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds, on_handoff: HandoffHandler) {
     for (peer, tx) in ends.senders {
         let s = shard.clone();
         glommio::spawn_local(async move { sender_task(s, peer, tx.connect().await).await })
@@ -181,8 +207,10 @@ pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds) {
     }
     for (peer, rx) in ends.receivers {
         let s = shard.clone();
-        glommio::spawn_local(async move { receiver_task(s, peer, rx.connect().await).await })
-            .detach();
+        glommio::spawn_local(async move {
+            receiver_task(s, peer, rx.connect().await, on_handoff).await
+        })
+        .detach();
     }
 }
 
@@ -220,10 +248,18 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
     tx.close();
 }
 
-async fn receiver_task(shard: ShardRef, peer: usize, rx: ConnectedReceiver<Vec<MeshMsg>>) {
+async fn receiver_task(
+    shard: ShardRef,
+    peer: usize,
+    rx: ConnectedReceiver<Vec<MeshMsg>>,
+    on_handoff: HandoffHandler,
+) {
     while let Some(batch) = rx.recv().await {
         for msg in batch {
-            apply(&shard, peer, msg);
+            match msg {
+                MeshMsg::Handoff(h) => on_handoff(&shard, h),
+                other => shard.borrow_mut().on_mesh(peer, other),
+            }
         }
         glommio::yield_if_needed().await;
     }
@@ -233,30 +269,31 @@ async fn receiver_task(shard: ShardRef, peer: usize, rx: ConnectedReceiver<Vec<M
     );
 }
 
-/// Apply one inbound message to this shard.
-fn apply(shard: &ShardRef, peer: usize, msg: MeshMsg) {
-    match msg {
-        MeshMsg::Handoff(h) => crate::conn::spawn_handoff(shard, h),
-        MeshMsg::Publish(m) => shard.borrow_mut().dispatch_local(&m),
-        MeshMsg::Retain { msg, barrier } => {
-            let mut s = shard.borrow_mut();
-            s.apply_retained(&msg, false);
-            s.mesh.ack(peer, barrier);
-        }
-        MeshMsg::Interest {
-            from,
-            barrier,
-            changes,
-        } => {
-            let mut s = shard.borrow_mut();
-            s.apply_interest(from, &changes);
-            s.mesh.ack(peer, barrier);
-        }
-        MeshMsg::Ack { barrier } => shard.borrow_mut().barrier_ack(barrier),
-    }
-}
-
 impl super::Shard {
+    /// Apply one inbound message (a handoff goes to the I/O layer's handler instead).
+    pub fn on_mesh(&mut self, peer: usize, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Publish(m) => self.dispatch_local(&m),
+            MeshMsg::Retain { msg, barrier } => {
+                self.apply_retained(&msg, false);
+                self.mesh.ack(peer, barrier);
+            }
+            MeshMsg::Interest {
+                from,
+                barrier,
+                changes,
+            } => {
+                self.router.apply_interest(from, &changes);
+                self.mesh.ack(peer, barrier);
+            }
+            MeshMsg::Ack { barrier } => self.barrier_answered(barrier),
+            MeshMsg::Handoff(h) => {
+                log::warn!("shard {}: a handoff reached on_mesh; closed", self.id);
+                drop(h);
+            }
+        }
+    }
+
     /// Send `msg` (built per peer by `make`) to every other shard.
     pub fn broadcast(&mut self, mut make: impl FnMut() -> MeshMsg) {
         for peer in (0..self.shards).filter(|&p| p != self.id) {
@@ -266,11 +303,8 @@ impl super::Shard {
 
     /// Wake connections paused by backpressure once the backlog has fallen.
     pub fn resume_readers(&mut self) {
-        for k in self.mesh.readers_to_resume() {
-            if let Some(c) = self.conns.get_mut(k) {
-                c.paused = false;
-                wake(c);
-            }
+        if self.conns.any_paused() && !self.mesh.congested() {
+            self.conns.resume_paused();
         }
     }
 }
@@ -278,25 +312,33 @@ impl super::Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::slab::Slab;
 
     #[test]
-    fn backlog_pauses_and_resumes_readers() {
-        let mut ob = Outboxes::new(2);
-        let mut slab = Slab::new();
-        let conn = slab.insert(());
+    fn backlog_congests_until_taken() {
+        let mut mesh = Mesh::new(2);
         for _ in 0..HIGH_WATER {
-            ob.push(1, MeshMsg::Ack { barrier: 1 });
+            mesh.push(1, MeshMsg::Ack { barrier: 1 });
         }
-        assert!(ob.congested());
-        ob.pause_reader(conn);
-        assert!(ob.readers_to_resume().is_empty(), "still congested");
-        let batch = ob.take(1);
+        assert!(mesh.congested());
+        let batch = mesh.take(1);
         assert_eq!(batch.len(), HIGH_WATER);
-        assert!(!ob.congested());
-        assert_eq!(ob.readers_to_resume(), vec![conn]);
-        assert!(ob.readers_to_resume().is_empty(), "resumed once");
-        ob.push(0, MeshMsg::Ack { barrier: 2 }); // own id: ignored by callers, still counted
-        assert_eq!(ob.take(0).len(), 1);
+        assert!(!mesh.congested());
+        for _ in 0..HIGH_WATER {
+            mesh.push(1, MeshMsg::Ack { barrier: 1 });
+        }
+        mesh.lift_backpressure();
+        assert!(!mesh.congested(), "a stopping shard never pauses readers");
+    }
+
+    #[test]
+    fn barrier_completes_after_every_peer() {
+        let mut conns = crate::shard::conns::Connections::default();
+        let conn = conns.add(([127, 0, 0, 1], 1).into(), 0);
+        let mut mesh = Mesh::new(4);
+        let b = mesh.open_barrier(conn, 3);
+        assert_eq!(mesh.barrier_answered(b), None);
+        assert_eq!(mesh.barrier_answered(b), None);
+        assert_eq!(mesh.barrier_answered(b), Some(conn));
+        assert_eq!(mesh.barrier_answered(b), None, "answered once");
     }
 }

@@ -100,6 +100,13 @@ impl<T> TimerWheel<T> {
         }
     }
 
+    /// Every pending entry (deadline, item), in slot order: harness tests
+    /// assert what a handler armed.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &(u64, T)> {
+        self.slots.iter().flatten()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.slots.iter().map(Vec::len).sum()

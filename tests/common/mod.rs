@@ -9,7 +9,7 @@ use coremq::codec::{
     self, ConnAck, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side, SubAckCode,
     Subscribe, SubscribeFilter, Unsubscribe,
 };
-use coremq::shard::Shard;
+
 use coremq::{Broker, BrokerHandle, Config, Hooks};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -67,7 +67,7 @@ impl Drop for TestBroker {
 pub fn id_on(prefix: &str, shard: usize, shards: usize) -> String {
     (0..)
         .map(|i| format!("{prefix}-{i}"))
-        .find(|id| Shard::home_of(id, shards) == shard)
+        .find(|id| coremq::home_shard(id, shards) == shard)
         .unwrap()
 }
 

@@ -1,6 +1,7 @@
 //! Topic names and topic filters of MQTT 3.1.1 §4.7: validation and single-pair matching.
 //!
-//! Owns no state: these are pure functions over `&str`. The codec calls
+//! Owns no state: these are pure functions over `&str`, one layer below both
+//! the codec and the router (it imports neither). The codec calls
 //! [`valid_topic_name`] on every PUBLISH and will topic it decodes, and the protocol layer
 //! calls [`valid_filter`] on every SUBSCRIBE entry before anything reaches the router (an
 //! UNSUBSCRIBE filter only removes one that was stored); the router's [`Trie`] assumes valid

@@ -1,0 +1,328 @@
+//! The sessions part: every session homed on this shard, by client id.
+//!
+//! Owns the session slab (typed [`SessionKey`]s), the client id → session
+//! map and the counter for server-assigned client ids. It is the door for
+//! durable session state: each function here that changes what must survive
+//! a restart takes the shard's [`Journal`] and emits exactly one
+//! [`SessionEvent`] for the change (session created / resumed / discarded /
+//! expired, subscription added / removed, message queued / windowed / sent /
+//! acknowledged, PUBREC received, PUBREL awaited / received). Reads and
+//! runtime-only changes (the connection link, retry flag, send times, will)
+//! go through [`Session`]'s own methods. Called by the protocol handlers
+//! (`crate::protocol`) and by `Shard::replay`.
+
+use super::event::{Journal, SessionEvent};
+use super::inflight::{Entry, Phase};
+use super::mqueue::Push;
+use super::{Delivery, Expiry, Session};
+use crate::codec::QoS;
+use crate::config::SessionConfig;
+use crate::slab::{ConnKey, SessionKey, SessionTag, Slab};
+use ahash::AHashMap;
+use std::sync::Arc;
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Its clean session ended, or a clean start replaced it.
+    Discarded,
+    /// It stayed offline past its expiry.
+    Expired,
+}
+
+/// What an inbound QoS 2 PUBLISH's packet id meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaiting {
+    /// New: route it; its PUBREL is now awaited.
+    New,
+    /// Already awaiting PUBREL: a re-sent PUBLISH, not routed again.
+    Duplicate,
+    /// `max_awaiting_rel` reached.
+    Full,
+}
+
+/// The sessions of one shard. See the module doc.
+pub struct Sessions {
+    slab: Slab<Session, SessionTag>,
+    by_client: AHashMap<Arc<str>, SessionKey>,
+    /// Counter for server-assigned client ids.
+    assigned: u64,
+    cfg: SessionConfig,
+}
+
+impl Sessions {
+    pub fn new(cfg: &SessionConfig) -> Self {
+        Sessions {
+            slab: Slab::new(),
+            by_client: AHashMap::new(),
+            assigned: 0,
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// The session of `client_id`, if this shard has one.
+    pub fn find(&self, client_id: &str) -> Option<SessionKey> {
+        self.by_client.get(client_id).copied()
+    }
+
+    pub fn get(&self, sk: SessionKey) -> Option<&Session> {
+        self.slab.get(sk)
+    }
+
+    /// For runtime-only changes (will, retry flag, send times).
+    pub fn get_mut(&mut self, sk: SessionKey) -> Option<&mut Session> {
+        self.slab.get_mut(sk)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// Every session with its key.
+    pub fn iter(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
+        self.slab.iter()
+    }
+
+    /// Link the session to its connection, or (None) unlink it: the
+    /// disconnect numbered by the returned epoch. Called only by the shard's
+    /// link and unlink, which change the connection's phase in step.
+    pub fn set_conn(&mut self, sk: SessionKey, conn: Option<ConnKey>) -> u32 {
+        let Some(s) = self.slab.get_mut(sk) else {
+            return 0;
+        };
+        if conn.is_none() {
+            s.epoch = s.epoch.wrapping_add(1);
+        }
+        s.conn = conn;
+        s.epoch
+    }
+
+    /// A fresh client id that `is_home` accepts and no session uses.
+    pub fn assign_client_id(&mut self, shard: usize, is_home: impl Fn(&str) -> bool) -> Arc<str> {
+        loop {
+            self.assigned += 1;
+            let id = format!("coremq-{shard}-{}", self.assigned);
+            if is_home(&id) && !self.by_client.contains_key(id.as_str()) {
+                return id.into();
+            }
+        }
+    }
+
+    /// A new session for `client_id`.
+    pub fn create(&mut self, j: &mut Journal, client_id: Arc<str>, expiry: Expiry) -> SessionKey {
+        let sk = self
+            .slab
+            .insert(Session::new(client_id.clone(), expiry, &self.cfg));
+        self.by_client.insert(client_id.clone(), sk);
+        j.emit(|| SessionEvent::Created {
+            session: sk,
+            client_id,
+            expiry,
+        });
+        sk
+    }
+
+    /// An existing session taken up by a new connection.
+    pub fn resume(&mut self, j: &mut Journal, sk: SessionKey) {
+        if self.slab.get(sk).is_some() {
+            j.emit(|| SessionEvent::Resumed { session: sk });
+        }
+    }
+
+    /// Remove a session; the caller takes its filters out of the router and
+    /// counts what it held undelivered.
+    pub fn end(&mut self, j: &mut Journal, sk: SessionKey, how: Ending) -> Option<Session> {
+        let s = self.slab.remove(sk)?;
+        if self.by_client.get(&s.client_id) == Some(&sk) {
+            self.by_client.remove(&s.client_id);
+        }
+        j.emit(|| match how {
+            Ending::Discarded => SessionEvent::Discarded { session: sk },
+            Ending::Expired => SessionEvent::Expired { session: sk },
+        });
+        Some(s)
+    }
+
+    /// Record a subscription (the router keeps its granted QoS). Returns the
+    /// filter as stored, or None for an unknown session.
+    pub fn add_filter(
+        &mut self,
+        j: &mut Journal,
+        sk: SessionKey,
+        filter: Arc<str>,
+        qos: QoS,
+    ) -> Option<Arc<str>> {
+        let s = self.slab.get_mut(sk)?;
+        s.filters.insert(filter.clone(), ());
+        j.emit(|| SessionEvent::Subscribed {
+            session: sk,
+            filter: filter.clone(),
+            qos,
+        });
+        Some(filter)
+    }
+
+    /// Forget a subscription; returns the stored filter if there was one.
+    pub fn remove_filter(
+        &mut self,
+        j: &mut Journal,
+        sk: SessionKey,
+        filter: &str,
+    ) -> Option<Arc<str>> {
+        let (filter, ()) = self.slab.get_mut(sk)?.filters.remove_entry(filter)?;
+        j.emit(|| SessionEvent::Unsubscribed {
+            session: sk,
+            filter: filter.clone(),
+        });
+        Some(filter)
+    }
+
+    /// Put a message in the session's queue, under its drop policy.
+    pub fn queue(
+        &mut self,
+        j: &mut Journal,
+        sk: SessionKey,
+        delivery: Delivery,
+        qos: QoS,
+    ) -> Option<Push<Delivery>> {
+        let s = self.slab.get_mut(sk)?;
+        j.emit(|| SessionEvent::Queued {
+            session: sk,
+            delivery: delivery.clone(),
+            qos,
+        });
+        Some(s.mqueue.push(delivery, qos))
+    }
+
+    /// Put a message straight into the window; returns its entry.
+    pub fn window(
+        &mut self,
+        j: &mut Journal,
+        sk: SessionKey,
+        delivery: Delivery,
+        qos: QoS,
+        now_ms: u64,
+    ) -> Option<&Entry> {
+        let s = self.slab.get_mut(sk)?;
+        let e = s.inflight.push(delivery, qos, now_ms);
+        j.emit(|| SessionEvent::Windowed {
+            session: sk,
+            delivery: e.delivery.clone(),
+            qos,
+            pkid: e.pkid,
+        });
+        Some(e)
+    }
+
+    /// Replay of [`SessionEvent::Windowed`]: the same entry under the same id.
+    pub fn window_as(
+        &mut self,
+        j: &mut Journal,
+        sk: SessionKey,
+        delivery: Delivery,
+        qos: QoS,
+        pkid: u16,
+        now_ms: u64,
+    ) {
+        if let Some(s) = self.slab.get_mut(sk) {
+            let e = s.inflight.push_as(pkid, delivery, qos, now_ms);
+            j.emit(|| SessionEvent::Windowed {
+                session: sk,
+                delivery: e.delivery.clone(),
+                qos,
+                pkid,
+            });
+        }
+    }
+
+    /// Send the oldest queued message if the window has room: hand it to
+    /// `send` with its QoS and packet id (0 for QoS 0) and, for QoS 1/2,
+    /// keep it in the window. Returns false when nothing was sent.
+    pub fn send_queued(
+        &mut self,
+        j: &mut Journal,
+        sk: SessionKey,
+        now_ms: u64,
+        send: impl FnOnce(&Delivery, QoS, u16),
+    ) -> bool {
+        let Some(s) = self.slab.get_mut(sk) else {
+            return false;
+        };
+        if !s.inflight.has_room() {
+            return false;
+        }
+        let Some((d, qos)) = s.mqueue.pop() else {
+            return false;
+        };
+        let pkid = if qos == QoS::AtMostOnce {
+            send(&d, qos, 0);
+            0
+        } else {
+            let e = s.inflight.push(d, qos, now_ms);
+            send(&e.delivery, qos, e.pkid);
+            e.pkid
+        };
+        j.emit(|| SessionEvent::Sent { session: sk, pkid });
+        true
+    }
+
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the delivery is complete. Returns
+    /// its entry, or None for an id not in that phase.
+    pub fn complete(
+        &mut self,
+        j: &mut Journal,
+        sk: SessionKey,
+        pkid: u16,
+        qos: QoS,
+        phase: Phase,
+    ) -> Option<Entry> {
+        let e = self.slab.get_mut(sk)?.inflight.complete(pkid, qos, phase)?;
+        j.emit(|| SessionEvent::Acked { session: sk, pkid });
+        Some(e)
+    }
+
+    /// PUBREC for an outbound QoS 2 message; false for an unknown id.
+    pub fn pubrec(&mut self, j: &mut Journal, sk: SessionKey, pkid: u16, now_ms: u64) -> bool {
+        let known = self
+            .slab
+            .get_mut(sk)
+            .is_some_and(|s| s.inflight.pubrec(pkid, now_ms));
+        if known {
+            j.emit(|| SessionEvent::PubRecReceived { session: sk, pkid });
+        }
+        known
+    }
+
+    /// An inbound QoS 2 PUBLISH with `pkid`: await its PUBREL unless it is a
+    /// duplicate or the set is full.
+    pub fn await_rel(&mut self, j: &mut Journal, sk: SessionKey, pkid: u16) -> Awaiting {
+        let max = self.cfg.max_awaiting_rel;
+        let Some(s) = self.slab.get_mut(sk) else {
+            return Awaiting::Full;
+        };
+        if s.awaiting_rel.get(&pkid).is_some() {
+            return Awaiting::Duplicate;
+        }
+        if s.awaiting_rel.len() >= max {
+            return Awaiting::Full;
+        }
+        s.awaiting_rel.insert(pkid, ());
+        j.emit(|| SessionEvent::PubRelAwaited { session: sk, pkid });
+        Awaiting::New
+    }
+
+    /// PUBREL: the client released an inbound QoS 2 message.
+    pub fn release_rel(&mut self, j: &mut Journal, sk: SessionKey, pkid: u16) {
+        let known = self
+            .slab
+            .get_mut(sk)
+            .is_some_and(|s| s.awaiting_rel.remove(&pkid).is_some());
+        if known {
+            j.emit(|| SessionEvent::PubRelReceived { session: sk, pkid });
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The timers part: the shard's clock and its one timer wheel.
+//!
+//! Owns the wheel of [`TimerItem`]s (connect timeout, keepalive, retry,
+//! session expiry) and the shard clock (milliseconds since the shard
+//! started). Handlers arm entries with [`Timers::arm`]; the tick task
+//! ([`super::tick`]) advances the wheel and hands what fired back to the
+//! shard, which validates each entry against current state (there is no
+//! cancel: a stale key finds nothing).
+
+use super::wheel::TimerWheel;
+use crate::slab::{ConnKey, SessionKey};
+use std::time::Instant;
+
+/// Wheel resolution and tick period.
+pub const TICK_MS: u64 = 100;
+
+/// Timer wheel entries; validated lazily when they fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerItem {
+    ConnectTimeout(ConnKey),
+    Keepalive(ConnKey),
+    Retry(SessionKey),
+    /// An offline session's expiry, for the disconnect numbered `epoch`.
+    Expire(SessionKey, u32),
+}
+
+/// The clock and the wheel.
+pub struct Timers {
+    wheel: TimerWheel<TimerItem>,
+    /// The clock as of the last [`now_ms`](Self::now_ms): cheap on hot paths.
+    clock_ms: u64,
+    epoch: Instant,
+    /// Added to the real clock: lets harness tests move time forward.
+    skew_ms: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            wheel: TimerWheel::new(TICK_MS, 1024, 0),
+            clock_ms: 0,
+            epoch: Instant::now(),
+            skew_ms: 0,
+        }
+    }
+}
+
+impl Timers {
+    /// Read the clock (milliseconds since the shard started) and remember it.
+    pub fn now_ms(&mut self) -> u64 {
+        self.clock_ms = self.epoch.elapsed().as_millis() as u64 + self.skew_ms;
+        self.clock_ms
+    }
+
+    /// The clock as last read: no system call.
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
+    /// Fire `item` at `deadline_ms` (shard clock).
+    pub fn arm(&mut self, deadline_ms: u64, item: TimerItem) {
+        self.wheel.insert(deadline_ms, item);
+    }
+
+    /// Advance to the current time; returns it, with what fired in `fired`.
+    pub fn advance(&mut self, fired: &mut Vec<TimerItem>) -> u64 {
+        let now = self.now_ms();
+        self.wheel.advance(now, fired);
+        now
+    }
+
+    /// Move the clock forward by `ms` (harness tests).
+    #[cfg(test)]
+    pub fn skip(&mut self, ms: u64) {
+        self.skew_ms += ms;
+    }
+
+    /// Every armed entry with its deadline (harness tests).
+    #[cfg(test)]
+    pub fn armed(&self) -> Vec<(u64, TimerItem)> {
+        self.wheel.pending().copied().collect()
+    }
+}
