@@ -29,10 +29,10 @@ fn require_mosquitto() {
     }
 }
 
-/// Run `f` against a fresh broker binary with one shard, then with two.
+/// Run `f` against a fresh broker binary with one, two and four shards.
 fn each_cores(f: impl Fn(&Ctx)) {
     require_mosquitto();
-    for cores in [1, 2] {
+    for cores in common::SHARD_COUNTS {
         let broker = BrokerProcess::start(cores);
         let ctx = Ctx { broker };
         f(&ctx);

@@ -16,10 +16,10 @@ fn script() -> String {
 }
 
 #[test]
-fn paho_scenarios_pass_on_one_and_two_shards() {
+fn paho_scenarios_pass_on_one_two_and_four_shards() {
     require_program("python3", "apt-get install -y python3");
-    // Both shard counts at once (a broker and a script each), to halve the wall time.
-    let runs: Vec<(BrokerProcess, Proc)> = [1, 2]
+    // Every shard count at once (a broker and a script each), to cut the wall time.
+    let runs: Vec<(BrokerProcess, Proc)> = common::SHARD_COUNTS
         .into_iter()
         .map(|cores| {
             let broker = BrokerProcess::start(cores);

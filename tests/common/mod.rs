@@ -96,9 +96,14 @@ pub fn start_with(cfg: Config, hooks: Hooks) -> TestBroker {
     }
 }
 
-/// Run a test body once with one shard and once with two.
+/// Shard counts every integration test runs with: one, two, and four (four
+/// shards share this machine's two CPUs, so barriers wait for several peers
+/// and the whole N×N mesh is exercised).
+pub const SHARD_COUNTS: [usize; 3] = [1, 2, 4];
+
+/// Run a test body once for each of [`SHARD_COUNTS`].
 pub fn each_cores(f: impl Fn(usize)) {
-    for cores in [1, 2] {
+    for cores in SHARD_COUNTS {
         f(cores);
     }
 }
