@@ -3,15 +3,15 @@
 //!
 //! Owns the worker children (by PID: it kills only them, and only when they
 //! overrun the run's time bound) and the broker samples. Called by
-//! [`super::main`]; hands an [`Outcome`] to `report.rs`.
+//! [`crate::run`]; hands an [`Outcome`] to `report.rs`.
 //! Protocol: each worker prints `PROG k=v..` every second, `READY k=v..` when
 //! its connect phase is over and `FINAL k=v..` at the end; the parent writes
 //! `GO` to every worker's stdin once all are READY.
 
-use super::args::Args;
-use super::procstat::{self, Sample};
-use super::scenario::Plan;
-use super::stats::{parse_kv, Snapshot, WorkerResult};
+use crate::args::Args;
+use crate::procstat::{self, Sample};
+use crate::scenario::Plan;
+use crate::stats::{parse_kv, Snapshot, WorkerResult};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};

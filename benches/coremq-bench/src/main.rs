@@ -1,27 +1,32 @@
 //! `coremq-bench`: the bundled MQTT 3.1.1 load and verification tool.
 //!
-//! Called by `src/bin/coremq-bench.rs` ([`main`]). The parent process parses
-//! arguments and forks `--workers` copies of itself (`workers.rs`); each
+//! A workspace member of its own (`benches/coremq-bench/`), built as the
+//! `coremq-bench` binary; it uses only the broker library's public API. The
+//! parent process parses arguments and forks `--workers` copies of itself (`workers.rs`); each
 //! worker runs glommio executors full of clients (`engine.rs`,
 //! `client.rs`) shaped by a scenario (`scenario.rs`), verifies every delivery
 //! (`payload.rs`, `verify.rs`), and reports counters and a latency histogram
 //! (`stats.rs`); the parent merges them, samples the broker (`procstat.rs`)
 //! and prints the summary and JSON (`report.rs`). Packets go through
-//! `crate::codec`, the broker's own codec.
+//! `coremq::codec`, the broker's own codec.
 
-pub mod args;
-pub mod client;
-pub mod engine;
-pub mod payload;
-pub mod procstat;
-pub mod report;
-pub mod scenario;
-pub mod stats;
-pub mod verify;
-pub mod workers;
+mod args;
+mod client;
+mod engine;
+mod payload;
+mod procstat;
+mod report;
+mod scenario;
+mod stats;
+mod verify;
+mod workers;
 
-/// Entry point: `argv` without the program name. Returns the exit code.
-pub fn main(argv: Vec<String>) -> i32 {
+fn main() {
+    std::process::exit(run(std::env::args().skip(1).collect()));
+}
+
+/// The whole run: `argv` without the program name. Returns the exit code.
+fn run(argv: Vec<String>) -> i32 {
     let a = match args::parse(&argv) {
         Ok(a) => a,
         Err(args::ArgError::Help) => {

@@ -1,6 +1,6 @@
 //! Command-line parsing for `coremq-bench` (by hand, no clap).
 //!
-//! Owns the [`Args`] struct: every knob of a run. Called by [`super::main`]
+//! Owns the [`Args`] struct: every knob of a run. Called by [`crate::run`]
 //! in the parent and again in each worker (which gets the same argv plus the
 //! hidden `--worker-index`/`--worker-count` flags).
 
@@ -268,10 +268,10 @@ fn addr_list(v: &str) -> Result<Vec<Ipv4Addr>, ArgError> {
 }
 
 fn validate(a: &Args) -> Result<(), ArgError> {
-    if a.size < super::payload::HEADER_LEN {
+    if a.size < crate::payload::HEADER_LEN {
         return Err(bad(format!(
             "--size must be >= {}",
-            super::payload::HEADER_LEN
+            crate::payload::HEADER_LEN
         )));
     }
     if matches!(a.qos, Some(q) if q > 2) {
