@@ -203,7 +203,13 @@ fn p2p_and_fanout_against_mosquitto() {
 
 #[test]
 fn help_and_bad_arguments_exit_codes() {
-    for help in [&[][..], &["--help"], &["-h"], &["help"]] {
+    for help in [
+        &[][..],
+        &["--help"],
+        &["-h"],
+        &["help"],
+        &["scenario", "--help"],
+    ] {
         let (code, out, err) = run_tool(help);
         assert_eq!(code, Some(0), "{help:?}: {err}");
         assert!(out.contains("scenario"), "{help:?}: {out}");

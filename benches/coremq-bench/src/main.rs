@@ -21,21 +21,22 @@ mod stats;
 mod verify;
 mod workers;
 
+use std::ffi::OsString;
+
 fn main() {
-    std::process::exit(run(std::env::args().skip(1).collect()));
+    std::process::exit(run(std::env::args_os().skip(1).collect()));
 }
 
-/// The whole run: `argv` without the program name. Returns the exit code.
-fn run(argv: Vec<String>) -> i32 {
+/// The whole run: `argv` without the program name. Returns the exit code:
+/// 0 (also for `--help`), 1 when the run found problems, 2 for a bad
+/// command line or a run that could not start.
+fn run(argv: Vec<OsString>) -> i32 {
     let a = match args::parse(&argv) {
         Ok(a) => a,
-        Err(args::ArgError::Help) => {
-            println!("{}", args::USAGE);
-            return 0;
-        }
         Err(e) => {
-            eprintln!("coremq-bench: {e}");
-            return 2;
+            // Help on stdout, errors on stderr; nothing to do if that fails.
+            let _ = e.print();
+            return e.exit_code();
         }
     };
     if a.worker_index.is_some() {

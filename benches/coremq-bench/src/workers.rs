@@ -12,6 +12,7 @@ use crate::args::Args;
 use crate::procstat::{self, Sample};
 use crate::scenario::Plan;
 use crate::stats::{parse_kv, Snapshot, WorkerResult};
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -57,7 +58,7 @@ struct Worker {
     gone: bool,
 }
 
-fn spawn_workers(argv: &[String], k: u32) -> Result<(Vec<Worker>, Receiver<Event>), String> {
+fn spawn_workers(argv: &[OsString], k: u32) -> Result<(Vec<Worker>, Receiver<Event>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let (tx, rx) = channel();
     let mut ws = Vec::new();
@@ -139,7 +140,7 @@ fn progress(ws: &[Worker], prev: &mut Snapshot, t0: Instant, quiet: bool) {
 }
 
 /// Run the whole thing from the parent's side.
-pub fn run_parent(args: &Args, argv: &[String]) -> Result<Outcome, String> {
+pub fn run_parent(args: &Args, argv: &[OsString]) -> Result<Outcome, String> {
     let plan = Plan::from_args(args);
     let k = args
         .workers
