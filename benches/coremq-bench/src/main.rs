@@ -1,10 +1,11 @@
 //! `coremq-bench`: the bundled MQTT 3.1.1 load and verification tool.
 //!
 //! A workspace member of its own (`benches/coremq-bench/`), built as the
-//! `coremq-bench` binary; it uses only the broker library's public API. The
-//! parent process parses arguments and forks `--workers` copies of itself (`workers.rs`); each
-//! worker runs glommio executors full of clients (`engine.rs`,
-//! `client.rs`) shaped by a scenario (`scenario.rs`), verifies every delivery
+//! `coremq-bench` binary; it uses only the broker library's public API.
+//! [`main`] runs [`run`]: the parent process parses arguments (`args.rs`)
+//! and forks `--workers` copies of itself (`workers.rs`); each worker runs
+//! glommio executors full of clients (`engine.rs`, `client.rs`) shaped by a
+//! scenario (`scenario.rs`), verifies every delivery
 //! (`payload.rs`, `verify.rs`), and reports counters and a latency histogram
 //! (`stats.rs`); the parent merges them, samples the broker (`procstat.rs`)
 //! and prints the summary and JSON (`report.rs`). Packets go through
