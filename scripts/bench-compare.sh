@@ -25,7 +25,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 mkdir -p "$OUT"
 BENCH=$CARGO_TARGET_DIR/release/coremq-bench
 COREMQ=$CARGO_TARGET_DIR/release/coremq
-cargo build --release --bins >&2
+cargo build --release --workspace --bins >&2
 if [ "$ONLY" != mosquitto ] && ! "$COREMQ" --help >/dev/null 2>&1; then
   echo "coremq does not run here: measuring Mosquitto only" >&2; ONLY=mosquitto
 fi

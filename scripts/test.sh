@@ -4,7 +4,8 @@
 # (mosquitto_pub/mosquitto_sub from Debian's mosquitto-clients, paho-mqtt from
 # PyPI) and the load tool against Debian's mosquitto broker. Installs those
 # first if they are missing, so it works on a fresh Debian/Ubuntu machine with
-# a Rust toolchain. Extra arguments go to `cargo test`.
+# a Rust toolchain. Extra arguments go to `cargo test` (a --release among
+# them also to the build of the load tool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +29,15 @@ if ! python3 -c "import paho.mqtt.client as m; assert hasattr(m, 'CallbackAPIVer
     || python3 -m pip install -q --break-system-packages 'paho-mqtt>=2'
 fi
 
+# tests/bench_tool.rs runs the load tool's binary, which belongs to another
+# workspace member: cargo builds it for no test of this package, so build it
+# here, for the profile the tests use.
+profile=""
+for a in "$@"; do case "$a" in --release) profile=--release;; esac; done
+echo "== cargo build -p coremq-bench $profile"
+# shellcheck disable=SC2086 # empty or one word
+cargo build -p coremq-bench $profile
+
 echo "== cargo test"
-cargo test --lib --bins --tests --examples "$@"
+# --workspace: the broker's tests and the load tool's unit tests.
+cargo test --workspace --lib --bins --tests --examples "$@"

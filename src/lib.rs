@@ -29,7 +29,6 @@
 //! (connection task) · `transport` (the byte stream under it, and its
 //! handoff) · `listener` · `hooks` · `metrics` · `message` · `sys`.
 
-pub mod bench;
 pub mod broker;
 pub mod codec;
 pub mod config;

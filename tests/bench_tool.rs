@@ -1,10 +1,13 @@
 //! End-to-end: `coremq-bench` against the `coremq` binary and against a real
 //! Mosquitto, each on a free loopback port. Fails, not skips, where
-//! /usr/sbin/mosquitto is not installed (`scripts/test.sh` installs it).
+//! /usr/sbin/mosquitto is not installed (`scripts/test.sh` installs it), and
+//! where the workspace's `coremq-bench` binary has not been built
+//! (`scripts/test.sh` builds it with `cargo build -p coremq-bench` first).
 
 mod common;
 use common::binary::BrokerProcess;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,15 +61,40 @@ fn start_mosquitto() -> Broker {
     Broker { child, port, dir }
 }
 
+/// The workspace's `coremq-bench`, built for the same profile as this test:
+/// `target/<profile>/deps/bench_tool-*` → `target/<profile>/coremq-bench`.
+/// It is another package's binary, so cargo does not build it for this test
+/// (no `CARGO_BIN_EXE_coremq-bench`): a missing one fails the test.
+fn bench_exe() -> PathBuf {
+    let test_exe = std::env::current_exe().expect("path of the test executable");
+    let profile_dir = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lies in target/<profile>/deps");
+    let exe = profile_dir.join("coremq-bench");
+    assert!(
+        exe.is_file(),
+        "{} is missing: run `cargo build -p coremq-bench` (with the same profile) first; \
+         scripts/test.sh does",
+        exe.display()
+    );
+    exe
+}
+
+/// Run the tool; return its exit code, stdout and stderr.
+fn run_tool(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(bench_exe()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Run the tool; return the JSON line (the last line of stdout).
 fn run_bench(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_coremq-bench"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "coremq-bench failed: {stderr}");
+    let (code, stdout, stderr) = run_tool(args);
+    assert_eq!(code, Some(0), "coremq-bench failed: {stderr}");
     stdout.lines().last().unwrap_or("").to_string()
 }
 
@@ -171,4 +199,36 @@ fn p2p_and_fanout_against_mosquitto() {
     assert_eq!(int_field(&fan, "workers"), 2);
     // Counted at the subscribers: ten copies of every acknowledged publish.
     assert_eq!(int_field(&fan, "received"), 10 * int_field(&fan, "acked"));
+}
+
+#[test]
+fn help_and_bad_arguments_exit_codes() {
+    for help in [
+        &[][..],
+        &["--help"],
+        &["-h"],
+        &["help"],
+        &["scenario", "--help"],
+    ] {
+        let (code, out, err) = run_tool(help);
+        assert_eq!(code, Some(0), "{help:?}: {err}");
+        assert!(out.contains("scenario"), "{help:?}: {out}");
+    }
+    let (code, out, _) = run_tool(&["pub", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("--broker-pid") && !out.contains("--worker-index"),
+        "{out}"
+    );
+    for bad in [
+        &["bogus"][..],
+        &["scenario", "nope"],
+        &["pub", "-q", "3"],
+        &["pub", "--whatever", "1"],
+        &["--json"],
+    ] {
+        let (code, _, err) = run_tool(bad);
+        assert_eq!(code, Some(2), "{bad:?}: {err}");
+        assert!(!err.is_empty(), "{bad:?}: no message");
+    }
 }

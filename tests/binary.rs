@@ -74,6 +74,32 @@ fn unknown_key_and_bad_value_exit_2_naming_the_key() {
 }
 
 #[test]
+fn help_version_short_config_and_the_run_command() {
+    for flag in ["--help", "-h"] {
+        let (code, out, _) = run(&[flag]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("--config") && out.contains("--print-default-config"),
+            "{out}"
+        );
+    }
+    for flag in ["--version", "-V"] {
+        let (code, out, _) = run(&[flag]);
+        assert_eq!(code, 0);
+        assert_eq!(out.trim(), concat!("coremq ", env!("CARGO_PKG_VERSION")));
+    }
+    let (code, _, err) = run(&["-c", "/nonexistent/coremq.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/coremq.toml"), "{err}");
+    // `run` takes the same flags; flags before it are a usage error.
+    let (code, _, err) = run(&["run", "--cores", "zero"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("configuration error"), "{err}");
+    let (code, _, _) = run(&["--cores", "1", "run"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
 fn bind_failure_exits_1_with_a_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -1,60 +1,66 @@
 //! `coremq`: the broker binary, a thin main over [`coremq::Broker`].
 //!
-//! `coremq [--config FILE] [--listen HOST:PORT] [--cores N|LIST] [--print-default-config]`
-//! Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 2 for bad flags or
-//! configuration, 1 when the broker cannot start (host or bind errors).
+//! Owns the command line (clap derive). Running the broker is the default
+//! command: `coremq [--config FILE] [--listen HOST:PORT] [--cores N|LIST]`,
+//! or the same after `coremq run`; `--print-default-config`, `--help` and
+//! `--version` print and exit. Subcommands to come go into [`Command`].
+//! Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or after printing, 2 for
+//! bad flags (clap's own exit code) or configuration, 1 when the broker cannot
+//! start (host or bind errors) or a shard fails.
 
+use clap::{Parser, Subcommand};
 use coremq::config::{Config, Cores, DEFAULT_CONFIG_TOML};
-use coremq::{host, Broker};
+use coremq::metrics::MetricsBoard;
+use coremq::{host, Broker, BrokerHandle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: coremq [--config FILE] [--listen HOST:PORT] [--cores all|N|a,b,c] [--print-default-config]
-  --config FILE            TOML configuration (default: built-in defaults, see config/coremq.toml)
-  --listen HOST:PORT       override listener.bind
-  --cores all|N|a,b,c      override runtime.cores
-  --print-default-config   print the commented default configuration and exit
-Logging: RUST_LOG=info|debug|... (default info).";
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "coremq",
+    version,
+    about = "A thread-per-core, shared-nothing MQTT broker",
+    after_help = "Logging: RUST_LOG=info|debug|... (default info).",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Running the broker, when no command is given.
+    #[command(flatten)]
+    run: RunArgs,
+    /// Print the commented default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
 
-/// What the command line asked for.
-struct Args {
+/// What `coremq` can do besides the default (running the broker). The
+/// administration commands (`passwd`, `ctl`, `storage`) are to come here.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the broker (the default when no command is given).
+    Run(RunArgs),
+}
+
+/// Where the broker's configuration comes from. A flag given twice takes
+/// its last value.
+#[derive(clap::Args, Debug)]
+#[command(args_override_self = true)]
+struct RunArgs {
+    /// TOML configuration (default: built-in defaults, see config/coremq.toml).
+    #[arg(short = 'c', long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Override listener.bind.
+    #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
+    /// Override runtime.cores.
+    #[arg(long, value_name = "all|N|a,b,c")]
     cores: Option<String>,
 }
 
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut args = Args {
-        config: None,
-        listen: None,
-        cores: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match a.as_str() {
-            "--config" | "-c" => args.config = Some(PathBuf::from(value("--config")?)),
-            "--listen" => args.listen = Some(value("--listen")?),
-            "--cores" => args.cores = Some(value("--cores")?),
-            "--print-default-config" => {
-                print!("{DEFAULT_CONFIG_TOML}");
-                return Ok(None);
-            }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return Ok(None);
-            }
-            "--version" | "-V" => {
-                println!("coremq {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Some(args))
-}
-
-fn load_config(args: &Args) -> Result<Config, String> {
+/// The file (or the defaults), then the flags over it, then one validation.
+fn load_config(args: &RunArgs) -> Result<Config, String> {
     let mut cfg = match &args.config {
         Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
         None => Config::default(),
@@ -71,15 +77,21 @@ fn load_config(args: &Args) -> Result<Config, String> {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("coremq: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let cfg = match load_config(&args) {
+    // Prints help/version (exit 0) or the error (exit 2) and exits itself.
+    let cli = Cli::parse();
+    if cli.print_default_config {
+        print!("{DEFAULT_CONFIG_TOML}");
+        return ExitCode::SUCCESS;
+    }
+    match cli.command {
+        Some(Command::Run(args)) => run(&args),
+        None => run(&cli.run),
+    }
+}
+
+/// Configure, start, serve until SIGINT/SIGTERM, stop.
+fn run(args: &RunArgs) -> ExitCode {
+    let cfg = match load_config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("coremq: configuration error: {e}");
@@ -87,32 +99,113 @@ fn main() -> ExitCode {
         }
     };
     host::block_stop_signals();
-    let handle = match Broker::new(cfg).start() {
-        Ok(h) => h,
+    match Broker::new(cfg).start() {
+        Ok(handle) => serve_until_stopped(handle),
         Err(e) => {
             eprintln!("coremq: {e}");
-            return ExitCode::from(1);
+            ExitCode::from(1)
         }
-    };
+    }
+}
+
+fn serve_until_stopped(handle: BrokerHandle) -> ExitCode {
     let sig = host::wait_for_stop_signal();
     log::info!("signal {sig}: stopping");
     handle.stop();
     let board = handle.metrics_board();
     match handle.join() {
         Ok(()) => {
-            let counters: Vec<String> = board
-                .total()
-                .pairs()
-                .into_iter()
-                .filter(|(_, v)| *v != 0)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            log::info!("stopped; counters: {}", counters.join(" "));
+            log::info!("stopped; counters: {}", nonzero_counters(&board));
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("coremq: shard failure: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `name=value` for every counter that moved, summed over the shards.
+fn nonzero_counters(board: &MetricsBoard) -> String {
+    let counters: Vec<String> = board
+        .total()
+        .pairs()
+        .into_iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    counters.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("coremq").chain(args.iter().copied()))
+    }
+
+    /// The run arguments, whichever way they were given.
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = parse(args).unwrap();
+        match cli.command {
+            Some(Command::Run(a)) => a,
+            None => cli.run,
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_is_the_default_command() {
+        for args in [
+            &["-c", "f.toml", "--listen", "h:1", "--cores", "2"][..],
+            &[
+                "run", "--config", "f.toml", "--listen", "h:1", "--cores", "2",
+            ],
+            &[
+                "--config", "x", "--listen", "h:0", "-c", "f.toml", "--listen", "h:1", "--cores",
+                "2",
+            ],
+        ] {
+            let a = run_args(args);
+            assert_eq!(a.config, Some(PathBuf::from("f.toml")), "{args:?}");
+            assert_eq!(a.listen.as_deref(), Some("h:1"), "{args:?}");
+            assert_eq!(a.cores.as_deref(), Some("2"), "{args:?}");
+        }
+        let a = run_args(&[]);
+        assert!(a.config.is_none() && a.listen.is_none() && a.cores.is_none());
+        assert!(
+            parse(&["--print-default-config"])
+                .unwrap()
+                .print_default_config
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for args in [
+            &["--bogus"][..],
+            &["--listen"],
+            &["bogus"],
+            &["--listen", "h:1", "run"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+        for (args, kind) in [
+            (&["--help"][..], ErrorKind::DisplayHelp),
+            (&["-h"], ErrorKind::DisplayHelp),
+            (&["--version"], ErrorKind::DisplayVersion),
+            (&["-V"], ErrorKind::DisplayVersion),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!((e.kind(), e.exit_code()), (kind, 0), "{args:?}");
         }
     }
 }

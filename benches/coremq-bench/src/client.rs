@@ -7,17 +7,17 @@
 //! non-blocking `send` from whichever task has something to say (the read
 //! task for acks, the executor's tick task for publishes and PINGREQs), and
 //! what the kernel does not take waits in the outbox for the next tick.
-//! Packets are decoded and encoded with `crate::codec`, nothing else.
+//! Packets are decoded and encoded with `coremq::codec`, nothing else.
 
-use super::engine::{Exec, Phase};
-use super::payload::{self, Stamp};
-use super::scenario::ClientSpec;
-use super::stats::{bump, record_latency};
-use super::verify::Tracker;
-use crate::codec::{
+use crate::engine::{Exec, Phase};
+use crate::payload::{self, Stamp};
+use crate::scenario::ClientSpec;
+use crate::stats::{bump, record_latency};
+use crate::verify::Tracker;
+use bytes::{Bytes, BytesMut};
+use coremq::codec::{
     self, Connect, Packet, ProtocolVersion, QoS, Side, SubAckCode, Subscribe, SubscribeFilter,
 };
-use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};

@@ -6,8 +6,8 @@
 //! Called by `engine.rs` (per-client specs, rates) and by `client.rs`
 //! (expected fan-out per publisher for the loss accounting).
 
-use super::args::{Args, Shape};
-use crate::codec::QoS;
+use crate::args::{Args, Shape};
+use coremq::codec::QoS;
 
 /// A fully resolved run shape.
 #[derive(Clone, Debug)]
@@ -141,8 +141,8 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::super::args::parse;
     use super::*;
+    use crate::args::parse;
 
     fn plan(s: &str) -> Plan {
         let v: Vec<String> = s.split_whitespace().map(String::from).collect();
@@ -154,7 +154,7 @@ mod tests {
         let topic = p.client(i, "x").publish.unwrap();
         (0..p.total)
             .filter_map(|j| p.client(j, "x").subscribe)
-            .filter(|f| crate::topic::matches(f, &topic))
+            .filter(|f| coremq::topic::matches(f, &topic))
             .count() as u64
     }
 

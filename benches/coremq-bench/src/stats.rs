@@ -10,7 +10,7 @@
 //! histogram is a bucket list `hist=value:count,value:count` of microseconds,
 //! merged in the parent by re-recording each bucket.
 
-use super::verify::Tally;
+use crate::verify::Tally;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -82,7 +82,7 @@ macro_rules! worker_counters {
                 $(self.$name += o.$name;)*
             }
 
-            pub fn to_kv(&self) -> String {
+            pub fn to_kv(self) -> String {
                 let fields: Vec<String> =
                     vec![$(format!("{}={}", stringify!($name), self.$name),)*];
                 fields.join(" ")

@@ -3,12 +3,12 @@
 //!
 //! Owns nothing; computes derived figures (lost, rates, percentiles, broker
 //! bytes per connection, CPU-seconds per million deliveries) from an
-//! [`Outcome`]. Called by [`super::main`] in the parent.
+//! [`Outcome`]. Called by [`crate::run`] in the parent.
 
-use super::args::Args;
-use super::scenario::Plan;
-use super::verify::lost;
-use super::workers::{BrokerStats, Outcome};
+use crate::args::Args;
+use crate::scenario::Plan;
+use crate::verify::lost;
+use crate::workers::{BrokerStats, Outcome};
 use hdrhistogram::Histogram;
 use std::fmt::Write;
 
@@ -220,8 +220,8 @@ pub fn summary(args: &Args, o: &Outcome) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::procstat::Sample;
     use super::*;
+    use crate::procstat::Sample;
 
     #[test]
     fn broker_math() {

@@ -5,16 +5,16 @@
 //! histogram, the tick task's schedule) and the worker main loop
 //! ([`run_worker`]), which moves the shared [`Phase`] forward: connect, wait
 //! for the parent's GO, publish for `--duration`, drain, done. Called by
-//! `mod.rs` in worker processes; talks to the parent through stdout lines
+//! `main.rs` in worker processes; talks to the parent through stdout lines
 //! (`PROG`, `READY`, `FINAL`) and reads `GO` from stdin.
 
-use super::args::Args;
-use super::client::{run_client, Client};
-use super::procstat;
-use super::scenario::{ClientSpec, Plan};
-use super::stats::{new_histogram, Counters, WorkerResult};
-use super::verify::Tally;
-use crate::codec::Packet;
+use crate::args::Args;
+use crate::client::{run_client, Client};
+use crate::procstat;
+use crate::scenario::{ClientSpec, Plan};
+use crate::stats::{new_histogram, Counters, WorkerResult};
+use crate::verify::Tally;
+use coremq::codec::Packet;
 use glommio::timer::sleep;
 use glommio::{spawn_local, LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
@@ -368,7 +368,7 @@ fn watch_stdin(go: Arc<AtomicBool>, abort: Arc<AtomicBool>) {
 
 /// Main of a worker process. Returns the exit code.
 pub fn run_worker(args: Args) -> i32 {
-    crate::host::raise_nofile();
+    coremq::host::raise_nofile();
     let args = Arc::new(args);
     let plan = Arc::new(Plan::from_args(&args));
     let (w, k) = (

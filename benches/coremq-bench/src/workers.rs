@@ -3,15 +3,16 @@
 //!
 //! Owns the worker children (by PID: it kills only them, and only when they
 //! overrun the run's time bound) and the broker samples. Called by
-//! [`super::main`]; hands an [`Outcome`] to `report.rs`.
+//! [`crate::run`]; hands an [`Outcome`] to `report.rs`.
 //! Protocol: each worker prints `PROG k=v..` every second, `READY k=v..` when
 //! its connect phase is over and `FINAL k=v..` at the end; the parent writes
 //! `GO` to every worker's stdin once all are READY.
 
-use super::args::Args;
-use super::procstat::{self, Sample};
-use super::scenario::Plan;
-use super::stats::{parse_kv, Snapshot, WorkerResult};
+use crate::args::Args;
+use crate::procstat::{self, Sample};
+use crate::scenario::Plan;
+use crate::stats::{parse_kv, Snapshot, WorkerResult};
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -57,7 +58,7 @@ struct Worker {
     gone: bool,
 }
 
-fn spawn_workers(argv: &[String], k: u32) -> Result<(Vec<Worker>, Receiver<Event>), String> {
+fn spawn_workers(argv: &[OsString], k: u32) -> Result<(Vec<Worker>, Receiver<Event>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let (tx, rx) = channel();
     let mut ws = Vec::new();
@@ -139,7 +140,7 @@ fn progress(ws: &[Worker], prev: &mut Snapshot, t0: Instant, quiet: bool) {
 }
 
 /// Run the whole thing from the parent's side.
-pub fn run_parent(args: &Args, argv: &[String]) -> Result<Outcome, String> {
+pub fn run_parent(args: &Args, argv: &[OsString]) -> Result<Outcome, String> {
     let plan = Plan::from_args(args);
     let k = args
         .workers
