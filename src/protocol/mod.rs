@@ -11,7 +11,8 @@
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
 //! `deliver.rs` (routing, fan-out, the window and queue, retry), `acks.rs`
 //! (acknowledgements held until every shard applied a change) and
-//! `replay.rs` (session events applied back to an empty shard).
+//! `replay.rs` (session events applied back to an empty shard). `tests/`
+//! drives the handlers through the sans-IO harness (`crate::shard::harness`).
 
 mod acks;
 mod connect;
@@ -19,6 +20,8 @@ pub mod deliver;
 mod publish;
 mod replay;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 
 use crate::codec::Packet;
 use crate::shard::{CloseReason, ConnKey, Phase, SessionKey, Shard};

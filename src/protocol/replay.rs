@@ -88,3 +88,209 @@ impl Shard {
         }
     }
 }
+
+/// The event-replay property: random client operations drive a shard
+/// through the harness; replaying the events it emitted into an empty shard
+/// rebuilds exactly its durable state.
+#[cfg(test)]
+mod tests {
+    use crate::codec::{Packet, QoS};
+    use crate::config::QueueDropPolicy;
+    use crate::shard::harness::{connect_packet, publish, small_config, subscribe, H};
+    use crate::shard::ConnKey;
+    use proptest::prelude::*;
+
+    const CLIENTS: usize = 3;
+    const FILTERS: [&str; 4] = ["t/a", "t/+", "#", "t/b"];
+    const TOPICS: [&str; 3] = ["t/a", "t/b", "u"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Connect {
+            client: usize,
+            clean: bool,
+        },
+        DropSocket {
+            client: usize,
+        },
+        Disconnect {
+            client: usize,
+        },
+        Subscribe {
+            client: usize,
+            filter: usize,
+            qos: u8,
+        },
+        Unsubscribe {
+            client: usize,
+            filter: usize,
+        },
+        Publish {
+            client: usize,
+            topic: usize,
+            qos: u8,
+            retain: bool,
+            empty: bool,
+        },
+        /// Read what arrived and answer it: PUBACK, PUBREC, PUBCOMP.
+        Respond {
+            client: usize,
+        },
+        /// Release the inbound QoS 2 messages awaiting PUBREL.
+        PubRel {
+            client: usize,
+        },
+        Advance {
+            ms: u64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let c = 0..CLIENTS;
+        prop_oneof![
+            1 => (c.clone(), any::<bool>()).prop_map(|(client, clean)| Op::Connect { client, clean }),
+            1 => c.clone().prop_map(|client| Op::DropSocket { client }),
+            1 => c.clone().prop_map(|client| Op::Disconnect { client }),
+            1 => (c.clone(), 0..FILTERS.len(), 0..3u8)
+                .prop_map(|(client, filter, qos)| Op::Subscribe { client, filter, qos }),
+            1 => (c.clone(), 0..FILTERS.len())
+                .prop_map(|(client, filter)| Op::Unsubscribe { client, filter }),
+            1 => (c.clone(), 0..TOPICS.len(), 0..3u8, any::<bool>(), prop::bool::weighted(0.1)).prop_map(
+                |(client, topic, qos, retain, empty)| Op::Publish { client, topic, qos, retain, empty }
+            ),
+            3 => c.clone().prop_map(|client| Op::Respond { client }),
+            1 => c.prop_map(|client| Op::PubRel { client }),
+            1 => (1_000..40_000u64).prop_map(|ms| Op::Advance { ms }),
+        ]
+    }
+
+    fn qos(v: u8) -> QoS {
+        QoS::from_u8(v).unwrap_or(QoS::AtMostOnce)
+    }
+
+    /// The client side of the test: connections and packet ids.
+    struct Clients {
+        conns: [Option<ConnKey>; CLIENTS],
+        next_pkid: u16,
+        awaiting_rel: [Vec<u16>; CLIENTS],
+    }
+
+    impl Clients {
+        fn apply(&mut self, h: &mut H, op: Op) {
+            match op {
+                Op::Connect { client, clean } => {
+                    let packet = connect_packet(&format!("c{client}"), clean, None);
+                    self.conns[client] = Some(h.connect_with(packet).0);
+                    self.awaiting_rel[client].clear();
+                }
+                Op::DropSocket { client } => {
+                    if let Some(c) = self.conns[client].take() {
+                        h.drop_socket(c);
+                    }
+                }
+                Op::Disconnect { client } => {
+                    if let Some(c) = self.conns[client].take() {
+                        let _ = h.send(c, Packet::Disconnect);
+                    }
+                }
+                Op::Subscribe {
+                    client,
+                    filter,
+                    qos: q,
+                } => {
+                    self.send(h, client, subscribe(1, &[(FILTERS[filter], qos(q))]));
+                }
+                Op::Unsubscribe { client, filter } => {
+                    let u = crate::codec::Unsubscribe {
+                        pkid: 1,
+                        filters: vec![FILTERS[filter].into()],
+                    };
+                    self.send(h, client, Packet::Unsubscribe(u));
+                }
+                Op::Publish {
+                    client,
+                    topic,
+                    qos: q,
+                    retain,
+                    empty,
+                } => {
+                    self.next_pkid = self.next_pkid % 1000 + 1;
+                    let pkid = if q == 0 { 0 } else { self.next_pkid };
+                    let payload: &'static [u8] = if empty { b"" } else { b"m" };
+                    self.send(
+                        h,
+                        client,
+                        publish(TOPICS[topic], payload, qos(q), pkid, retain),
+                    );
+                    if q == 2 {
+                        self.awaiting_rel[client].push(pkid);
+                    }
+                }
+                Op::Respond { client } => {
+                    let Some(c) = self.conns[client] else { return };
+                    let answers: Vec<Packet> = h
+                        .out(c)
+                        .into_iter()
+                        .filter_map(|p| match p {
+                            Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
+                                Some(Packet::PubAck(p.pkid))
+                            }
+                            Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
+                                Some(Packet::PubRec(p.pkid))
+                            }
+                            Packet::PubRel(id) => Some(Packet::PubComp(id)),
+                            _ => None,
+                        })
+                        .collect();
+                    for a in answers {
+                        self.send(h, client, a);
+                    }
+                }
+                Op::PubRel { client } => {
+                    for id in std::mem::take(&mut self.awaiting_rel[client]) {
+                        self.send(h, client, Packet::PubRel(id));
+                    }
+                }
+                Op::Advance { ms } => h.advance(ms),
+            }
+        }
+
+        /// Send on the client's connection; a close forgets it.
+        fn send(&mut self, h: &mut H, client: usize, packet: Packet) {
+            let Some(c) = self.conns[client] else { return };
+            if h.send(c, packet).is_err() || h.shard.conns.get(c).is_none() {
+                self.conns[client] = None;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn replaying_events_rebuilds_the_durable_state(
+            window in 1..4usize,
+            queue in 1..5usize,
+            newest in any::<bool>(),
+            store_qos0 in any::<bool>(),
+            ops in prop::collection::vec(op(), 1..80),
+        ) {
+            let drop = if newest { QueueDropPolicy::Newest } else { QueueDropPolicy::Oldest };
+            let mut cfg = small_config(window, queue, drop);
+            cfg.session.store_qos0 = store_qos0;
+            cfg.session.expiry_s = 60;
+            cfg.session.max_awaiting_rel = 3;
+            let mut live = H::with(cfg.clone(), 1);
+            let mut clients = Clients {
+                conns: [None; CLIENTS],
+                next_pkid: 0,
+                awaiting_rel: Default::default(),
+            };
+            for op in ops {
+                clients.apply(&mut live, op);
+            }
+            let mut rebuilt = H::with(cfg, 1);
+            rebuilt.shard.replay(live.events());
+            prop_assert_eq!(live.durable(), rebuilt.durable());
+        }
+    }
+}

@@ -1,1 +1,327 @@
-//! placeholder
+//! The sans-IO harness: a shard driven without sockets or executors.
+//!
+//! [`H`] owns one [`Shard`] and plays the part of its connection tasks and of
+//! its peers: it feeds decoded packets to [`Shard::on_packet`], mesh messages
+//! to [`Shard::on_mesh`] and timer expiries to [`Shard::tick`] (after moving
+//! the shard clock forward), and reads back the effects: packets written to
+//! each connection's outbox, messages queued for each peer, timers armed and
+//! session events emitted. Like a connection task it closes a connection
+//! whose handler returned an error or that the shard asked to close, and
+//! refills a session's window once its outbox was written. The handler tests
+//! and the event-replay property test below use it.
+
+use super::mesh::MeshMsg;
+use super::{CloseReason, ConnKey, Shard, TimerItem};
+use crate::codec::{self, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side};
+use crate::codec::{ConnAck, ConnectReturnCode, SubAckCode, Subscribe, SubscribeFilter};
+use crate::config::{Config, QueueDropPolicy};
+use crate::hooks::Hooks;
+use crate::metrics::MetricsBoard;
+use crate::session::event::SessionEvent;
+use crate::session::DurableView;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// A shard and the harness's view of its connections.
+pub(crate) struct H {
+    pub shard: Shard,
+    /// Output of connections that closed before the test read it.
+    closed_output: HashMap<ConnKey, Vec<u8>>,
+    /// Why each closed connection closed.
+    pub closed: HashMap<ConnKey, CloseReason>,
+    /// Packets read from an outbox but not yet returned to the test (what
+    /// followed a CONNACK).
+    unread: HashMap<ConnKey, Vec<Packet>>,
+    next_port: u16,
+}
+
+/// A subscription as the router holds it: filter and granted QoS.
+type Granted = (String, Option<QoS>);
+
+/// Everything that must survive a restart, in a comparable form.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Durable {
+    /// Per session: its durable view and its subscriptions with granted QoS.
+    sessions: Vec<(DurableView, Vec<Granted>)>,
+    /// Retained messages: topic and message id.
+    retained: Vec<(String, u128)>,
+}
+
+pub(crate) fn connect_packet(id: &str, clean: bool, will: Option<LastWill>) -> Packet {
+    Packet::Connect(Box::new(Connect {
+        version: ProtocolVersion::V311,
+        client_id: id.into(),
+        clean_session: clean,
+        keep_alive: 60,
+        will,
+        username: None,
+        password: None,
+    }))
+}
+
+pub(crate) fn publish(
+    topic: &str,
+    payload: &'static [u8],
+    qos: QoS,
+    pkid: u16,
+    retain: bool,
+) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain,
+        topic: topic.into(),
+        pkid,
+        payload: Bytes::from_static(payload),
+    })
+}
+
+pub(crate) fn subscribe(pkid: u16, filters: &[(&str, QoS)]) -> Packet {
+    Packet::Subscribe(Subscribe {
+        pkid,
+        filters: filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter {
+                filter: (*f).into(),
+                qos: *q,
+            })
+            .collect(),
+    })
+}
+
+pub(crate) fn will(topic: &str) -> Option<LastWill> {
+    Some(LastWill {
+        topic: topic.into(),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    })
+}
+
+impl H {
+    /// Shard 0 of `shards`, default configuration, journal recording.
+    pub fn new(shards: usize) -> H {
+        H::with(Config::default(), shards)
+    }
+
+    pub fn with(cfg: Config, shards: usize) -> H {
+        let mut shard = Shard::new(
+            0,
+            shards,
+            Arc::new(cfg),
+            Arc::new(Hooks::new()),
+            MetricsBoard::new(shards),
+            Arc::new(AtomicBool::new(false)),
+        );
+        shard.journal.record();
+        H {
+            shard,
+            closed_output: HashMap::new(),
+            closed: HashMap::new(),
+            unread: HashMap::new(),
+            next_port: 1,
+        }
+    }
+
+    /// A new socket, before CONNECT.
+    pub fn socket(&mut self) -> ConnKey {
+        self.next_port += 1;
+        let peer = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+        self.shard.add_conn(peer)
+    }
+
+    /// A socket that sent CONNECT; returns it and its CONNACK.
+    pub fn connect_with(&mut self, packet: Packet) -> (ConnKey, ConnAck) {
+        let conn = self.socket();
+        let _ = self.send(conn, packet);
+        let mut out = self.out(conn).into_iter();
+        match out.next() {
+            Some(Packet::ConnAck(ack)) => {
+                self.unread.insert(conn, out.collect());
+                (conn, ack)
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Connect `id` (expecting acceptance); returns the connection and session-present.
+    pub fn connect(&mut self, id: &str, clean: bool) -> (ConnKey, bool) {
+        let (conn, ack) = self.connect_with(connect_packet(id, clean, None));
+        assert_eq!(ack.code, ConnectReturnCode::Accepted);
+        (conn, ack.session_present)
+    }
+
+    /// Feed one packet, as the connection task would (the bytes arriving
+    /// count for keepalive); an error closes it.
+    pub fn send(&mut self, conn: ConnKey, packet: Packet) -> Result<(), CloseReason> {
+        let now = self.shard.timers.now_ms();
+        if let Some(c) = self.shard.conns.get_mut(conn) {
+            c.touch(now);
+        }
+        let result = self.shard.on_packet(conn, packet);
+        if let Err(reason) = result {
+            self.end_task(conn, reason);
+        }
+        self.settle();
+        result
+    }
+
+    /// Subscribe and return the SUBACK codes; every peer answers the
+    /// barrier at once (what the peers were sent is consumed).
+    pub fn subscribe(&mut self, conn: ConnKey, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
+        let _ = self.send(conn, subscribe(1, filters));
+        self.answer_barriers();
+        self.out(conn)
+            .into_iter()
+            .find_map(|p| match p {
+                Packet::SubAck(s) => Some(s.codes),
+                _ => None,
+            })
+            .expect("SUBACK")
+    }
+
+    /// The peer closed the socket.
+    pub fn drop_socket(&mut self, conn: ConnKey) {
+        self.end_task(conn, CloseReason::SocketClosed);
+        self.settle();
+    }
+
+    /// What the connection task does when it ends: keep the unsent output
+    /// for the test, then tell the shard.
+    fn end_task(&mut self, conn: ConnKey, reason: CloseReason) {
+        if let Some(c) = self.shard.conns.get_mut(conn) {
+            let out = c.take_unsent();
+            self.closed_output.entry(conn).or_default().extend(out);
+        }
+        self.closed.insert(conn, reason);
+        self.shard.conn_closed(conn, reason);
+    }
+
+    /// End the tasks of connections the shard asked to close.
+    fn settle(&mut self) {
+        for k in self.shard.conns.keys() {
+            if let Some(r) = self.shard.conns.get(k).and_then(|c| c.closing()) {
+                self.end_task(k, r);
+            }
+        }
+    }
+
+    /// The packets written to `conn` since the last call; the outbox counts
+    /// as written, so the session's window is refilled as a task would.
+    pub fn out(&mut self, conn: ConnKey) -> Vec<Packet> {
+        let mut bytes = self.closed_output.remove(&conn).unwrap_or_default();
+        if let Some(c) = self.shard.conns.get_mut(conn) {
+            bytes.extend(c.take_unsent());
+            if let Some(sk) = c.session() {
+                self.shard.after_write(sk);
+            }
+        }
+        let mut buf = Bytes::from(bytes);
+        let mut packets = self.unread.remove(&conn).unwrap_or_default();
+        while let Some((p, used)) =
+            codec::decode(&buf, 1 << 24, Side::Client).expect("valid output")
+        {
+            packets.push(p);
+            buf = buf.slice(used..);
+        }
+        packets
+    }
+
+    /// The PUBLISH packets among `out(conn)`.
+    pub fn publishes(&mut self, conn: ConnKey) -> Vec<Publish> {
+        self.out(conn)
+            .into_iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Messages queued for `peer`.
+    pub fn mesh_out(&mut self, peer: usize) -> Vec<MeshMsg> {
+        self.shard.mesh.take_for_test(peer)
+    }
+
+    /// Every peer applies what it was sent and answers its barriers.
+    pub fn answer_barriers(&mut self) {
+        let (me, shards) = (self.shard.id, self.shard.shards);
+        for peer in (0..shards).filter(|&p| p != me) {
+            for msg in self.mesh_out(peer) {
+                if let MeshMsg::Interest { barrier, .. } | MeshMsg::Retain { barrier, .. } = msg {
+                    if barrier != 0 {
+                        self.peer_sends(peer, MeshMsg::Ack { barrier });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A message from `peer`.
+    pub fn peer_sends(&mut self, peer: usize, msg: MeshMsg) {
+        self.shard.on_mesh(peer, msg);
+        self.settle();
+    }
+
+    /// Move the clock forward and fire what is due, as the tick task does.
+    pub fn advance(&mut self, ms: u64) {
+        self.shard.timers.skip(ms);
+        self.shard.tick(&mut Vec::new());
+        self.settle();
+    }
+
+    /// Timers armed, without their deadlines.
+    pub fn armed(&self) -> Vec<TimerItem> {
+        self.shard
+            .timers
+            .armed()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// Session events emitted since the last call.
+    pub fn events(&mut self) -> Vec<SessionEvent> {
+        self.shard.journal.take()
+    }
+
+    /// The durable state, sorted so two shards can be compared.
+    pub fn durable(&self) -> Durable {
+        let mut sessions: Vec<_> = self
+            .shard
+            .sessions
+            .iter()
+            .map(|(sk, s)| {
+                let view = s.durable_view();
+                let subs = view
+                    .filters
+                    .iter()
+                    .map(|f| (f.clone(), self.shard.router.granted(f, sk)))
+                    .collect();
+                (view, subs)
+            })
+            .collect();
+        sessions.sort_by(|a, b| a.0.client_id.cmp(&b.0.client_id));
+        let mut retained: Vec<_> = self
+            .shard
+            .router
+            .retained_all()
+            .iter()
+            .map(|m| (m.topic.to_string(), m.id.0))
+            .collect();
+        retained.sort();
+        Durable { sessions, retained }
+    }
+}
+
+/// A configuration with a small window and queue, to reach their limits.
+pub(crate) fn small_config(window: usize, queue: usize, drop: QueueDropPolicy) -> Config {
+    let mut cfg = Config::default();
+    cfg.session.inflight_window = window;
+    cfg.session.max_mqueue_len = queue;
+    cfg.session.mqueue_drop = drop;
+    cfg
+}

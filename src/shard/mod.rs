@@ -29,7 +29,7 @@ pub mod timers;
 pub mod wheel;
 
 #[cfg(test)]
-mod harness;
+pub(crate) mod harness;
 
 use crate::config::Config;
 use crate::hooks::Hooks;

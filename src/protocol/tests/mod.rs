@@ -1,0 +1,10 @@
+//! Handler tests without sockets: each drives a shard through the harness
+//! (`crate::shard::harness`) and asserts the effects — packets written, mesh
+//! messages queued, timers armed, session events emitted. One file per
+//! packet family; each test names the spec statement it checks.
+
+mod connect;
+mod qos;
+mod retained;
+mod routing;
+mod will;
