@@ -3,11 +3,9 @@
 //! `cargo bench --bench mqueue` (harness = false).
 
 use bytes::Bytes;
+use coremq::bench_api::{Delivery, DropPolicy, Inflight, MQueue, Phase};
 use coremq::codec::QoS;
 use coremq::message::{Message, MsgIdGen};
-use coremq::session::inflight::{Inflight, Phase};
-use coremq::session::mqueue::{DropPolicy, MQueue};
-use coremq::session::Delivery;
 use std::hint::black_box;
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Micro-benchmark: topic trie match cost vs number of filters and wildcard
 //! mix. `cargo bench --bench trie` (harness = false).
 
-use coremq::router::trie::Trie;
+use coremq::bench_api::Trie;
 use std::hint::black_box;
 
 /// `n` filters over `site/{s}/dev/{d}/temp`; `wild_pct` percent use `+` or `#`.

@@ -219,11 +219,11 @@ async fn shard_main(seed: ShardSeed) {
 /// Close every connection, give them a moment to finish, stop the mesh.
 async fn shutdown(shard: &ShardRef) {
     {
-        let mut s = shard.borrow_mut();
-        s.mesh.lift_backpressure();
-        s.resume_readers();
-        for k in s.conns.keys() {
-            s.close_conn(k, CloseReason::Shutdown);
+        let mut sh = shard.borrow_mut();
+        sh.mesh.lift_backpressure();
+        sh.resume_readers();
+        for k in sh.conns.keys() {
+            sh.close_conn(k, CloseReason::Shutdown);
         }
     }
     for _ in 0..50 {
@@ -232,8 +232,8 @@ async fn shutdown(shard: &ShardRef) {
         }
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
-    let mut s = shard.borrow_mut();
-    s.mesh.close();
-    s.post_metrics();
-    log::debug!("shard {} stopped", s.id);
+    let mut sh = shard.borrow_mut();
+    sh.mesh.close();
+    sh.post_metrics();
+    log::debug!("shard {} stopped", sh.id);
 }

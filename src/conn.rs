@@ -137,29 +137,29 @@ impl Conn {
     async fn next_event<T: Transport>(&mut self, stream: &mut T) -> Event {
         poll_fn(|cx| {
             let mut guard = self.shard.borrow_mut();
-            let s = &mut *guard;
-            if let Err(e) = s.write_outbox(self.key, cx, stream) {
+            let sh = &mut *guard;
+            if let Err(e) = sh.write_outbox(self.key, cx, stream) {
                 return Poll::Ready(e);
             }
-            if s.mesh.congested() {
+            if sh.mesh.congested() {
                 // Mailboxes to other shards are backed up: stop reading so
                 // publishers feel TCP backpressure instead of memory growing.
-                s.conns.pause(self.key, cx.waker());
-                s.metrics.mailbox_backpressure += 1;
+                sh.conns.pause(self.key, cx.waker());
+                sh.metrics.mailbox_backpressure += 1;
                 return Poll::Pending;
             }
-            let Some(c) = s.conns.get_mut(self.key) else {
+            let Some(c) = sh.conns.get_mut(self.key) else {
                 return Poll::Ready(Event::Close(CloseReason::SocketClosed));
             };
-            match stream.poll_read(cx, &mut s.scratch) {
+            match stream.poll_read(cx, &mut sh.scratch) {
                 Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
                 Poll::Ready(Ok(n)) => {
-                    self.inbuf.extend_from_slice(&s.scratch[..n]);
-                    c.touch(s.timers.now_ms());
+                    self.inbuf.extend_from_slice(&sh.scratch[..n]);
+                    c.touch(sh.timers.now_ms());
                     Poll::Ready(Event::Read)
                 }
                 Poll::Ready(Err(e)) => {
-                    log::debug!("{}: read error: {e}", s.who(self.key));
+                    log::debug!("{}: read error: {e}", sh.who(self.key));
                     Poll::Ready(Event::Eof)
                 }
                 Poll::Pending => {
@@ -276,12 +276,12 @@ impl Conn {
                 return CloseReason::SocketClosed;
             }
         };
-        let mut s = self.shard.borrow_mut();
-        let Some(peer) = s.conns.get(self.key).map(|c| c.peer()) else {
+        let mut sh = self.shard.borrow_mut();
+        let Some(peer) = sh.conns.get(self.key).map(|c| c.peer()) else {
             return CloseReason::SocketClosed;
         };
-        s.metrics.handoffs_sent += 1;
-        s.mesh.push(
+        sh.metrics.handoffs_sent += 1;
+        sh.mesh.push(
             home,
             MeshMsg::Handoff(Handoff {
                 transport,

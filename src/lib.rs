@@ -32,22 +32,32 @@
 pub mod broker;
 pub mod codec;
 pub mod config;
-pub mod conn;
-pub mod conn_limit;
+pub(crate) mod conn;
+pub(crate) mod conn_limit;
 pub mod hooks;
 pub mod host;
-pub mod listener;
+pub(crate) mod listener;
 pub mod message;
 pub mod metrics;
-pub mod protocol;
-pub mod router;
-pub mod session;
-pub mod shard;
-pub mod slab;
+pub(crate) mod protocol;
+pub(crate) mod router;
+pub(crate) mod session;
+pub(crate) mod shard;
+pub(crate) mod slab;
 pub mod topic;
-pub mod transport;
+pub(crate) mod transport;
 
 pub use broker::{Broker, BrokerHandle, StartError};
 pub use config::Config;
 pub use hooks::Hooks;
 pub use shard::home_shard;
+
+/// Internal types the micro-benchmarks in `benches/` time directly. Not a
+/// stable API: embedders use [`Broker`], [`Config`], [`Hooks`] and the codec.
+#[doc(hidden)]
+pub mod bench_api {
+    pub use crate::router::trie::Trie;
+    pub use crate::session::inflight::{Inflight, Phase};
+    pub use crate::session::mqueue::{DropPolicy, MQueue};
+    pub use crate::session::Delivery;
+}

@@ -50,8 +50,8 @@ pub fn bind_all(
 /// Accept connections on this shard until cancelled.
 pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<ConnCount>) {
     let (id, max) = {
-        let s = shard.borrow();
-        (s.id, s.cfg.listener.max_connections)
+        let sh = shard.borrow();
+        (sh.id, sh.cfg.listener.max_connections)
     };
     let mut last_warn: Option<Instant> = None;
     loop {
@@ -75,9 +75,9 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
         shard.borrow_mut().metrics.connections_accepted += 1;
         let Some(slot) = count.try_acquire(max) else {
             let refused = {
-                let mut s = shard.borrow_mut();
-                s.metrics.connections_refused_limit += 1;
-                s.metrics.connections_refused_limit
+                let mut sh = shard.borrow_mut();
+                sh.metrics.connections_refused_limit += 1;
+                sh.metrics.connections_refused_limit
             };
             // One line a second at most: a connection storm must not flood the log.
             if last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {

@@ -13,6 +13,8 @@ use crate::session::event::SessionEvent;
 use crate::session::store::Ending;
 use crate::shard::Shard;
 
+// Called by the property test; the storage layer's recovery is next.
+#[cfg_attr(not(test), allow(dead_code))]
 impl Shard {
     /// Apply recorded events, in order.
     pub fn replay(&mut self, events: impl IntoIterator<Item = SessionEvent>) {
@@ -26,9 +28,12 @@ impl Shard {
         let j = &mut self.journal;
         match ev {
             SessionEvent::Created {
-                client_id, expiry, ..
+                session,
+                client_id,
+                expiry,
             } => {
-                self.sessions.create(j, client_id, expiry);
+                let sk = self.sessions.create(j, client_id, expiry);
+                debug_assert_eq!(sk, session, "replayed session under another key");
             }
             SessionEvent::Resumed { session } => self.sessions.resume(j, session),
             SessionEvent::Discarded { session } => self.end_session(session, Ending::Discarded),

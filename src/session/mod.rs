@@ -124,22 +124,12 @@ impl Session {
         self.inflight.len() + self.mqueue.len()
     }
 
-    /// Whether an inbound QoS 2 packet id awaits its PUBREL.
-    pub fn awaits_rel(&self, pkid: u16) -> bool {
-        self.awaiting_rel.get(&pkid).is_some()
-    }
-
     /// The QoS and phase of the window entry with `pkid`.
     pub fn window_phase(&self, pkid: u16) -> Option<(QoS, inflight::Phase)> {
         self.inflight
             .iter()
             .find(|e| e.pkid == pkid)
             .map(|e| (e.qos, e.phase))
-    }
-
-    /// Inbound QoS 2 packet ids awaiting PUBREL.
-    pub fn awaiting_rel_len(&self) -> usize {
-        self.awaiting_rel.len()
     }
 
     /// Call `f` with each of the session's filters.

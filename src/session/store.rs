@@ -78,11 +78,8 @@ impl Sessions {
         self.slab.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slab.is_empty()
-    }
-
-    /// Every session with its key.
+    /// Every session with its key (harness tests).
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
         self.slab.iter()
     }

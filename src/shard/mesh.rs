@@ -201,14 +201,14 @@ pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
 /// so the crossed connects of two shards cannot deadlock).
 pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds, on_handoff: HandoffHandler) {
     for (peer, tx) in ends.senders {
-        let s = shard.clone();
-        glommio::spawn_local(async move { sender_task(s, peer, tx.connect().await).await })
+        let sh = shard.clone();
+        glommio::spawn_local(async move { sender_task(sh, peer, tx.connect().await).await })
             .detach();
     }
     for (peer, rx) in ends.receivers {
-        let s = shard.clone();
+        let sh = shard.clone();
         glommio::spawn_local(async move {
-            receiver_task(s, peer, rx.connect().await, on_handoff).await
+            receiver_task(sh, peer, rx.connect().await, on_handoff).await
         })
         .detach();
     }
@@ -217,13 +217,13 @@ pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds, on_handoff: HandoffHandler)
 async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshMsg>>) {
     loop {
         let batch = poll_fn(|cx| {
-            let mut s = shard.borrow_mut();
-            let ob = &mut s.mesh;
+            let mut sh = shard.borrow_mut();
+            let ob = &mut sh.mesh;
             if !ob.pending[peer].is_empty() {
                 let batch = ob.take(peer);
-                s.metrics.mailbox_batches_sent += 1;
-                s.metrics.mailbox_msgs_sent += batch.len() as u64;
-                s.resume_readers();
+                sh.metrics.mailbox_batches_sent += 1;
+                sh.metrics.mailbox_msgs_sent += batch.len() as u64;
+                sh.resume_readers();
                 Poll::Ready(Some(batch))
             } else if ob.closed {
                 Poll::Ready(None)

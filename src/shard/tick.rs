@@ -16,9 +16,9 @@ pub async fn run(shard: ShardRef) {
     let mut fired = Vec::new();
     loop {
         glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
-        let mut s = shard.borrow_mut();
-        s.tick(&mut fired);
-        if s.stop.load(Ordering::Relaxed) {
+        let mut sh = shard.borrow_mut();
+        sh.tick(&mut fired);
+        if sh.stop.load(Ordering::Relaxed) {
             return;
         }
     }
