@@ -1,33 +1,53 @@
 //! coremq: a thread-per-core, shared-nothing MQTT broker on io_uring (glommio).
 //!
-//! # Architecture in brief
-//! * One pinned glommio executor per configured core: a **shard**
-//!   ([`shard::Shard`]). Every shard listens on the same port (SO_REUSEPORT);
-//!   the kernel spreads accepts.
-//! * A client's **home shard** is `fnv1a(client_id) % shards`. The accepting
-//!   shard decodes the CONNECT and, if it is not home, hands the socket over
-//!   (the detached [`transport::Transport`] + bytes read) through the mesh. From then on the connection and
-//!   its session live on the home shard: takeover and resume are
-//!   single-threaded state changes.
-//! * Shards share nothing mutable. They talk through an N×N mesh of bounded
-//!   SPSC mailboxes carrying batches ([`shard::mesh`]).
-//! * Each shard keeps a subscription trie of its own sessions and a replica of
-//!   the **interest table** (filter → shards with subscribers). A publish is
-//!   fanned out locally and sent **once per interested shard**, not per
-//!   subscriber; the payload is an `Arc`-shared `Bytes`, never copied.
-//! * Sessions follow the seeds: inflight window, pending mqueue with a drop
-//!   policy, awaiting-PUBREL set, retry with DUP, 128-bit time-ordered ids.
-//! * Timers (keepalive, retry, expiry, connect timeout) live in one timer
-//!   wheel per shard, not one glommio Timer per connection.
-//! * The protocol layers (codec, session, router, protocol handlers) are plain
-//!   synchronous code; only `conn`, `listener`, `shard::mesh`/`tick` await.
+//! The public API is [`Broker`] (configure, hook, start, stop), [`Config`],
+//! [`Hooks`], the wire [`codec`], [`topic`] validation and matching,
+//! [`metrics`], the [`host`] checks the binaries use, and [`home_shard`].
+//! Everything else is the broker's inside, `pub(crate)`.
 //!
-//! # Modules
-//! `config` (TOML) · `broker` (start/stop) · `codec` (MQTT 3.1/3.1.1) ·
-//! `protocol` (packet handlers) · `session` (window, queue) · `router`
-//! (topics, trie, retained) · `shard` (state, mesh, wheel, tick) · `conn`
-//! (connection task) · `transport` (the byte stream under it, and its
-//! handoff) · `listener` · `hooks` · `metrics` · `message` · `sys`.
+//! # Architecture in brief
+//! * One pinned glommio executor per configured core: a **shard**. Every
+//!   shard listens on the same port (SO_REUSEPORT); the kernel spreads accepts.
+//! * A client's **home shard** is [`home_shard`]`(client_id, shards)`. The
+//!   accepting shard decodes the CONNECT and, if it is not home, hands the
+//!   socket over (the detached transport + bytes read) through the mesh. From
+//!   then on the connection and its session live on the home shard: takeover
+//!   and resume are single-threaded state changes.
+//! * A shard is made of **owned parts**, each with private state: connections
+//!   (outbox, keepalive, held acks, the phase `AwaitingConnect →
+//!   Connected{session} → Closing`), sessions (by client id: filters, window,
+//!   queue, awaiting-PUBREL, will, expiry), router (local index with the
+//!   granted QoS, interest replica, retained replica), mesh (mailboxes,
+//!   barriers), timers (one wheel), fan-out, and the journal.
+//! * **One door for durable state**: every change that must survive a restart
+//!   is one function of the sessions part (or the shard's retained apply),
+//!   which emits a typed session event; replaying the events into an empty
+//!   shard rebuilds the same state (a property test checks it).
+//! * Shards share nothing mutable. They talk through an N×N mesh of bounded
+//!   SPSC mailboxes carrying batches. A publish is fanned out locally and sent
+//!   **once per interested shard**; the payload is an `Arc`-shared `Bytes`.
+//! * The codec, sessions, router and protocol handlers are plain synchronous
+//!   code (unit-tested through a sans-IO harness); only the connection task,
+//!   the listener, the mesh tasks, the fan-out task and the tick task await.
+//!
+//! # One PUBLISH
+//! 1. `conn.rs` reads into the shard's scratch buffer and decodes (`codec/`).
+//! 2. `protocol/mod.rs` `on_packet` → `protocol/publish.rs` `on_publish`.
+//! 3. `publish_message`: one `Arc<Message>` (`message.rs`), hooks, retained.
+//! 4. `protocol/deliver.rs` `route`: `router/` local hits and interested peers.
+//! 5. `deliver` per session: outbox, window (event) or queue (event).
+//! 6. `protocol/acks.rs`: the ack, now or behind a barrier.
+//! 7. `shard/mesh.rs`: one batch per peer; the peer delivers as in step 5.
+//! 8. `conn.rs` writes each outbox; `after_write` refills the window.
+//! 9. The subscriber's PUBACK/PUBCOMP completes the delivery (event).
+//! 10. Unacknowledged deliveries are retried with DUP=1 (`shard/tick.rs`).
+//!
+//! # Modules (bottom up)
+//! `slab` (typed keys) · `topic` · `codec` · `config` · `message` · `metrics`
+//! · `hooks` · `session` (session, window, queue, store, events) · `router`
+//! (index, trie, retained) · `shard` (parts, mesh, timers, fan-out, tick,
+//! harness) · `protocol` (packet handlers, replay) · `transport` ·
+//! `conn_limit` · `conn` (connection task) · `listener` · `host` · `broker`.
 
 pub mod broker;
 pub mod codec;
