@@ -2,21 +2,26 @@
 # Run the same coremq-bench scenarios against coremq and Mosquitto, in
 # alternation (A B A B ...), on loopback, and write a results table.
 #
-# usage: scripts/bench-compare.sh [--rounds N] [--only mosquitto|coremq] [--cores "1 2"] [--out DIR]
-# Brokers in each round: coremq with each --cores value, then Mosquitto, so a
-# scenario is measured on all of them back to back (A B C A B C ...). Each
+# usage: scripts/bench-compare.sh [--rounds N] [--only mosquitto|coremq] [--cores "1 2"]
+#                                [--scenarios "idle-15k emq2015-15k ..."] [--baseline BIN] [--out DIR]
+# Brokers in each round: coremq with each --cores value (and, with --baseline,
+# another coremq binary -- an older build -- at each --cores value right after
+# it), then Mosquitto, so a scenario is measured on all of them back to back
+# (A B C A B C ...). --scenarios keeps only the named scenarios. Each
 # broker is started fresh for each scenario on its own loopback port and
 # stopped by its PID afterwards (and waited for); its log is kept as
 # OUT/SCENARIO-BROKER-ROUND.log, next to the tool's .out and .err. Every run
 # is bounded (--duration, timeout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)"
+ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)" PICK="" BASELINE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2;;
     --only) ONLY=$2; shift 2;;
     --cores) CORES=$2; shift 2;;
+    --scenarios) PICK=$2; shift 2;;
+    --baseline) BASELINE=$2; shift 2;;
     --out) OUT=$2; shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -47,22 +52,39 @@ SCENARIOS=(
   "p2p-q1|scenario p2p -c 1000 -r 10000 -q 1 -d 10"
 )
 
-# $1 = mosquitto|coremq-N (N shards), $2 = port, $3 = log file. Sets BROKER_PID
-# (started from this shell, so that `wait` can reap it).
+if [ -n "$PICK" ]; then
+  kept=()
+  for s in "${SCENARIOS[@]}"; do
+    case " $PICK " in *" ${s%%|*} "*) kept+=("$s");; esac
+  done
+  SCENARIOS=("${kept[@]}")
+fi
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then echo "--baseline $BASELINE is not an executable" >&2; exit 2; fi
+
+# $1 = mosquitto|coremq-N|baseline-N (N shards), $2 = port, $3 = log file.
+# Sets BROKER_PID (started from this shell, so that `wait` can reap it).
 start_broker() {
-  if [ "$1" = mosquitto ]; then
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n' "$2" > "$OUT/mosquitto.conf"
-    (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$3" 2>&1) &
-  else
-    (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "${1#coremq-}" >"$3" 2>&1) &
-  fi
+  case "$1" in
+    mosquitto)
+      printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n' "$2" > "$OUT/mosquitto.conf"
+      (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$3" 2>&1) &;;
+    baseline-*)
+      (ulimit -n 20000; exec "$BASELINE" --listen "127.0.0.1:$2" --cores "${1#baseline-}" >"$3" 2>&1) &;;
+    *)
+      (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "${1#coremq-}" >"$3" 2>&1) &;;
+  esac
   BROKER_PID=$!
 }
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 BROKERS=()
-if [ "$ONLY" != mosquitto ]; then for c in $CORES; do BROKERS+=("coremq-$c"); done; fi
+if [ "$ONLY" != mosquitto ]; then
+  for c in $CORES; do
+    BROKERS+=("coremq-$c")
+    if [ -n "$BASELINE" ]; then BROKERS+=("baseline-$c"); fi
+  done
+fi
 if [ "$ONLY" != coremq ]; then BROKERS+=(mosquitto); fi
 printf '| round | scenario | broker | connected | delivered/s | lost | dup | p50 ms | p99 ms | broker B/conn | broker CPU-s/M |\n|---|---|---|---|---|---|---|---|---|---|---|\n' > "$OUT/table.md"
 PORT=21883
