@@ -56,7 +56,8 @@ impl Shard {
         let expiry = if connect.clean_session {
             Expiry::OnDisconnect
         } else {
-            Expiry::AfterMs(self.cfg.session.expiry_s.saturating_mul(1000))
+            let secs = self.cfg.session.expiry_s;
+            Expiry::AfterSecs(u32::try_from(secs).unwrap_or(u32::MAX))
         };
         let (sk, present) = self.take_session(&client_id, expiry);
         let info = Rc::new(ClientInfo {
@@ -177,10 +178,9 @@ impl Shard {
         let epoch = self.sessions.set_conn(sk, None);
         match expiry {
             Expiry::OnDisconnect => self.end_session(sk, Ending::Discarded),
-            Expiry::AfterMs(ms) => {
-                let now = self.timers.now_ms();
-                self.timers
-                    .arm(now.saturating_add(ms), TimerItem::Expire(sk, epoch));
+            Expiry::AfterSecs(secs) => {
+                let deadline = self.timers.now_ms() + u64::from(secs) * 1000;
+                self.timers.arm(deadline, TimerItem::Expire(sk, epoch));
             }
         }
     }

@@ -35,12 +35,16 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Inflight {
     entries: VecDeque<Entry>,
-    max: usize,
+    /// At most 65535 entries (one per packet id): a `u16` keeps the
+    /// session small.
+    max: u16,
     next_pkid: u16,
 }
 
 impl Inflight {
+    /// A window of `max` entries (clamped to 1..=65535, the packet ids there are).
     pub fn new(max: usize) -> Self {
+        let max = u16::try_from(max).unwrap_or(u16::MAX).max(1);
         Inflight {
             entries: VecDeque::new(),
             max,
@@ -57,7 +61,7 @@ impl Inflight {
     }
 
     pub fn has_room(&self) -> bool {
-        self.entries.len() < self.max
+        self.entries.len() < usize::from(self.max)
     }
 
     /// A packet id not in use by this window (never 0).

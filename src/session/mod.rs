@@ -39,13 +39,14 @@ pub struct Delivery {
     pub retain: bool,
 }
 
-/// When a session ends once its connection is gone.
+/// When a session ends once its connection is gone. Seconds in a `u32`, as
+/// MQTT 5's session expiry interval: 8 bytes per session, not 16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
     /// With its connection (MQTT 3.1.1 clean session 1).
     OnDisconnect,
-    /// This many milliseconds after its connection went.
-    AfterMs(u64),
+    /// This many seconds after its connection went.
+    AfterSecs(u32),
 }
 
 /// One client's session.

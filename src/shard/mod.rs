@@ -159,7 +159,7 @@ mod tests {
         let info = std::mem::size_of::<crate::hooks::ClientInfo>();
         eprintln!("Conn {conn} B, Session {session} B, ClientInfo {info} B");
         assert!(conn <= 176, "Conn grew to {conn} B");
-        assert!(session <= 232, "Session grew to {session} B");
+        assert!(session <= 216, "Session grew to {session} B");
         assert!(info <= 96, "ClientInfo grew to {info} B");
     }
 }
