@@ -3,7 +3,7 @@
 //! `cargo bench --bench mqueue` (harness = false).
 
 use bytes::Bytes;
-use coremq::bench_api::{Delivery, DropPolicy, Inflight, MQueue, Phase};
+use coremq::bench_api::{Delivery, DropPolicy, Inflight, Limits, MQueue, Phase};
 use coremq::codec::QoS;
 use coremq::message::{Message, MsgIdGen};
 use std::hint::black_box;
@@ -14,7 +14,13 @@ use common::bench;
 
 fn main() {
     for len in [16usize, 1000, 100_000] {
-        let mut q = MQueue::new(len, true, DropPolicy::Oldest);
+        let lim = Limits {
+            max_len: len,
+            max_bytes: usize::MAX,
+            store_qos0: true,
+            policy: DropPolicy::Oldest,
+        };
+        let mut q = MQueue::new();
         bench(
             &format!("mqueue push+pop at capacity {len}"),
             "op",
@@ -26,7 +32,7 @@ fn main() {
                     } else {
                         QoS::AtLeastOnce
                     };
-                    black_box(q.push(i, qos));
+                    black_box(q.push(i, qos, &lim));
                     if q.len() >= len {
                         black_box(q.pop());
                     }

@@ -178,6 +178,8 @@ pub struct SessionConfig {
     pub inflight_window: usize,
     /// Messages waiting behind the window (offline, or window full), at most.
     pub max_mqueue_len: usize,
+    /// Bytes (topic + payload) waiting in one session's queue, at most.
+    pub max_mqueue_bytes: usize,
     /// Queue QoS 0 messages for offline persistent sessions too.
     pub store_qos0: bool,
     /// What a full queue drops (QoS 0 first when store_qos0).
@@ -195,6 +197,7 @@ impl Default for SessionConfig {
         SessionConfig {
             inflight_window: 32,
             max_mqueue_len: 1000,
+            max_mqueue_bytes: 16 << 20,
             store_qos0: false,
             mqueue_drop: QueueDropPolicy::Oldest,
             retry_interval_s: 30,
@@ -282,6 +285,9 @@ impl Config {
         }
         if s.max_mqueue_len == 0 {
             return bad("session.max_mqueue_len", "must be at least 1");
+        }
+        if s.max_mqueue_bytes < 1024 {
+            return bad("session.max_mqueue_bytes", "must be at least 1024");
         }
         if s.max_awaiting_rel == 0 || s.max_awaiting_rel > 65535 {
             return bad("session.max_awaiting_rel", "must be 1..=65535");

@@ -78,6 +78,6 @@ pub use shard::home_shard;
 pub mod bench_api {
     pub use crate::router::trie::Trie;
     pub use crate::session::inflight::{Inflight, Phase};
-    pub use crate::session::mqueue::{DropPolicy, MQueue};
+    pub use crate::session::mqueue::{DropPolicy, Limits, MQueue};
     pub use crate::session::Delivery;
 }

@@ -11,7 +11,6 @@
 use crate::codec::{Packet, QoS};
 use crate::message::Message;
 use crate::session::inflight::{Entry, Phase};
-use crate::session::mqueue::Push;
 use crate::session::{Delivery, Expiry};
 use crate::shard::conns::Conn;
 use crate::shard::mesh::MeshMsg;
@@ -137,18 +136,18 @@ impl Shard {
             msg: msg.clone(),
             retain,
         };
-        match self.sessions.queue(&mut self.journal, sk, d, qos) {
-            Some(Push::Queued) | None => {}
-            // The policy dropped the oldest queued message, or refused this one.
-            Some(Push::QueuedDropped(dropped) | Push::Rejected(dropped)) => {
-                self.metrics.dropped_queue_full += 1;
-                log::debug!(
-                    "shard {}: {:?} queue full, dropped {:?}",
-                    self.id,
-                    self.sessions.get(sk).map(|s| s.client_id().clone()),
-                    dropped.msg.id
-                );
-            }
+        let Some(pushed) = self.sessions.queue(&mut self.journal, sk, d, qos) else {
+            return;
+        };
+        let lost = pushed.lost();
+        if lost > 0 {
+            // The policy dropped the oldest queued messages, or refused this one.
+            self.metrics.dropped_queue_full += lost as u64;
+            log::debug!(
+                "shard {}: {:?} queue full, {lost} message(s) dropped",
+                self.id,
+                self.sessions.get(sk).map(|s| s.client_id().clone()),
+            );
         }
     }
 

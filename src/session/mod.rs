@@ -23,7 +23,6 @@ pub mod mqueue;
 pub mod store;
 
 use crate::codec::{LastWill, QoS};
-use crate::config::SessionConfig;
 use crate::message::Message;
 use crate::router::smallmap::SmallMap;
 use crate::slab::ConnKey;
@@ -37,6 +36,13 @@ pub struct Delivery {
     pub msg: Arc<Message>,
     /// RETAIN flag on the wire: set only for retained messages sent on subscribe.
     pub retain: bool,
+}
+
+impl mqueue::Weigh for Delivery {
+    /// Topic and payload: what the message's allocation holds.
+    fn weight(&self) -> usize {
+        self.msg.topic.len() + self.msg.payload.len()
+    }
 }
 
 /// When a session ends once its connection is gone. Seconds in a `u32`, as
@@ -73,13 +79,13 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(client_id: Arc<str>, expiry: Expiry, cfg: &SessionConfig) -> Self {
+    fn new(client_id: Arc<str>, expiry: Expiry, window: usize) -> Self {
         Session {
             client_id,
             expiry,
             filters: SmallMap::new(),
-            inflight: Inflight::new(cfg.inflight_window),
-            mqueue: MQueue::new(cfg.max_mqueue_len, cfg.store_qos0, cfg.mqueue_drop),
+            inflight: Inflight::new(window),
+            mqueue: MQueue::new(),
             awaiting_rel: SmallMap::new(),
             will: None,
             conn: None,

@@ -13,7 +13,7 @@
 
 use super::event::{Journal, SessionEvent};
 use super::inflight::{Entry, Phase};
-use super::mqueue::Push;
+use super::mqueue::{Limits, Push};
 use super::{Delivery, Expiry, Session};
 use crate::codec::QoS;
 use crate::config::SessionConfig;
@@ -47,7 +47,10 @@ pub struct Sessions {
     by_client: AHashMap<Arc<str>, SessionKey>,
     /// Counter for server-assigned client ids.
     assigned: u64,
-    cfg: SessionConfig,
+    /// Every session's queue bounds.
+    queue_limits: Limits,
+    inflight_window: usize,
+    max_awaiting_rel: usize,
 }
 
 impl Sessions {
@@ -56,7 +59,14 @@ impl Sessions {
             slab: Slab::new(),
             by_client: AHashMap::new(),
             assigned: 0,
-            cfg: cfg.clone(),
+            queue_limits: Limits {
+                max_len: cfg.max_mqueue_len,
+                max_bytes: cfg.max_mqueue_bytes,
+                store_qos0: cfg.store_qos0,
+                policy: cfg.mqueue_drop,
+            },
+            inflight_window: cfg.inflight_window,
+            max_awaiting_rel: cfg.max_awaiting_rel,
         }
     }
 
@@ -111,9 +121,11 @@ impl Sessions {
 
     /// A new session for `client_id`.
     pub fn create(&mut self, j: &mut Journal, client_id: Arc<str>, expiry: Expiry) -> SessionKey {
-        let sk = self
-            .slab
-            .insert(Session::new(client_id.clone(), expiry, &self.cfg));
+        let sk = self.slab.insert(Session::new(
+            client_id.clone(),
+            expiry,
+            self.inflight_window,
+        ));
         self.by_client.insert(client_id.clone(), sk);
         j.emit(|| SessionEvent::Created {
             session: sk,
@@ -192,7 +204,7 @@ impl Sessions {
             delivery: delivery.clone(),
             qos,
         });
-        Some(s.mqueue.push(delivery, qos))
+        Some(s.mqueue.push(delivery, qos, &self.queue_limits))
     }
 
     /// Put a message straight into the window; returns its entry.
@@ -297,7 +309,7 @@ impl Sessions {
     /// An inbound QoS 2 PUBLISH with `pkid`: await its PUBREL unless it is a
     /// duplicate or the set is full.
     pub fn await_rel(&mut self, j: &mut Journal, sk: SessionKey, pkid: u16) -> Awaiting {
-        let max = self.cfg.max_awaiting_rel;
+        let max = self.max_awaiting_rel;
         let Some(s) = self.slab.get_mut(sk) else {
             return Awaiting::Full;
         };

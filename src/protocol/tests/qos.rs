@@ -174,3 +174,18 @@ fn offline_qos0_is_not_queued_by_default() {
     let (s2, _) = h.connect("sub", false);
     assert!(h.publishes(s2).is_empty());
 }
+
+#[test]
+fn queue_is_bounded_in_bytes_too() {
+    // 1,500 bytes of queue: the fourth 500-byte message drops the oldest.
+    let mut cfg = small_config(1, 100, QueueDropPolicy::Oldest);
+    cfg.session.max_mqueue_bytes = 1_500;
+    let mut h = H::with(cfg, 1);
+    let (s, p) = pair(&mut h, QoS::AtLeastOnce);
+    h.drop_socket(s);
+    static BIG: [u8; 499] = [b'x'; 499];
+    for i in 0..4u16 {
+        let _ = h.send(p, publish("t", &BIG, QoS::AtLeastOnce, i + 1, false));
+    }
+    assert_eq!(h.shard.metrics.dropped_queue_full, 1);
+}
