@@ -80,6 +80,9 @@ counters! {
     dropped_session_discarded,
     /// Retained messages refused: max_retained reached.
     retained_refused,
+    /// Retained messages not sent on subscribe: the session's backlog of
+    /// retained messages to send already held max_retained.
+    retained_replay_dropped,
     /// Retained messages stored (a gauge, this shard's replica).
     retained,
     /// Wills published.

@@ -68,16 +68,29 @@ impl Shard {
         }
     }
 
-    /// Send an ack, then what follows it.
+    /// Send an ack, then what follows it: the retained messages of a
+    /// SUBACK join the session's retained backlog, which is sent under flow
+    /// control (`refill_window`).
     fn ack_now(&mut self, conn: ConnKey, packet: Packet, retained: Vec<(Arc<Message>, QoS)>) {
         self.send_packet(conn, &packet);
         if retained.is_empty() {
             return;
         }
-        if let Some(sk) = self.conns.get(conn).and_then(|c| c.session()) {
-            for (msg, qos) in retained {
-                self.deliver(sk, &msg, true, qos);
-            }
+        let Some(sk) = self.conns.get(conn).and_then(|c| c.session()) else {
+            return;
+        };
+        let cap = self.cfg.mqtt.max_retained;
+        let dropped = self
+            .sessions
+            .get_mut(sk)
+            .map_or(0, |s| s.add_retained_backlog(retained, cap));
+        if dropped > 0 {
+            self.metrics.retained_replay_dropped += dropped as u64;
+            log::debug!(
+                "{}: {dropped} retained messages beyond the backlog cap",
+                self.who(conn)
+            );
         }
+        self.refill_window(sk);
     }
 }

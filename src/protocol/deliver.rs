@@ -112,7 +112,12 @@ impl Shard {
                 self.metrics.publish_sent += 1;
                 return;
             }
-            Some(c) if s.queue_is_empty() && s.window_has_room() && c.unsent() < max_outbox => {
+            Some(c)
+                if s.queue_is_empty()
+                    && !s.replaying()
+                    && s.window_has_room()
+                    && c.unsent() < max_outbox =>
+            {
                 let d = Delivery {
                     msg: msg.clone(),
                     retain,
@@ -151,8 +156,10 @@ impl Shard {
         }
     }
 
-    /// Move queued messages into the window while it has room and the
-    /// connection is not backed up.
+    /// Send what waits for the session while its window has room and its
+    /// connection is not backed up, at most [`FANOUT_CHUNK`] messages a call
+    /// (the connection's next write calls again): first the retained
+    /// messages of new subscriptions, then the queue.
     pub fn refill_window(&mut self, sk: SessionKey) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
         let now = self.timers.clock_ms();
@@ -164,17 +171,35 @@ impl Shard {
         else {
             return;
         };
-        let mut sent = 0u64;
-        while c.unsent() < max_outbox
-            && self
-                .sessions
-                .send_queued(&mut self.journal, sk, now, |d, qos, pkid| {
-                    c.send_publish(&d.msg, d.retain, qos, pkid, false)
-                })
+        let sessions = &mut self.sessions;
+        let journal = &mut self.journal;
+        let mut sent = 0usize;
+        while sent < FANOUT_CHUNK && c.unsent() < max_outbox {
+            let next = sessions
+                .get_mut(sk)
+                .and_then(|s| s.next_retained(|qos, room| qos == QoS::AtMostOnce || room));
+            let Some((msg, qos)) = next else { break };
+            if qos == QoS::AtMostOnce {
+                c.send_publish(&msg, true, qos, 0, false);
+            } else {
+                let d = Delivery { msg, retain: true };
+                if let Some(e) = sessions.window(journal, sk, d, qos, now) {
+                    c.send_publish(&e.delivery.msg, true, qos, e.pkid, false);
+                }
+            }
+            sent += 1;
+        }
+        let replaying = sessions.get(sk).is_some_and(|s| s.replaying());
+        while !replaying
+            && sent < FANOUT_CHUNK
+            && c.unsent() < max_outbox
+            && sessions.send_queued(journal, sk, now, |d, qos, pkid| {
+                c.send_publish(&d.msg, d.retain, qos, pkid, false)
+            })
         {
             sent += 1;
         }
-        self.metrics.publish_sent += sent;
+        self.metrics.publish_sent += sent as u64;
         self.arm_retry(sk, now);
     }
 
@@ -228,9 +253,13 @@ impl Shard {
         self.metrics.publish_resent += resent as u64;
     }
 
-    /// A connection's outbox was written: refill it from its session's queue.
+    /// A connection's outbox was written: refill it from what waits for its session.
     pub fn after_write(&mut self, sk: SessionKey) {
-        if self.sessions.get(sk).is_some_and(|s| !s.queue_is_empty()) {
+        if self
+            .sessions
+            .get(sk)
+            .is_some_and(|s| !s.queue_is_empty() || s.replaying())
+        {
             self.refill_window(sk);
         }
     }

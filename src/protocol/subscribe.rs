@@ -8,10 +8,11 @@
 
 use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, Unsubscribe};
 use crate::hooks::SubscribeRequest;
-use crate::message::Message;
+use crate::message::{Message, MsgId};
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{ConnKey, SessionKey, Shard};
 use crate::topic;
+use ahash::AHashMap;
 use std::sync::Arc;
 
 impl Shard {
@@ -30,7 +31,9 @@ impl Shard {
         }
         let mut codes = Vec::with_capacity(reqs.len());
         let mut changes = Vec::new();
-        let mut retained: Vec<(Arc<Message>, QoS)> = Vec::new();
+        // A filter repeated in one SUBSCRIBE is subscribed once, at its last
+        // QoS [MQTT-3.8.4-3]; its retained messages are looked up once.
+        let mut granted: AHashMap<Arc<str>, QoS> = AHashMap::new();
         for req in reqs {
             if req.rejected || !topic::valid_filter(&req.filter) {
                 log::debug!("{}: filter {:?} refused", self.who(conn), req.filter);
@@ -41,13 +44,10 @@ impl Shard {
             if self.subscribe_session(sk, filter.clone(), req.qos) {
                 changes.push((filter.clone(), true));
             }
-            // [MQTT-3.8.4-3]: retained messages are (re)sent on every subscribe.
-            retained.extend(self.router.retained_matching(&filter).into_iter().map(|m| {
-                let q = m.qos.min(req.qos);
-                (m, q)
-            }));
+            granted.insert(filter, req.qos);
             codes.push(SubAckCode::Granted(req.qos));
         }
+        let retained = self.retained_for(&granted);
         let suback = Packet::SubAck(SubAck {
             pkid: sub.pkid,
             codes,
@@ -75,6 +75,23 @@ impl Shard {
         }
         self.announce_interest(changes, 0);
         self.send_ack(conn, Packet::UnsubAck(unsub.pkid), 0);
+    }
+
+    /// The retained messages for new subscriptions, each once (at the
+    /// highest QoS among the filters it matches), oldest first: every
+    /// subscribe (re)sends them [MQTT-3.3.1-6].
+    fn retained_for(&self, granted: &AHashMap<Arc<str>, QoS>) -> Vec<(Arc<Message>, QoS)> {
+        let mut found: AHashMap<MsgId, (Arc<Message>, QoS)> = AHashMap::new();
+        for (filter, sub_qos) in granted {
+            for m in self.router.retained_matching(filter) {
+                let q = m.qos.min(*sub_qos);
+                let e = found.entry(m.id).or_insert((m, q));
+                e.1 = e.1.max(q);
+            }
+        }
+        let mut out: Vec<_> = found.into_values().collect();
+        out.sort_unstable_by_key(|(m, _)| m.id);
+        out
     }
 
     /// Subscribe a session (durable: the sessions part emits the event; the

@@ -28,6 +28,7 @@ use crate::router::smallmap::SmallMap;
 use crate::slab::ConnKey;
 use inflight::{Entry, Inflight};
 use mqueue::MQueue;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One message on its way to one session: what the queue and window hold.
@@ -44,6 +45,9 @@ impl mqueue::Weigh for Delivery {
         self.msg.topic.len() + self.msg.payload.len()
     }
 }
+
+/// Retained messages waiting to be sent to a new subscription, with their QoS.
+type Backlog = VecDeque<(Arc<Message>, QoS)>;
 
 /// When a session ends once its connection is gone. Seconds in a `u32`, as
 /// MQTT 5's session expiry interval: 8 bytes per session, not 16.
@@ -68,6 +72,10 @@ pub struct Session {
     mqueue: MQueue<Delivery>,
     /// Inbound QoS 2 packet ids that got PUBREC and await PUBREL.
     awaiting_rel: SmallMap<u16, ()>,
+    /// Retained messages of new subscriptions still to send (with their
+    /// QoS), ahead of the queue: sent as the window and the outbox allow.
+    /// Boxed and absent when empty: most sessions never have one.
+    retained_backlog: Option<Box<Backlog>>,
     /// Published if the connection ends without DISCONNECT.
     will: Option<Box<LastWill>>,
     /// The connection while online (set only by the shard's link/unlink).
@@ -87,6 +95,7 @@ impl Session {
             inflight: Inflight::new(window),
             mqueue: MQueue::new(),
             awaiting_rel: SmallMap::new(),
+            retained_backlog: None,
             will: None,
             conn: None,
             epoch: 0,
@@ -126,9 +135,56 @@ impl Session {
         self.mqueue.is_empty()
     }
 
-    /// Messages not delivered yet: the window and the queue.
+    /// Messages not delivered yet: the window, the queue and the retained backlog.
     pub fn undelivered(&self) -> usize {
-        self.inflight.len() + self.mqueue.len()
+        self.inflight.len()
+            + self.mqueue.len()
+            + self.retained_backlog.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Whether retained messages of a new subscription are still to be sent
+    /// (live QoS 1/2 messages queue behind them).
+    pub fn replaying(&self) -> bool {
+        self.retained_backlog.is_some()
+    }
+
+    /// Add retained messages to send, at most `cap` waiting in all; returns
+    /// how many did not fit (dropped).
+    pub fn add_retained_backlog(
+        &mut self,
+        msgs: impl IntoIterator<Item = (Arc<Message>, QoS)>,
+        cap: usize,
+    ) -> usize {
+        let backlog = self.retained_backlog.get_or_insert_with(Default::default);
+        let mut dropped = 0;
+        for m in msgs {
+            if backlog.len() < cap {
+                backlog.push_back(m);
+            } else {
+                dropped += 1;
+            }
+        }
+        if backlog.is_empty() {
+            self.retained_backlog = None;
+        }
+        dropped
+    }
+
+    /// The next retained message to send, if `can_send` accepts its QoS.
+    pub fn next_retained(
+        &mut self,
+        can_send: impl FnOnce(QoS, bool) -> bool,
+    ) -> Option<(Arc<Message>, QoS)> {
+        let backlog = self.retained_backlog.as_mut()?;
+        let (_, qos) = backlog.front()?;
+        if !can_send(*qos, self.inflight.has_room()) {
+            return None;
+        }
+        let next = backlog.pop_front();
+        if backlog.is_empty() {
+            self.retained_backlog = None;
+        }
+        next
     }
 
     /// The QoS and phase of the window entry with `pkid`.

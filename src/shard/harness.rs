@@ -174,13 +174,17 @@ impl H {
     pub fn subscribe(&mut self, conn: ConnKey, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
         let _ = self.send(conn, subscribe(1, filters));
         self.answer_barriers();
-        self.out(conn)
-            .into_iter()
-            .find_map(|p| match p {
-                Packet::SubAck(s) => Some(s.codes),
-                _ => None,
-            })
-            .expect("SUBACK")
+        let mut codes = None;
+        let mut rest = Vec::new();
+        for p in self.out(conn) {
+            match p {
+                Packet::SubAck(s) if codes.is_none() => codes = Some(s.codes),
+                other => rest.push(other),
+            }
+        }
+        // What followed the SUBACK (retained messages) is read later.
+        self.unread.insert(conn, rest);
+        codes.expect("SUBACK")
     }
 
     /// The peer closed the socket.

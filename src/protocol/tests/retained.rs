@@ -71,3 +71,111 @@ fn acks_leave_in_packet_order_behind_a_held_one() {
     h.answer_barriers();
     assert_eq!(h.out(p), vec![Packet::PubAck(1), Packet::PubAck(2)]);
 }
+
+/// Store `n` retained messages at `qos` on topics r/0 .. r/(n-1).
+fn store_retained(h: &mut H, n: u16, qos: QoS) {
+    let (p, _) = h.connect("pub", true);
+    for i in 0..n {
+        let topic = format!("r/{i}");
+        let _ = h.send(p, publish(&topic, b"v", qos, i % 60000 + 1, true));
+    }
+    h.out(p);
+}
+
+#[test]
+fn every_matching_retained_message_arrives_at_qos0() {
+    // [MQTT-3.3.1-6]: all of them, however many, however small the outbox.
+    let mut cfg = crate::config::Config::default();
+    cfg.mqtt.max_outbox_bytes = 1024;
+    let mut h = H::with(cfg, 1);
+    store_retained(&mut h, 10_001, QoS::AtMostOnce);
+    let (s, _) = h.connect("sub", true);
+    h.subscribe(s, &[("r/+", QoS::AtMostOnce)]);
+    let mut got = 0;
+    for _ in 0..20_000 {
+        let n = h.publishes(s).len();
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert_eq!(got, 10_001);
+    assert_eq!(h.shard.metrics.dropped_qos0_slow, 0);
+}
+
+#[test]
+fn every_matching_retained_message_arrives_at_qos1_through_the_window() {
+    // 3,000 QoS 1 retained messages through a window of 32 and a queue of 1,000:
+    // the backlog waits outside the queue, so none is dropped.
+    let mut h = H::new(1);
+    store_retained(&mut h, 3_000, QoS::AtLeastOnce);
+    let (s, _) = h.connect("sub", true);
+    h.subscribe(s, &[("r/#", QoS::AtLeastOnce)]);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10_000 {
+        let batch = h.publishes(s);
+        if batch.is_empty() {
+            break;
+        }
+        for p in batch {
+            assert!(p.retain);
+            seen.insert(p.topic.to_string());
+            let _ = h.send(s, Packet::PubAck(p.pkid));
+        }
+    }
+    assert_eq!(seen.len(), 3_000);
+    assert_eq!(h.shard.metrics.dropped_queue_full, 0);
+}
+
+#[test]
+fn a_filter_repeated_in_one_subscribe_is_looked_up_once() {
+    let mut h = H::new(1);
+    store_retained(&mut h, 50, QoS::AtMostOnce);
+    let (s, _) = h.connect("sub", true);
+    let filters: Vec<(&str, QoS)> = (0..2_000).map(|_| ("r/#", QoS::AtMostOnce)).collect();
+    let codes = h.subscribe(s, &filters);
+    assert_eq!(
+        codes.len(),
+        2_000,
+        "[MQTT-3.8.4-5] one return code per filter"
+    );
+    let mut got = 0;
+    for _ in 0..100 {
+        let n = h.publishes(s).len();
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert_eq!(
+        got, 50,
+        "each retained message once, not once per copy of the filter"
+    );
+}
+
+#[test]
+fn live_qos1_messages_wait_behind_the_retained_backlog() {
+    let mut h = H::new(1);
+    store_retained(&mut h, 40, QoS::AtLeastOnce);
+    let (s, _) = h.connect("sub", true);
+    h.subscribe(s, &[("r/#", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect("live", true);
+    let _ = h.send(p, publish("r/0", b"new", QoS::AtLeastOnce, 1, false));
+    let mut order = Vec::new();
+    for _ in 0..100 {
+        let batch = h.publishes(s);
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            order.push(m.retain);
+            let _ = h.send(s, Packet::PubAck(m.pkid));
+        }
+    }
+    assert_eq!(order.len(), 41);
+    assert!(
+        !order[40],
+        "the live message comes after every retained one"
+    );
+    assert!(order[..40].iter().all(|r| *r));
+}
