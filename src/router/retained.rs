@@ -5,10 +5,12 @@
 //! updates last-writer-wins by message id (ids are time-ordered), so replicas
 //! converge even when two shards retain on one topic at once. A delete leaves
 //! a short-lived tombstone for that reason. Subscribing reads the local
-//! replica: an exact filter is one hash lookup; a wildcard filter scans the
-//! store (bounded by `max_retained`).
+//! replica: an exact filter is one hash lookup; a wildcard filter walks the
+//! [`TopicTree`] kept in step with the map, visiting only the part of the
+//! tree the filter reaches.
 
 use crate::message::{Message, MsgId};
+use crate::router::topic_tree::TopicTree;
 use crate::topic;
 use ahash::AHashMap;
 use std::sync::Arc;
@@ -31,7 +33,10 @@ pub enum Applied {
 /// One shard's replica.
 #[derive(Debug)]
 pub struct Retained {
+    /// Topic → message: exact lookups and last-writer-wins.
     map: AHashMap<Arc<str>, Arc<Message>>,
+    /// The same messages by topic level, for wildcard filters.
+    tree: TopicTree<Arc<Message>>,
     tombstones: AHashMap<Arc<str>, MsgId>,
     max: usize,
 }
@@ -40,6 +45,7 @@ impl Retained {
     pub fn new(max: usize) -> Self {
         Retained {
             map: AHashMap::new(),
+            tree: TopicTree::new(),
             tombstones: AHashMap::new(),
             max,
         }
@@ -58,6 +64,7 @@ impl Retained {
         }
         if msg.payload.is_empty() {
             self.map.remove(&msg.topic);
+            self.tree.remove(&msg.topic);
             self.tombstones.insert(msg.topic.clone(), msg.id);
             return Applied::Deleted;
         }
@@ -68,6 +75,7 @@ impl Retained {
             self.tombstones.remove(&msg.topic);
         }
         self.map.insert(msg.topic.clone(), msg.clone());
+        self.tree.insert(&msg.topic, msg.clone());
         Applied::Stored
     }
 
@@ -76,11 +84,9 @@ impl Retained {
         if !topic::has_wildcards(filter) {
             return self.map.get(filter).cloned().into_iter().collect();
         }
-        self.map
-            .values()
-            .filter(|m| topic::matches(filter, &m.topic))
-            .cloned()
-            .collect()
+        let mut out = Vec::new();
+        self.tree.for_each_match(filter, |m| out.push(m.clone()));
+        out
     }
 
     /// Forget tombstones older than a minute.
@@ -127,6 +133,34 @@ mod tests {
         assert_eq!(r.apply(&msg(&mut g, "a/b", b"")), Applied::Deleted);
         assert!(r.matching("a/b").is_empty());
         assert_eq!(r.len(), 1);
+    }
+
+    /// Topics of `msgs`, sorted.
+    fn topics(msgs: &[Arc<Message>]) -> Vec<String> {
+        let mut t: Vec<String> = msgs.iter().map(|m| m.topic.to_string()).collect();
+        t.sort();
+        t
+    }
+
+    #[test]
+    fn tree_stays_in_step_with_the_map() {
+        let mut g = MsgIdGen::new(0, 0);
+        let mut r = Retained::new(1000);
+        let names = ["a", "a/b", "a//b", "/a", "a/", "$SYS/x", "b/c/d", "a/b/c"];
+        for (i, t) in names.iter().cycle().take(40).enumerate() {
+            let payload: &'static [u8] = if i % 3 == 0 { b"" } else { b"p" };
+            r.apply(&msg(&mut g, t, payload));
+            assert_eq!(r.tree.len(), r.map.len());
+            let stored: Vec<Arc<Message>> = r.map.values().cloned().collect();
+            for filter in ["#", "a/#", "+/b", "a/+", "+/+/+", "$SYS/#", "+", "/+"] {
+                let want: Vec<Arc<Message>> = stored
+                    .iter()
+                    .filter(|m| topic::matches(filter, &m.topic))
+                    .cloned()
+                    .collect();
+                assert_eq!(topics(&r.matching(filter)), topics(&want), "{filter}");
+            }
+        }
     }
 
     #[test]

@@ -227,6 +227,13 @@ fn report_and_descend<'a, V>(
     });
 }
 
+/// The size only: printing the nodes would recurse as deep as a topic.
+impl<V> std::fmt::Debug for TopicTree<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicTree").field("len", &self.len).finish()
+    }
+}
+
 impl<V> Default for TopicTree<V> {
     fn default() -> Self {
         TopicTree::new()
