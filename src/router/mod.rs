@@ -40,13 +40,13 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(id: usize, shards: usize, max_retained: usize) -> Self {
+    pub fn new(id: usize, shards: usize, max_retained: usize, max_retained_bytes: usize) -> Self {
         Router {
             id,
             shards,
             subs: FilterIndex::new(),
             interest: FilterIndex::new(),
-            retained: Retained::new(max_retained),
+            retained: Retained::new(max_retained, max_retained_bytes),
         }
     }
 
