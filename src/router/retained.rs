@@ -80,6 +80,7 @@ impl Retained {
     }
 
     /// Payload and topic bytes kept, summed over the stored messages.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

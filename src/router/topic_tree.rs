@@ -102,15 +102,6 @@ impl<V> TopicTree<V> {
         }
     }
 
-    /// Number of topics holding a value.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Store `value` for `topic`, returning the value it replaces.
     pub fn insert(&mut self, topic: &str, value: V) -> Option<V> {
         let mut node = &mut self.root;
@@ -242,6 +233,15 @@ impl<V> Default for TopicTree<V> {
 
 #[cfg(test)]
 impl<V> TopicTree<V> {
+    /// Number of topics holding a value.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The value stored for exactly `topic`.
     fn get(&self, topic: &str) -> Option<&V> {
         let mut node = &self.root;
@@ -267,6 +267,7 @@ impl<V> TopicTree<V> {
 mod tests {
     use super::*;
     use crate::topic::{matches, valid_filter, valid_topic_name, MATCH_CASES};
+    use proptest::prelude::*;
 
     fn tree_of(topics: &[&str]) -> TopicTree<String> {
         let mut tree = TopicTree::new();
@@ -424,57 +425,37 @@ mod tests {
         assert!(v <= 3 + 2 * 200, "{v}");
     }
 
-    /// xorshift64*: a tiny deterministic PRNG so the test needs no crates.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
+    static WORDS: [&str; 6] = ["a", "b", "", "$s", "c", "$"];
+
+    /// A valid topic name of 1 to 5 levels from a few words, empty and '$' levels included.
+    fn topic() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(&WORDS[..]), 1..6)
+            .prop_map(|levels| levels.join("/"))
+            .prop_filter("a topic name", |t| valid_topic_name(t))
     }
 
-    const WORDS: [&str; 6] = ["a", "b", "", "$s", "c", "$"];
-
-    fn random_levels(rng: &mut Rng, wild: bool) -> Vec<&'static str> {
-        let n = 1 + rng.below(5);
-        (0..n)
-            .map(|_| match rng.below(4) {
-                0 if wild => "+",
-                _ => WORDS[rng.below(WORDS.len())],
+    /// A valid filter: those levels or '+', and '#' after any prefix of them, none included.
+    fn filter() -> impl Strategy<Value = String> {
+        let level = prop_oneof![prop::sample::select(&WORDS[..]), Just("+")];
+        let levels = prop::collection::vec(level, 1..6);
+        (levels, prop::option::of(0..6usize))
+            .prop_map(|(mut levels, hash_at)| {
+                if let Some(at) = hash_at {
+                    levels.truncate(at);
+                    levels.push("#");
+                }
+                levels.join("/")
             })
-            .collect()
+            .prop_filter("a filter", |f| valid_filter(f))
     }
 
-    /// A valid filter ("" is the one invalid draw: a single empty level).
-    fn random_filter(rng: &mut Rng) -> String {
-        loop {
-            let mut levels = random_levels(rng, true);
-            if rng.below(3) == 0 {
-                // '#' at a random depth, the first level included.
-                levels.truncate(rng.below(levels.len() + 1));
-                levels.push("#");
-            }
-            let filter = levels.join("/");
-            if !filter.is_empty() {
-                return filter;
-            }
-        }
-    }
-
-    #[test]
-    fn random_against_brute_force() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let mut hits = 0;
-        for _round in 0..5 {
-            let topics: Vec<String> = (0..300)
-                .map(|_| random_levels(&mut rng, false).join("/"))
-                .filter(|t| valid_topic_name(t))
-                .collect();
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn matches_like_topic_matches(
+            topics in prop::collection::vec(topic(), 0..150),
+            filters in prop::collection::vec(filter(), 1..30),
+        ) {
             let mut tree = TopicTree::new();
             for t in &topics {
                 tree.insert(t, t.clone());
@@ -482,29 +463,22 @@ mod tests {
             let mut distinct = topics.clone();
             distinct.sort();
             distinct.dedup();
-            assert_eq!(tree.len(), distinct.len());
-            for _ in 0..300 {
-                let filter = random_filter(&mut rng);
-                assert!(valid_filter(&filter), "{filter:?}");
-                let want = brute_force(&distinct, &filter);
-                hits += want.len();
-                assert_eq!(matching(&tree, &filter), want, "filter {filter:?}");
+            prop_assert_eq!(tree.len(), distinct.len());
+            for f in &filters {
+                prop_assert_eq!(matching(&tree, f), brute_force(&distinct, f), "{}", f);
             }
-            // Remove half, re-check, then the rest.
+            // Remove half, re-check, then the rest: nothing may be left behind.
             let (gone, kept) = distinct.split_at(distinct.len() / 2);
             for t in gone {
-                assert_eq!(tree.remove(t).as_ref(), Some(t));
+                prop_assert_eq!(tree.remove(t), Some(t.clone()));
             }
-            for _ in 0..100 {
-                let filter = random_filter(&mut rng);
-                assert_eq!(matching(&tree, &filter), brute_force(kept, &filter));
+            for f in &filters {
+                prop_assert_eq!(matching(&tree, f), brute_force(kept, f), "{}", f);
             }
             for t in kept {
-                assert_eq!(tree.remove(t).as_ref(), Some(t));
+                prop_assert_eq!(tree.remove(t), Some(t.clone()));
             }
-            assert!(tree.is_empty());
-            assert_eq!(tree.node_count(), 0);
+            prop_assert_eq!(tree.node_count(), 0);
         }
-        assert!(hits > 1000, "too few matches to mean anything: {hits}");
     }
 }
