@@ -143,6 +143,9 @@ pub struct MqttConfig {
     pub connect_timeout_s: u64,
     /// Most retained messages kept; new retained topics beyond it are refused.
     pub max_retained: usize,
+    /// Most bytes (payload + topic, summed) the retained store keeps; a message
+    /// that would take it over is refused.
+    pub max_retained_bytes: usize,
     /// Bytes of unsent output a connection may hold before QoS 0 messages
     /// to it are dropped (and QoS 1/2 wait in the session queue).
     pub max_outbox_bytes: usize,
@@ -155,6 +158,7 @@ impl Default for MqttConfig {
             max_client_id_len: 256,
             connect_timeout_s: 10,
             max_retained: 100_000,
+            max_retained_bytes: 256 << 20,
             max_outbox_bytes: 1 << 20,
         }
     }
@@ -276,6 +280,9 @@ impl Config {
         if m.connect_timeout_s == 0 {
             return bad("mqtt.connect_timeout_s", "must be at least 1");
         }
+        if m.max_retained_bytes == 0 {
+            return bad("mqtt.max_retained_bytes", "must be at least 1");
+        }
         if m.max_outbox_bytes < 1024 {
             return bad("mqtt.max_outbox_bytes", "must be at least 1024");
         }
@@ -318,6 +325,8 @@ mod tests {
         assert!(err.0.contains("session.inflight_window"), "{err}");
         let err = Config::from_toml("[listener]\nbind = \"nope\"\n").unwrap_err();
         assert!(err.0.contains("listener.bind"), "{err}");
+        let err = Config::from_toml("[mqtt]\nmax_retained_bytes = 0\n").unwrap_err();
+        assert!(err.0.contains("mqtt.max_retained_bytes"), "{err}");
         let err = Config::from_toml("[session]\nmqueue_drop = \"random\"\n").unwrap_err();
         assert!(err.0.contains("mqueue_drop"), "{err}");
     }

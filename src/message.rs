@@ -3,7 +3,8 @@
 //! A [`Message`] is built once by the publishing client's session and shared
 //! (`Arc`) by every receiving shard and session: the payload is never copied
 //! per subscriber. Ids come from a per-shard [`MsgIdGen`], owned by that
-//! shard, so no atomic is touched per message.
+//! shard, so no atomic is touched per message. [`compact`] is the rule for a
+//! payload kept long-term (the retained store): it must not pin a larger buffer.
 //!
 //! ```text
 //! |<------ 64 bits ------>|<- 16 ->|<- 16 ->|<-- 32 bits -->|
@@ -94,9 +95,44 @@ pub struct Message {
     pub from: Arc<str>,
 }
 
+/// Payloads shorter than this are copied by [`compact`].
+pub(crate) const COMPACT_BELOW: usize = 4096;
+
+/// The payload to keep long-term, so that it does not keep a larger buffer alive.
+///
+/// A payload is a slice of the publisher's read buffer, and holding the slice holds the
+/// whole buffer: a 10-byte payload read together with 60 KB of other packets keeps all
+/// of it. `Bytes` does not tell how large that buffer is, so the rule goes by length: a
+/// payload under [`COMPACT_BELOW`] bytes is copied into an allocation of its own (cheap
+/// at that size); a longer one is kept as it is, sharing its buffer, which then holds at
+/// most the packets of the same read beside it.
+pub(crate) fn compact(payload: Bytes) -> Bytes {
+    if payload.len() < COMPACT_BELOW {
+        Bytes::copy_from_slice(&payload)
+    } else {
+        payload
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_copies_small_payloads_only() {
+        let buffer = Bytes::from(vec![7u8; 64 * 1024]);
+        let small = buffer.slice(100..110);
+        let kept = compact(small.clone());
+        assert_eq!(kept, small);
+        assert!(!buffer.as_ptr_range().contains(&kept.as_ptr()));
+        let large = buffer.slice(..COMPACT_BELOW);
+        let kept = compact(large.clone());
+        assert_eq!(
+            kept.as_ptr(),
+            large.as_ptr(),
+            "a large payload is not copied"
+        );
+    }
 
     #[test]
     fn ids_increase_and_carry_fields() {

@@ -10,12 +10,13 @@
 //! the mesh applies peers' interest changes through it.
 //!
 //! Files: `index.rs` (exact map + wildcard trie), `trie.rs`, `smallmap.rs`,
-//! `retained.rs`. Topic validation and matching are one layer down, in
+//! `retained.rs` (with `topic_tree.rs`: retained topics queried by filter). Topic validation and matching are one layer down, in
 //! [`crate::topic`], shared with the codec.
 
 pub mod index;
 pub mod retained;
 pub mod smallmap;
+pub mod topic_tree;
 pub mod trie;
 
 use crate::codec::QoS;
@@ -39,13 +40,13 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(id: usize, shards: usize, max_retained: usize) -> Self {
+    pub fn new(id: usize, shards: usize, max_retained: usize, max_retained_bytes: usize) -> Self {
         Router {
             id,
             shards,
             subs: FilterIndex::new(),
             interest: FilterIndex::new(),
-            retained: Retained::new(max_retained),
+            retained: Retained::new(max_retained, max_retained_bytes),
         }
     }
 

@@ -90,7 +90,12 @@ impl Shard {
             ids: MsgIdGen::new(cfg.runtime.node_id, id as u16),
             conns: conns::Connections::default(),
             sessions: Sessions::new(&cfg.session),
-            router: Router::new(id, shards, cfg.mqtt.max_retained),
+            router: Router::new(
+                id,
+                shards,
+                cfg.mqtt.max_retained,
+                cfg.mqtt.max_retained_bytes,
+            ),
             mesh: mesh::Mesh::new(shards),
             timers: timers::Timers::default(),
             fanout: fanout::Fanouts::default(),
