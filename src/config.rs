@@ -38,6 +38,7 @@ pub struct Config {
     pub listener: ListenerConfig,
     pub mqtt: MqttConfig,
     pub session: SessionConfig,
+    pub limits: LimitsConfig,
 }
 
 /// Which CPUs run shards: all of the process's CPUs, a count, or a list.
@@ -299,6 +300,83 @@ impl Config {
         if s.max_awaiting_rel == 0 || s.max_awaiting_rel > 65535 {
             return bad("session.max_awaiting_rel", "must be 1..=65535");
         }
+        self.limits.validate()
+    }
+}
+
+/// `[limits]`: what one client can make the broker hold, and for how long.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Subscriptions one session may hold; more get SUBACK 0x80.
+    pub max_subscriptions_per_client: usize,
+    /// Levels of a subscription filter (`a/b/c` has 3); more get SUBACK 0x80.
+    pub max_topic_levels: usize,
+    /// Bytes of a subscription filter; longer get SUBACK 0x80.
+    pub max_filter_len: usize,
+    /// Sessions the node holds (split evenly over the shards); a CONNECT
+    /// that needs a new one beyond it gets CONNACK 0x03.
+    pub max_sessions: usize,
+    /// Bytes (topic + payload) of a will; a larger one gets CONNACK 0x05.
+    pub max_will_bytes: usize,
+    /// Bytes of incomplete packets the node holds for all connections (split
+    /// evenly over the shards); a read beyond it closes its connection.
+    pub max_incomplete_bytes: usize,
+    /// Seconds a packet may take to arrive once its first byte has.
+    pub packet_timeout_s: u64,
+    /// Seconds: a client asking for no keepalive (0) or a longer one is held
+    /// to this one (silent for 1.5× it, it is closed). 0: no limit.
+    pub max_keepalive: u16,
+    /// Seconds a connection's unsent output may stay over
+    /// `mqtt.max_outbox_bytes` (reading from it is paused meanwhile) before
+    /// it is closed.
+    pub output_stall_timeout_s: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_subscriptions_per_client: 10_000,
+            max_topic_levels: 128,
+            max_filter_len: 1024,
+            max_sessions: 1_000_000,
+            max_will_bytes: 64 << 10,
+            max_incomplete_bytes: 256 << 20,
+            packet_timeout_s: 30,
+            max_keepalive: 0,
+            output_stall_timeout_s: 30,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Each value in range; the error names the key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("limits.{key}: {why}")));
+        if self.max_subscriptions_per_client == 0 {
+            return bad("max_subscriptions_per_client", "must be at least 1");
+        }
+        if !(1..=32768).contains(&self.max_topic_levels) {
+            return bad("max_topic_levels", "must be 1..=32768");
+        }
+        if !(1..=65535).contains(&self.max_filter_len) {
+            return bad("max_filter_len", "must be 1..=65535");
+        }
+        if self.max_sessions == 0 {
+            return bad("max_sessions", "must be at least 1");
+        }
+        if self.max_incomplete_bytes < 1 << 20 {
+            return bad("max_incomplete_bytes", "must be at least 1048576");
+        }
+        // Seconds become milliseconds: bounded so that cannot overflow.
+        for (key, v) in [
+            ("packet_timeout_s", self.packet_timeout_s),
+            ("output_stall_timeout_s", self.output_stall_timeout_s),
+        ] {
+            if !(1..=86_400).contains(&v) {
+                return bad(key, "must be 1..=86400");
+            }
+        }
         Ok(())
     }
 }
@@ -329,6 +407,17 @@ mod tests {
         assert!(err.0.contains("mqtt.max_retained_bytes"), "{err}");
         let err = Config::from_toml("[session]\nmqueue_drop = \"random\"\n").unwrap_err();
         assert!(err.0.contains("mqueue_drop"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_checked_by_name() {
+        let err = Config::from_toml("[limits]\npacket_timeout_s = 0\n").unwrap_err();
+        assert!(err.0.contains("limits.packet_timeout_s"), "{err}");
+        let err = Config::from_toml("[limits]\nmax_filter_len = 70000\n").unwrap_err();
+        assert!(err.0.contains("limits.max_filter_len"), "{err}");
+        let err =
+            Config::from_toml("[limits]\noutput_stall_timeout_s = 99999999999\n").unwrap_err();
+        assert!(err.0.contains("limits.output_stall_timeout_s"), "{err}");
     }
 
     #[test]

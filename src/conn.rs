@@ -17,7 +17,7 @@
 use crate::codec::{self, ConnAck, ConnectReturnCode, DecodeError, Packet, Side};
 use crate::conn_limit::Slot;
 use crate::shard::mesh::MeshMsg;
-use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef};
+use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef, TimerItem};
 use crate::transport::{self, Detached, Handoff, Transport};
 use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
@@ -64,7 +64,7 @@ fn start<T: Transport>(
     slot: Slot,
     handed: bool,
 ) {
-    let key = shard.borrow_mut().add_conn(peer);
+    let key = shard.borrow_mut().add_conn(peer, stream.socket_fd());
     let conn = Conn {
         shard: shard.clone(),
         key,
@@ -120,7 +120,16 @@ impl Conn {
                 // Fairness: a client that always has bytes ready (a flooding
                 // publisher) goes to the back of the run queue after each read,
                 // so the connections it publishes to get to write.
-                Event::Read => futures_lite::future::yield_now().await,
+                Event::Read => {
+                    if self.inbuf.len() < self.need {
+                        // Still one incomplete packet: count what it holds.
+                        let mut sh = self.shard.borrow_mut();
+                        if let Err(reason) = self.account_input(&mut sh, false) {
+                            return reason;
+                        }
+                    }
+                    futures_lite::future::yield_now().await
+                }
                 Event::Eof => return CloseReason::SocketClosed,
                 Event::Close(reason) => {
                     self.flush_nonblocking(stream);
@@ -148,9 +157,25 @@ impl Conn {
                 sh.metrics.mailbox_backpressure += 1;
                 return Poll::Pending;
             }
+            let max_out = sh.cfg.mqtt.max_outbox_bytes;
             let Some(c) = sh.conns.get_mut(self.key) else {
                 return Poll::Ready(Event::Close(CloseReason::SocketClosed));
             };
+            if c.unsent() >= max_out {
+                // The client does not read what it is sent: stop reading
+                // what it sends (PINGREQs, publishes) until it does; the
+                // socket's writability wakes this task.
+                c.set_waker(cx.waker());
+                if let Some(epoch) = c.output_over() {
+                    let stall_ms = sh.cfg.limits.output_stall_timeout_s * 1000;
+                    let deadline = sh.timers.now_ms() + stall_ms;
+                    sh.timers
+                        .arm(deadline, TimerItem::OutputStall(self.key, epoch));
+                    sh.metrics.output_pauses += 1;
+                }
+                return Poll::Pending;
+            }
+            c.output_ok();
             match stream.poll_read(cx, &mut sh.scratch) {
                 Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
                 Poll::Ready(Ok(n)) => {
@@ -203,7 +228,37 @@ impl Conn {
                 .unwrap_or(0);
             self.inbuf = BytesMut::from(&data[..]);
         }
+        if result.is_ok() {
+            self.account_input(shard, true)?;
+        }
         result
+    }
+
+    /// Count the bytes held for an incomplete packet against the shard's
+    /// share of `max_incomplete_bytes`, and track how long that packet has
+    /// been arriving (`restart`: a packet just completed, so a new one
+    /// began). `Err` closes the connection.
+    fn account_input(&self, sh: &mut Shard, restart: bool) -> Result<(), CloseReason> {
+        let budget = sh.cfg.limits.max_incomplete_bytes.div_ceil(sh.shards);
+        if !sh.conns.hold_input(self.key, self.inbuf.capacity(), budget) {
+            sh.metrics.input_budget_closes += 1;
+            log::warn!(
+                "{}: incomplete packets on this shard would exceed {budget} bytes, closing",
+                sh.who(self.key)
+            );
+            return Err(CloseReason::InputBudget);
+        }
+        let now = sh.timers.now_ms();
+        let pending = !self.inbuf.is_empty();
+        if sh
+            .conns
+            .get_mut(self.key)
+            .is_some_and(|c| c.partial(pending, restart, now))
+        {
+            let deadline = now + sh.cfg.limits.packet_timeout_s * 1000;
+            sh.timers.arm(deadline, TimerItem::PacketDeadline(self.key));
+        }
+        Ok(())
     }
 
     /// Whether the connection still waits for its CONNECT.

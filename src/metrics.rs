@@ -46,12 +46,32 @@ counters! {
     connects_accepted,
     /// CONNECTs refused with a non-zero CONNACK.
     connects_refused,
+    /// CONNECTs refused: the will was over max_will_bytes.
+    wills_refused,
+    /// CONNECTs refused: the shard held its share of max_sessions.
+    sessions_refused_limit,
+    /// Subscriptions refused (SUBACK 0x80) by max_subscriptions_per_client,
+    /// max_topic_levels or max_filter_len.
+    subscriptions_refused_limit,
     /// Connections closed for malformed input or a protocol violation (other than size).
     protocol_errors,
     /// Connections closed because the packet exceeded max_packet_size.
     packets_too_large,
     /// Connections closed by keepalive expiry.
     keepalive_timeouts,
+    /// Keepalive deadlines passed but not acted on: the broker was not
+    /// reading from the connection, its bytes waited unread, or the shard was late.
+    keepalive_spared,
+    /// Times a connection's reading paused: its unsent output reached max_outbox_bytes.
+    output_pauses,
+    /// Connections closed: unsent output over max_outbox_bytes past output_stall_timeout_s.
+    output_stall_closes,
+    /// Connections closed: a packet took longer than packet_timeout_s to arrive.
+    packet_timeouts,
+    /// Connections closed: their incomplete packet would exceed the shard's input budget.
+    input_budget_closes,
+    /// Bytes held for incomplete packets (a gauge).
+    incomplete_bytes,
     /// Sockets closed for not sending CONNECT in time.
     connect_timeouts,
     /// Sessions taken over by a new connection with the same client id.

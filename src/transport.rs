@@ -19,7 +19,7 @@
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -39,6 +39,9 @@ pub trait Transport: Sized + 'static {
     /// A copy of this stream that another shard can take over; this one is
     /// dropped (and its fd closed) by the caller afterwards.
     fn detach(&self) -> io::Result<Detached>;
+
+    /// The socket under it (keepalive asks the kernel for unread bytes).
+    fn socket_fd(&self) -> RawFd;
 }
 
 /// A connection moving to its home shard: the detached transport (closed on
@@ -88,6 +91,26 @@ impl Transport for TcpStream {
         }
         // SAFETY: fd is a fresh descriptor that nothing else owns.
         Ok(Detached::Tcp(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn socket_fd(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+}
+
+/// Bytes received on socket `fd` and not read yet (0 when it cannot tell,
+/// or for `fd` -1).
+pub fn unread_bytes(fd: RawFd) -> usize {
+    if fd < 0 {
+        return 0;
+    }
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through a pointer to our local.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc == 0 {
+        usize::try_from(n).unwrap_or(0)
+    } else {
+        0
     }
 }
 

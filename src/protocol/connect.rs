@@ -15,10 +15,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 impl Shard {
-    /// Register a new socket; arms its connect timeout.
-    pub fn add_conn(&mut self, peer: std::net::SocketAddr) -> ConnKey {
+    /// Register a new socket (`fd` -1 without one); arms its connect timeout.
+    pub fn add_conn(&mut self, peer: std::net::SocketAddr, fd: std::os::fd::RawFd) -> ConnKey {
         let now = self.timers.now_ms();
-        let key = self.conns.add(peer, now);
+        let key = self.conns.add(peer, fd, now);
         let deadline = now + self.cfg.mqtt.connect_timeout_s * 1000;
         self.timers.arm(deadline, TimerItem::ConnectTimeout(key));
         key
@@ -37,6 +37,9 @@ impl Shard {
                 connect.client_id.len()
             );
             return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
+        }
+        if let Some(code) = self.over_connect_limits(conn, &connect) {
+            return self.refuse(conn, code);
         }
         let client_id: Arc<str> = if connect.client_id.is_empty() {
             if !connect.clean_session {
@@ -67,10 +70,14 @@ impl Shard {
             version: connect.version,
             shard: self.id,
         });
-        let keepalive_ms = u64::from(connect.keep_alive) * 1000;
+        let keepalive_ms = u64::from(self.keepalive_for(connect.keep_alive)) * 1000;
         self.link(conn, sk, info.clone(), keepalive_ms);
         if let Some(s) = self.sessions.get_mut(sk) {
-            s.set_will(connect.will);
+            s.set_will(connect.will.map(|mut w| {
+                // Kept for the connection's life: never pin its read buffer.
+                w.payload = crate::message::compact(w.payload);
+                w
+            }));
         }
         let ack = ConnAck {
             session_present: present,
@@ -93,6 +100,53 @@ impl Shard {
             self.refill_window(sk);
         }
         Ok(())
+    }
+
+    /// A CONNECT that would take the broker past a limit: the refusal code.
+    /// A will over `max_will_bytes` is not authorized (0x05); a new session
+    /// beyond this shard's share of `max_sessions` finds the server
+    /// unavailable (0x03).
+    fn over_connect_limits(
+        &mut self,
+        conn: ConnKey,
+        connect: &Connect,
+    ) -> Option<ConnectReturnCode> {
+        let limits = &self.cfg.limits;
+        if let Some(w) = &connect.will {
+            let bytes = w.topic.len() + w.payload.len();
+            if bytes > limits.max_will_bytes {
+                log::info!(
+                    "{}: will of {bytes} bytes over max_will_bytes ({}), refused",
+                    self.who(conn),
+                    limits.max_will_bytes
+                );
+                self.metrics.wills_refused += 1;
+                return Some(ConnectReturnCode::NotAuthorized);
+            }
+        }
+        let share = limits.max_sessions.div_ceil(self.shards);
+        let new_session =
+            connect.client_id.is_empty() || self.sessions.find(&connect.client_id).is_none();
+        if new_session && self.sessions.len() >= share {
+            log::warn!(
+                "{}: this shard holds {share} sessions (max_sessions {}), refused",
+                self.who(conn),
+                limits.max_sessions
+            );
+            self.metrics.sessions_refused_limit += 1;
+            return Some(ConnectReturnCode::ServerUnavailable);
+        }
+        None
+    }
+
+    /// The keepalive a client is held to: its own, unless `max_keepalive`
+    /// is set and it asked for none or a longer one.
+    fn keepalive_for(&self, asked: u16) -> u16 {
+        match self.cfg.limits.max_keepalive {
+            0 => asked,
+            max if asked == 0 || asked > max => max,
+            _ => asked,
+        }
     }
 
     /// Send a refusing CONNACK; the connection closes after it is written.

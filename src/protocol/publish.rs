@@ -3,7 +3,7 @@
 
 use crate::codec::{Packet, Publish, QoS};
 use crate::hooks::ClientInfo;
-use crate::message::Message;
+use crate::message::{compact, Message};
 use crate::router::retained::Applied;
 use crate::session::event::SessionEvent;
 use crate::session::inflight::Phase;
@@ -73,10 +73,14 @@ impl Shard {
         retain: bool,
         ack_to: Option<ConnKey>,
     ) -> u64 {
+        // A message that may be kept (in a window, a queue, the retained
+        // store) must not pin the read buffer its payload came in: small
+        // payloads are copied once here, before any shard keeps them.
+        let kept = qos != QoS::AtMostOnce || retain || self.cfg.session.store_qos0;
         let msg = Message {
             id: self.ids.next_id(),
             topic,
-            payload,
+            payload: if kept { compact(payload) } else { payload },
             qos,
             retain,
             from: info.client_id.clone(),

@@ -40,6 +40,12 @@ impl Shard {
                 codes.push(SubAckCode::Failure);
                 continue;
             }
+            if let Some(why) = self.over_subscription_limits(sk, &req.filter) {
+                log::debug!("{}: filter refused: {why}", self.who(conn));
+                self.metrics.subscriptions_refused_limit += 1;
+                codes.push(SubAckCode::Failure);
+                continue;
+            }
             let filter: Arc<str> = req.filter.into();
             if self.subscribe_session(sk, filter.clone(), req.qos) {
                 changes.push((filter.clone(), true));
@@ -75,6 +81,22 @@ impl Shard {
         }
         self.announce_interest(changes, 0);
         self.send_ack(conn, Packet::UnsubAck(unsub.pkid), 0);
+    }
+
+    /// Which limit a new subscription to `filter` would break, if any.
+    fn over_subscription_limits(&self, sk: SessionKey, filter: &str) -> Option<&'static str> {
+        let limits = &self.cfg.limits;
+        if filter.len() > limits.max_filter_len {
+            return Some("longer than max_filter_len");
+        }
+        if filter.split('/').count() > limits.max_topic_levels {
+            return Some("more levels than max_topic_levels");
+        }
+        let s = self.sessions.get(sk)?;
+        if !s.has_filter(filter) && s.filter_count() >= limits.max_subscriptions_per_client {
+            return Some("max_subscriptions_per_client reached");
+        }
+        None
     }
 
     /// The retained messages for new subscriptions, each once (at the

@@ -9,7 +9,7 @@
 //! [`TopicTree`] kept in step with the map, visiting only the part of the
 //! tree the filter reaches.
 
-use crate::message::{compact, Message, MsgId};
+use crate::message::{Message, MsgId};
 use crate::router::topic_tree::TopicTree;
 use crate::topic;
 use ahash::AHashMap;
@@ -33,19 +33,6 @@ pub enum Applied {
 /// Bytes a stored message counts against the byte budget: payload and topic.
 fn cost(msg: &Message) -> usize {
     msg.payload.len() + msg.topic.len()
-}
-
-/// `msg` as the store keeps it: with a payload that pins no larger buffer
-/// ([`compact`]); the same `Arc` when the payload is kept as it is.
-fn compacted(msg: &Arc<Message>) -> Arc<Message> {
-    let payload = compact(msg.payload.clone());
-    if payload.as_ptr() == msg.payload.as_ptr() {
-        return msg.clone();
-    }
-    Arc::new(Message {
-        payload,
-        ..Message::clone(msg)
-    })
 }
 
 /// One shard's replica.
@@ -119,9 +106,10 @@ impl Retained {
             self.tombstones.remove(&msg.topic);
         }
         self.bytes = self.bytes - replaced + cost(msg);
-        let kept = compacted(msg);
-        self.tree.insert(&kept.topic, kept.clone());
-        self.map.insert(kept.topic.clone(), kept);
+        // The payload was compacted once where it was published
+        // (`Shard::publish_message`), before any shard stored it.
+        self.tree.insert(&msg.topic, msg.clone());
+        self.map.insert(msg.topic.clone(), msg.clone());
     }
 
     /// Drop the topic's message (if any) and leave a tombstone.
@@ -248,31 +236,6 @@ mod tests {
         assert_eq!(r.apply(&msg(&mut g, "t2", b"")), Applied::Deleted);
         assert_eq!(r.apply(&msg(&mut g, "t3", b"")), Applied::Deleted);
         assert_eq!((r.len(), r.bytes()), (0, 0));
-    }
-
-    #[test]
-    fn a_small_payload_is_stored_in_its_own_allocation() {
-        let mut g = MsgIdGen::new(0, 0);
-        let buffer = bytes::Bytes::from(vec![1u8; 64 * 1024]);
-        let published = Arc::new(Message {
-            payload: buffer.slice(1000..1010),
-            ..Message::clone(&msg(&mut g, "t", b"x"))
-        });
-        let mut r = Retained::new(10, 100);
-        assert_eq!(r.apply(&published), Applied::Stored);
-        let stored = &r.matching("t")[0];
-        assert_eq!(stored.payload, published.payload);
-        assert_eq!((stored.id, stored.retain), (published.id, true));
-        assert!(!buffer.as_ptr_range().contains(&stored.payload.as_ptr()));
-        assert_eq!(r.bytes(), 11);
-        // A large payload is kept as published, in the same Arc.
-        let large = Arc::new(Message {
-            payload: buffer.slice(..8192),
-            ..Message::clone(&msg(&mut g, "u", b"x"))
-        });
-        let mut r = Retained::new(10, usize::MAX);
-        r.apply(&large);
-        assert!(Arc::ptr_eq(&r.matching("u")[0], &large));
     }
 
     #[test]

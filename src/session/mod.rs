@@ -195,6 +195,16 @@ impl Session {
             .map(|e| (e.qos, e.phase))
     }
 
+    /// How many subscriptions it holds.
+    pub fn filter_count(&self) -> usize {
+        self.filters.len()
+    }
+
+    /// Whether it is subscribed to `filter`.
+    pub fn has_filter(&self, filter: &str) -> bool {
+        self.filters.get(filter).is_some()
+    }
+
     /// Call `f` with each of the session's filters.
     pub fn for_each_filter(&self, mut f: impl FnMut(&Arc<str>)) {
         self.filters.for_each(|filter, _| f(filter));

@@ -14,6 +14,7 @@ use crate::message::Message;
 use crate::slab::{ConnKey, ConnTag, SessionKey, Slab};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
@@ -39,6 +40,13 @@ pub enum CloseReason {
     Shutdown,
     /// The socket went to the client's home shard.
     HandedOff,
+    /// Its unsent output stayed over `max_outbox_bytes` past `output_stall_timeout_s`.
+    OutputStalled,
+    /// A packet did not arrive completely within `packet_timeout_s`.
+    PacketTimeout,
+    /// Its incomplete packet would take the shard over its share of
+    /// `max_incomplete_bytes`.
+    InputBudget,
 }
 
 impl CloseReason {
@@ -53,6 +61,9 @@ impl CloseReason {
             CloseReason::Refused => "refused",
             CloseReason::Shutdown => "shutdown",
             CloseReason::HandedOff => "handed_off",
+            CloseReason::OutputStalled => "output_stalled",
+            CloseReason::PacketTimeout => "packet_timeout",
+            CloseReason::InputBudget => "input_budget",
         }
     }
 }
@@ -95,10 +106,22 @@ pub struct Conn {
     phase: Phase,
     /// Listed in [`Connections::paused`] (each connection once).
     paused: bool,
+    /// Reading is paused because the unsent output is over its limit.
+    stalled: bool,
+    /// Numbers each stall, so a stall timer fires only for its own stall.
+    stall_epoch: u8,
     /// Shard clock (ms) of the last bytes received: keepalive.
     last_seen_ms: u64,
-    /// Keepalive in ms from CONNECT; 0 disables.
-    keepalive_ms: u64,
+    /// Keepalive in ms from CONNECT; 0 disables (at most 65535 s).
+    keepalive_ms: u32,
+    /// Bytes the connection task holds for an incomplete packet (counted
+    /// against the shard's share of `max_incomplete_bytes`).
+    input_held: u32,
+    /// Shard clock (s) + 1 when the incomplete packet began; 0: none.
+    partial_since: u32,
+    /// The socket's descriptor, to ask the kernel whether unread bytes wait
+    /// (keepalive); -1 when there is none (tests).
+    fd: RawFd,
     /// Acks waiting for a barrier or queued behind one, in packet order.
     held_acks: VecDeque<HeldAck>,
     peer: SocketAddr,
@@ -210,7 +233,65 @@ impl Conn {
     /// When a silent connection is closed: 1.5 × keepalive after the last
     /// bytes received ([MQTT-3.1.2-24]); None when keepalive is off.
     pub fn keepalive_deadline(&self) -> Option<u64> {
-        (self.keepalive_ms > 0).then(|| self.last_seen_ms + self.keepalive_ms * 3 / 2)
+        let ka = u64::from(self.keepalive_ms);
+        (ka > 0).then(|| self.last_seen_ms + ka * 3 / 2)
+    }
+
+    /// The keepalive, in ms (0: off).
+    pub fn keepalive_ms(&self) -> u64 {
+        u64::from(self.keepalive_ms)
+    }
+
+    /// Whether the broker itself stopped reading from it (backpressure or
+    /// output over its limit): its silence is not the client's.
+    pub fn reading_paused(&self) -> bool {
+        self.paused || self.stalled
+    }
+
+    /// Unread bytes waiting in the kernel for this socket.
+    pub fn unread_bytes(&self) -> usize {
+        crate::transport::unread_bytes(self.fd)
+    }
+
+    /// The output went over the limit: returns the stall's number when it
+    /// just began (the caller arms its timer), None if it was over already.
+    pub fn output_over(&mut self) -> Option<u8> {
+        if self.stalled {
+            return None;
+        }
+        self.stalled = true;
+        self.stall_epoch = self.stall_epoch.wrapping_add(1);
+        Some(self.stall_epoch)
+    }
+
+    /// The output is under the limit again.
+    pub fn output_ok(&mut self) {
+        self.stalled = false;
+    }
+
+    /// Whether stall number `epoch` is still going on.
+    pub fn stalled_since(&self, epoch: u8) -> bool {
+        self.stalled && self.stall_epoch == epoch
+    }
+
+    /// When the incomplete packet at the front began (shard clock, ms).
+    pub fn partial_since_ms(&self) -> Option<u64> {
+        (self.partial_since > 0).then(|| u64::from(self.partial_since - 1) * 1000)
+    }
+
+    /// Record the incomplete packet's state after a read or a decode: it
+    /// began at `now_ms` if `restart` (a packet completed) or none was
+    /// pending. Returns true when a new deadline must be armed.
+    pub fn partial(&mut self, pending: bool, restart: bool, now_ms: u64) -> bool {
+        let was = self.partial_since;
+        self.partial_since = if !pending {
+            0
+        } else if restart || was == 0 {
+            u32::try_from(now_ms / 1000).unwrap_or(u32::MAX - 1) + 1
+        } else {
+            was
+        };
+        was == 0 && self.partial_since != 0
     }
 
     /// Whether an ack must wait: one is already held (acks leave in order).
@@ -246,22 +327,50 @@ pub struct Connections {
     slab: Slab<Conn, ConnTag>,
     /// Connections that stopped reading while mailboxes were backed up.
     paused: Vec<ConnKey>,
+    /// Sum of the connections' `input_held`.
+    input_held: usize,
 }
 
 impl Connections {
     /// Register a new socket (awaiting its CONNECT).
-    pub fn add(&mut self, peer: SocketAddr, now_ms: u64) -> ConnKey {
+    pub fn add(&mut self, peer: SocketAddr, fd: RawFd, now_ms: u64) -> ConnKey {
         self.slab.insert(Conn {
             outbox: Vec::new(),
             out_pos: 0,
             waker: None,
             phase: Phase::AwaitingConnect,
             paused: false,
+            stalled: false,
+            stall_epoch: 0,
             last_seen_ms: now_ms,
             keepalive_ms: 0,
+            input_held: 0,
+            partial_since: 0,
+            fd,
             held_acks: VecDeque::new(),
             peer,
         })
+    }
+
+    /// The connection task holds `bytes` for an incomplete packet now.
+    /// False when that would take the shard over `budget` (the caller closes it).
+    pub fn hold_input(&mut self, key: ConnKey, bytes: usize, budget: usize) -> bool {
+        let Some(c) = self.slab.get_mut(key) else {
+            return true;
+        };
+        let old = c.input_held as usize;
+        let total = self.input_held - old + bytes;
+        if bytes > old && total > budget {
+            return false;
+        }
+        c.input_held = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.input_held = total;
+        true
+    }
+
+    /// Bytes of incomplete packets held by all connections of the shard.
+    pub fn input_held(&self) -> usize {
+        self.input_held
     }
 
     pub fn get(&self, key: ConnKey) -> Option<&Conn> {
@@ -272,9 +381,11 @@ impl Connections {
         self.slab.get_mut(key)
     }
 
-    /// Forget a connection whose task has ended.
+    /// Forget a connection whose task has ended (and the input it held).
     pub fn remove(&mut self, key: ConnKey) -> Option<Conn> {
-        self.slab.remove(key)
+        let c = self.slab.remove(key)?;
+        self.input_held -= c.input_held as usize;
+        Some(c)
     }
 
     pub fn len(&self) -> usize {
@@ -301,7 +412,7 @@ impl Connections {
     ) {
         if let Some(c) = self.slab.get_mut(key) {
             c.phase = Phase::Connected { session, info };
-            c.keepalive_ms = keepalive_ms;
+            c.keepalive_ms = u32::try_from(keepalive_ms).unwrap_or(u32::MAX);
             c.last_seen_ms = now_ms;
         }
     }

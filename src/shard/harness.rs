@@ -130,7 +130,7 @@ impl H {
     pub fn socket(&mut self) -> ConnKey {
         self.next_port += 1;
         let peer = SocketAddr::from(([127, 0, 0, 1], self.next_port));
-        self.shard.add_conn(peer)
+        self.shard.add_conn(peer, -1)
     }
 
     /// A socket that sent CONNECT; returns it and its CONNACK.

@@ -6,7 +6,7 @@
 //! glommio Timer per shard, never one per connection.
 
 use super::timers::TICK_MS;
-use super::{CloseReason, ShardRef, TimerItem};
+use super::{CloseReason, ConnKey, ShardRef, TimerItem};
 use crate::session::store::Ending;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -25,6 +25,55 @@ pub async fn run(shard: ShardRef) {
 }
 
 impl super::Shard {
+    /// A keepalive deadline passed: close the connection only if the client
+    /// was really silent — not while the broker itself stopped reading from
+    /// it, not with its bytes waiting unread in the kernel, and not when the
+    /// shard was too late to read them. Otherwise look again a keepalive later.
+    fn keepalive_due(&mut self, k: ConnKey, now: u64) {
+        let Some(c) = self.conns.get(k).filter(|c| c.closing().is_none()) else {
+            return;
+        };
+        let Some(deadline) = c.keepalive_deadline() else {
+            return;
+        };
+        if now < deadline {
+            self.timers.arm(deadline, TimerItem::Keepalive(k));
+            return;
+        }
+        if c.reading_paused() || self.timers.late() || c.unread_bytes() > 0 {
+            self.metrics.keepalive_spared += 1;
+            let again = now + c.keepalive_ms().max(TICK_MS);
+            self.timers.arm(again, TimerItem::Keepalive(k));
+            return;
+        }
+        log::info!("{}: keepalive expired, closing", self.who(k));
+        self.metrics.keepalive_timeouts += 1;
+        self.close_conn(k, CloseReason::KeepaliveTimeout);
+    }
+
+    /// A packet deadline: close if the same incomplete packet is still
+    /// pending past `packet_timeout_s`, else look again at its own deadline.
+    fn packet_due(&mut self, k: ConnKey, now: u64) {
+        let timeout = self.cfg.limits.packet_timeout_s * 1000;
+        let Some(since) = self.conns.get(k).and_then(|c| c.partial_since_ms()) else {
+            return;
+        };
+        if now < since + timeout || self.timers.late() {
+            self.timers.arm(
+                (since + timeout).max(now + TICK_MS),
+                TimerItem::PacketDeadline(k),
+            );
+            return;
+        }
+        log::info!(
+            "{}: a packet took over {} s to arrive, closing",
+            self.who(k),
+            self.cfg.limits.packet_timeout_s
+        );
+        self.metrics.packet_timeouts += 1;
+        self.close_conn(k, CloseReason::PacketTimeout);
+    }
+
     /// One tick: fire what is due, prune, post counters.
     pub fn tick(&mut self, fired: &mut Vec<TimerItem>) {
         let now = self.timers.advance(fired);
@@ -40,6 +89,7 @@ impl super::Shard {
         self.metrics.connections_open = self.conns.len() as u64;
         self.metrics.sessions = self.sessions.len() as u64;
         self.metrics.retained = self.router.retained_len() as u64;
+        self.metrics.incomplete_bytes = self.conns.input_held() as u64;
         self.board.post(self.id, &self.metrics);
     }
 
@@ -61,21 +111,20 @@ impl super::Shard {
                     self.close_conn(k, CloseReason::ConnectTimeout);
                 }
             }
-            TimerItem::Keepalive(k) => {
-                let Some(c) = self.conns.get(k).filter(|c| c.closing().is_none()) else {
-                    return;
-                };
-                let Some(deadline) = c.keepalive_deadline() else {
-                    return;
-                };
-                if now >= deadline {
-                    log::info!("{}: keepalive expired, closing", self.who(k));
-                    self.metrics.keepalive_timeouts += 1;
-                    self.close_conn(k, CloseReason::KeepaliveTimeout);
-                } else {
-                    self.timers.arm(deadline, TimerItem::Keepalive(k));
+            TimerItem::Keepalive(k) => self.keepalive_due(k, now),
+            TimerItem::OutputStall(k, epoch) => {
+                if self.conns.get(k).is_some_and(|c| c.stalled_since(epoch)) {
+                    log::info!(
+                        "{}: output over {} bytes for {} s (not reading?), closing",
+                        self.who(k),
+                        self.cfg.mqtt.max_outbox_bytes,
+                        self.cfg.limits.output_stall_timeout_s
+                    );
+                    self.metrics.output_stall_closes += 1;
+                    self.close_conn(k, CloseReason::OutputStalled);
                 }
             }
+            TimerItem::PacketDeadline(k) => self.packet_due(k, now),
             TimerItem::Retry(sk) => self.retry_session(sk, now),
             TimerItem::Expire(sk, epoch) => {
                 let due = self

@@ -14,6 +14,9 @@ use std::time::Instant;
 /// Wheel resolution and tick period.
 pub const TICK_MS: u64 = 100;
 
+/// How far past its time a tick counts as late.
+pub const LATE_MS: u64 = 500;
+
 /// Timer wheel entries; validated lazily when they fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerItem {
@@ -22,6 +25,10 @@ pub enum TimerItem {
     Retry(SessionKey),
     /// An offline session's expiry, for the disconnect numbered `epoch`.
     Expire(SessionKey, u32),
+    /// The connection's output stall numbered `epoch` lasted too long.
+    OutputStall(ConnKey, u8),
+    /// The connection's incomplete packet is due.
+    PacketDeadline(ConnKey),
 }
 
 /// The clock and the wheel.
@@ -32,6 +39,9 @@ pub struct Timers {
     epoch: Instant,
     /// Added to the real clock: lets harness tests move time forward.
     skew_ms: u64,
+    /// When the wheel was last advanced, and whether that was late.
+    last_advance_ms: u64,
+    late: bool,
 }
 
 impl Default for Timers {
@@ -41,6 +51,8 @@ impl Default for Timers {
             clock_ms: 0,
             epoch: Instant::now(),
             skew_ms: 0,
+            last_advance_ms: 0,
+            late: false,
         }
     }
 }
@@ -63,15 +75,33 @@ impl Timers {
     }
 
     /// Advance to the current time; returns it, with what fired in `fired`.
+    /// A tick that comes [`LATE_MS`] or more after it was due marks the
+    /// shard late (it was busy or descheduled) until the next one.
     pub fn advance(&mut self, fired: &mut Vec<TimerItem>) -> u64 {
         let now = self.now_ms();
+        self.late = now.saturating_sub(self.last_advance_ms) >= TICK_MS + LATE_MS;
+        self.last_advance_ms = now;
         self.wheel.advance(now, fired);
         now
+    }
+
+    /// Whether this tick came late: connections whose bytes the shard did
+    /// not get to read meanwhile are not judged by it.
+    pub fn late(&self) -> bool {
+        self.late
     }
 
     /// Move the clock forward by `ms` (harness tests).
     #[cfg(test)]
     pub fn skip(&mut self, ms: u64) {
+        self.skew_ms += ms;
+        self.last_advance_ms += ms;
+    }
+
+    /// Move the clock forward by `ms` as if the shard had been busy the
+    /// whole time: the next tick is late (harness tests).
+    #[cfg(test)]
+    pub fn stall(&mut self, ms: u64) {
         self.skew_ms += ms;
     }
 

@@ -179,3 +179,25 @@ fn live_qos1_messages_wait_behind_the_retained_backlog() {
     );
     assert!(order[..40].iter().all(|r| *r));
 }
+
+#[test]
+fn a_small_retained_payload_does_not_pin_its_read_buffer() {
+    // A 10-byte payload read together with 64 KiB of other bytes is kept in
+    // an allocation of its own (the message the store and every replica keep).
+    let mut h = H::new(1);
+    let (p, _) = h.connect("pub", true);
+    let buffer = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    let publish = crate::codec::Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        topic: "small".into(),
+        pkid: 0,
+        payload: buffer.slice(1000..1010),
+    };
+    let _ = h.send(p, Packet::Publish(publish));
+    let stored = h.shard.router.retained_matching("small");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].payload.len(), 10);
+    assert!(!buffer.as_ptr_range().contains(&stored[0].payload.as_ptr()));
+}
