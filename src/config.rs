@@ -104,7 +104,7 @@ impl Default for RuntimeConfig {
             ring_depth: 8192,
             spin_before_park_us: 0,
             node_id: 0,
-            mailbox_capacity: 1024,
+            mailbox_capacity: 128,
             fanout_inline_max: 16384,
         }
     }

@@ -57,6 +57,28 @@ pub type HandoffHandler = fn(&ShardRef, Handoff);
 /// reading (publishers feel TCP backpressure) until the senders catch up.
 pub const HIGH_WATER: usize = 8192;
 
+/// Bytes queued for peers beyond which connections stop reading, likewise.
+pub const HIGH_WATER_BYTES: usize = 64 << 20;
+
+/// One batch carries at most this many messages and (past its first
+/// message) this many bytes: a mailbox of `runtime.mailbox_capacity`
+/// batches holds at most capacity × these, whatever the rate.
+pub const BATCH_MAX: usize = 512;
+/// See [`BATCH_MAX`].
+pub const BATCH_MAX_BYTES: usize = 512 << 10;
+
+impl MeshMsg {
+    /// Bytes the message holds beyond its own size (the budgets count them).
+    fn weight(&self) -> usize {
+        match self {
+            MeshMsg::Publish(m) | MeshMsg::Retain { msg: m, .. } => m.topic.len() + m.payload.len(),
+            MeshMsg::Interest { changes, .. } => changes.iter().map(|(f, _)| f.len()).sum(),
+            MeshMsg::Handoff(h) => h.initial.len(),
+            MeshMsg::Ack { .. } => 0,
+        }
+    }
+}
+
 /// A change broadcast to every peer whose acknowledgement to `conn` waits
 /// until all of them have applied it (see `protocol/acks.rs`).
 #[derive(Debug)]
@@ -71,8 +93,9 @@ struct Barrier {
 pub struct Mesh {
     pending: Vec<Vec<MeshMsg>>,
     wakers: Vec<Option<Waker>>,
-    /// Messages in `pending`, all peers together.
+    /// Messages in `pending`, all peers together, and their bytes.
     queued: usize,
+    queued_bytes: usize,
     /// The shard is stopping: backpressure no longer pauses readers.
     backpressure_off: bool,
     /// The sender tasks end once their queues are empty.
@@ -87,6 +110,7 @@ impl Mesh {
             pending: (0..shards).map(|_| Vec::new()).collect(),
             wakers: (0..shards).map(|_| None).collect(),
             queued: 0,
+            queued_bytes: 0,
             backpressure_off: false,
             closed: false,
             barriers: AHashMap::new(),
@@ -96,7 +120,8 @@ impl Mesh {
 
     /// Whether connections should stop reading for now.
     pub fn congested(&self) -> bool {
-        !self.backpressure_off && self.queued >= HIGH_WATER
+        !self.backpressure_off
+            && (self.queued >= HIGH_WATER || self.queued_bytes >= HIGH_WATER_BYTES)
     }
 
     /// The shard is stopping: connections read (and close) without waiting
@@ -105,16 +130,33 @@ impl Mesh {
         self.backpressure_off = true;
     }
 
-    /// Take everything queued for `peer` (its sender task calls this).
+    /// Take the oldest batch queued for `peer`, at most [`BATCH_MAX`]
+    /// messages and [`BATCH_MAX_BYTES`] (its sender task calls this).
     fn take(&mut self, peer: usize) -> Vec<MeshMsg> {
-        let batch = std::mem::take(&mut self.pending[peer]);
+        let pending = &mut self.pending[peer];
+        let mut bytes = 0;
+        let mut n = 0;
+        for m in pending.iter().take(BATCH_MAX) {
+            if n > 0 && bytes + m.weight() > BATCH_MAX_BYTES {
+                break;
+            }
+            bytes += m.weight();
+            n += 1;
+        }
+        let batch = if n == pending.len() {
+            std::mem::take(pending)
+        } else {
+            pending.drain(..n).collect()
+        };
         self.queued -= batch.len();
+        self.queued_bytes -= bytes;
         batch
     }
 
     /// Queue a message for `peer`; it leaves with the next batch.
     pub fn push(&mut self, peer: usize, msg: MeshMsg) {
         if let Some(p) = self.pending.get_mut(peer) {
+            self.queued_bytes += msg.weight();
             p.push(msg);
             self.queued += 1;
             if let Some(w) = self.wakers[peer].take() {
@@ -320,14 +362,61 @@ mod tests {
             mesh.push(1, MeshMsg::Ack { barrier: 1 });
         }
         assert!(mesh.congested());
-        let batch = mesh.take(1);
-        assert_eq!(batch.len(), HIGH_WATER);
+        while !mesh.take(1).is_empty() {}
         assert!(!mesh.congested());
         for _ in 0..HIGH_WATER {
             mesh.push(1, MeshMsg::Ack { barrier: 1 });
         }
         mesh.lift_backpressure();
         assert!(!mesh.congested(), "a stopping shard never pauses readers");
+    }
+
+    #[test]
+    fn batches_are_bounded_in_messages_and_bytes() {
+        let mut mesh = Mesh::new(2);
+        for _ in 0..BATCH_MAX + 10 {
+            mesh.push(1, MeshMsg::Ack { barrier: 1 });
+        }
+        assert_eq!(mesh.take(1).len(), BATCH_MAX);
+        assert_eq!(mesh.take(1).len(), 10);
+        let big = |n: usize| {
+            MeshMsg::Publish(Arc::new(Message {
+                id: crate::message::MsgId(1),
+                topic: "t".into(),
+                payload: bytes::Bytes::from(vec![0u8; n]),
+                qos: crate::codec::QoS::AtMostOnce,
+                retain: false,
+                from: "c".into(),
+            }))
+        };
+        // Three of 200 KiB: two fit in a batch's bytes, the third waits.
+        for _ in 0..3 {
+            mesh.push(1, big(200 << 10));
+        }
+        assert_eq!(mesh.take(1).len(), 2);
+        assert_eq!(mesh.take(1).len(), 1);
+        // One message larger than the byte cap still goes, alone.
+        mesh.push(1, big(BATCH_MAX_BYTES * 2));
+        mesh.push(1, big(1));
+        assert_eq!(mesh.take(1).len(), 1);
+        assert_eq!(mesh.queued_bytes, 2, "topic + payload of the one left");
+    }
+
+    #[test]
+    fn bytes_congest_too() {
+        let mut mesh = Mesh::new(2);
+        mesh.push(
+            1,
+            MeshMsg::Publish(Arc::new(Message {
+                id: crate::message::MsgId(1),
+                topic: "t".into(),
+                payload: bytes::Bytes::from(vec![0u8; HIGH_WATER_BYTES]),
+                qos: crate::codec::QoS::AtMostOnce,
+                retain: false,
+                from: "c".into(),
+            })),
+        );
+        assert!(mesh.congested(), "one message of HIGH_WATER_BYTES");
     }
 
     #[test]
