@@ -51,6 +51,7 @@ impl std::error::Error for StartError {}
 pub struct Broker {
     config: Config,
     hooks: Hooks,
+    faults: Option<Arc<crate::faults::Faults>>,
 }
 
 /// A running broker.
@@ -74,6 +75,7 @@ struct ShardSeed {
     conns: Arc<ConnCount>,
     listen_fd: OwnedFd,
     ends: mesh::MeshEnds,
+    faults: Option<Arc<crate::faults::Faults>>,
 }
 
 impl Broker {
@@ -81,7 +83,16 @@ impl Broker {
         Broker {
             config,
             hooks: Hooks::new(),
+            faults: None,
         }
+    }
+
+    /// Start with fault injection: `faults` can slow or fail a shard's
+    /// writes and mailbox sends while the broker runs (tests).
+    #[doc(hidden)]
+    pub fn with_faults(mut self, faults: Arc<crate::faults::Faults>) -> Self {
+        self.faults = Some(faults);
+        self
     }
 
     /// Register hooks before starting.
@@ -122,6 +133,7 @@ impl Broker {
                 conns: conns.clone(),
                 listen_fd,
                 ends,
+                faults: self.faults.clone(),
             };
             let rt = &config.runtime;
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
@@ -206,6 +218,7 @@ async fn shard_main(seed: ShardSeed) {
         seed.board,
         seed.stop,
     )));
+    shard.borrow_mut().faults = seed.faults;
     mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
     // SAFETY: a listening socket we own, moved into glommio on its executor.

@@ -116,6 +116,7 @@ impl Conn {
                     }
                 }
             }
+            self.injected_delay().await;
             match self.next_event(stream).await {
                 // Fairness: a client that always has bytes ready (a flooding
                 // publisher) goes to the back of the run queue after each read,
@@ -136,6 +137,21 @@ impl Conn {
                     return reason;
                 }
             }
+        }
+    }
+
+    /// Fault injection: wait before writing when the test slowed this shard.
+    async fn injected_delay(&self) {
+        let delay = {
+            let sh = self.shard.borrow();
+            let pending = sh.conns.get(self.key).is_some_and(|c| c.unsent() > 0);
+            sh.faults
+                .as_ref()
+                .filter(|_| pending)
+                .and_then(|f| f.write_delay(sh.id))
+        };
+        if let Some(d) = delay {
+            glommio::timer::sleep(d).await;
         }
     }
 
@@ -367,6 +383,9 @@ impl Shard {
             }
             if c.unsent() == 0 {
                 return Ok(());
+            }
+            if self.faults.as_ref().is_some_and(|f| f.writes_fail(self.id)) {
+                return Err(Event::Eof);
             }
             match stream.poll_write(cx, c.unsent_bytes()) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Event::Eof),

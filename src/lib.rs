@@ -54,6 +54,7 @@ pub mod codec;
 pub mod config;
 pub(crate) mod conn;
 pub(crate) mod conn_limit;
+pub mod faults;
 pub mod hooks;
 pub mod host;
 pub(crate) mod listener;

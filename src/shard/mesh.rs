@@ -276,6 +276,13 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
         })
         .await;
         let Some(batch) = batch else { break };
+        let delay = {
+            let sh = shard.borrow();
+            sh.faults.as_ref().and_then(|f| f.mesh_delay(sh.id))
+        };
+        if let Some(d) = delay {
+            glommio::timer::sleep(d).await;
+        }
         match tx.try_send(batch) {
             Ok(()) => {}
             Err(GlommioError::WouldBlock(glommio::ResourceType::Channel(batch))) => {

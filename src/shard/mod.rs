@@ -63,6 +63,8 @@ pub struct Shard {
     pub board: Arc<MetricsBoard>,
     /// The broker's stop flag.
     pub stop: Arc<AtomicBool>,
+    /// Fault injection (tests); None in a normal broker.
+    pub faults: Option<Arc<crate::faults::Faults>>,
     pub ids: MsgIdGen,
     pub conns: conns::Connections,
     pub sessions: Sessions,
@@ -106,6 +108,7 @@ impl Shard {
             metrics: Metrics::default(),
             board,
             stop,
+            faults: None,
         }
     }
 
