@@ -169,6 +169,37 @@ impl H {
         result
     }
 
+    /// Feed raw bytes as one read of the connection's socket, as the
+    /// connection task does: decode every whole packet (keeping a partial
+    /// one in `partial` for the next read) and handle it; malformed input or
+    /// a handler's error closes the connection. Returns false once closed.
+    pub fn feed(&mut self, conn: ConnKey, partial: &mut Vec<u8>, bytes: &[u8]) -> bool {
+        if self.shard.conns.get(conn).is_none() {
+            return false;
+        }
+        partial.extend_from_slice(bytes);
+        let max = self.shard.cfg.mqtt.max_packet_size;
+        let mut data = Bytes::from(std::mem::take(partial));
+        loop {
+            match codec::decode(&data, max, Side::Server) {
+                Ok(Some((packet, used))) => {
+                    data = data.slice(used..);
+                    if self.send(conn, packet).is_err() {
+                        return false;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.end_task(conn, CloseReason::ProtocolError);
+                    self.settle();
+                    return false;
+                }
+            }
+        }
+        partial.extend_from_slice(&data);
+        true
+    }
+
     /// Subscribe and return the SUBACK codes; every peer answers the
     /// barrier at once (what the peers were sent is consumed).
     pub fn subscribe(&mut self, conn: ConnKey, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
@@ -196,10 +227,11 @@ impl H {
     /// What the connection task does when it ends: keep the unsent output
     /// for the test, then tell the shard.
     fn end_task(&mut self, conn: ConnKey, reason: CloseReason) {
-        if let Some(c) = self.shard.conns.get_mut(conn) {
-            let out = c.take_unsent();
-            self.closed_output.entry(conn).or_default().extend(out);
-        }
+        let Some(c) = self.shard.conns.get_mut(conn) else {
+            return;
+        };
+        let out = c.take_unsent();
+        self.closed_output.entry(conn).or_default().extend(out);
         self.closed.insert(conn, reason);
         self.shard.conn_closed(conn, reason);
     }
