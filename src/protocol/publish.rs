@@ -119,9 +119,10 @@ impl Shard {
             Applied::Refused if origin => {
                 self.metrics.retained_refused += 1;
                 log::warn!(
-                    "shard {}: max_retained ({}) reached, {:?} not retained",
+                    "shard {}: max_retained ({}) or max_retained_bytes ({}) reached, {:?} not retained",
                     self.id,
                     self.cfg.mqtt.max_retained,
+                    self.cfg.mqtt.max_retained_bytes,
                     msg.topic
                 );
             }
