@@ -165,3 +165,42 @@ fn a_broker_restarted_right_after_kill_9_serves_its_first_200_connections() {
         new.stop();
     }
 }
+
+#[test]
+fn in_process_the_address_is_refused_while_held_and_free_again_after_join() {
+    let port = free_port();
+    let mut cfg = common::config(1);
+    cfg.listener.bind = format!("127.0.0.1:{port}");
+    let first = coremq::Broker::new(cfg.clone())
+        .start()
+        .expect("first start");
+    let t = Instant::now();
+    match coremq::Broker::new(cfg.clone()).start() {
+        Err(e @ coremq::StartError::AddressInUse(..)) => {
+            assert!(e.to_string().contains("address in use"), "{e}");
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "took {:?}",
+                t.elapsed()
+            );
+        }
+        Err(e) => panic!("second start: unexpected error {e}"),
+        Ok(h) => {
+            h.stop();
+            let _ = h.join();
+            panic!("a second broker started on {port} beside the first");
+        }
+    }
+    first.stop();
+    first.join().expect("first joins");
+    // Joined: the same address can be served again at once (tests restart brokers).
+    let again = coremq::Broker::new(cfg)
+        .start()
+        .expect("restart after join");
+    assert_eq!(
+        connack(again.local_addr(), "again"),
+        Ok(ConnectReturnCode::Accepted)
+    );
+    again.stop();
+    again.join().expect("joins");
+}
