@@ -1,6 +1,7 @@
 //! The broker as a library: configure, hook, start on any port, stop.
 //!
-//! [`Broker::start`] checks the host, binds one SO_REUSEPORT socket per
+//! [`Broker::start`] checks the host, claims the listen address (a second
+//! broker on it fails with "address in use"), binds one SO_REUSEPORT socket per
 //! shard, builds the mailbox mesh and starts one pinned glommio executor per
 //! shard; it returns a [`BrokerHandle`] that knows the bound address, reads
 //! the merged counters and stops the shards. The `coremq` binary is a thin
@@ -30,6 +31,8 @@ pub enum StartError {
     Config(crate::config::ConfigError),
     Host(host::HostError),
     Bind(SocketAddr, std::io::Error),
+    /// Another coremq, or another program, listens on the address; says which.
+    AddressInUse(SocketAddr, &'static str),
     Executor(String),
 }
 
@@ -39,6 +42,9 @@ impl fmt::Display for StartError {
             StartError::Config(e) => write!(f, "bad configuration: {e}"),
             StartError::Host(e) => write!(f, "{e}"),
             StartError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            StartError::AddressInUse(a, why) => {
+                write!(f, "cannot listen on {a}: address in use ({why})")
+            }
             StartError::Executor(e) => write!(f, "cannot start shard executors: {e}"),
         }
     }
@@ -62,6 +68,9 @@ pub struct BrokerHandle {
     board: Arc<MetricsBoard>,
     conns: Arc<ConnCount>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// The listen address is ours until the shards are joined (or the
+    /// handle is dropped).
+    _claim: listener::AddressClaim,
 }
 
 /// What every shard thread is given.
@@ -109,8 +118,22 @@ impl Broker {
         let cpus = host::resolve_cpus(&self.config.runtime.cores).map_err(StartError::Host)?;
         let n = cpus.len();
         let bind = self.config.bind_addr().map_err(StartError::Config)?;
+        let claim_error = |a: SocketAddr| {
+            move |e| match e {
+                listener::ClaimError::InUse(why) => StartError::AddressInUse(a, why),
+                listener::ClaimError::Io(e) => StartError::Bind(a, e),
+            }
+        };
+        // Port 0: the kernel picks a port nobody listens on; lock that one.
+        let early = (bind.port() != 0)
+            .then(|| listener::claim(bind, listener::CLAIM_WAIT).map_err(claim_error(bind)))
+            .transpose()?;
         let (fds, addr) = listener::bind_all(bind, n, self.config.listener.backlog)
             .map_err(|e| StartError::Bind(bind, e))?;
+        let claim = match early {
+            Some(c) => c,
+            None => listener::lock(addr).map_err(claim_error(addr))?,
+        };
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
         let config = Arc::new(self.config);
         let hooks = Arc::new(self.hooks);
@@ -157,6 +180,7 @@ impl Broker {
             board,
             conns,
             threads,
+            _claim: claim,
         })
     }
 }
@@ -193,13 +217,18 @@ impl BrokerHandle {
     }
 
     /// Wait for every shard to finish (call [`stop`](Self::stop) first).
+    /// The listen address is released once every shard has stopped.
     pub fn join(self) -> Result<(), String> {
+        let BrokerHandle {
+            threads, _claim, ..
+        } = self;
         let mut errors = Vec::new();
-        for (i, t) in self.threads.into_iter().enumerate() {
+        for (i, t) in threads.into_iter().enumerate() {
             if let Err(e) = t.join() {
                 errors.push(format!("shard {i}: {e}"));
             }
         }
+        drop(_claim);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -18,6 +18,26 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/coremq.toml");
 /// The most shards one broker runs (interest sets are 64-bit masks).
 pub const MAX_SHARDS: usize = 64;
 
+/// Upper bounds of the keys that count time. Each is multiplied into
+/// milliseconds or microseconds (u64) by its user; these keep every such
+/// product, and a deadline `now + it`, far from overflow, and refuse values
+/// that can only be a typo.
+pub mod bounds {
+    /// `runtime.spin_before_park_us`: one second of spinning.
+    pub const SPIN_BEFORE_PARK_US: u64 = 1_000_000;
+    /// `listener.tcp_keepalive_s` and `listener.tcp_keepalive_interval_s`:
+    /// Linux refuses more (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL).
+    pub const TCP_KEEPALIVE_S: u64 = 32_767;
+    /// `listener.tcp_keepalive_probes`: Linux refuses more (MAX_TCP_KEEPCNT).
+    pub const TCP_KEEPALIVE_PROBES: u32 = 127;
+    /// `mqtt.connect_timeout_s`: one hour.
+    pub const CONNECT_TIMEOUT_S: u64 = 3_600;
+    /// `session.retry_interval_s`: one day.
+    pub const RETRY_INTERVAL_S: u64 = 86_400;
+    /// `session.expiry_s`: ten years (sessions keep it in u32 seconds).
+    pub const EXPIRY_S: u64 = 315_360_000;
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -120,6 +140,13 @@ pub struct ListenerConfig {
     pub backlog: u32,
     /// Connections the whole node accepts; beyond it new sockets are closed.
     pub max_connections: usize,
+    /// Seconds an accepted socket is idle before TCP keepalive probes start
+    /// (0: no TCP keepalive).
+    pub tcp_keepalive_s: u64,
+    /// Seconds between unanswered TCP keepalive probes.
+    pub tcp_keepalive_interval_s: u64,
+    /// Unanswered TCP keepalive probes before the kernel drops the connection.
+    pub tcp_keepalive_probes: u32,
 }
 
 impl Default for ListenerConfig {
@@ -128,6 +155,9 @@ impl Default for ListenerConfig {
             bind: "0.0.0.0:1883".into(),
             backlog: 4096,
             max_connections: 1_000_000,
+            tcp_keepalive_s: 120,
+            tcp_keepalive_interval_s: 30,
+            tcp_keepalive_probes: 4,
         }
     }
 }
@@ -246,6 +276,15 @@ impl Config {
     /// Check every value; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        let in_range = |key: &str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError(format!(
+                    "{key}: must be {min}..={max}, got {value}"
+                )))
+            }
+        };
         match &self.runtime.cores {
             Cores::All(s) if s != "all" => {
                 return bad("runtime.cores", "expected \"all\", N or a list")
@@ -267,10 +306,35 @@ impl Config {
         if self.runtime.fanout_inline_max == 0 {
             return bad("runtime.fanout_inline_max", "must be at least 1");
         }
+        in_range(
+            "runtime.spin_before_park_us",
+            self.runtime.spin_before_park_us,
+            0,
+            bounds::SPIN_BEFORE_PARK_US,
+        )?;
         self.bind_addr()?;
-        if self.listener.max_connections == 0 {
+        let l = &self.listener;
+        if l.max_connections == 0 {
             return bad("listener.max_connections", "must be at least 1");
         }
+        in_range(
+            "listener.tcp_keepalive_s",
+            l.tcp_keepalive_s,
+            0,
+            bounds::TCP_KEEPALIVE_S,
+        )?;
+        in_range(
+            "listener.tcp_keepalive_interval_s",
+            l.tcp_keepalive_interval_s,
+            1,
+            bounds::TCP_KEEPALIVE_S,
+        )?;
+        in_range(
+            "listener.tcp_keepalive_probes",
+            u64::from(l.tcp_keepalive_probes),
+            1,
+            u64::from(bounds::TCP_KEEPALIVE_PROBES),
+        )?;
         let m = &self.mqtt;
         if m.max_packet_size < 64 || m.max_packet_size > crate::codec::MAX_REMAINING_LENGTH + 5 {
             return bad("mqtt.max_packet_size", "must be 64..=268435460");
@@ -278,9 +342,12 @@ impl Config {
         if m.max_client_id_len == 0 || m.max_client_id_len > 65535 {
             return bad("mqtt.max_client_id_len", "must be 1..=65535");
         }
-        if m.connect_timeout_s == 0 {
-            return bad("mqtt.connect_timeout_s", "must be at least 1");
-        }
+        in_range(
+            "mqtt.connect_timeout_s",
+            m.connect_timeout_s,
+            1,
+            bounds::CONNECT_TIMEOUT_S,
+        )?;
         if m.max_retained_bytes == 0 {
             return bad("mqtt.max_retained_bytes", "must be at least 1");
         }
@@ -300,6 +367,13 @@ impl Config {
         if s.max_awaiting_rel == 0 || s.max_awaiting_rel > 65535 {
             return bad("session.max_awaiting_rel", "must be 1..=65535");
         }
+        in_range(
+            "session.retry_interval_s",
+            s.retry_interval_s,
+            0,
+            bounds::RETRY_INTERVAL_S,
+        )?;
+        in_range("session.expiry_s", s.expiry_s, 0, bounds::EXPIRY_S)?;
         self.limits.validate()
     }
 }
@@ -399,14 +473,87 @@ mod tests {
 
     #[test]
     fn bad_value_is_named() {
-        let err = Config::from_toml("[session]\ninflight_window = 0\n").unwrap_err();
-        assert!(err.0.contains("session.inflight_window"), "{err}");
-        let err = Config::from_toml("[listener]\nbind = \"nope\"\n").unwrap_err();
-        assert!(err.0.contains("listener.bind"), "{err}");
-        let err = Config::from_toml("[mqtt]\nmax_retained_bytes = 0\n").unwrap_err();
-        assert!(err.0.contains("mqtt.max_retained_bytes"), "{err}");
-        let err = Config::from_toml("[session]\nmqueue_drop = \"random\"\n").unwrap_err();
-        assert!(err.0.contains("mqueue_drop"), "{err}");
+        for (toml, key) in [
+            (
+                "[session]\ninflight_window = 0\n",
+                "session.inflight_window",
+            ),
+            ("[listener]\nbind = \"nope\"\n", "listener.bind"),
+            ("[session]\nmqueue_drop = \"random\"\n", "mqueue_drop"),
+            (
+                "[mqtt]\nmax_retained_bytes = 0\n",
+                "mqtt.max_retained_bytes",
+            ),
+            (
+                "[listener]\ntcp_keepalive_interval_s = 0\n",
+                "listener.tcp_keepalive_interval_s",
+            ),
+            (
+                "[listener]\ntcp_keepalive_probes = 0\n",
+                "listener.tcp_keepalive_probes",
+            ),
+        ] {
+            let err = Config::from_toml(toml).unwrap_err();
+            assert!(err.0.contains(key), "{toml:?}: {err}");
+        }
+        // 0 is a valid keepalive: it turns TCP keepalive off.
+        let c = Config::from_toml("[listener]\ntcp_keepalive_s = 0\n").unwrap();
+        assert_eq!(c.listener.tcp_keepalive_s, 0);
+    }
+
+    #[test]
+    fn huge_durations_are_refused_naming_the_key() {
+        for (section, key, max) in [
+            (
+                "runtime",
+                "spin_before_park_us",
+                bounds::SPIN_BEFORE_PARK_US,
+            ),
+            ("listener", "tcp_keepalive_s", bounds::TCP_KEEPALIVE_S),
+            (
+                "listener",
+                "tcp_keepalive_interval_s",
+                bounds::TCP_KEEPALIVE_S,
+            ),
+            (
+                "listener",
+                "tcp_keepalive_probes",
+                u64::from(bounds::TCP_KEEPALIVE_PROBES),
+            ),
+            ("mqtt", "connect_timeout_s", bounds::CONNECT_TIMEOUT_S),
+            ("session", "retry_interval_s", bounds::RETRY_INTERVAL_S),
+            ("session", "expiry_s", bounds::EXPIRY_S),
+        ] {
+            // The bound itself is accepted; one more, and u64::MAX (whose
+            // milliseconds would overflow), are refused with the key's name.
+            let ok = Config::from_toml(&format!("[{section}]\n{key} = {max}\n"));
+            assert!(ok.is_ok(), "{section}.{key} = {max}: {ok:?}");
+            for v in [max + 1, u64::MAX / 1000 + 1, i64::MAX as u64] {
+                match Config::from_toml(&format!("[{section}]\n{key} = {v}\n")) {
+                    Ok(_) => panic!("{section}.{key} = {v} was accepted"),
+                    // u32 keys refuse a huge value while parsing, also by name.
+                    Err(e) => assert!(e.0.contains(key), "{section}.{key} = {v}: {e}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_bound_fits_the_arithmetic_done_on_it() {
+        // Deadlines are `now_ms + s * 1000` in u64: a century of uptime plus
+        // the largest bound must not overflow, and expiry fits its u32.
+        let century_ms: u64 = 100 * 365 * 86_400 * 1000;
+        for max in [
+            bounds::TCP_KEEPALIVE_S,
+            bounds::CONNECT_TIMEOUT_S,
+            bounds::RETRY_INTERVAL_S,
+            bounds::EXPIRY_S,
+        ] {
+            let ms = max.checked_mul(1000).expect("bound in ms fits u64");
+            assert!(century_ms.checked_add(ms).is_some());
+        }
+        assert!(u32::try_from(bounds::EXPIRY_S).is_ok());
+        assert!(i32::try_from(bounds::TCP_KEEPALIVE_S).is_ok());
     }
 
     #[test]

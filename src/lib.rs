@@ -61,6 +61,7 @@ pub(crate) mod listener;
 pub mod message;
 pub mod metrics;
 pub(crate) mod protocol;
+pub(crate) mod ratelog;
 pub(crate) mod router;
 pub(crate) mod session;
 pub(crate) mod shard;

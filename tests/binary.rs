@@ -107,6 +107,7 @@ fn bind_failure_exits_1_with_a_message() {
     let (code, _, err) = run(&["--listen", &addr, "--cores", "1"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot listen"), "{err}");
+    assert!(err.contains("address in use"), "{err}");
 }
 
 #[test]
@@ -180,6 +181,19 @@ fn too_little_locked_memory_is_a_clear_error_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// SIGKILLs a child if the test fails before it stops the child itself (a
+/// leaked broker would hold the test's stdout open).
+struct KillOnPanic(u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: signalling the child we spawned, by its pid.
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
+}
+
 #[test]
 fn out_of_file_descriptors_pauses_accepting_and_recovers() {
     use std::os::unix::process::CommandExt;
@@ -201,6 +215,7 @@ fn out_of_file_descriptors_pauses_accepting_and_recovers() {
         });
     }
     let mut child = cmd.spawn().expect("spawn");
+    let _reap = KillOnPanic(child.id());
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -226,6 +241,27 @@ fn out_of_file_descriptors_pauses_accepting_and_recovers() {
         }
     }
     assert!(saw_warning, "no fd-exhaustion warning logged");
+    // Still out of fds (the rest of the 200 wait in the backlog) and
+    // retrying every 100 ms: the warning is rate-limited to one line a
+    // second, and says how many it held back.
+    let mut warnings = Vec::new();
+    let end = Instant::now() + Duration::from_millis(2500);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if let Ok(line) = rx.recv_timeout(left) {
+            if line.contains("out of file descriptors") {
+                warnings.push(line);
+            }
+        }
+    }
+    assert!(
+        (1..=4).contains(&warnings.len()),
+        "{} fd warnings in 2.5 s: {warnings:#?}",
+        warnings.len()
+    );
+    assert!(
+        warnings.iter().any(|l| l.contains("similar suppressed")),
+        "{warnings:#?}"
+    );
     assert!(child.try_wait().unwrap().is_none(), "broker died");
     drop(conns);
     // Once sockets close, the broker serves again.

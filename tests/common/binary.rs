@@ -70,12 +70,18 @@ impl BrokerProcess {
 
     /// As [`start`](Self::start), with a TOML configuration file made from `toml`.
     pub fn start_with_config(cores: usize, toml: Option<&str>) -> BrokerProcess {
+        BrokerProcess::start_on("127.0.0.1:0", cores, toml)
+    }
+
+    /// `coremq --listen LISTEN --cores N` (with `toml` as its configuration
+    /// file); returns once it logged its port.
+    pub fn start_on(listen: &str, cores: usize, toml: Option<&str>) -> BrokerProcess {
         let config = toml.map(|t| TempFile::new("coremq-interop", ".toml", t));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_coremq"));
         if let Some(c) = &config {
             cmd.arg("--config").arg(&c.path);
         }
-        cmd.args(["--listen", "127.0.0.1:0", "--cores", &cores.to_string()])
+        cmd.args(["--listen", listen, "--cores", &cores.to_string()])
             .env(
                 "RUST_LOG",
                 std::env::var("COREMQ_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -149,6 +155,17 @@ impl BrokerProcess {
             self.cores,
             self.log()
         );
+    }
+
+    /// SIGKILL (no clean stop) and reap it; returns once the process is gone.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, libc::SIGKILL);
+            let _ = child.wait();
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
     }
 
     /// SIGTERM, wait up to STOP_WAIT, then SIGKILL. None if it had to be killed.
