@@ -258,10 +258,12 @@ impl Conn {
         let budget = sh.cfg.limits.max_incomplete_bytes.div_ceil(sh.shards);
         if !sh.conns.hold_input(self.key, self.inbuf.capacity(), budget) {
             sh.metrics.input_budget_closes += 1;
-            log::warn!(
-                "{}: incomplete packets on this shard would exceed {budget} bytes, closing",
-                sh.who(self.key)
-            );
+            if let Some(held) = sh.lines.input_budget.allow() {
+                log::warn!(
+                    "{}: incomplete packets on this shard would exceed {budget} bytes, closing{held}",
+                    sh.who(self.key)
+                );
+            }
             return Err(CloseReason::InputBudget);
         }
         let now = sh.timers.now_ms();
@@ -300,7 +302,12 @@ impl Conn {
 
     /// Log and count a decode failure; answer CONNACK 0x01 for an unsupported level.
     fn decode_failed(&self, shard: &mut Shard, e: DecodeError) -> CloseReason {
-        log::info!("{}: malformed input ({e}), closing", shard.who(self.key));
+        if let Some(held) = shard.lines.malformed.allow() {
+            log::info!(
+                "{}: malformed input ({e}), closing{held}",
+                shard.who(self.key)
+            );
+        }
         match e {
             DecodeError::PacketTooLarge { .. } => {
                 shard.metrics.packets_too_large += 1;

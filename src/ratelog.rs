@@ -79,6 +79,34 @@ impl RateLimit {
     }
 }
 
+/// One shard's repeating log lines that a peer can trigger, each limited
+/// on its own (owned by the shard, used by the protocol handlers and the
+/// connection task).
+#[derive(Debug, Clone)]
+pub(crate) struct ShardLines {
+    pub malformed: RateLimit,
+    pub input_budget: RateLimit,
+    pub packet_timeout: RateLimit,
+    pub output_stalled: RateLimit,
+    pub sessions_full: RateLimit,
+    pub awaiting_rel_full: RateLimit,
+    pub retained_full: RateLimit,
+}
+
+impl Default for ShardLines {
+    fn default() -> Self {
+        ShardLines {
+            malformed: RateLimit::per_second(),
+            input_budget: RateLimit::per_second(),
+            packet_timeout: RateLimit::per_second(),
+            output_stalled: RateLimit::per_second(),
+            sessions_full: RateLimit::per_second(),
+            awaiting_rel_full: RateLimit::per_second(),
+            retained_full: RateLimit::per_second(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

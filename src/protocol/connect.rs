@@ -128,11 +128,13 @@ impl Shard {
         let new_session =
             connect.client_id.is_empty() || self.sessions.find(&connect.client_id).is_none();
         if new_session && self.sessions.len() >= share {
-            log::warn!(
-                "{}: this shard holds {share} sessions (max_sessions {}), refused",
-                self.who(conn),
-                limits.max_sessions
-            );
+            if let Some(held) = self.lines.sessions_full.allow() {
+                log::warn!(
+                    "{}: this shard holds {share} sessions (max_sessions {}), refused{held}",
+                    self.who(conn),
+                    self.cfg.limits.max_sessions
+                );
+            }
             self.metrics.sessions_refused_limit += 1;
             return Some(ConnectReturnCode::ServerUnavailable);
         }

@@ -42,11 +42,13 @@ impl Shard {
                         0
                     }
                     Awaiting::Full => {
-                        log::warn!(
-                            "{}: more than {} QoS 2 messages awaiting PUBREL, closing",
-                            self.who(conn),
-                            self.cfg.session.max_awaiting_rel
-                        );
+                        if let Some(held) = self.lines.awaiting_rel_full.allow() {
+                            log::warn!(
+                                "{}: more than {} QoS 2 messages awaiting PUBREL, closing{held}",
+                                self.who(conn),
+                                self.cfg.session.max_awaiting_rel
+                            );
+                        }
                         self.metrics.protocol_errors += 1;
                         return Err(CloseReason::ProtocolError);
                     }
@@ -118,13 +120,15 @@ impl Shard {
                 .emit(|| SessionEvent::RetainedCleared { msg: msg.clone() }),
             Applied::Refused if origin => {
                 self.metrics.retained_refused += 1;
-                log::warn!(
-                    "shard {}: max_retained ({}) or max_retained_bytes ({}) reached, {:?} not retained",
-                    self.id,
-                    self.cfg.mqtt.max_retained,
-                    self.cfg.mqtt.max_retained_bytes,
-                    msg.topic
-                );
+                if let Some(held) = self.lines.retained_full.allow() {
+                    log::warn!(
+                        "shard {}: max_retained ({}) or max_retained_bytes ({}) reached, {:?} not retained{held}",
+                        self.id,
+                        self.cfg.mqtt.max_retained,
+                        self.cfg.mqtt.max_retained_bytes,
+                        msg.topic
+                    );
+                }
             }
             Applied::Refused | Applied::Stale => {}
         }

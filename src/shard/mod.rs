@@ -63,6 +63,8 @@ pub struct Shard {
     pub board: Arc<MetricsBoard>,
     /// The broker's stop flag.
     pub stop: Arc<AtomicBool>,
+    /// Rate limits of the log lines a peer can make repeat.
+    pub lines: crate::ratelog::ShardLines,
     /// Fault injection (tests); None in a normal broker.
     pub faults: Option<Arc<crate::faults::Faults>>,
     pub ids: MsgIdGen,
@@ -108,6 +110,7 @@ impl Shard {
             metrics: Metrics::default(),
             board,
             stop,
+            lines: Default::default(),
             faults: None,
         }
     }

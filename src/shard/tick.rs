@@ -65,11 +65,13 @@ impl super::Shard {
             );
             return;
         }
-        log::info!(
-            "{}: a packet took over {} s to arrive, closing",
-            self.who(k),
-            self.cfg.limits.packet_timeout_s
-        );
+        if let Some(held) = self.lines.packet_timeout.allow() {
+            log::info!(
+                "{}: a packet took over {} s to arrive, closing{held}",
+                self.who(k),
+                self.cfg.limits.packet_timeout_s
+            );
+        }
         self.metrics.packet_timeouts += 1;
         self.close_conn(k, CloseReason::PacketTimeout);
     }
@@ -114,12 +116,14 @@ impl super::Shard {
             TimerItem::Keepalive(k) => self.keepalive_due(k, now),
             TimerItem::OutputStall(k, epoch) => {
                 if self.conns.get(k).is_some_and(|c| c.stalled_since(epoch)) {
-                    log::info!(
-                        "{}: output over {} bytes for {} s (not reading?), closing",
-                        self.who(k),
-                        self.cfg.mqtt.max_outbox_bytes,
-                        self.cfg.limits.output_stall_timeout_s
-                    );
+                    if let Some(held) = self.lines.output_stalled.allow() {
+                        log::info!(
+                            "{}: output over {} bytes for {} s (not reading?), closing{held}",
+                            self.who(k),
+                            self.cfg.mqtt.max_outbox_bytes,
+                            self.cfg.limits.output_stall_timeout_s
+                        );
+                    }
                     self.metrics.output_stall_closes += 1;
                     self.close_conn(k, CloseReason::OutputStalled);
                 }
