@@ -378,6 +378,18 @@ mod tests {
         assert!(!mesh.congested(), "a stopping shard never pauses readers");
     }
 
+    /// A publish on "t" with an `n`-byte payload.
+    fn big(n: usize) -> MeshMsg {
+        MeshMsg::Publish(Arc::new(Message {
+            id: crate::message::MsgId(1),
+            topic: "t".into(),
+            payload: bytes::Bytes::from(vec![0u8; n]),
+            qos: crate::codec::QoS::AtMostOnce,
+            retain: false,
+            from: "c".into(),
+        }))
+    }
+
     #[test]
     fn batches_are_bounded_in_messages_and_bytes() {
         let mut mesh = Mesh::new(2);
@@ -386,16 +398,6 @@ mod tests {
         }
         assert_eq!(mesh.take(1).len(), BATCH_MAX);
         assert_eq!(mesh.take(1).len(), 10);
-        let big = |n: usize| {
-            MeshMsg::Publish(Arc::new(Message {
-                id: crate::message::MsgId(1),
-                topic: "t".into(),
-                payload: bytes::Bytes::from(vec![0u8; n]),
-                qos: crate::codec::QoS::AtMostOnce,
-                retain: false,
-                from: "c".into(),
-            }))
-        };
         // Three of 200 KiB: two fit in a batch's bytes, the third waits.
         for _ in 0..3 {
             mesh.push(1, big(200 << 10));
@@ -412,17 +414,7 @@ mod tests {
     #[test]
     fn bytes_congest_too() {
         let mut mesh = Mesh::new(2);
-        mesh.push(
-            1,
-            MeshMsg::Publish(Arc::new(Message {
-                id: crate::message::MsgId(1),
-                topic: "t".into(),
-                payload: bytes::Bytes::from(vec![0u8; HIGH_WATER_BYTES]),
-                qos: crate::codec::QoS::AtMostOnce,
-                retain: false,
-                from: "c".into(),
-            })),
-        );
+        mesh.push(1, big(HIGH_WATER_BYTES));
         assert!(mesh.congested(), "one message of HIGH_WATER_BYTES");
     }
 
