@@ -271,7 +271,7 @@ impl Session {
             queue: self
                 .mqueue
                 .iter()
-                .map(|(d, q)| (d.msg.id.0, d.retain, *q))
+                .map(|(d, q)| (d.msg.id.0, d.retain, q))
                 .collect(),
             awaiting_rel: awaiting,
         }

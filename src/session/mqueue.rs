@@ -30,6 +30,7 @@ use crate::codec::QoS;
 /// What to drop when the queue is full and no QoS0 item can make room: the
 /// configured `session.mqueue_drop`.
 pub use crate::config::QueueDropPolicy as DropPolicy;
+use smallvec::SmallVec;
 
 /// How many bytes a queued item holds (what the byte budget counts).
 pub trait Weigh {
@@ -60,10 +61,11 @@ pub struct Limits {
 }
 
 /// The outcome of [`MQueue::push`]: what was dropped to make room (oldest
-/// first) and, if the incoming item was not queued, the item itself.
+/// first) and, if the incoming item was not queued, the item itself. One
+/// drop (the common case under load) needs no allocation.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Push<T> {
-    pub dropped: Vec<T>,
+    pub dropped: SmallVec<[T; 1]>,
     pub rejected: Option<T>,
 }
 
@@ -74,10 +76,20 @@ impl<T> Push<T> {
     }
 }
 
+/// One queued item with its delivery QoS and its weight, kept so that
+/// dropping or sending it never reads the message itself (an old message is
+/// a cache miss; a flood of drops would pay one each).
+#[derive(Debug)]
+struct Queued<T> {
+    item: T,
+    qos: QoS,
+    weight: u32,
+}
+
 /// A bounded FIFO of pending messages. See the module doc.
 #[derive(Debug)]
 pub struct MQueue<T> {
-    items: VecDeque<(T, QoS)>,
+    items: VecDeque<Queued<T>>,
     /// How many queued items are QoS0.
     qos0: u32,
     /// Sum of the queued items' weights.
@@ -103,7 +115,7 @@ impl<T: Weigh> MQueue<T> {
     pub fn push(&mut self, item: T, qos: QoS, lim: &Limits) -> Push<T> {
         let is_qos0 = qos == QoS::AtMostOnce;
         let weight = item.weight();
-        let mut dropped = Vec::new();
+        let mut dropped = SmallVec::new();
         if (is_qos0 && !lim.store_qos0) || weight > lim.max_bytes.max(1) {
             return Push {
                 dropped,
@@ -124,19 +136,19 @@ impl<T: Weigh> MQueue<T> {
                 break;
             }
         }
-        self.push_back(item, qos);
+        if is_qos0 {
+            self.qos0 += 1;
+        }
+        self.bytes += weight;
+        self.items.push_back(Queued {
+            item,
+            qos,
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+        });
         Push {
             dropped,
             rejected: None,
         }
-    }
-
-    fn push_back(&mut self, item: T, qos: QoS) {
-        if qos == QoS::AtMostOnce {
-            self.qos0 += 1;
-        }
-        self.bytes += item.weight();
-        self.items.push_back((item, qos));
     }
 
     /// Remove the oldest QoS0 item: a scan, only when full with QoS0 items queued.
@@ -147,24 +159,24 @@ impl<T: Weigh> MQueue<T> {
         let index = self
             .items
             .iter()
-            .position(|(_, qos)| *qos == QoS::AtMostOnce)?;
-        let (item, _) = self.items.remove(index)?;
+            .position(|q| q.qos == QoS::AtMostOnce)?;
+        let q = self.items.remove(index)?;
         self.qos0 -= 1;
-        self.bytes -= item.weight();
-        Some(item)
+        self.bytes -= q.weight as usize;
+        Some(q.item)
     }
 
     pub fn pop(&mut self) -> Option<(T, QoS)> {
-        let (item, qos) = self.items.pop_front()?;
-        if qos == QoS::AtMostOnce {
+        let q = self.items.pop_front()?;
+        if q.qos == QoS::AtMostOnce {
             self.qos0 -= 1;
         }
-        self.bytes -= item.weight();
+        self.bytes -= q.weight as usize;
         if self.items.is_empty() {
             // Free the buffer: an idle session keeps no queue allocation.
             self.items = VecDeque::new();
         }
-        Some((item, qos))
+        Some((q.item, q.qos))
     }
 
     pub fn len(&self) -> usize {
@@ -180,9 +192,9 @@ impl<T: Weigh> MQueue<T> {
         self.bytes
     }
 
-    /// The queued items, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &(T, QoS)> {
-        self.items.iter()
+    /// The queued items with their QoS, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (&T, QoS)> {
+        self.items.iter().map(|q| (&q.item, q.qos))
     }
 
     /// Take everything, in order (tests inspect the queue with it).
@@ -191,7 +203,7 @@ impl<T: Weigh> MQueue<T> {
         // `VecDeque::drain(..)` empties the queue even if the iterator is dropped early.
         self.qos0 = 0;
         self.bytes = 0;
-        self.items.drain(..)
+        self.items.drain(..).map(|q| (q.item, q.qos))
     }
 }
 
@@ -227,13 +239,13 @@ mod tests {
         fn push(&mut self, i: u32, qos: QoS) -> Did {
             let p = self.q.push(i, qos, &self.lim);
             self.check();
-            (p.dropped, p.rejected)
+            (p.dropped.to_vec(), p.rejected)
         }
 
         /// The counters agree with the contents and the limits hold.
         fn check(&self) {
             let q = &self.q;
-            let qos0 = q.items.iter().filter(|(_, q)| *q == Q0).count();
+            let qos0 = q.items.iter().filter(|e| e.qos == Q0).count();
             assert_eq!(q.qos0 as usize, qos0);
             assert_eq!(q.bytes, q.items.len() * 4);
             assert!(q.items.len() <= self.lim.max_len.max(1));
@@ -241,7 +253,7 @@ mod tests {
         }
 
         fn contents(&self) -> Vec<(u32, QoS)> {
-            self.q.items.iter().copied().collect()
+            self.q.iter().map(|(i, q)| (*i, q)).collect()
         }
     }
 

@@ -274,6 +274,11 @@ impl Conn {
         self.stalled && self.stall_epoch == epoch
     }
 
+    /// Whether no incomplete packet is held or pending.
+    pub fn holds_no_input(&self) -> bool {
+        self.input_held == 0 && self.partial_since == 0
+    }
+
     /// When the incomplete packet at the front began (shard clock, ms).
     pub fn partial_since_ms(&self) -> Option<u64> {
         (self.partial_since > 0).then(|| u64::from(self.partial_since - 1) * 1000)
