@@ -70,8 +70,8 @@ impl Shard {
             version: connect.version,
             shard: self.id,
         });
-        let keepalive_ms = u64::from(self.keepalive_for(connect.keep_alive)) * 1000;
-        self.link(conn, sk, info.clone(), keepalive_ms);
+        let keepalive_s = self.keepalive_for(connect.keep_alive);
+        self.link(conn, sk, info.clone(), keepalive_s);
         if let Some(s) = self.sessions.get_mut(sk) {
             s.set_will(connect.will.map(|mut w| {
                 // Kept for the connection's life: never pin its read buffer.
@@ -191,10 +191,10 @@ impl Shard {
     }
 
     /// Link a connection and its session, both sides.
-    fn link(&mut self, conn: ConnKey, sk: SessionKey, info: Rc<ClientInfo>, keepalive_ms: u64) {
+    fn link(&mut self, conn: ConnKey, sk: SessionKey, info: Rc<ClientInfo>, keepalive_s: u16) {
         let now = self.timers.now_ms();
         self.sessions.set_conn(sk, Some(conn));
-        self.conns.connected(conn, sk, info, keepalive_ms, now);
+        self.conns.connected(conn, sk, info, keepalive_s, now);
     }
 
     /// Ask a connection's task to close it. The first time, the session side

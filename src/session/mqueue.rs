@@ -156,10 +156,7 @@ impl<T: Weigh> MQueue<T> {
         if self.qos0 == 0 {
             return None;
         }
-        let index = self
-            .items
-            .iter()
-            .position(|q| q.qos == QoS::AtMostOnce)?;
+        let index = self.items.iter().position(|q| q.qos == QoS::AtMostOnce)?;
         let q = self.items.remove(index)?;
         self.qos0 -= 1;
         self.bytes -= q.weight as usize;

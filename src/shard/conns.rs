@@ -19,6 +19,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 
+/// The unit of a connection's last-seen time: the timer wheel's resolution
+/// (keepalive is judged no finer), small enough to keep `Conn` compact.
+pub const SEEN_UNIT_MS: u64 = super::timers::TICK_MS;
+
+/// `now_ms` in [`SEEN_UNIT_MS`] units, rounded up: a deadline computed from
+/// it is never earlier than 1.5 × keepalive after the bytes [MQTT-3.1.2-24].
+fn seen_units(now_ms: u64) -> u32 {
+    u32::try_from(now_ms.div_ceil(SEEN_UNIT_MS)).unwrap_or(u32::MAX)
+}
+
 /// Why a connection is being closed; decides whether the will is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -110,10 +120,11 @@ pub struct Conn {
     stalled: bool,
     /// Numbers each stall, so a stall timer fires only for its own stall.
     stall_epoch: u8,
-    /// Shard clock (ms) of the last bytes received: keepalive.
-    last_seen_ms: u64,
-    /// Keepalive in ms from CONNECT; 0 disables (at most 65535 s).
-    keepalive_ms: u32,
+    /// Shard clock of the last bytes received, in [`SEEN_UNIT_MS`] units
+    /// (a `u32` of them spans 13 years): keepalive.
+    last_seen: u32,
+    /// Keepalive in seconds from CONNECT; 0 disables.
+    keepalive_s: u16,
     /// Bytes the connection task holds for an incomplete packet (counted
     /// against the shard's share of `max_incomplete_bytes`).
     input_held: u32,
@@ -227,19 +238,19 @@ impl Conn {
 
     /// Bytes arrived at `now_ms`.
     pub fn touch(&mut self, now_ms: u64) {
-        self.last_seen_ms = now_ms;
+        self.last_seen = seen_units(now_ms);
     }
 
     /// When a silent connection is closed: 1.5 × keepalive after the last
     /// bytes received ([MQTT-3.1.2-24]); None when keepalive is off.
     pub fn keepalive_deadline(&self) -> Option<u64> {
-        let ka = u64::from(self.keepalive_ms);
-        (ka > 0).then(|| self.last_seen_ms + ka * 3 / 2)
+        let ka_ms = self.keepalive_ms();
+        (ka_ms > 0).then(|| u64::from(self.last_seen) * SEEN_UNIT_MS + ka_ms * 3 / 2)
     }
 
     /// The keepalive, in ms (0: off).
     pub fn keepalive_ms(&self) -> u64 {
-        u64::from(self.keepalive_ms)
+        u64::from(self.keepalive_s) * 1000
     }
 
     /// Whether the broker itself stopped reading from it (backpressure or
@@ -347,8 +358,8 @@ impl Connections {
             paused: false,
             stalled: false,
             stall_epoch: 0,
-            last_seen_ms: now_ms,
-            keepalive_ms: 0,
+            last_seen: seen_units(now_ms),
+            keepalive_s: 0,
             input_held: 0,
             partial_since: 0,
             fd,
@@ -412,13 +423,13 @@ impl Connections {
         key: ConnKey,
         session: SessionKey,
         info: Rc<ClientInfo>,
-        keepalive_ms: u64,
+        keepalive_s: u16,
         now_ms: u64,
     ) {
         if let Some(c) = self.slab.get_mut(key) {
             c.phase = Phase::Connected { session, info };
-            c.keepalive_ms = u32::try_from(keepalive_ms).unwrap_or(u32::MAX);
-            c.last_seen_ms = now_ms;
+            c.keepalive_s = keepalive_s;
+            c.last_seen = seen_units(now_ms);
         }
     }
 

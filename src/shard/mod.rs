@@ -169,7 +169,7 @@ mod tests {
         let session = std::mem::size_of::<crate::session::Session>();
         let info = std::mem::size_of::<crate::hooks::ClientInfo>();
         eprintln!("Conn {conn} B, Session {session} B, ClientInfo {info} B");
-        assert!(conn <= 176, "Conn grew to {conn} B");
+        assert!(conn <= 160, "Conn grew to {conn} B");
         assert!(session <= 216, "Session grew to {session} B");
         assert!(info <= 96, "ClientInfo grew to {info} B");
     }
