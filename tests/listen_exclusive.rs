@@ -14,6 +14,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A loopback port free right now (bound to port 0, then released).
+/// One test at a time: each picks a port and frees it again (a restart), and
+/// a client of a test running beside it could take that port meanwhile.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind port 0")
@@ -73,6 +81,7 @@ fn handshake(s: &mut TcpStream, id: &str) -> Result<ConnectReturnCode, String> {
 
 #[test]
 fn a_second_broker_on_the_same_port_exits_1_and_the_first_keeps_serving() {
+    let _serial = serial();
     let port = free_port();
     let first = BrokerProcess::start_on(&format!("127.0.0.1:{port}"), 1, None);
     let started = Instant::now();
@@ -105,15 +114,21 @@ fn a_second_broker_on_the_same_port_exits_1_and_the_first_keeps_serving() {
 
 #[test]
 fn a_port_held_by_another_program_with_so_reuseport_is_refused() {
+    let _serial = serial();
     // Any program that listens with SO_REUSEPORT (as our own shards do)
     // would otherwise silently share the port with the broker.
-    let port = free_port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     other.set_reuse_address(true).unwrap();
     other.set_reuse_port(true).unwrap();
-    other.bind(&addr.into()).unwrap();
+    // Port 0, resolved by this bind: no window in which another test takes it.
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    other.bind(&any.into()).unwrap();
     other.listen(16).unwrap();
+    let addr = other
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .expect("an IPv4 address");
     let (code, err) = second_broker(&addr.to_string());
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -124,6 +139,7 @@ fn a_port_held_by_another_program_with_so_reuseport_is_refused() {
 
 #[test]
 fn a_broker_restarted_right_after_kill_9_serves_its_first_200_connections() {
+    let _serial = serial();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     for round in 0..3 {
@@ -168,6 +184,7 @@ fn a_broker_restarted_right_after_kill_9_serves_its_first_200_connections() {
 
 #[test]
 fn in_process_the_address_is_refused_while_held_and_free_again_after_join() {
+    let _serial = serial();
     let port = free_port();
     let mut cfg = common::config(1);
     cfg.listener.bind = format!("127.0.0.1:{port}");
