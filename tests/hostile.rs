@@ -20,17 +20,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The broker's resident memory, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("broker /proc");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
-}
-
 fn encode(p: &Packet) -> Vec<u8> {
     let mut out = Vec::new();
     codec::encode(p, &mut out);
@@ -106,7 +95,7 @@ fn a_client_that_sends_pingreqs_and_never_reads_is_bounded_then_closed() {
     );
     let innocent = pinger(b.addr(), "innocent", 2, Duration::from_secs(6));
     let (mut attacker, _) = Client::connect(b.addr(), "attacker", true);
-    let before = rss(b.pid());
+    let before = b.rss();
     // 64 MiB of PINGREQs: before the fix the broker read them all and kept
     // every PINGRESP it could not send (its RSS grew 1:1 with them).
     let pings = [0xC0u8, 0x00].repeat(32 * 1024);
@@ -116,7 +105,7 @@ fn a_client_that_sends_pingreqs_and_never_reads_is_bounded_then_closed() {
         64 << 20,
         Duration::from_secs(5),
     );
-    let grown = rss(b.pid()).saturating_sub(before);
+    let grown = b.rss().saturating_sub(before);
     // Bound: the outbox limit (64 KiB) and the incomplete-input share, plus
     // allocator slack; far below the 64 MiB offered.
     assert!(
@@ -270,7 +259,7 @@ fn small_payloads_do_not_pin_the_buffers_they_arrived_in() {
     // 60 KB read buffer alive: 1,500 of them pinned ~90 MB.
     let b = BrokerProcess::start(1);
     let (mut p, _) = Client::connect(b.addr(), "pub", true);
-    let before = rss(b.pid());
+    let before = b.rss();
     let big = encode(&publish("nobody", &[7u8; 60_000], false));
     for i in 0..1_500 {
         let mut chunk = big.clone();
@@ -278,7 +267,7 @@ fn small_payloads_do_not_pin_the_buffers_they_arrived_in() {
         p.send_raw(&chunk);
     }
     p.ping();
-    let grown = rss(b.pid()).saturating_sub(before);
+    let grown = b.rss().saturating_sub(before);
     assert!(
         grown < 32 << 20,
         "broker RSS grew {grown} B for 15 KB of retained payloads"

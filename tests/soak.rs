@@ -19,16 +19,6 @@ use std::time::{Duration, Instant};
 const PUBLISHERS: usize = 3;
 const SUBSCRIBERS: usize = 3;
 
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
 /// Publisher `p`: QoS 1 on soak/p, one message every 5 ms; returns the
 /// payloads it got a PUBACK for.
 fn publisher(
@@ -158,9 +148,9 @@ fn well_behaved_clients_lose_nothing_beside_hostile_ones_and_memory_stays_flat()
     let bad: Vec<_> = (0..4).map(|k| hostile(b.addr(), k, stop.clone())).collect();
     let settle = Duration::from_secs((secs / 4).max(5));
     std::thread::sleep(settle);
-    let settled = rss(b.pid());
+    let settled = b.rss();
     std::thread::sleep(Duration::from_secs(secs) - settle);
-    let end = rss(b.pid());
+    let end = b.rss();
     stop.store(true, Ordering::Relaxed);
     let acked: Vec<HashSet<String>> = pubs.into_iter().map(|h| h.join().unwrap()).collect();
     bad.into_iter().for_each(|h| h.join().unwrap());

@@ -122,7 +122,10 @@ impl Shard {
                     msg: msg.clone(),
                     retain,
                 };
-                if let Some(e) = self.sessions.window(&mut self.journal, sk, d, qos, now) {
+                if let Some(e) = self
+                    .sessions
+                    .window(&mut self.journal, sk, d, qos, None, now)
+                {
                     c.send_publish(&e.delivery.msg, retain, qos, e.pkid, false);
                     self.metrics.publish_sent += 1;
                 }
@@ -183,7 +186,7 @@ impl Shard {
                 c.send_publish(&msg, true, qos, 0, false);
             } else {
                 let d = Delivery { msg, retain: true };
-                if let Some(e) = sessions.window(journal, sk, d, qos, now) {
+                if let Some(e) = sessions.window(journal, sk, d, qos, None, now) {
                     c.send_publish(&e.delivery.msg, true, qos, e.pkid, false);
                 }
             }

@@ -60,9 +60,10 @@ impl Shard {
                 delivery,
                 qos,
                 pkid,
-            } => self
-                .sessions
-                .window_as(j, session, delivery, qos, pkid, now),
+            } => {
+                self.sessions
+                    .window(j, session, delivery, qos, Some(pkid), now);
+            }
             SessionEvent::Sent { session, pkid } => {
                 let mut got = None;
                 self.sessions

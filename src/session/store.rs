@@ -207,17 +207,22 @@ impl Sessions {
         Some(s.mqueue.push(delivery, qos, &self.queue_limits))
     }
 
-    /// Put a message straight into the window; returns its entry.
+    /// Put a message straight into the window under a new packet id, or
+    /// (replaying [`SessionEvent::Windowed`]) under the id it had; returns its entry.
     pub fn window(
         &mut self,
         j: &mut Journal,
         sk: SessionKey,
         delivery: Delivery,
         qos: QoS,
+        pkid: Option<u16>,
         now_ms: u64,
     ) -> Option<&Entry> {
         let s = self.slab.get_mut(sk)?;
-        let e = s.inflight.push(delivery, qos, now_ms);
+        let e = match pkid {
+            None => s.inflight.push(delivery, qos, now_ms),
+            Some(id) => s.inflight.push_as(id, delivery, qos, now_ms),
+        };
         j.emit(|| SessionEvent::Windowed {
             session: sk,
             delivery: e.delivery.clone(),
@@ -225,27 +230,6 @@ impl Sessions {
             pkid: e.pkid,
         });
         Some(e)
-    }
-
-    /// Replay of [`SessionEvent::Windowed`]: the same entry under the same id.
-    pub fn window_as(
-        &mut self,
-        j: &mut Journal,
-        sk: SessionKey,
-        delivery: Delivery,
-        qos: QoS,
-        pkid: u16,
-        now_ms: u64,
-    ) {
-        if let Some(s) = self.slab.get_mut(sk) {
-            let e = s.inflight.push_as(pkid, delivery, qos, now_ms);
-            j.emit(|| SessionEvent::Windowed {
-                session: sk,
-                delivery: e.delivery.clone(),
-                qos,
-                pkid,
-            });
-        }
     }
 
     /// Send the oldest queued message if the window has room: hand it to

@@ -277,6 +277,25 @@ impl H {
             .collect()
     }
 
+    /// Read `conn`'s PUBLISHes until none come (acking each QoS 1 one with
+    /// PUBACK, as a client reading at full speed would), at most 100,000 reads.
+    pub fn read_all_publishes(&mut self, conn: ConnKey) -> Vec<Publish> {
+        let mut all = Vec::new();
+        for _ in 0..100_000 {
+            let batch = self.publishes(conn);
+            if batch.is_empty() {
+                break;
+            }
+            for p in &batch {
+                if p.qos == QoS::AtLeastOnce {
+                    let _ = self.send(conn, Packet::PubAck(p.pkid));
+                }
+            }
+            all.extend(batch);
+        }
+        all
+    }
+
     /// Messages queued for `peer`.
     pub fn mesh_out(&mut self, peer: usize) -> Vec<MeshMsg> {
         self.shard.mesh.take_for_test(peer)

@@ -141,6 +141,19 @@ impl BrokerProcess {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// The broker's resident memory (VmRSS from /proc), in bytes. Panics if
+    /// it cannot be read: a memory check must never pass on a missing figure.
+    pub fn rss(&self) -> u64 {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("broker /proc");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+
     /// Everything the broker logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -6,10 +6,9 @@
 //! held input and no subscription of theirs is left. `COREMQ_FUZZ_ITERS`
 //! runs longer by hand (default 3,000 streams).
 
-use crate::codec::{self, Packet, QoS, Side};
+use crate::codec::{self, Packet, QoS};
 use crate::config::Config;
 use crate::shard::harness::{connect_packet, publish, subscribe, will, H};
-use bytes::Bytes;
 
 struct Rng(u64);
 
@@ -115,13 +114,8 @@ fn random_connections_never_break_the_shard() {
                 break;
             }
         }
-        for p in h.out(conn) {
-            // Everything written decoded (out() decodes): re-encode and check.
-            let mut again = Vec::new();
-            codec::encode(&p, &mut again);
-            let decoded = codec::decode(&Bytes::from(again), 1 << 24, Side::Client);
-            assert!(matches!(decoded, Ok(Some(_))), "{p:?}");
-        }
+        // Everything the shard wrote must decode (out() fails the test otherwise).
+        h.out(conn);
         h.drop_socket(conn);
         h.answer_barriers();
         // Ack what the watcher got so its window never fills.
