@@ -107,6 +107,8 @@ counters! {
     retained,
     /// Wills published.
     wills_published,
+    /// Delayed wills not published: the session was taken up within the delay.
+    wills_cancelled,
     /// Batches sent to other shards.
     mailbox_batches_sent,
     /// Messages sent to other shards.

@@ -9,7 +9,7 @@
 use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
 use crate::hooks::ClientInfo;
 use crate::session::store::Ending;
-use crate::session::Expiry;
+use crate::session::{Expiry, PendingWill};
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, SessionKey, Shard, TimerItem};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -178,6 +178,19 @@ impl Shard {
         // A clean session of the old connection ended with it.
         match self.sessions.find(client_id) {
             Some(sk) if expiry != Expiry::OnDisconnect => {
+                // Taken up again within the will delay: no will [MQTT-3.1.3-9].
+                if let Some(p) = self
+                    .sessions
+                    .get_mut(sk)
+                    .and_then(|s| s.take_delayed_will())
+                {
+                    log::debug!(
+                        "shard {}: {:?} back within its will delay",
+                        self.id,
+                        p.info.client_id
+                    );
+                    self.metrics.wills_cancelled += 1;
+                }
                 self.sessions.resume(&mut self.journal, sk);
                 return (sk, true);
             }
@@ -206,17 +219,44 @@ impl Shard {
             return;
         };
         let will = self.sessions.get_mut(session).and_then(|s| s.take_will());
+        let will = will.filter(|_| reason != CloseReason::Normal);
+        let delay_s = will.as_deref().map_or(0, will_delay_s);
+        match (will, self.sessions.get_mut(session)) {
+            // Held until the delay or the session ends, whichever is first
+            // (`unlink` may end it now) [MQTT-3.1.3-9].
+            (Some(will), Some(s)) if delay_s > 0 => s.delay_will(PendingWill {
+                will: *will,
+                info: info.clone(),
+            }),
+            (Some(will), _) => self.publish_will(&info, *will),
+            (None, _) => {}
+        }
         self.unlink(session, conn);
+        if let Some(s) = self.sessions.get(session).filter(|_| delay_s > 0) {
+            let deadline = self.timers.now_ms() + u64::from(delay_s) * 1000;
+            self.timers
+                .arm(deadline, TimerItem::Will(session, s.epoch()));
+        }
         log::debug!(
             "shard {} client {:?}: disconnected ({})",
             self.id,
             info.client_id,
             reason.as_str()
         );
-        if let Some(will) = will.filter(|_| reason != CloseReason::Normal) {
-            self.publish_will(&info, *will);
-        }
         self.hooks.client_disconnected(&info, reason.as_str());
+    }
+
+    /// A delayed will's timer: publish it if the session is still offline
+    /// since that disconnect.
+    pub(crate) fn will_delay_over(&mut self, sk: SessionKey, epoch: u32) {
+        let pending = self
+            .sessions
+            .get_mut(sk)
+            .filter(|s| s.conn().is_none() && s.epoch() == epoch)
+            .and_then(|s| s.take_delayed_will());
+        if let Some(p) = pending {
+            self.publish_will(&p.info, p.will);
+        }
     }
 
     /// The connection task ended (its socket is closed or handed over).
@@ -256,6 +296,14 @@ impl Shard {
     /// interest table when they were the shard's last), undelivered messages
     /// are dropped and counted.
     pub(crate) fn end_session(&mut self, sk: SessionKey, how: Ending) {
+        // A will still waiting out its delay goes now [MQTT-3.1.3-9].
+        let will = self
+            .sessions
+            .get_mut(sk)
+            .and_then(|s| s.take_delayed_will());
+        if let Some(p) = will {
+            self.publish_will(&p.info, p.will);
+        }
         let Some(s) = self.sessions.end(&mut self.journal, sk, how) else {
             return;
         };
@@ -276,4 +324,9 @@ impl Shard {
         });
         self.announce_interest(changes, 0);
     }
+}
+
+/// The will's delay in seconds (MQTT 5 will delay interval; 0 before MQTT 5).
+fn will_delay_s(_will: &LastWill) -> u32 {
+    0
 }

@@ -23,12 +23,14 @@ pub mod mqueue;
 pub mod store;
 
 use crate::codec::{LastWill, QoS};
+use crate::hooks::ClientInfo;
 use crate::message::Message;
 use crate::router::smallmap::SmallMap;
 use crate::slab::ConnKey;
 use inflight::{Entry, Inflight};
 use mqueue::MQueue;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// One message on its way to one session: what the queue and window hold.
@@ -48,6 +50,13 @@ impl mqueue::Weigh for Delivery {
 
 /// Retained messages waiting to be sent to a new subscription, with their QoS.
 type Backlog = VecDeque<(Arc<Message>, QoS)>;
+
+/// A will waiting out its delay, with who left it (the message's publisher).
+#[derive(Debug)]
+pub struct PendingWill {
+    pub will: LastWill,
+    pub info: Rc<ClientInfo>,
+}
 
 /// When a session ends once its connection is gone. Seconds in a `u32`, as
 /// MQTT 5's session expiry interval: 8 bytes per session, not 16.
@@ -78,6 +87,10 @@ pub struct Session {
     retained_backlog: Option<Box<Backlog>>,
     /// Published if the connection ends without DISCONNECT.
     will: Option<Box<LastWill>>,
+    /// A will whose delay (MQTT 5 will delay interval) is running since the
+    /// connection ended: published when the delay or the session ends,
+    /// dropped if a connection takes the session up before.
+    delayed_will: Option<Box<PendingWill>>,
     /// The connection while online (set only by the shard's link/unlink).
     conn: Option<ConnKey>,
     /// Bumped at every disconnect: an expiry timer fires only for its own epoch.
@@ -97,6 +110,7 @@ impl Session {
             awaiting_rel: SmallMap::new(),
             retained_backlog: None,
             will: None,
+            delayed_will: None,
             conn: None,
             epoch: 0,
             retry_armed: false,
@@ -218,6 +232,16 @@ impl Session {
     /// The will of the connection now serving the session (None: no will).
     pub fn set_will(&mut self, will: Option<LastWill>) {
         self.will = will.map(Box::new);
+    }
+
+    /// Hold a will until its delay ends (replacing any held before).
+    pub fn delay_will(&mut self, pending: PendingWill) {
+        self.delayed_will = Some(Box::new(pending));
+    }
+
+    /// The will waiting out its delay, taken.
+    pub fn take_delayed_will(&mut self) -> Option<Box<PendingWill>> {
+        self.delayed_will.take()
     }
 
     /// Mark a retry timer armed; false if one already was.

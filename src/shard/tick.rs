@@ -130,6 +130,7 @@ impl super::Shard {
             }
             TimerItem::PacketDeadline(k) => self.packet_due(k, now),
             TimerItem::Retry(sk) => self.retry_session(sk, now),
+            TimerItem::Will(sk, epoch) => self.will_delay_over(sk, epoch),
             TimerItem::Expire(sk, epoch) => {
                 let due = self
                     .sessions

@@ -25,6 +25,8 @@ pub enum TimerItem {
     Retry(SessionKey),
     /// An offline session's expiry, for the disconnect numbered `epoch`.
     Expire(SessionKey, u32),
+    /// An offline session's delayed will, for the disconnect numbered `epoch`.
+    Will(SessionKey, u32),
     /// The connection's output stall numbered `epoch` lasted too long.
     OutputStall(ConnKey, u8),
     /// The connection's incomplete packet is due.
