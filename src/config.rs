@@ -180,6 +180,23 @@ pub struct MqttConfig {
     /// Bytes of unsent output a connection may hold before QoS 0 messages
     /// to it are dropped (and QoS 1/2 wait in the session queue).
     pub max_outbox_bytes: usize,
+    /// Whether clients may publish retained messages (MQTT 5 Retain Available).
+    pub retain_available: bool,
+    /// Highest QoS the broker accepts and grants (MQTT 5 Maximum QoS), 0..=2.
+    pub maximum_qos: u8,
+    /// Whether subscriptions may use `+` and `#` (MQTT 5 Wildcard Subscription Available).
+    pub wildcard_subscriptions: bool,
+    /// Whether SUBSCRIBE may carry a subscription identifier (MQTT 5).
+    pub subscription_identifiers: bool,
+    /// Topic aliases an MQTT 5 client may use towards the broker (advertised in
+    /// CONNACK as Topic Alias Maximum); 0 turns inbound aliases off.
+    pub topic_alias_maximum: u16,
+    /// Topic aliases the broker assigns at most per MQTT 5 connection when it
+    /// sends (never more than the client's Topic Alias Maximum); 0: none.
+    pub max_topic_aliases_out: u16,
+    /// Prefix of the Response Information sent to an MQTT 5 client that asks
+    /// for it (the client id is appended); empty: none is sent.
+    pub response_information: String,
 }
 
 impl Default for MqttConfig {
@@ -191,6 +208,13 @@ impl Default for MqttConfig {
             max_retained: 100_000,
             max_retained_bytes: 256 << 20,
             max_outbox_bytes: 1 << 20,
+            retain_available: true,
+            maximum_qos: 2,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
+            topic_alias_maximum: 64,
+            max_topic_aliases_out: 64,
+            response_information: String::new(),
         }
     }
 }
@@ -353,6 +377,12 @@ impl Config {
         }
         if m.max_outbox_bytes < 1024 {
             return bad("mqtt.max_outbox_bytes", "must be at least 1024");
+        }
+        if m.maximum_qos > 2 {
+            return bad("mqtt.maximum_qos", "must be 0, 1 or 2");
+        }
+        if m.response_information.len() > 1024 {
+            return bad("mqtt.response_information", "must be at most 1024 bytes");
         }
         let s = &self.session;
         if s.inflight_window == 0 || s.inflight_window > 65535 {
