@@ -191,7 +191,7 @@ impl Shard {
                     );
                     self.metrics.wills_cancelled += 1;
                 }
-                self.sessions.resume(&mut self.journal, sk);
+                self.sessions.resume(&mut self.journal, sk, expiry);
                 return (sk, true);
             }
             Some(sk) => self.end_session(sk, Ending::Discarded),

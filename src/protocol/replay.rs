@@ -35,7 +35,10 @@ impl Shard {
                 let sk = self.sessions.create(j, client_id, expiry);
                 debug_assert_eq!(sk, session, "replayed session under another key");
             }
-            SessionEvent::Resumed { session } => self.sessions.resume(j, session),
+            SessionEvent::Resumed { session, expiry } => self.sessions.resume(j, session, expiry),
+            SessionEvent::ExpirySet { session, expiry } => {
+                self.sessions.set_expiry(j, session, expiry)
+            }
             SessionEvent::Discarded { session } => self.end_session(session, Ending::Discarded),
             SessionEvent::Expired { session } => self.end_session(session, Ending::Expired),
             SessionEvent::Subscribed {

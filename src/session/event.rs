@@ -31,8 +31,11 @@ pub enum SessionEvent {
         client_id: Arc<str>,
         expiry: Expiry,
     },
-    /// An existing session was taken up by a new connection.
-    Resumed { session: SessionKey },
+    /// An existing session was taken up by a new connection, which set its
+    /// expiry (an MQTT 5 client asks for its own each time).
+    Resumed { session: SessionKey, expiry: Expiry },
+    /// The session's expiry changed while connected (MQTT 5 DISCONNECT).
+    ExpirySet { session: SessionKey, expiry: Expiry },
     /// A session ended (clean session over, or replaced by a clean start).
     Discarded { session: SessionKey },
     /// An offline session reached its expiry.

@@ -60,6 +60,12 @@ impl Inflight {
         self.entries.is_empty()
     }
 
+    /// Change the window's size (the client's Receive Maximum, on connect);
+    /// entries beyond a smaller size stay until acknowledged.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = u16::try_from(max).unwrap_or(u16::MAX).max(1);
+    }
+
     pub fn has_room(&self) -> bool {
         self.entries.len() < usize::from(self.max)
     }

@@ -140,6 +140,11 @@ impl Session {
         self.inflight.has_room()
     }
 
+    /// Size the window for the connection now serving the session.
+    pub fn set_window_max(&mut self, max: usize) {
+        self.inflight.set_max(max);
+    }
+
     /// Whether the window is empty (nothing to retry).
     pub fn window_is_empty(&self) -> bool {
         self.inflight.is_empty()

@@ -136,9 +136,25 @@ impl Sessions {
     }
 
     /// An existing session taken up by a new connection.
-    pub fn resume(&mut self, j: &mut Journal, sk: SessionKey) {
-        if self.slab.get(sk).is_some() {
-            j.emit(|| SessionEvent::Resumed { session: sk });
+    /// The connection sets the session's expiry anew.
+    pub fn resume(&mut self, j: &mut Journal, sk: SessionKey, expiry: Expiry) {
+        if let Some(s) = self.slab.get_mut(sk) {
+            s.expiry = expiry;
+            j.emit(|| SessionEvent::Resumed {
+                session: sk,
+                expiry,
+            });
+        }
+    }
+
+    /// Change a session's expiry (an MQTT 5 DISCONNECT may).
+    pub fn set_expiry(&mut self, j: &mut Journal, sk: SessionKey, expiry: Expiry) {
+        if let Some(s) = self.slab.get_mut(sk) {
+            s.expiry = expiry;
+            j.emit(|| SessionEvent::ExpirySet {
+                session: sk,
+                expiry,
+            });
         }
     }
 
