@@ -55,6 +55,10 @@ counters! {
     subscriptions_refused_limit,
     /// Connections closed for malformed input or a protocol violation (other than size).
     protocol_errors,
+    /// Connections closed for control characters (U+0001..U+001F,
+    /// U+007F..U+009F) in a topic, filter, client id, user name or will
+    /// topic (`strict.control_characters = "reject"`). Not in protocol_errors.
+    control_chars_refused,
     /// Connections closed because the packet exceeded max_packet_size.
     packets_too_large,
     /// Connections closed by keepalive expiry.

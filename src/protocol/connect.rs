@@ -4,15 +4,23 @@
 //! connecting again) is a single-threaded state change: the old connection
 //! is closed (its will fires), and the session passes to the new one. The
 //! link between a connection and its session is made here ([`Shard::link`])
-//! and broken here ([`Shard::close_conn`]), both sides in step.
+//! and broken here ([`Shard::close_conn`]), both sides in step. A CONNECT is
+//! refused first for control characters (`strict.control_characters`: closed,
+//! no CONNACK), then with CONNACK 0x02 for its client id (too long, empty
+//! under MQTT 3.1 or with clean session 0, over 23 characters under 3.1 when
+//! `strict.mqtt31_client_id_over_23` rejects it), then for a limit.
 
-use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
+use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet, ProtocolVersion};
+use crate::config::Strictness;
 use crate::hooks::ClientInfo;
 use crate::session::store::Ending;
 use crate::session::Expiry;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, SessionKey, Shard, TimerItem};
 use std::rc::Rc;
 use std::sync::Arc;
+
+/// The longest client id MQTT 3.1 allows, in characters.
+const MQTT31_MAX_CLIENT_ID_CHARS: usize = 23;
 
 impl Shard {
     /// Register a new socket (`fd` -1 without one); arms its connect timeout.
@@ -30,12 +38,26 @@ impl Shard {
         conn: ConnKey,
         connect: Connect,
     ) -> Result<(), CloseReason> {
+        let will_topic = connect.will.as_ref().map(|w| &*w.topic);
+        self.refuse_control_chars(
+            conn,
+            [
+                ("client id", Some(connect.client_id.as_str())),
+                ("user name", connect.username.as_deref()),
+                ("will topic", will_topic),
+            ]
+            .into_iter()
+            .filter_map(|(what, text)| Some((what, text?))),
+        )?;
         if connect.client_id.len() > self.cfg.mqtt.max_client_id_len {
             log::info!(
                 "{}: client id of {} bytes refused",
                 self.who(conn),
                 connect.client_id.len()
             );
+            return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
+        }
+        if connect.version == ProtocolVersion::V31 && !self.mqtt31_client_id_ok(conn, &connect) {
             return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
         }
         if let Some(code) = self.over_connect_limits(conn, &connect) {
@@ -100,6 +122,24 @@ impl Shard {
             self.refill_window(sk);
         }
         Ok(())
+    }
+
+    /// MQTT 3.1 (§3.1, Client Identifier) allows 1 to 23 characters: an
+    /// empty id is refused (there is no assigned id in 3.1), a longer one
+    /// only when `strict.mqtt31_client_id_over_23` rejects it.
+    fn mqtt31_client_id_ok(&self, conn: ConnKey, connect: &Connect) -> bool {
+        let chars = connect.client_id.chars().count();
+        let why = if chars == 0 {
+            "empty MQTT 3.1 client id"
+        } else if chars > MQTT31_MAX_CLIENT_ID_CHARS
+            && self.cfg.strict.mqtt31_client_id_over_23 == Strictness::Reject
+        {
+            "MQTT 3.1 client id over 23 characters (strict.mqtt31_client_id_over_23)"
+        } else {
+            return true;
+        };
+        log::info!("{}: {why}, refused", self.who(conn));
+        false
     }
 
     /// A CONNECT that would take the broker past a limit: the refusal code.

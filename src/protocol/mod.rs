@@ -10,8 +10,10 @@
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
 //! `deliver.rs` (routing, fan-out, the window and queue, retry), `acks.rs`
-//! (acknowledgements held until every shard applied a change) and
-//! `replay.rs` (session events applied back to an empty shard). `tests/`
+//! (acknowledgements held until every shard applied a change), `strict.rs`
+//! (the `[strict]` rules and the MUSTs the codec cannot see, checked before
+//! a handler acts) and `replay.rs` (session events applied back to an empty
+//! shard). `tests/`
 //! drives the handlers through the sans-IO harness (`crate::shard::harness`).
 
 mod acks;
@@ -19,6 +21,7 @@ mod connect;
 pub mod deliver;
 mod publish;
 mod replay;
+mod strict;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -60,12 +63,12 @@ impl Shard {
     ) -> Result<(), CloseReason> {
         match packet {
             Packet::Publish(p) => return self.on_publish(conn, sk, p),
-            Packet::PubAck(id) => self.on_puback(sk, id),
-            Packet::PubRec(id) => self.on_pubrec(conn, sk, id),
+            Packet::PubAck(id) => self.on_puback(conn, sk, id)?,
+            Packet::PubRec(id) => self.on_pubrec(conn, sk, id)?,
             Packet::PubRel(id) => self.on_pubrel(conn, sk, id),
-            Packet::PubComp(id) => self.on_pubcomp(sk, id),
-            Packet::Subscribe(s) => self.on_subscribe(conn, sk, s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u),
+            Packet::PubComp(id) => self.on_pubcomp(conn, sk, id)?,
+            Packet::Subscribe(s) => self.on_subscribe(conn, sk, s)?,
+            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u)?,
             Packet::PingReq => self.send_packet(conn, &Packet::PingResp),
             Packet::Disconnect => {
                 // [MQTT-3.14.4-3]: the will is discarded.

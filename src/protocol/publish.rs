@@ -22,6 +22,7 @@ impl Shard {
         p: Publish,
     ) -> Result<(), CloseReason> {
         self.metrics.publish_received += 1;
+        self.refuse_control_chars(conn, [("PUBLISH topic", &*p.topic)])?;
         let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) else {
             return Err(CloseReason::ProtocolError);
         };
@@ -134,14 +135,28 @@ impl Shard {
         }
     }
 
-    /// PUBACK: a QoS 1 delivery is complete.
-    pub(super) fn on_puback(&mut self, sk: SessionKey, pkid: u16) {
+    /// PUBACK: a QoS 1 delivery is complete (one of QoS 2: `strict.wrong_qos_ack`).
+    pub(super) fn on_puback(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        pkid: u16,
+    ) -> Result<(), CloseReason> {
+        self.refuse_wrong_qos_ack(conn, sk, "PUBACK", QoS::AtLeastOnce, pkid)?;
         self.complete(sk, pkid, QoS::AtLeastOnce, Phase::Published);
+        Ok(())
     }
 
-    /// PUBCOMP: a QoS 2 delivery is complete.
-    pub(super) fn on_pubcomp(&mut self, sk: SessionKey, pkid: u16) {
+    /// PUBCOMP: a QoS 2 delivery is complete (one of QoS 1: `strict.wrong_qos_ack`).
+    pub(super) fn on_pubcomp(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        pkid: u16,
+    ) -> Result<(), CloseReason> {
+        self.refuse_wrong_qos_ack(conn, sk, "PUBCOMP", QoS::ExactlyOnce, pkid)?;
         self.complete(sk, pkid, QoS::ExactlyOnce, Phase::PubRelSent);
+        Ok(())
     }
 
     fn complete(&mut self, sk: SessionKey, pkid: u16, qos: QoS, phase: Phase) {
@@ -168,13 +183,21 @@ impl Shard {
         self.refill_window(sk);
     }
 
-    /// PUBREC: answer PUBREL (also for an id we no longer know, so the client can finish).
-    pub(super) fn on_pubrec(&mut self, conn: ConnKey, sk: SessionKey, pkid: u16) {
+    /// PUBREC: answer PUBREL (also for an id we no longer know, so the
+    /// client can finish; one of a QoS 1 delivery: `strict.wrong_qos_ack`).
+    pub(super) fn on_pubrec(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        pkid: u16,
+    ) -> Result<(), CloseReason> {
+        self.refuse_wrong_qos_ack(conn, sk, "PUBREC", QoS::ExactlyOnce, pkid)?;
         let now = self.timers.now_ms();
         if !self.sessions.pubrec(&mut self.journal, sk, pkid, now) {
             log::debug!("{}: PUBREC for unknown packet id {pkid}", self.who(conn));
         }
         self.send_packet(conn, &Packet::PubRel(pkid));
+        Ok(())
     }
 
     /// PUBREL: the client released an inbound QoS 2 message; answer PUBCOMP.

@@ -10,13 +10,24 @@ use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, Unsubscribe};
 use crate::hooks::SubscribeRequest;
 use crate::message::{Message, MsgId};
 use crate::shard::mesh::MeshMsg;
-use crate::shard::{ConnKey, SessionKey, Shard};
+use crate::shard::{CloseReason, ConnKey, SessionKey, Shard};
 use crate::topic;
 use ahash::AHashMap;
 use std::sync::Arc;
 
 impl Shard {
-    pub(super) fn on_subscribe(&mut self, conn: ConnKey, sk: SessionKey, sub: Subscribe) {
+    /// SUBSCRIBE: an empty filter [MQTT-4.7.3-1] or one with control
+    /// characters (`strict.control_characters`) closes the connection before
+    /// anything is subscribed; other bad filters get SUBACK 0x80.
+    pub(super) fn on_subscribe(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        sub: Subscribe,
+    ) -> Result<(), CloseReason> {
+        let filters = || sub.filters.iter().map(|f| f.filter.as_str());
+        self.refuse_empty_filter(conn, "SUBSCRIBE", filters())?;
+        self.refuse_control_chars(conn, filters().map(|f| ("SUBSCRIBE filter", f)))?;
         let mut reqs: Vec<SubscribeRequest> = sub
             .filters
             .into_iter()
@@ -66,9 +77,20 @@ impl Shard {
         self.announce_interest(changes, barrier);
         // Retained messages follow the SUBACK they belong to.
         self.send_ack_then(conn, suback, barrier, retained);
+        Ok(())
     }
 
-    pub(super) fn on_unsubscribe(&mut self, conn: ConnKey, sk: SessionKey, unsub: Unsubscribe) {
+    /// UNSUBSCRIBE: an empty filter [MQTT-4.7.3-1] or one with control
+    /// characters (`strict.control_characters`) closes the connection.
+    pub(super) fn on_unsubscribe(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        unsub: Unsubscribe,
+    ) -> Result<(), CloseReason> {
+        let filters = || unsub.filters.iter().map(String::as_str);
+        self.refuse_empty_filter(conn, "UNSUBSCRIBE", filters())?;
+        self.refuse_control_chars(conn, filters().map(|f| ("UNSUBSCRIBE filter", f)))?;
         let mut filters = unsub.filters;
         if let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) {
             self.hooks.client_unsubscribe(&info, &mut filters);
@@ -81,6 +103,7 @@ impl Shard {
         }
         self.announce_interest(changes, 0);
         self.send_ack(conn, Packet::UnsubAck(unsub.pkid), 0);
+        Ok(())
     }
 
     /// Which limit a new subscription to `filter` would break, if any.

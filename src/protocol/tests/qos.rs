@@ -61,8 +61,7 @@ fn qos2_outbound_flow_with_pubrel_retry() {
     let retry_ms = h.shard.cfg.session.retry_interval_s * 1000;
     h.advance(retry_ms + 200);
     assert_eq!(h.out(s), vec![Packet::PubRel(pkid)], "PUBREL re-sent");
-    // A PUBACK does not complete a QoS 2 delivery.
-    let _ = h.send(s, Packet::PubAck(pkid));
+    // (A PUBACK for it closes the connection: see strict.rs, wrong_qos_ack.)
     let sk = h.shard.sessions.find("sub").expect("session");
     assert!(!h.shard.sessions.get(sk).expect("s").window_is_empty());
     let _ = h.send(s, Packet::PubComp(pkid));
