@@ -9,7 +9,8 @@
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
-//! `deliver.rs` (routing, fan-out, the window and queue, retry), `acks.rs`
+//! `deliver.rs` (routing, fan-out, the window and queue, retry), `shared.rs`
+//! (shared subscriptions: one member per group, redistribution), `acks.rs`
 //! (acknowledgements held until every shard applied a change) and
 //! `replay.rs` (session events applied back to an empty shard). `tests/`
 //! drives the handlers through the sans-IO harness (`crate::shard::harness`).
@@ -19,6 +20,7 @@ mod connect;
 pub mod deliver;
 mod publish;
 mod replay;
+mod shared;
 mod subscribe;
 #[cfg(test)]
 mod tests;

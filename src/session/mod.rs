@@ -12,14 +12,16 @@
 //! [`Expiry`] says otherwise. It holds the client's filters (the granted QoS
 //! of each lives in the router's index), the inflight window of QoS 1/2
 //! messages sent and not yet acknowledged ([`inflight`]), the pending queue
-//! ([`mqueue`]), the inbound QoS 2 packet ids awaiting PUBREL, the will and
-//! the expiry. Its fields are private: reads go through its methods, and
+//! ([`mqueue`]), the inbound QoS 2 packet ids awaiting PUBREL, the will,
+//! the expiry, and the tags naming the shared groups its deliveries came
+//! through ([`shares`]). Its fields are private: reads go through its methods, and
 //! every durable change goes through `store.rs`, which emits the matching
 //! [`event::SessionEvent`]. Nothing here does I/O.
 
 pub mod event;
 pub mod inflight;
 pub mod mqueue;
+pub mod shares;
 pub mod store;
 
 use crate::codec::{LastWill, QoS};
@@ -28,6 +30,7 @@ use crate::router::smallmap::SmallMap;
 use crate::slab::ConnKey;
 use inflight::{Entry, Inflight};
 use mqueue::MQueue;
+use shares::{ShareTag, ShareTags};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -37,6 +40,20 @@ pub struct Delivery {
     pub msg: Arc<Message>,
     /// RETAIN flag on the wire: set only for retained messages sent on subscribe.
     pub retain: bool,
+    /// The shared group it was chosen through (None: an ordinary
+    /// subscription). Two bytes in what was padding.
+    pub share: Option<ShareTag>,
+}
+
+impl Delivery {
+    /// A delivery through ordinary subscriptions.
+    pub fn plain(msg: Arc<Message>, retain: bool) -> Self {
+        Delivery {
+            msg,
+            retain,
+            share: None,
+        }
+    }
 }
 
 impl mqueue::Weigh for Delivery {
@@ -76,6 +93,9 @@ pub struct Session {
     /// QoS), ahead of the queue: sent as the window and the outbox allow.
     /// Boxed and absent when empty: most sessions never have one.
     retained_backlog: Option<Box<Backlog>>,
+    /// Share strings of the tags its deliveries carry; absent until it
+    /// first joins a shared group.
+    shares: Option<Box<ShareTags>>,
     /// Published if the connection ends without DISCONNECT.
     will: Option<Box<LastWill>>,
     /// The connection while online (set only by the shard's link/unlink).
@@ -96,6 +116,7 @@ impl Session {
             mqueue: MQueue::new(),
             awaiting_rel: SmallMap::new(),
             retained_backlog: None,
+            shares: None,
             will: None,
             conn: None,
             epoch: 0,
@@ -210,6 +231,45 @@ impl Session {
         self.filters.for_each(|filter, _| f(filter));
     }
 
+    /// The tag of deliveries chosen through `share`'s group, if it has one.
+    pub fn share_tag(&self, share: &str) -> Option<ShareTag> {
+        self.shares.as_ref()?.tag_of(share)
+    }
+
+    /// Give `share` a tag (when the session joins its group). A slot is
+    /// reused once no subscription and no delivery refers to it.
+    fn intern_share(&mut self, share: &Arc<str>) -> Option<ShareTag> {
+        let mut used: Vec<ShareTag> = self
+            .inflight
+            .iter()
+            .filter_map(|e| e.delivery.share)
+            .chain(self.mqueue.iter().filter_map(|(d, _)| d.share))
+            .collect();
+        let tags = self.shares.get_or_insert_with(Default::default);
+        self.filters.for_each(|f, _| used.extend(tags.tag_of(f)));
+        tags.intern(share, |t| used.contains(&t))
+    }
+
+    /// The messages to hand back to their shared groups when the session
+    /// ends: every tagged delivery in the queue (never sent), and the tagged
+    /// QoS 1 ones in the window. A QoS 2 message already sent goes to no
+    /// other member [MQTT-4.8.2-5]. Returns the share and message of each.
+    pub fn shared_leftovers(&self) -> Vec<(Arc<str>, Arc<Message>)> {
+        let Some(tags) = self.shares.as_deref() else {
+            return Vec::new();
+        };
+        let window = self
+            .inflight
+            .iter()
+            .filter(|e| e.qos != QoS::ExactlyOnce)
+            .map(|e| &e.delivery);
+        let queue = self.mqueue.iter().map(|(d, _)| d);
+        window
+            .chain(queue)
+            .filter_map(|d| Some((tags.share_of(d.share?)?.clone(), d.msg.clone())))
+            .collect()
+    }
+
     /// The will, taken: it is published at most once.
     pub fn take_will(&mut self) -> Option<Box<LastWill>> {
         self.will.take()
@@ -265,16 +325,24 @@ impl Session {
                         e.delivery.retain,
                         e.qos,
                         e.phase,
+                        self.share_name(e.delivery.share),
                     )
                 })
                 .collect(),
             queue: self
                 .mqueue
                 .iter()
-                .map(|(d, q)| (d.msg.id.0, d.retain, q))
+                .map(|(d, q)| (d.msg.id.0, d.retain, q, self.share_name(d.share)))
                 .collect(),
             awaiting_rel: awaiting,
         }
+    }
+
+    /// The share string a tag names (harness tests).
+    #[cfg(test)]
+    fn share_name(&self, tag: Option<ShareTag>) -> Option<String> {
+        let tags = self.shares.as_deref()?;
+        Some(tags.share_of(tag?)?.to_string())
     }
 }
 
@@ -285,7 +353,7 @@ pub struct DurableView {
     pub client_id: String,
     pub expiry: Expiry,
     pub filters: Vec<String>,
-    pub window: Vec<(u16, u128, bool, QoS, inflight::Phase)>,
-    pub queue: Vec<(u128, bool, QoS)>,
+    pub window: Vec<(u16, u128, bool, QoS, inflight::Phase, Option<String>)>,
+    pub queue: Vec<(u128, bool, QoS, Option<String>)>,
     pub awaiting_rel: Vec<u16>,
 }
