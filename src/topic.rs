@@ -205,8 +205,14 @@ mod tests {
         assert_eq!(share_parts("$share/g/a/+"), Some(("g", "a/+")));
         assert_eq!(share_parts("$share/g/#"), Some(("g", "#")));
         for bad in [
-            "$share/g", "$share//t", "$share/g/", "$share/+/t", "$share/#", "$share/g#/t",
-            "$share/g/a/#/b", "a/b",
+            "$share/g",
+            "$share//t",
+            "$share/g/",
+            "$share/+/t",
+            "$share/#",
+            "$share/g#/t",
+            "$share/g/a/#/b",
+            "a/b",
         ] {
             assert_eq!(share_parts(bad), None, "{bad:?}");
         }

@@ -113,7 +113,7 @@ mod tests {
     use proptest::prelude::*;
 
     const CLIENTS: usize = 3;
-    const FILTERS: [&str; 4] = ["t/a", "t/+", "#", "t/b"];
+    const FILTERS: [&str; 6] = ["t/a", "t/+", "#", "t/b", "$share/g/t/+", "$share/h/#"];
     const TOPICS: [&str; 3] = ["t/a", "t/b", "u"];
 
     #[derive(Debug, Clone)]

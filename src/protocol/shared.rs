@@ -51,7 +51,13 @@ impl Shard {
     /// A message chosen for this shard's session `sk` in the group of
     /// `share`: delivered, or, if `sk` is no longer a member, sent to
     /// another member chosen from this shard's replica.
-    pub(crate) fn on_shared(&mut self, msg: &Arc<Message>, share: Arc<str>, sk: SessionKey, hops: u8) {
+    pub(crate) fn on_shared(
+        &mut self,
+        msg: &Arc<Message>,
+        share: Arc<str>,
+        sk: SessionKey,
+        hops: u8,
+    ) {
         let Some(granted) = self.router.share_granted(&share, sk) else {
             self.choose_again(msg, share, hops.saturating_add(1));
             return;

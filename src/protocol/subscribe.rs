@@ -139,7 +139,9 @@ impl Shard {
         filter: Arc<str>,
         qos: QoS,
     ) -> Option<Announce> {
-        let filter = self.sessions.add_filter(&mut self.journal, sk, filter, qos)?;
+        let filter = self
+            .sessions
+            .add_filter(&mut self.journal, sk, filter, qos)?;
         self.router.subscribe(sk, &filter, qos)
     }
 

@@ -184,7 +184,11 @@ impl SharedGroups {
     /// A member of `share`'s group for `msg`, if the group has one.
     pub fn pick_in(&self, share: &str, msg: &Message) -> Option<Member> {
         let (_, filter) = share_parts(share)?;
-        let g = self.groups.get(filter)?.iter().find(|g| &*g.share == share)?;
+        let g = self
+            .groups
+            .get(filter)?
+            .iter()
+            .find(|g| &*g.share == share)?;
         self.pick(g, msg)
     }
 
@@ -303,7 +307,9 @@ mod tests {
         let share: Arc<str> = "$share/g/a/+".into();
         let k = keys(3);
         for (i, sk) in k.iter().enumerate() {
-            assert!(g.join_local(i as u16, *sk, &share, QoS::AtLeastOnce).is_some());
+            assert!(g
+                .join_local(i as u16, *sk, &share, QoS::AtLeastOnce)
+                .is_some());
         }
         assert!(g.join_local(0, k[0], &share, QoS::AtMostOnce).is_none());
         assert_eq!(g.granted(&share, k[0]), Some(QoS::AtMostOnce));
@@ -374,8 +380,7 @@ mod tests {
         for sk in &k {
             r.join_local(0, *sk, &share, QoS::AtLeastOnce);
         }
-        let seen: std::collections::HashSet<Member> =
-            (0..200).map(|_| chosen(&r, &m)[0]).collect();
+        let seen: std::collections::HashSet<Member> = (0..200).map(|_| chosen(&r, &m)[0]).collect();
         assert_eq!(seen.len(), 3);
     }
 }

@@ -66,6 +66,13 @@ impl mqueue::Weigh for Delivery {
 /// Retained messages waiting to be sent to a new subscription, with their QoS.
 type Backlog = VecDeque<(Arc<Message>, QoS)>;
 
+/// What few sessions hold, in one box so the others pay 8 bytes for it.
+#[derive(Debug, Default)]
+struct Rare {
+    backlog: Backlog,
+    shares: ShareTags,
+}
+
 /// When a session ends once its connection is gone. Seconds in a `u32`, as
 /// MQTT 5's session expiry interval: 8 bytes per session, not 16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +98,9 @@ pub struct Session {
     awaiting_rel: SmallMap<u16, ()>,
     /// Retained messages of new subscriptions still to send (with their
     /// QoS), ahead of the queue: sent as the window and the outbox allow.
-    /// Boxed and absent when empty: most sessions never have one.
-    retained_backlog: Option<Box<Backlog>>,
-    /// Share strings of the tags its deliveries carry; absent until it
-    /// first joins a shared group.
-    shares: Option<Box<ShareTags>>,
+    /// Retained messages to send and shared-group tags: boxed together and
+    /// absent while both are empty (most sessions never have either).
+    rare: Option<Box<Rare>>,
     /// Published if the connection ends without DISCONNECT.
     will: Option<Box<LastWill>>,
     /// The connection while online (set only by the shard's link/unlink).
@@ -115,8 +120,7 @@ impl Session {
             inflight: Inflight::new(window),
             mqueue: MQueue::new(),
             awaiting_rel: SmallMap::new(),
-            retained_backlog: None,
-            shares: None,
+            rare: None,
             will: None,
             conn: None,
             epoch: 0,
@@ -158,15 +162,13 @@ impl Session {
 
     /// Messages not delivered yet: the window, the queue and the retained backlog.
     pub fn undelivered(&self) -> usize {
-        self.inflight.len()
-            + self.mqueue.len()
-            + self.retained_backlog.as_ref().map_or(0, |b| b.len())
+        self.inflight.len() + self.mqueue.len() + self.rare.as_ref().map_or(0, |r| r.backlog.len())
     }
 
     /// Whether retained messages of a new subscription are still to be sent
     /// (live QoS 1/2 messages queue behind them).
     pub fn replaying(&self) -> bool {
-        self.retained_backlog.is_some()
+        self.rare.as_ref().is_some_and(|r| !r.backlog.is_empty())
     }
 
     /// Add retained messages to send, at most `cap` waiting in all; returns
@@ -176,7 +178,7 @@ impl Session {
         msgs: impl IntoIterator<Item = (Arc<Message>, QoS)>,
         cap: usize,
     ) -> usize {
-        let backlog = self.retained_backlog.get_or_insert_with(Default::default);
+        let backlog = &mut self.rare.get_or_insert_with(Default::default).backlog;
         let mut dropped = 0;
         for m in msgs {
             if backlog.len() < cap {
@@ -185,9 +187,7 @@ impl Session {
                 dropped += 1;
             }
         }
-        if backlog.is_empty() {
-            self.retained_backlog = None;
-        }
+        self.trim_rare();
         dropped
     }
 
@@ -196,15 +196,13 @@ impl Session {
         &mut self,
         can_send: impl FnOnce(QoS, bool) -> bool,
     ) -> Option<(Arc<Message>, QoS)> {
-        let backlog = self.retained_backlog.as_mut()?;
+        let backlog = &mut self.rare.as_mut()?.backlog;
         let (_, qos) = backlog.front()?;
         if !can_send(*qos, self.inflight.has_room()) {
             return None;
         }
         let next = backlog.pop_front();
-        if backlog.is_empty() {
-            self.retained_backlog = None;
-        }
+        self.trim_rare();
         next
     }
 
@@ -231,9 +229,20 @@ impl Session {
         self.filters.for_each(|filter, _| f(filter));
     }
 
+    /// Drop the box of rare state once it holds nothing.
+    fn trim_rare(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.backlog.is_empty() && r.shares.is_empty())
+        {
+            self.rare = None;
+        }
+    }
+
     /// The tag of deliveries chosen through `share`'s group, if it has one.
     pub fn share_tag(&self, share: &str) -> Option<ShareTag> {
-        self.shares.as_ref()?.tag_of(share)
+        self.rare.as_ref()?.shares.tag_of(share)
     }
 
     /// Give `share` a tag (when the session joins its group). A slot is
@@ -245,7 +254,7 @@ impl Session {
             .filter_map(|e| e.delivery.share)
             .chain(self.mqueue.iter().filter_map(|(d, _)| d.share))
             .collect();
-        let tags = self.shares.get_or_insert_with(Default::default);
+        let tags = &mut self.rare.get_or_insert_with(Default::default).shares;
         self.filters.for_each(|f, _| used.extend(tags.tag_of(f)));
         tags.intern(share, |t| used.contains(&t))
     }
@@ -255,7 +264,7 @@ impl Session {
     /// QoS 1 ones in the window. A QoS 2 message already sent goes to no
     /// other member [MQTT-4.8.2-5]. Returns the share and message of each.
     pub fn shared_leftovers(&self) -> Vec<(Arc<str>, Arc<Message>)> {
-        let Some(tags) = self.shares.as_deref() else {
+        let Some(tags) = self.rare.as_deref().map(|r| &r.shares) else {
             return Vec::new();
         };
         let window = self
@@ -341,7 +350,7 @@ impl Session {
     /// The share string a tag names (harness tests).
     #[cfg(test)]
     fn share_name(&self, tag: Option<ShareTag>) -> Option<String> {
-        let tags = self.shares.as_deref()?;
+        let tags = &self.rare.as_deref()?.shares;
         Some(tags.share_of(tag?)?.to_string())
     }
 }

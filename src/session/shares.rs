@@ -24,6 +24,11 @@ pub struct ShareTags {
 }
 
 impl ShareTags {
+    /// Whether no slot was ever taken.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// The tag of `share`, if it has one.
     pub fn tag_of(&self, share: &str) -> Option<ShareTag> {
         let i = self.slots.iter().position(|s| &**s == share)?;
@@ -38,7 +43,11 @@ impl ShareTags {
     /// The tag of `share`, taking a slot for it if it has none: a slot
     /// `in_use` does not claim (no subscription, no delivery), or a new one.
     /// None only when every one of the 65535 slots is in use.
-    pub fn intern(&mut self, share: &Arc<str>, in_use: impl Fn(ShareTag) -> bool) -> Option<ShareTag> {
+    pub fn intern(
+        &mut self,
+        share: &Arc<str>,
+        in_use: impl Fn(ShareTag) -> bool,
+    ) -> Option<ShareTag> {
         if let Some(t) = self.tag_of(share) {
             return Some(t);
         }
@@ -55,7 +64,10 @@ impl ShareTags {
 
 /// The tag of slot `i`.
 fn tag(i: usize) -> Option<ShareTag> {
-    u16::try_from(i + 1).ok().and_then(NonZeroU16::new).map(ShareTag)
+    u16::try_from(i + 1)
+        .ok()
+        .and_then(NonZeroU16::new)
+        .map(ShareTag)
 }
 
 #[cfg(test)]

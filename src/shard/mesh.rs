@@ -88,9 +88,9 @@ impl MeshMsg {
     /// Bytes the message holds beyond its own size (the budgets count them).
     fn weight(&self) -> usize {
         match self {
-            MeshMsg::Publish(m) | MeshMsg::Retain { msg: m, .. } | MeshMsg::Shared { msg: m, .. } => {
-                m.topic.len() + m.payload.len()
-            }
+            MeshMsg::Publish(m)
+            | MeshMsg::Retain { msg: m, .. }
+            | MeshMsg::Shared { msg: m, .. } => m.topic.len() + m.payload.len(),
             MeshMsg::Interest { changes, .. } => changes.iter().map(|(f, _)| f.len()).sum(),
             MeshMsg::Members { changes, .. } => changes.iter().map(|c| c.share.len()).sum(),
             MeshMsg::Handoff(h) => h.initial.len(),

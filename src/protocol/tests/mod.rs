@@ -9,4 +9,5 @@ mod limits;
 mod qos;
 mod retained;
 mod routing;
+mod shared;
 mod will;
