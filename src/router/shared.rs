@@ -302,6 +302,12 @@ mod tests {
     }
 
     #[test]
+    fn a_member_costs_twelve_bytes_in_each_replica() {
+        // The README's memory figure per member.
+        assert_eq!(std::mem::size_of::<Member>(), 12);
+    }
+
+    #[test]
     fn round_robin_takes_turns_and_a_leaver_is_skipped() {
         let mut g = SharedGroups::new(SharedStrategy::RoundRobin, 1);
         let share: Arc<str> = "$share/g/a/+".into();

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `conns` | `conns.rs` | per socket: outbox, waker, keepalive clock, held acks, [`Phase`]; paused readers |
 //! | `sessions` | `crate::session::store` | sessions by client id: filters, window, queue, awaiting-PUBREL, will, expiry |
-//! | `router` | `crate::router` | local subscription index (granted QoS), interest replica, retained replica |
+//! | `router` | `crate::router` | local subscription index (granted QoS), interest replica, shared-group replica, retained replica |
 //! | `mesh` | `mesh.rs` | per-peer mailbox queues, barriers |
 //! | `timers` | `timers.rs` | the clock and the timer wheel |
 //! | `fanout` | `fanout.rs` | large fan-outs in progress |
