@@ -181,6 +181,10 @@ pub struct MqttConfig {
     /// Bytes of unsent output a connection may hold before QoS 0 messages
     /// to it are dropped (and QoS 1/2 wait in the session queue).
     pub max_outbox_bytes: usize,
+    /// Accept `$share/{group}/{filter}` subscriptions (false: SUBACK 0x80).
+    pub shared_subscriptions: bool,
+    /// How a shared group's member is chosen for each message.
+    pub shared_subscription_strategy: SharedStrategy,
 }
 
 impl Default for MqttConfig {
@@ -192,8 +196,26 @@ impl Default for MqttConfig {
             max_retained: 100_000,
             max_retained_bytes: 256 << 20,
             max_outbox_bytes: 1 << 20,
+            shared_subscriptions: true,
+            shared_subscription_strategy: SharedStrategy::RoundRobin,
         }
     }
+}
+
+/// How the publishing shard picks one member of a shared group per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStrategy {
+    /// Each member in turn (a cursor per group on each publishing shard).
+    RoundRobin,
+    /// A member at random.
+    Random,
+    /// By a hash of the publisher's client id: one publisher, one member.
+    HashClientid,
+    /// By a hash of the topic: one topic, one member.
+    HashTopic,
+    /// The same member until it leaves the group, then another at random.
+    Sticky,
 }
 
 /// What a full session queue drops.
@@ -524,6 +546,14 @@ mod tests {
             ),
             ("[listener]\nbind = \"nope\"\n", "listener.bind"),
             ("[session]\nmqueue_drop = \"random\"\n", "mqueue_drop"),
+            (
+                "[mqtt]\nshared_subscription_strategy = \"fastest\"\n",
+                "shared_subscription_strategy",
+            ),
+            (
+                "[mqtt]\nshared_subscriptions = \"yes\"\n",
+                "shared_subscriptions",
+            ),
             (
                 "[mqtt]\nmax_retained_bytes = 0\n",
                 "mqtt.max_retained_bytes",

@@ -111,6 +111,14 @@ counters! {
     retained,
     /// Wills published.
     wills_published,
+    /// Messages delivered to the chosen member of a shared group (on the member's shard).
+    shared_delivered,
+    /// Messages a shared-group member held when its session ended, sent to
+    /// another member of the group.
+    shared_redistributed,
+    /// Shared-group messages dropped: the group had no member left (or the
+    /// message was chosen again more times than there are shards).
+    shared_dropped_no_member,
     /// Batches sent to other shards.
     mailbox_batches_sent,
     /// Messages sent to other shards.

@@ -57,6 +57,25 @@ pub fn has_control_chars(s: &str) -> bool {
     })
 }
 
+/// How every shared subscription's filter starts (MQTT 5 §4.8.2).
+pub const SHARE_PREFIX: &str = "$share/";
+
+/// Whether a SUBSCRIBE filter asks for a shared subscription (valid or not).
+pub fn is_share(filter: &str) -> bool {
+    filter.starts_with(SHARE_PREFIX)
+}
+
+/// A shared subscription's group and topic filter: `$share/{group}/{filter}`
+/// with a non-empty group holding no '/', '+' or '#' [MQTT-4.8.2-1]
+/// [MQTT-4.8.2-2], followed by a valid, non-empty filter. None if `share`
+/// is not one.
+pub fn share_parts(share: &str) -> Option<(&str, &str)> {
+    let rest = share.strip_prefix(SHARE_PREFIX)?;
+    let (group, filter) = rest.split_once('/')?;
+    let group_ok = !group.is_empty() && !group.bytes().any(|b| matches!(b, b'+' | b'#' | 0));
+    (group_ok && valid_filter(filter)).then_some((group, filter))
+}
+
 /// True if the filter has '+' or '#'.
 pub fn has_wildcards(filter: &str) -> bool {
     filter.bytes().any(|b| b == b'+' || b == b'#')
@@ -224,5 +243,25 @@ mod tests {
         for &(f, t, want) in cases {
             assert_eq!(matches(f, t), want, "{f:?} vs {t:?}");
         }
+    }
+
+    #[test]
+    fn share_names_split_or_fail() {
+        // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+        assert_eq!(share_parts("$share/g/a/+"), Some(("g", "a/+")));
+        assert_eq!(share_parts("$share/g/#"), Some(("g", "#")));
+        for bad in [
+            "$share/g",
+            "$share//t",
+            "$share/g/",
+            "$share/+/t",
+            "$share/#",
+            "$share/g#/t",
+            "$share/g/a/#/b",
+            "a/b",
+        ] {
+            assert_eq!(share_parts(bad), None, "{bad:?}");
+        }
+        assert!(is_share("$share/g") && !is_share("$sharex/g/t") && !is_share("$share"));
     }
 }

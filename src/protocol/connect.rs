@@ -293,13 +293,25 @@ impl Shard {
     }
 
     /// Remove a session: its subscriptions leave the index (and the
-    /// interest table when they were the shard's last), undelivered messages
-    /// are dropped and counted.
+    /// interest table when they were the shard's last), it leaves its shared
+    /// groups, and what it held through a group goes to another member of
+    /// it (`shared.rs`); other undelivered messages are dropped and counted.
     pub(crate) fn end_session(&mut self, sk: SessionKey, how: Ending) {
+        self.end_session_as(sk, how, true);
+    }
+
+    /// As [`end_session`](Self::end_session); `live` false (a replay) hands
+    /// nothing back to the groups: the live shard's events for that follow.
+    pub(super) fn end_session_as(&mut self, sk: SessionKey, how: Ending, live: bool) {
         let Some(s) = self.sessions.end(&mut self.journal, sk, how) else {
             return;
         };
-        let dropped = s.undelivered();
+        let leftovers = if live {
+            s.shared_leftovers()
+        } else {
+            Vec::new()
+        };
+        let dropped = s.undelivered() - leftovers.len();
         self.metrics.dropped_session_discarded += dropped as u64;
         if dropped > 0 {
             log::debug!(
@@ -309,11 +321,8 @@ impl Shard {
             );
         }
         let mut changes = Vec::new();
-        s.for_each_filter(|f| {
-            if let Some(gone) = self.router.unsubscribe(sk, f) {
-                changes.push((gone, false));
-            }
-        });
-        self.announce_interest(changes, 0);
+        s.for_each_filter(|f| changes.extend(self.router.unsubscribe(sk, f)));
+        self.announce(changes, 0);
+        self.redistribute(leftovers);
     }
 }

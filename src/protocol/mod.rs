@@ -9,7 +9,8 @@
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
-//! `deliver.rs` (routing, fan-out, the window and queue, retry), `acks.rs`
+//! `deliver.rs` (routing, fan-out, the window and queue, retry), `shared.rs`
+//! (shared subscriptions: one member per group, redistribution), `acks.rs`
 //! (acknowledgements held until every shard applied a change), `strict.rs`
 //! (the `[strict]` rules and the MUSTs the codec cannot see, checked before
 //! a handler acts) and `replay.rs` (session events applied back to an empty
@@ -21,6 +22,7 @@ mod connect;
 pub mod deliver;
 mod publish;
 mod replay;
+mod shared;
 mod strict;
 mod subscribe;
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! functions that made the change live (the sessions part's durable
 //! functions, `subscribe_session`, `end_session`, `apply_retained`), so an
 //! empty shard that replays a live shard's events holds the same sessions,
-//! subscriptions, windows, queues, awaiting-PUBREL sets and retained
-//! messages. Connections, timers and send times are not durable and are not
+//! subscriptions (shared-group membership too: a `$share/...` filter joins
+//! its group), windows, queues, awaiting-PUBREL sets and retained messages.
+//! An ended session's shared deliveries are not handed back during a replay:
+//! the events of their new members follow in the log. Connections, timers and send times are not durable and are not
 //! rebuilt. Called by the harness's property test today, by the storage
 //! layer's recovery later.
 
@@ -36,8 +38,12 @@ impl Shard {
                 debug_assert_eq!(sk, session, "replayed session under another key");
             }
             SessionEvent::Resumed { session } => self.sessions.resume(j, session),
-            SessionEvent::Discarded { session } => self.end_session(session, Ending::Discarded),
-            SessionEvent::Expired { session } => self.end_session(session, Ending::Expired),
+            SessionEvent::Discarded { session } => {
+                self.end_session_as(session, Ending::Discarded, false)
+            }
+            SessionEvent::Expired { session } => {
+                self.end_session_as(session, Ending::Expired, false)
+            }
             SessionEvent::Subscribed {
                 session,
                 filter,
@@ -107,7 +113,7 @@ mod tests {
     use proptest::prelude::*;
 
     const CLIENTS: usize = 3;
-    const FILTERS: [&str; 4] = ["t/a", "t/+", "#", "t/b"];
+    const FILTERS: [&str; 6] = ["t/a", "t/+", "#", "t/b", "$share/g/t/+", "$share/h/#"];
     const TOPICS: [&str; 3] = ["t/a", "t/b", "u"];
 
     #[derive(Debug, Clone)]

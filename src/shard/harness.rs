@@ -46,6 +46,8 @@ type Granted = (String, Option<QoS>);
 pub(crate) struct Durable {
     /// Per session: its durable view and its subscriptions with granted QoS.
     sessions: Vec<(DurableView, Vec<Granted>)>,
+    /// Shared groups with members here, and their members.
+    shared: Vec<(String, Vec<crate::router::shared::Member>)>,
     /// Retained messages: topic and message id.
     retained: Vec<(String, u128)>,
 }
@@ -306,7 +308,10 @@ impl H {
         let (me, shards) = (self.shard.id, self.shard.shards);
         for peer in (0..shards).filter(|&p| p != me) {
             for msg in self.mesh_out(peer) {
-                if let MeshMsg::Interest { barrier, .. } | MeshMsg::Retain { barrier, .. } = msg {
+                if let MeshMsg::Interest { barrier, .. }
+                | MeshMsg::Retain { barrier, .. }
+                | MeshMsg::Members { barrier, .. } = msg
+                {
                     if barrier != 0 {
                         self.peer_sends(peer, MeshMsg::Ack { barrier });
                     }
@@ -368,7 +373,12 @@ impl H {
             .map(|m| (m.topic.to_string(), m.id.0))
             .collect();
         retained.sort();
-        Durable { sessions, retained }
+        let shared = self.shard.router.shared_snapshot();
+        Durable {
+            sessions,
+            shared,
+            retained,
+        }
     }
 }
 
