@@ -2,7 +2,8 @@
 
 mod common;
 use common::*;
-use coremq::codec::{ConnectReturnCode, Packet, ProtocolVersion, QoS};
+use coremq::codec::{Ack, Disconnect};
+use coremq::codec::{Packet, ProtocolVersion, QoS, Reason};
 use coremq::Hooks;
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ fn unacceptable_protocol_level_gets_connack_1_then_close() {
                     Some(Packet::ConnAck(ack)) => {
                         assert_eq!(
                             ack.code,
-                            ConnectReturnCode::UnacceptableProtocolVersion,
+                            Reason::UNSUPPORTED_PROTOCOL_VERSION,
                             "{name:?} level {level}"
                         );
                         assert!(!ack.session_present);
@@ -82,7 +83,7 @@ fn empty_client_id_with_clean_session_0_is_rejected() {
     each_cores(|cores| {
         let b = start(cores);
         let (mut c, ack) = Client::connect_with(b.addr, connect_packet("", false));
-        assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
+        assert_eq!(ack.code, Reason::CLIENT_IDENTIFIER_NOT_VALID);
         assert!(!ack.session_present);
         assert!(c.closed());
         let m = b.wait_metrics(|m| m.connects_refused >= 1);
@@ -97,10 +98,10 @@ fn empty_client_id_with_clean_session_1_is_assigned() {
     each_cores(|cores| {
         let b = start(cores);
         let (mut a, ack) = Client::connect_with(b.addr, connect_packet("", true));
-        assert_eq!(ack.code, ConnectReturnCode::Accepted);
+        assert_eq!(ack.code, Reason::SUCCESS);
         assert!(!ack.session_present);
         let (mut c, ack) = Client::connect_with(b.addr, connect_packet("", true));
-        assert_eq!(ack.code, ConnectReturnCode::Accepted);
+        assert_eq!(ack.code, Reason::SUCCESS);
         // Both work: the second did not take over the first.
         a.subscribe("anon/a", QoS::AtMostOnce);
         c.subscribe("anon/c", QoS::AtMostOnce);
@@ -131,7 +132,7 @@ fn client_id_over_limit_is_rejected() {
                 .find(|id| coremq::home_shard(id, cores) == shard)
                 .unwrap();
             let (mut c, ack) = Client::connect_with(b.addr, connect_packet(&long, true));
-            assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
+            assert_eq!(ack.code, Reason::CLIENT_IDENTIFIER_NOT_VALID);
             assert!(c.closed());
         }
         let m = b.wait_metrics(|m| m.connects_refused >= cores as u64);
@@ -146,14 +147,12 @@ fn first_packet_not_connect_closes() {
         let b = start(cores);
         let firsts = [
             Packet::PingReq,
-            Packet::Disconnect,
-            Packet::PubAck(1),
+            Packet::Disconnect(Disconnect::normal()),
+            Packet::PubAck(Ack::new(1)),
             Packet::Subscribe(coremq::codec::Subscribe {
                 pkid: 1,
-                filters: vec![coremq::codec::SubscribeFilter {
-                    filter: "a".into(),
-                    qos: QoS::AtMostOnce,
-                }],
+                filters: vec![coremq::codec::SubscribeFilter::new("a", QoS::AtMostOnce)],
+                props: None,
             }),
         ];
         for p in &firsts {
@@ -195,7 +194,7 @@ fn mqtt_31_client_pub_sub() {
             let mut c = connect_packet(id, true);
             c.version = ProtocolVersion::V31;
             let (client, ack) = Client::connect_with(b.addr, c);
-            assert_eq!(ack.code, ConnectReturnCode::Accepted);
+            assert_eq!(ack.code, Reason::SUCCESS);
             client
         };
         let mut old_sub = v31(&b.id_on("old-sub", cores - 1));
@@ -317,10 +316,11 @@ fn packets_pipelined_behind_connect() {
             let mut bytes = packet_bytes(&Packet::Connect(Box::new(connect_packet(&id, true))));
             bytes.extend(packet_bytes(&Packet::Subscribe(coremq::codec::Subscribe {
                 pkid: 7,
-                filters: vec![coremq::codec::SubscribeFilter {
-                    filter: format!("pipe/{shard}"),
-                    qos: QoS::AtLeastOnce,
-                }],
+                filters: vec![coremq::codec::SubscribeFilter::new(
+                    format!("pipe/{shard}"),
+                    QoS::AtLeastOnce,
+                )],
+                props: None,
             })));
             bytes.extend(packet_bytes(&Packet::Publish(coremq::codec::Publish {
                 dup: false,
@@ -329,13 +329,14 @@ fn packets_pipelined_behind_connect() {
                 topic: format!("pipe/{shard}").into(),
                 pkid: 8,
                 payload: bytes::Bytes::from_static(b"self"),
+                props: None,
             })));
             bytes.extend(packet_bytes(&Packet::PingReq));
             let mut c = Client::raw(b.addr);
             c.send_raw(&bytes);
             match c.recv() {
                 Some(Packet::ConnAck(ack)) => {
-                    assert_eq!(ack.code, ConnectReturnCode::Accepted)
+                    assert_eq!(ack.code, Reason::SUCCESS)
                 }
                 other => panic!("expected CONNACK, got {other:?}"),
             }
@@ -350,7 +351,7 @@ fn packets_pipelined_behind_connect() {
                     .any(|p| matches!(p, Packet::SubAck(s) if s.pkid == 7)),
                 "{rest:?}"
             );
-            assert!(rest.contains(&Packet::PubAck(8)), "{rest:?}");
+            assert!(rest.contains(&Packet::PubAck(Ack::new(8))), "{rest:?}");
             assert!(rest.contains(&Packet::PingResp), "{rest:?}");
             assert!(
                 rest.iter()
@@ -376,7 +377,7 @@ fn connect_split_into_single_bytes() {
             }
             match c.recv() {
                 Some(Packet::ConnAck(ack)) => {
-                    assert_eq!(ack.code, ConnectReturnCode::Accepted)
+                    assert_eq!(ack.code, Reason::SUCCESS)
                 }
                 other => panic!("expected CONNACK, got {other:?}"),
             }

@@ -6,7 +6,7 @@
 //! held until every peer has applied it (a barrier), so once a client holds
 //! its SUBACK, a message published on any shard reaches it.
 
-use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, Unsubscribe};
+use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, UnsubAck, Unsubscribe};
 use crate::hooks::SubscribeRequest;
 use crate::message::{Message, MsgId};
 use crate::shard::mesh::MeshMsg;
@@ -57,6 +57,7 @@ impl Shard {
         let suback = Packet::SubAck(SubAck {
             pkid: sub.pkid,
             codes,
+            props: None,
         });
         let barrier = if changes.is_empty() {
             0
@@ -80,7 +81,7 @@ impl Shard {
             }
         }
         self.announce_interest(changes, 0);
-        self.send_ack(conn, Packet::UnsubAck(unsub.pkid), 0);
+        self.send_ack(conn, Packet::UnsubAck(UnsubAck::new(unsub.pkid)), 0);
     }
 
     /// Which limit a new subscription to `filter` would break, if any.
