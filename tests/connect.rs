@@ -7,7 +7,8 @@ use coremq::codec::{Packet, ProtocolVersion, QoS, Reason};
 use coremq::Hooks;
 use std::time::{Duration, Instant};
 
-/// A CONNECT's bytes with the protocol name and level replaced.
+/// A CONNECT's bytes with the protocol name and level replaced (level 5
+/// gets the empty MQTT 5 property length).
 fn connect_with_protocol(name: &[u8], level: u8, id: &str) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -15,6 +16,9 @@ fn connect_with_protocol(name: &[u8], level: u8, id: &str) -> Vec<u8> {
     body.push(level);
     body.push(0b0000_0010); // clean session
     body.extend_from_slice(&60u16.to_be_bytes());
+    if level == 5 {
+        body.push(0); // property length
+    }
     body.extend_from_slice(&(id.len() as u16).to_be_bytes());
     body.extend_from_slice(id.as_bytes());
     let mut out = vec![0x10, body.len() as u8];
@@ -29,7 +33,7 @@ fn unacceptable_protocol_level_gets_connack_1_then_close() {
     each_cores(|cores| {
         let b = start(cores);
         for (name, level) in [
-            (&b"MQTT"[..], 5u8),
+            (&b"MQTT"[..], 6u8),
             (b"MQTT", 3),
             (b"MQIsdp", 4),
             (b"MQTT", 0),
@@ -55,6 +59,42 @@ fn unacceptable_protocol_level_gets_connack_1_then_close() {
         let m = b.wait_metrics(|m| m.connects_refused >= 4 * cores as u64);
         assert!(m.connects_refused >= 4 * cores as u64, "{m:?}");
         // Still serving.
+        Client::connect(b.addr, "after", true);
+    });
+}
+
+/// The bytes the broker sends before closing, read until it closes.
+fn read_until_closed(c: &mut Client) -> Vec<u8> {
+    use std::io::{ErrorKind, Read};
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::new();
+    let mut tmp = [0u8; 256];
+    while Instant::now() < end {
+        match c.stream.read(&mut tmp) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&tmp[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The broker does not speak MQTT 5 yet: a level 5 CONNECT gets an MQTT 5
+/// CONNACK with reason 0x84 (Unsupported Protocol Version, §3.2.2.2:
+/// flags 0, reason 0x84, property length 0), then the connection closes.
+#[test]
+fn mqtt5_connect_gets_v5_connack_0x84_then_close() {
+    each_cores(|cores| {
+        let b = start(cores);
+        for shard in 0..cores {
+            let id = b.id_on("v5", shard);
+            let mut c = Client::raw(b.addr);
+            c.send_raw(&connect_with_protocol(b"MQTT", 5, &id));
+            assert_eq!(read_until_closed(&mut c), [0x20, 0x03, 0x00, 0x84, 0x00]);
+        }
+        let m = b.wait_metrics(|m| m.connects_refused >= cores as u64);
+        assert!(m.connects_refused >= cores as u64, "{m:?}");
         Client::connect(b.addr, "after", true);
     });
 }
