@@ -73,8 +73,12 @@ fn read_until_closed(c: &mut Client) -> Vec<u8> {
         match c.stream.read(&mut tmp) {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&tmp[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(e) => panic!("read after {} bytes: {e}", out.len()),
         }
     }
     out
