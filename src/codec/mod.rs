@@ -33,6 +33,8 @@ mod properties;
 mod publish;
 mod reason;
 mod subscribe;
+#[cfg(test)]
+mod v5_tests;
 
 pub use header::MAX_REMAINING_LENGTH;
 pub use packet::{decode, encode, encoded_len, frame_len};

@@ -187,7 +187,7 @@ pub fn encode(packet: &Packet, version: ProtocolVersion, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::{
         Ack, ConnAck, Connect, Disconnect, LastWill, ProtocolVersion, Publish, QoS, Reason, SubAck,
         SubAckCode, Subscribe, SubscribeFilter, UnsubAck, Unsubscribe,
@@ -219,7 +219,7 @@ mod tests {
 
     /// One packet of every type, CONNECT in both versions, PUBLISH large
     /// enough for a two-byte remaining length.
-    fn every_packet() -> Vec<Packet> {
+    pub(in crate::codec) fn every_packet() -> Vec<Packet> {
         vec![
             connect(ProtocolVersion::V31),
             connect(ProtocolVersion::V311),
@@ -423,8 +423,9 @@ mod tests {
         }
     }
 
-    /// Arbitrary bytes never panic, and whatever decodes re-encodes to the
-    /// same bytes or to a valid equivalent (non-minimal lengths aside).
+    /// Arbitrary bytes never panic at any version, and whatever decodes
+    /// re-encodes to bytes that decode to the same packet (non-minimal
+    /// lengths aside). Seeds: the 3.1.1 packets and the MQTT 5 ones.
     #[test]
     fn random_bytes_never_panic() {
         let mut state = 0x2545_F491_4F6C_DD1Du64;
@@ -434,9 +435,17 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let seeds: Vec<Vec<u8>> = every_packet().iter().map(bytes_of).collect();
-        for i in 0..20_000 {
-            let mut bytes = seeds[i % seeds.len()].clone();
+        let v5 = ProtocolVersion::V5;
+        let mut seeds: Vec<Vec<u8>> = every_packet().iter().map(bytes_of).collect();
+        for p in super::super::v5_tests::every_v5_packet() {
+            let mut out = Vec::new();
+            encode(&p, v5, &mut out);
+            seeds.push(out);
+        }
+        let versions = [ProtocolVersion::V31, ProtocolVersion::V311, v5];
+        for i in 0..30_000 {
+            let version = versions[i % 3];
+            let mut bytes = seeds[(i / 3) % seeds.len()].clone();
             let flips = (next() % 4) as usize;
             for _ in 0..=flips {
                 let at = (next() as usize) % bytes.len();
@@ -445,12 +454,16 @@ mod tests {
             let cut = (next() as usize) % (bytes.len() + 1);
             bytes.truncate(cut.max(bytes.len() / 2));
             let buf = Bytes::from(bytes);
-            if let Ok(Some((packet, used))) = decode(&buf, MAX, Side::Any, V) {
+            if let Ok(Some((packet, used))) = decode(&buf, MAX, Side::Any, version) {
                 assert!(used <= buf.len());
-                let again = Bytes::from(bytes_of(&packet));
+                let mut again = Vec::new();
+                encode(&packet, version, &mut again);
+                assert_eq!(again.len(), encoded_len(&packet, version));
+                let again = Bytes::from(again);
                 assert_eq!(
-                    decode(&again, MAX, Side::Any, V),
-                    Ok(Some((packet, again.len())))
+                    decode(&again, MAX, Side::Any, version),
+                    Ok(Some((packet, again.len()))),
+                    "{version:?}"
                 );
             }
         }
