@@ -13,6 +13,10 @@
 //! [`Delivery`].
 
 use super::header::{remaining_length_len, Reader, MAX_REMAINING_LENGTH};
+use super::header::{
+    AUTH, CONNACK, CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
+    SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+};
 use super::{header, DecodeError, ProtocolVersion, Side};
 use bytes::Bytes;
 
@@ -92,10 +96,6 @@ const fn mask(types: &[u8]) -> u16 {
     m
 }
 
-use header::{
-    AUTH, CONNACK, CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
-    SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
-};
 const MESSAGE: u16 = mask(&[PUBLISH, WILL]);
 const ACKS: u16 = mask(&[PUBACK, PUBREC, PUBREL, PUBCOMP]);
 const WITH_REASON_STRING: u16 = ACKS | mask(&[CONNACK, SUBACK, UNSUBACK, DISCONNECT, AUTH]);
@@ -353,6 +353,11 @@ fn put_str(s: &mut impl Sink, id: u8, v: Option<&[u8]>) {
     }
 }
 
+/// A string property's bytes, if it is set.
+fn text(v: &Option<String>) -> Option<&[u8]> {
+    v.as_deref().map(str::as_bytes)
+}
+
 /// Every property of `p` but the per-delivery ones, then those of `d`, then
 /// the user properties.
 fn put_all(s: &mut impl Sink, p: Option<&Properties>, d: Delivery<'_>) {
@@ -360,27 +365,21 @@ fn put_all(s: &mut impl Sink, p: Option<&Properties>, d: Delivery<'_>) {
     let p = p.unwrap_or(&empty);
     put_u8(s, PAYLOAD_FORMAT_INDICATOR, p.payload_format_indicator);
     put_u32(s, MESSAGE_EXPIRY_INTERVAL, d.message_expiry_interval);
-    put_str(
-        s,
-        CONTENT_TYPE,
-        p.content_type.as_deref().map(str::as_bytes),
-    );
-    put_str(
-        s,
-        RESPONSE_TOPIC,
-        p.response_topic.as_deref().map(str::as_bytes),
-    );
+    put_str(s, CONTENT_TYPE, text(&p.content_type));
+    put_str(s, RESPONSE_TOPIC, text(&p.response_topic));
     put_str(s, CORRELATION_DATA, p.correlation_data.as_deref());
     for &id in d.subscription_identifiers {
         s.put(&[SUBSCRIPTION_IDENTIFIER]);
         put_varint(s, id);
     }
     put_u32(s, SESSION_EXPIRY_INTERVAL, p.session_expiry_interval);
-    let assigned = p.assigned_client_identifier.as_deref();
-    put_str(s, ASSIGNED_CLIENT_IDENTIFIER, assigned.map(str::as_bytes));
+    put_str(
+        s,
+        ASSIGNED_CLIENT_IDENTIFIER,
+        text(&p.assigned_client_identifier),
+    );
     put_u16(s, SERVER_KEEP_ALIVE, p.server_keep_alive);
-    let method = p.authentication_method.as_deref();
-    put_str(s, AUTHENTICATION_METHOD, method.map(str::as_bytes));
+    put_str(s, AUTHENTICATION_METHOD, text(&p.authentication_method));
     put_str(s, AUTHENTICATION_DATA, p.authentication_data.as_deref());
     put_u8(
         s,
@@ -393,18 +392,9 @@ fn put_all(s: &mut impl Sink, p: Option<&Properties>, d: Delivery<'_>) {
         REQUEST_RESPONSE_INFORMATION,
         p.request_response_information,
     );
-    let info = p.response_information.as_deref();
-    put_str(s, RESPONSE_INFORMATION, info.map(str::as_bytes));
-    put_str(
-        s,
-        SERVER_REFERENCE,
-        p.server_reference.as_deref().map(str::as_bytes),
-    );
-    put_str(
-        s,
-        REASON_STRING,
-        p.reason_string.as_deref().map(str::as_bytes),
-    );
+    put_str(s, RESPONSE_INFORMATION, text(&p.response_information));
+    put_str(s, SERVER_REFERENCE, text(&p.server_reference));
+    put_str(s, REASON_STRING, text(&p.reason_string));
     put_u16(s, RECEIVE_MAXIMUM, p.receive_maximum);
     put_u16(s, TOPIC_ALIAS_MAXIMUM, p.topic_alias_maximum);
     put_u16(s, TOPIC_ALIAS, d.topic_alias);

@@ -537,7 +537,7 @@ fn v5_malformed_table() {
             publish_with(&[0xFF, 0xFF, 0xFF, 0xFF, 0x7F]),
             MalformedVarInt,
         ),
-        // [MQTT-3.3.2-7]... once-only properties appearing twice.
+        // §2.2.2.2: a property that may appear once, twice (protocol error).
         (
             "3.3.2.3.2 payload format twice",
             publish_with(&[4, 0x01, 0, 0x01, 1]),
