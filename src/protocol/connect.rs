@@ -10,7 +10,7 @@
 //! under MQTT 3.1 or with clean session 0, over 23 characters under 3.1 when
 //! `strict.mqtt31_client_id_over_23` rejects it), then for a limit.
 
-use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet, ProtocolVersion};
+use crate::codec::{ConnAck, Connect, LastWill, Packet, ProtocolVersion, Reason};
 use crate::config::Strictness;
 use crate::hooks::ClientInfo;
 use crate::session::store::Ending;
@@ -38,6 +38,18 @@ impl Shard {
         conn: ConnKey,
         connect: Connect,
     ) -> Result<(), CloseReason> {
+        if let Some(c) = self.conns.get_mut(conn) {
+            // From here on the connection is encoded for its own version.
+            c.set_version(connect.version);
+        }
+        if connect.version == ProtocolVersion::V5 {
+            // The broker does not speak MQTT 5 yet: a v5 CONNACK 0x84.
+            log::info!(
+                "{}: MQTT 5 CONNECT refused (not supported yet)",
+                self.who(conn)
+            );
+            return self.refuse(conn, Reason::UNSUPPORTED_PROTOCOL_VERSION);
+        }
         let will_topic = connect.will.as_ref().map(|w| &*w.topic);
         self.refuse_control_chars(
             conn,
@@ -55,10 +67,10 @@ impl Shard {
                 self.who(conn),
                 connect.client_id.len()
             );
-            return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
+            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
         }
         if connect.version == ProtocolVersion::V31 && !self.mqtt31_client_id_ok(conn, &connect) {
-            return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
+            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
         }
         if let Some(code) = self.over_connect_limits(conn, &connect) {
             return self.refuse(conn, code);
@@ -70,7 +82,7 @@ impl Shard {
                     "{}: empty client id with clean session 0 refused",
                     self.who(conn)
                 );
-                return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
+                return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
             }
             let (id, shards) = (self.id, self.shards);
             self.sessions
@@ -103,7 +115,8 @@ impl Shard {
         }
         let ack = ConnAck {
             session_present: present,
-            code: ConnectReturnCode::Accepted,
+            code: Reason::SUCCESS,
+            props: None,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
         if let Some(deadline) = self.conns.get(conn).and_then(|c| c.keepalive_deadline()) {
@@ -146,11 +159,7 @@ impl Shard {
     /// A will over `max_will_bytes` is not authorized (0x05); a new session
     /// beyond this shard's share of `max_sessions` finds the server
     /// unavailable (0x03).
-    fn over_connect_limits(
-        &mut self,
-        conn: ConnKey,
-        connect: &Connect,
-    ) -> Option<ConnectReturnCode> {
+    fn over_connect_limits(&mut self, conn: ConnKey, connect: &Connect) -> Option<Reason> {
         let limits = &self.cfg.limits;
         if let Some(w) = &connect.will {
             let bytes = w.topic.len() + w.payload.len();
@@ -161,7 +170,7 @@ impl Shard {
                     limits.max_will_bytes
                 );
                 self.metrics.wills_refused += 1;
-                return Some(ConnectReturnCode::NotAuthorized);
+                return Some(Reason::NOT_AUTHORIZED);
             }
         }
         let share = limits.max_sessions.div_ceil(self.shards);
@@ -176,7 +185,7 @@ impl Shard {
                 );
             }
             self.metrics.sessions_refused_limit += 1;
-            return Some(ConnectReturnCode::ServerUnavailable);
+            return Some(Reason::SERVER_UNAVAILABLE);
         }
         None
     }
@@ -192,11 +201,12 @@ impl Shard {
     }
 
     /// Send a refusing CONNACK; the connection closes after it is written.
-    fn refuse(&mut self, conn: ConnKey, code: ConnectReturnCode) -> Result<(), CloseReason> {
+    fn refuse(&mut self, conn: ConnKey, code: Reason) -> Result<(), CloseReason> {
         self.metrics.connects_refused += 1;
         let ack = ConnAck {
             session_present: false,
             code,
+            props: None,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
         Err(CloseReason::Refused)

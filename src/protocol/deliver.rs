@@ -8,7 +8,7 @@
 //! the window as acknowledgements free it. Retry (§4.4) re-sends old window
 //! entries with DUP=1.
 
-use crate::codec::{Packet, QoS};
+use crate::codec::{Ack, Packet, QoS};
 use crate::message::Message;
 use crate::session::inflight::{Entry, Phase};
 use crate::session::shares::ShareTag;
@@ -303,6 +303,6 @@ impl Shard {
 fn resend(c: &mut Conn, e: &Entry) {
     match e.phase {
         Phase::Published => c.send_publish(&e.delivery.msg, e.delivery.retain, e.qos, e.pkid, true),
-        Phase::PubRelSent => c.send(&Packet::PubRel(e.pkid)),
+        Phase::PubRelSent => c.send(&Packet::PubRel(Ack::new(e.pkid))),
     }
 }

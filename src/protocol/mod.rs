@@ -65,14 +65,14 @@ impl Shard {
     ) -> Result<(), CloseReason> {
         match packet {
             Packet::Publish(p) => return self.on_publish(conn, sk, p),
-            Packet::PubAck(id) => self.on_puback(conn, sk, id)?,
-            Packet::PubRec(id) => self.on_pubrec(conn, sk, id)?,
-            Packet::PubRel(id) => self.on_pubrel(conn, sk, id),
-            Packet::PubComp(id) => self.on_pubcomp(conn, sk, id)?,
+            Packet::PubAck(ack) => self.on_puback(conn, sk, ack.pkid)?,
+            Packet::PubRec(ack) => self.on_pubrec(conn, sk, ack.pkid)?,
+            Packet::PubRel(ack) => self.on_pubrel(conn, sk, ack.pkid),
+            Packet::PubComp(ack) => self.on_pubcomp(conn, sk, ack.pkid)?,
             Packet::Subscribe(s) => self.on_subscribe(conn, sk, s)?,
             Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u)?,
             Packet::PingReq => self.send_packet(conn, &Packet::PingResp),
-            Packet::Disconnect => {
+            Packet::Disconnect(_) => {
                 // [MQTT-3.14.4-3]: the will is discarded.
                 if let Some(s) = self.sessions.get_mut(sk) {
                     s.set_will(None);

@@ -1,7 +1,7 @@
 //! Inbound PUBLISH (QoS 0/1/2, exactly-once via the awaiting-PUBREL set) and
 //! the acknowledgements of outbound deliveries (PUBACK, PUBREC, PUBCOMP).
 
-use crate::codec::{Packet, Publish, QoS};
+use crate::codec::{Ack, Packet, Publish, QoS};
 use crate::hooks::ClientInfo;
 use crate::message::{compact, Message};
 use crate::router::retained::Applied;
@@ -33,7 +33,7 @@ impl Shard {
             QoS::AtLeastOnce => {
                 let barrier =
                     self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn));
-                self.send_ack(conn, Packet::PubAck(p.pkid), barrier);
+                self.send_ack(conn, Packet::PubAck(Ack::new(p.pkid)), barrier);
             }
             QoS::ExactlyOnce => {
                 let barrier = match self.sessions.await_rel(&mut self.journal, sk, p.pkid) {
@@ -57,7 +57,7 @@ impl Shard {
                         self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn))
                     }
                 };
-                self.send_ack(conn, Packet::PubRec(p.pkid), barrier);
+                self.send_ack(conn, Packet::PubRec(Ack::new(p.pkid)), barrier);
             }
         }
         Ok(())
@@ -196,13 +196,13 @@ impl Shard {
         if !self.sessions.pubrec(&mut self.journal, sk, pkid, now) {
             log::debug!("{}: PUBREC for unknown packet id {pkid}", self.who(conn));
         }
-        self.send_packet(conn, &Packet::PubRel(pkid));
+        self.send_packet(conn, &Packet::PubRel(Ack::new(pkid)));
         Ok(())
     }
 
     /// PUBREL: the client released an inbound QoS 2 message; answer PUBCOMP.
     pub(super) fn on_pubrel(&mut self, conn: ConnKey, sk: SessionKey, pkid: u16) {
         self.sessions.release_rel(&mut self.journal, sk, pkid);
-        self.send_ack(conn, Packet::PubComp(pkid), 0);
+        self.send_ack(conn, Packet::PubComp(Ack::new(pkid)), 0);
     }
 }

@@ -106,7 +106,7 @@ impl Shard {
 /// rebuilds exactly its durable state.
 #[cfg(test)]
 mod tests {
-    use crate::codec::{Packet, QoS};
+    use crate::codec::{Ack, Disconnect, Packet, QoS};
     use crate::config::QueueDropPolicy;
     use crate::shard::harness::{connect_packet, publish, small_config, subscribe, H};
     use crate::shard::ConnKey;
@@ -202,7 +202,7 @@ mod tests {
                 }
                 Op::Disconnect { client } => {
                     if let Some(c) = self.conns[client].take() {
-                        let _ = h.send(c, Packet::Disconnect);
+                        let _ = h.send(c, Packet::Disconnect(Disconnect::normal()));
                     }
                 }
                 Op::Subscribe {
@@ -216,6 +216,7 @@ mod tests {
                     let u = crate::codec::Unsubscribe {
                         pkid: 1,
                         filters: vec![FILTERS[filter].into()],
+                        props: None,
                     };
                     self.send(h, client, Packet::Unsubscribe(u));
                 }
@@ -245,12 +246,14 @@ mod tests {
                         .into_iter()
                         .filter_map(|p| match p {
                             Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
-                                Some(Packet::PubAck(p.pkid))
+                                Some(Packet::PubAck(Ack::new(p.pkid)))
                             }
                             Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
-                                Some(Packet::PubRec(p.pkid))
+                                Some(Packet::PubRec(Ack::new(p.pkid)))
                             }
-                            Packet::PubRel(id) => Some(Packet::PubComp(id)),
+                            Packet::PubRel(Ack { pkid: id, .. }) => {
+                                Some(Packet::PubComp(Ack::new(id)))
+                            }
                             _ => None,
                         })
                         .collect();
@@ -260,7 +263,7 @@ mod tests {
                 }
                 Op::PubRel { client } => {
                     for id in std::mem::take(&mut self.awaiting_rel[client]) {
-                        self.send(h, client, Packet::PubRel(id));
+                        self.send(h, client, Packet::PubRel(Ack::new(id)));
                     }
                 }
                 Op::Advance { ms } => h.advance(ms),

@@ -10,7 +10,7 @@
 //! SUBACK, a message published on any shard reaches it (or, for a shared
 //! subscription, may choose it).
 
-use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, Unsubscribe};
+use crate::codec::{Packet, QoS, SubAck, SubAckCode, Subscribe, UnsubAck, Unsubscribe};
 use crate::hooks::SubscribeRequest;
 use crate::message::{Message, MsgId};
 use crate::router::Announce;
@@ -74,6 +74,7 @@ impl Shard {
         let suback = Packet::SubAck(SubAck {
             pkid: sub.pkid,
             codes,
+            props: None,
         });
         let barrier = if changes.is_empty() {
             0
@@ -107,7 +108,7 @@ impl Shard {
             changes.extend(self.unsubscribe_session(sk, &f));
         }
         self.announce(changes, 0);
-        self.send_ack(conn, Packet::UnsubAck(unsub.pkid), 0);
+        self.send_ack(conn, Packet::UnsubAck(UnsubAck::new(unsub.pkid)), 0);
         Ok(())
     }
 

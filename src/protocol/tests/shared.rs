@@ -2,7 +2,7 @@
 //! 3.1.1 clients: membership, one member per group, cross-shard choice and
 //! redistribution when a member's session ends.
 
-use crate::codec::{Packet, QoS, SubAckCode};
+use crate::codec::{Packet, QoS, SubAckCode, UnsubAck};
 use crate::config::Config;
 use crate::router::shared::{Member, MemberChange};
 use crate::session::event::SessionEvent;
@@ -119,9 +119,10 @@ fn unsubscribe_leaves_the_group() {
     let unsub = crate::codec::Unsubscribe {
         pkid: 2,
         filters: vec!["$share/g/t".into()],
+        props: None,
     };
     let _ = h.send(a, Packet::Unsubscribe(unsub));
-    assert_eq!(h.out(a), vec![Packet::UnsubAck(2)]);
+    assert_eq!(h.out(a), vec![Packet::UnsubAck(UnsubAck::new(2))]);
     let (p, _) = h.connect("pub", true);
     for i in 0..4 {
         let _ = h.send(p, publish("t", b"m", Q1, i + 1, false));

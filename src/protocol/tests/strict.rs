@@ -2,7 +2,7 @@
 //! and its relaxed setting: control characters, empty topic filters,
 //! acknowledgements of the wrong QoS flow, MQTT 3.1 client ids.
 
-use crate::codec::{ConnectReturnCode, Packet, ProtocolVersion, QoS, SubAckCode, Unsubscribe};
+use crate::codec::{Ack, Packet, ProtocolVersion, QoS, Reason, SubAckCode, UnsubAck, Unsubscribe};
 use crate::config::{Config, Strictness};
 use crate::shard::harness::{connect_packet, publish, subscribe, will, H};
 use crate::shard::{CloseReason, ConnKey};
@@ -26,6 +26,7 @@ fn unsubscribe(filters: &[&str]) -> Packet {
     Packet::Unsubscribe(Unsubscribe {
         pkid: 2,
         filters: filters.iter().map(|f| (*f).into()).collect(),
+        props: None,
     })
 }
 
@@ -115,7 +116,7 @@ fn control_characters_in_an_unsubscribe_filter_close_by_default() {
     let mut h = H::with(relaxed(), 1);
     let (c, _) = h.connect("u", true);
     assert!(h.send(c, unsubscribe(&["a", "a\u{9F}"])).is_ok());
-    assert_eq!(h.out(c), vec![Packet::UnsubAck(2)]);
+    assert_eq!(h.out(c), vec![Packet::UnsubAck(UnsubAck::new(2))]);
 }
 
 /// A CONNECT whose client id, user name or will topic holds `bad`.
@@ -162,7 +163,7 @@ fn control_characters_in_connect_are_accepted_when_allowed() {
     let mut h = H::with(relaxed(), 1);
     for (what, packet) in connects_with("\u{1B}[31m") {
         let (_, ack) = h.connect_with(packet);
-        assert_eq!(ack.code, ConnectReturnCode::Accepted, "{what}");
+        assert_eq!(ack.code, Reason::SUCCESS, "{what}");
     }
 }
 
@@ -219,10 +220,10 @@ fn window_empty(h: &H) -> bool {
 #[test]
 fn an_ack_of_the_wrong_qos_closes_by_default() {
     // PUBREC or PUBCOMP for a QoS 1 delivery.
-    for ack in [Packet::PubRec as fn(u16) -> Packet, Packet::PubComp] {
+    for ack in [Packet::PubRec as fn(Ack) -> Packet, Packet::PubComp] {
         let mut h = H::new(1);
         let (s, id) = delivered(&mut h, QoS::AtLeastOnce);
-        closes(&mut h, s, ack(id));
+        closes(&mut h, s, ack(Ack::new(id)));
         assert_eq!(h.shard.metrics.protocol_errors, 1);
         assert!(!window_empty(&h), "the delivery stays unacknowledged");
     }
@@ -231,10 +232,10 @@ fn an_ack_of_the_wrong_qos_closes_by_default() {
         let mut h = H::new(1);
         let (s, id) = delivered(&mut h, QoS::ExactlyOnce);
         if pubrec_first {
-            let _ = h.send(s, Packet::PubRec(id));
-            assert_eq!(h.out(s), vec![Packet::PubRel(id)]);
+            let _ = h.send(s, Packet::PubRec(Ack::new(id)));
+            assert_eq!(h.out(s), vec![Packet::PubRel(Ack::new(id))]);
         }
-        closes(&mut h, s, Packet::PubAck(id));
+        closes(&mut h, s, Packet::PubAck(Ack::new(id)));
         assert_eq!(h.shard.metrics.protocol_errors, 1);
     }
 }
@@ -244,23 +245,23 @@ fn an_ack_of_the_wrong_qos_is_ignored_when_allowed() {
     let mut h = H::with(relaxed(), 1);
     let (s, id) = delivered(&mut h, QoS::AtLeastOnce);
     // Today's tolerance: a PUBREC is answered, nothing completes.
-    assert!(h.send(s, Packet::PubRec(id)).is_ok());
-    assert_eq!(h.out(s), vec![Packet::PubRel(id)]);
-    assert!(h.send(s, Packet::PubComp(id)).is_ok());
+    assert!(h.send(s, Packet::PubRec(Ack::new(id))).is_ok());
+    assert_eq!(h.out(s), vec![Packet::PubRel(Ack::new(id))]);
+    assert!(h.send(s, Packet::PubComp(Ack::new(id))).is_ok());
     assert!(!window_empty(&h));
-    assert!(h.send(s, Packet::PubAck(id)).is_ok());
+    assert!(h.send(s, Packet::PubAck(Ack::new(id))).is_ok());
     assert!(window_empty(&h), "the right ack completes it");
 
     let mut h = H::with(relaxed(), 1);
     let (s, id) = delivered(&mut h, QoS::ExactlyOnce);
-    assert!(h.send(s, Packet::PubAck(id)).is_ok());
+    assert!(h.send(s, Packet::PubAck(Ack::new(id))).is_ok());
     assert!(
         !window_empty(&h),
         "a PUBACK does not complete a QoS 2 delivery"
     );
-    let _ = h.send(s, Packet::PubRec(id));
-    let _ = h.send(s, Packet::PubAck(id));
-    let _ = h.send(s, Packet::PubComp(id));
+    let _ = h.send(s, Packet::PubRec(Ack::new(id)));
+    let _ = h.send(s, Packet::PubAck(Ack::new(id)));
+    let _ = h.send(s, Packet::PubComp(Ack::new(id)));
     assert!(window_empty(&h));
     assert_eq!(h.shard.metrics.protocol_errors, 0);
 }
@@ -271,16 +272,16 @@ fn acks_for_unknown_packet_ids_stay_tolerated() {
     let (s, id) = delivered(&mut h, QoS::AtLeastOnce);
     let other = id.wrapping_add(100);
     for ack in [
-        Packet::PubAck(other),
-        Packet::PubRec(other),
-        Packet::PubComp(other),
+        Packet::PubAck(Ack::new(other)),
+        Packet::PubRec(Ack::new(other)),
+        Packet::PubComp(Ack::new(other)),
     ] {
         assert!(h.send(s, ack).is_ok());
     }
-    assert_eq!(h.out(s), vec![Packet::PubRel(other)]);
+    assert_eq!(h.out(s), vec![Packet::PubRel(Ack::new(other))]);
     // Acked once, the id is unknown: a repeated PUBACK is fine too.
-    assert!(h.send(s, Packet::PubAck(id)).is_ok());
-    assert!(h.send(s, Packet::PubAck(id)).is_ok());
+    assert!(h.send(s, Packet::PubAck(Ack::new(id))).is_ok());
+    assert!(h.send(s, Packet::PubAck(Ack::new(id))).is_ok());
     assert_eq!(h.shard.metrics.protocol_errors, 0);
 }
 
@@ -300,13 +301,13 @@ fn an_empty_mqtt31_client_id_is_rejected() {
     for clean in [true, false] {
         let mut h = H::new(1);
         let (_, ack) = h.connect_with(connect31("", clean));
-        assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
+        assert_eq!(ack.code, Reason::CLIENT_IDENTIFIER_NOT_VALID);
         assert_eq!(h.shard.metrics.connects_refused, 1);
     }
     // 3.1.1 with clean session 1 still gets one [MQTT-3.1.3-6].
     let mut h = H::new(1);
     let (_, ack) = h.connect_with(connect_packet("", true, None));
-    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    assert_eq!(ack.code, Reason::SUCCESS);
 }
 
 #[test]
@@ -314,17 +315,17 @@ fn long_mqtt31_client_ids_pass_by_default_and_are_rejected_when_strict() {
     let long = "x".repeat(24);
     let mut h = H::new(1);
     let (_, ack) = h.connect_with(connect31(&long, true));
-    assert_eq!(ack.code, ConnectReturnCode::Accepted, "as Mosquitto");
+    assert_eq!(ack.code, Reason::SUCCESS, "as Mosquitto");
 
     let mut cfg = Config::default();
     cfg.strict.mqtt31_client_id_over_23 = Strictness::Reject;
     let mut h = H::with(cfg, 1);
     let (_, ack) = h.connect_with(connect31(&long, true));
-    assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
+    assert_eq!(ack.code, Reason::CLIENT_IDENTIFIER_NOT_VALID);
     // 23 characters pass, counted as characters (46 bytes here).
     let (_, ack) = h.connect_with(connect31(&"é".repeat(23), true));
-    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    assert_eq!(ack.code, Reason::SUCCESS);
     // The rule is 3.1's: a 3.1.1 id of 24 passes.
     let (_, ack) = h.connect_with(connect_packet(&long, true, None));
-    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    assert_eq!(ack.code, Reason::SUCCESS);
 }
