@@ -3,6 +3,7 @@
 //! timing loop, no extra crates).
 
 use bytes::Bytes;
+use coremq::codec::Ack;
 use coremq::codec::{decode, encode, encode_publish, Packet, QoS, Side};
 use std::hint::black_box;
 
@@ -28,17 +29,37 @@ fn main() {
         });
         let wire = Bytes::from(out.clone());
         bench(&format!("decode publish qos1 {size}B"), "op", 1, || {
-            black_box(decode(black_box(&wire), 1 << 20, Side::Any).ok());
+            black_box(
+                decode(
+                    black_box(&wire),
+                    1 << 20,
+                    Side::Any,
+                    coremq::codec::ProtocolVersion::V311,
+                )
+                .ok(),
+            );
         });
     }
     let mut out = Vec::new();
     bench("encode puback", "op", 1, || {
         out.clear();
-        encode(black_box(&Packet::PubAck(7)), &mut out);
+        encode(
+            black_box(&Packet::PubAck(Ack::new(7))),
+            coremq::codec::ProtocolVersion::V311,
+            &mut out,
+        );
         black_box(&out);
     });
     let puback = Bytes::from(out.clone());
     bench("decode puback", "op", 1, || {
-        black_box(decode(black_box(&puback), 1 << 20, Side::Any).ok());
+        black_box(
+            decode(
+                black_box(&puback),
+                1 << 20,
+                Side::Any,
+                coremq::codec::ProtocolVersion::V311,
+            )
+            .ok(),
+        );
     });
 }

@@ -61,10 +61,7 @@ fn main() {
                         let id = ids.pop_front().unwrap_or(0);
                         black_box(w.complete(id, QoS::AtLeastOnce, Phase::Published));
                     }
-                    let d = Delivery {
-                        msg: msg.clone(),
-                        retain: false,
-                    };
+                    let d = Delivery::plain(msg.clone(), false);
                     ids.push_back(w.push(d, QoS::AtLeastOnce, 0).pkid);
                 }
             },

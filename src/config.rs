@@ -59,6 +59,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub session: SessionConfig,
     pub limits: LimitsConfig,
+    pub strict: StrictConfig,
 }
 
 /// Which CPUs run shards: all of the process's CPUs, a count, or a list.
@@ -197,6 +198,10 @@ pub struct MqttConfig {
     /// Prefix of the Response Information sent to an MQTT 5 client that asks
     /// for it (the client id is appended); empty: none is sent.
     pub response_information: String,
+    /// Accept `$share/{group}/{filter}` subscriptions (false: SUBACK 0x80).
+    pub shared_subscriptions: bool,
+    /// How a shared group's member is chosen for each message.
+    pub shared_subscription_strategy: SharedStrategy,
 }
 
 impl Default for MqttConfig {
@@ -215,8 +220,26 @@ impl Default for MqttConfig {
             topic_alias_maximum: 64,
             max_topic_aliases_out: 64,
             response_information: String::new(),
+            shared_subscriptions: true,
+            shared_subscription_strategy: SharedStrategy::RoundRobin,
         }
     }
+}
+
+/// How the publishing shard picks one member of a shared group per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStrategy {
+    /// Each member in turn (a cursor per group on each publishing shard).
+    RoundRobin,
+    /// A member at random.
+    Random,
+    /// By a hash of the publisher's client id: one publisher, one member.
+    HashClientid,
+    /// By a hash of the topic: one topic, one member.
+    HashTopic,
+    /// The same member until it leaves the group, then another at random.
+    Sticky,
 }
 
 /// What a full session queue drops.
@@ -262,6 +285,49 @@ impl Default for SessionConfig {
             retry_interval_s: 30,
             expiry_s: 7200,
             max_awaiting_rel: 100,
+        }
+    }
+}
+
+/// One strictness rule: refuse what it names (close the connection, or
+/// refuse the CONNECT), or let it through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strictness {
+    /// Refuse it (see each rule for how).
+    Reject,
+    /// Let it through.
+    Allow,
+}
+
+/// `[strict]`: where the spec lets a server choose between refusing a
+/// packet and going on, what coremq does. Each default is what Mosquitto does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrictConfig {
+    /// Control characters (U+0001..U+001F, U+007F..U+009F) in a PUBLISH
+    /// topic, a SUBSCRIBE or UNSUBSCRIBE filter, a client id, a user name
+    /// or a will topic (3.1.1 §1.5.3: SHOULD NOT, the receiver MAY close).
+    /// `Reject` closes the connection (a CONNECT without a CONNACK).
+    pub control_characters: Strictness,
+    /// An acknowledgement of the wrong QoS flow for a packet id in the
+    /// window: PUBREC or PUBCOMP for a QoS 1 delivery, PUBACK for a QoS 2
+    /// one. `Reject` closes the connection (a protocol error); `Allow`
+    /// ignores the ack (a PUBREC is still answered with PUBREL). Acks for
+    /// ids not in the window are always tolerated.
+    pub wrong_qos_ack: Strictness,
+    /// MQTT 3.1 client ids over 23 characters (3.1 says 1 to 23). `Reject`
+    /// answers CONNACK 0x02; `Allow` holds them to `mqtt.max_client_id_len`
+    /// only, like 3.1.1 ids.
+    pub mqtt31_client_id_over_23: Strictness,
+}
+
+impl Default for StrictConfig {
+    fn default() -> Self {
+        StrictConfig {
+            control_characters: Strictness::Reject,
+            wrong_qos_ack: Strictness::Reject,
+            mqtt31_client_id_over_23: Strictness::Allow,
         }
     }
 }
@@ -511,6 +577,14 @@ mod tests {
             ("[listener]\nbind = \"nope\"\n", "listener.bind"),
             ("[session]\nmqueue_drop = \"random\"\n", "mqueue_drop"),
             (
+                "[mqtt]\nshared_subscription_strategy = \"fastest\"\n",
+                "shared_subscription_strategy",
+            ),
+            (
+                "[mqtt]\nshared_subscriptions = \"yes\"\n",
+                "shared_subscriptions",
+            ),
+            (
                 "[mqtt]\nmax_retained_bytes = 0\n",
                 "mqtt.max_retained_bytes",
             ),
@@ -521,6 +595,15 @@ mod tests {
             (
                 "[listener]\ntcp_keepalive_probes = 0\n",
                 "listener.tcp_keepalive_probes",
+            ),
+            (
+                "[strict]\ncontrol_characters = \"close\"\n",
+                "control_characters",
+            ),
+            ("[strict]\nwrong_qos_ack = true\n", "wrong_qos_ack"),
+            (
+                "[strict]\nmqtt31_client_id_over_23 = \"Reject\"\n",
+                "mqtt31_client_id_over_23",
             ),
         ] {
             let err = Config::from_toml(toml).unwrap_err();
@@ -595,6 +678,24 @@ mod tests {
         let err =
             Config::from_toml("[limits]\noutput_stall_timeout_s = 99999999999\n").unwrap_err();
         assert!(err.0.contains("limits.output_stall_timeout_s"), "{err}");
+    }
+
+    #[test]
+    fn strict_rules_read_both_values_and_name_the_choices() {
+        let c = Config::from_toml(
+            "[strict]\ncontrol_characters = \"allow\"\nwrong_qos_ack = \"allow\"\nmqtt31_client_id_over_23 = \"reject\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.strict.control_characters, Strictness::Allow);
+        assert_eq!(c.strict.wrong_qos_ack, Strictness::Allow);
+        assert_eq!(c.strict.mqtt31_client_id_over_23, Strictness::Reject);
+        let err = Config::from_toml("[strict]\ncontrol_characters = \"drop\"\n").unwrap_err();
+        assert!(
+            err.0.contains("`reject`") && err.0.contains("`allow`"),
+            "{err}"
+        );
+        let err = Config::from_toml("[strict]\ncontrol_chars = \"allow\"\n").unwrap_err();
+        assert!(err.0.contains("control_chars"), "{err}");
     }
 
     #[test]

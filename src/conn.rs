@@ -14,7 +14,7 @@
 //! the client's home shard is another one, hands the socket there (the
 //! detached transport plus the bytes already read) and ends.
 
-use crate::codec::{self, ConnAck, ConnectReturnCode, DecodeError, Packet, Side};
+use crate::codec::{self, ConnAck, DecodeError, Packet, ProtocolVersion, Reason, Side};
 use crate::conn_limit::Slot;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef, TimerItem};
@@ -223,7 +223,8 @@ impl Conn {
         let max = shard.cfg.mqtt.max_packet_size;
         let mut completed = false;
         let result = loop {
-            let (packet, used) = match codec::decode(&data, max, Side::Server) {
+            let version = self.version(shard);
+            let (packet, used) = match codec::decode(&data, max, Side::Server, version) {
                 Ok(Some(p)) => p,
                 Ok(None) => break Ok(None),
                 Err(e) => break Err(self.decode_failed(shard, e)),
@@ -239,7 +240,7 @@ impl Conn {
         };
         if !data.is_empty() && matches!(result, Ok(None)) {
             // decode already accepted this fixed header, if it is complete.
-            self.need = codec::frame_len(&data, max, Side::Server)
+            self.need = codec::frame_len(&data, max, Side::Server, self.version(shard))
                 .ok()
                 .flatten()
                 .unwrap_or(0);
@@ -284,6 +285,15 @@ impl Conn {
         Ok(())
     }
 
+    /// The protocol version the connection speaks: 3.1.1 until its CONNECT
+    /// is handled.
+    fn version(&self, shard: &Shard) -> ProtocolVersion {
+        shard
+            .conns
+            .get(self.key)
+            .map_or(ProtocolVersion::V311, |c| c.version())
+    }
+
     /// Whether the connection still waits for its CONNECT.
     fn awaiting_connect(&self, shard: &Shard) -> bool {
         shard
@@ -322,7 +332,8 @@ impl Conn {
                 shard.metrics.connects_refused += 1;
                 let ack = ConnAck {
                     session_present: false,
-                    code: ConnectReturnCode::UnacceptableProtocolVersion,
+                    code: Reason::UNSUPPORTED_PROTOCOL_VERSION,
+                    props: None,
                 };
                 shard.send_packet(self.key, &Packet::ConnAck(ack));
                 return CloseReason::Refused;

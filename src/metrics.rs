@@ -55,6 +55,10 @@ counters! {
     subscriptions_refused_limit,
     /// Connections closed for malformed input or a protocol violation (other than size).
     protocol_errors,
+    /// Connections closed for control characters (U+0001..U+001F,
+    /// U+007F..U+009F) in a topic, filter, client id, user name or will
+    /// topic (`strict.control_characters = "reject"`). Not in protocol_errors.
+    control_chars_refused,
     /// Connections closed because the packet exceeded max_packet_size.
     packets_too_large,
     /// Connections closed by keepalive expiry.
@@ -109,6 +113,14 @@ counters! {
     wills_published,
     /// Delayed wills not published: the session was taken up within the delay.
     wills_cancelled,
+    /// Messages delivered to the chosen member of a shared group (on the member's shard).
+    shared_delivered,
+    /// Messages a shared-group member held when its session ended, sent to
+    /// another member of the group.
+    shared_redistributed,
+    /// Shared-group messages dropped: the group had no member left (or the
+    /// message was chosen again more times than there are shards).
+    shared_dropped_no_member,
     /// Batches sent to other shards.
     mailbox_batches_sent,
     /// Messages sent to other shards.

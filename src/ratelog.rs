@@ -91,6 +91,10 @@ pub(crate) struct ShardLines {
     pub sessions_full: RateLimit,
     pub awaiting_rel_full: RateLimit,
     pub retained_full: RateLimit,
+    /// `strict.control_characters` refusals.
+    pub control_chars: RateLimit,
+    /// Other strictness closes: an empty topic filter, a wrong-QoS ack.
+    pub strict: RateLimit,
 }
 
 impl Default for ShardLines {
@@ -103,6 +107,8 @@ impl Default for ShardLines {
             sessions_full: RateLimit::per_second(),
             awaiting_rel_full: RateLimit::per_second(),
             retained_full: RateLimit::per_second(),
+            control_chars: RateLimit::per_second(),
+            strict: RateLimit::per_second(),
         }
     }
 }

@@ -2,11 +2,13 @@
 
 mod common;
 use common::*;
-use coremq::codec::{ConnectReturnCode, Packet, ProtocolVersion, QoS};
+use coremq::codec::{Ack, Disconnect};
+use coremq::codec::{Packet, ProtocolVersion, QoS, Reason};
 use coremq::Hooks;
 use std::time::{Duration, Instant};
 
-/// A CONNECT's bytes with the protocol name and level replaced.
+/// A CONNECT's bytes with the protocol name and level replaced (level 5
+/// gets the empty MQTT 5 property length).
 fn connect_with_protocol(name: &[u8], level: u8, id: &str) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -14,6 +16,9 @@ fn connect_with_protocol(name: &[u8], level: u8, id: &str) -> Vec<u8> {
     body.push(level);
     body.push(0b0000_0010); // clean session
     body.extend_from_slice(&60u16.to_be_bytes());
+    if level == 5 {
+        body.push(0); // property length
+    }
     body.extend_from_slice(&(id.len() as u16).to_be_bytes());
     body.extend_from_slice(id.as_bytes());
     let mut out = vec![0x10, body.len() as u8];
@@ -28,7 +33,7 @@ fn unacceptable_protocol_level_gets_connack_1_then_close() {
     each_cores(|cores| {
         let b = start(cores);
         for (name, level) in [
-            (&b"MQTT"[..], 5u8),
+            (&b"MQTT"[..], 6u8),
             (b"MQTT", 3),
             (b"MQIsdp", 4),
             (b"MQTT", 0),
@@ -41,7 +46,7 @@ fn unacceptable_protocol_level_gets_connack_1_then_close() {
                     Some(Packet::ConnAck(ack)) => {
                         assert_eq!(
                             ack.code,
-                            ConnectReturnCode::UnacceptableProtocolVersion,
+                            Reason::UNSUPPORTED_PROTOCOL_VERSION,
                             "{name:?} level {level}"
                         );
                         assert!(!ack.session_present);
@@ -54,6 +59,46 @@ fn unacceptable_protocol_level_gets_connack_1_then_close() {
         let m = b.wait_metrics(|m| m.connects_refused >= 4 * cores as u64);
         assert!(m.connects_refused >= 4 * cores as u64, "{m:?}");
         // Still serving.
+        Client::connect(b.addr, "after", true);
+    });
+}
+
+/// The bytes the broker sends before closing, read until it closes.
+fn read_until_closed(c: &mut Client) -> Vec<u8> {
+    use std::io::{ErrorKind, Read};
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::new();
+    let mut tmp = [0u8; 256];
+    while Instant::now() < end {
+        match c.stream.read(&mut tmp) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&tmp[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(e) => panic!("read after {} bytes: {e}", out.len()),
+        }
+    }
+    out
+}
+
+/// The broker does not speak MQTT 5 yet: a level 5 CONNECT gets an MQTT 5
+/// CONNACK with reason 0x84 (Unsupported Protocol Version, §3.2.2.2:
+/// flags 0, reason 0x84, property length 0), then the connection closes.
+#[test]
+fn mqtt5_connect_gets_v5_connack_0x84_then_close() {
+    each_cores(|cores| {
+        let b = start(cores);
+        for shard in 0..cores {
+            let id = b.id_on("v5", shard);
+            let mut c = Client::raw(b.addr);
+            c.send_raw(&connect_with_protocol(b"MQTT", 5, &id));
+            assert_eq!(read_until_closed(&mut c), [0x20, 0x03, 0x00, 0x84, 0x00]);
+        }
+        let m = b.wait_metrics(|m| m.connects_refused >= cores as u64);
+        assert!(m.connects_refused >= cores as u64, "{m:?}");
         Client::connect(b.addr, "after", true);
     });
 }
@@ -82,7 +127,7 @@ fn empty_client_id_with_clean_session_0_is_rejected() {
     each_cores(|cores| {
         let b = start(cores);
         let (mut c, ack) = Client::connect_with(b.addr, connect_packet("", false));
-        assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
+        assert_eq!(ack.code, Reason::CLIENT_IDENTIFIER_NOT_VALID);
         assert!(!ack.session_present);
         assert!(c.closed());
         let m = b.wait_metrics(|m| m.connects_refused >= 1);
@@ -97,10 +142,10 @@ fn empty_client_id_with_clean_session_1_is_assigned() {
     each_cores(|cores| {
         let b = start(cores);
         let (mut a, ack) = Client::connect_with(b.addr, connect_packet("", true));
-        assert_eq!(ack.code, ConnectReturnCode::Accepted);
+        assert_eq!(ack.code, Reason::SUCCESS);
         assert!(!ack.session_present);
         let (mut c, ack) = Client::connect_with(b.addr, connect_packet("", true));
-        assert_eq!(ack.code, ConnectReturnCode::Accepted);
+        assert_eq!(ack.code, Reason::SUCCESS);
         // Both work: the second did not take over the first.
         a.subscribe("anon/a", QoS::AtMostOnce);
         c.subscribe("anon/c", QoS::AtMostOnce);
@@ -131,7 +176,7 @@ fn client_id_over_limit_is_rejected() {
                 .find(|id| coremq::home_shard(id, cores) == shard)
                 .unwrap();
             let (mut c, ack) = Client::connect_with(b.addr, connect_packet(&long, true));
-            assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
+            assert_eq!(ack.code, Reason::CLIENT_IDENTIFIER_NOT_VALID);
             assert!(c.closed());
         }
         let m = b.wait_metrics(|m| m.connects_refused >= cores as u64);
@@ -146,14 +191,12 @@ fn first_packet_not_connect_closes() {
         let b = start(cores);
         let firsts = [
             Packet::PingReq,
-            Packet::Disconnect,
-            Packet::PubAck(1),
+            Packet::Disconnect(Disconnect::normal()),
+            Packet::PubAck(Ack::new(1)),
             Packet::Subscribe(coremq::codec::Subscribe {
                 pkid: 1,
-                filters: vec![coremq::codec::SubscribeFilter {
-                    filter: "a".into(),
-                    qos: QoS::AtMostOnce,
-                }],
+                filters: vec![coremq::codec::SubscribeFilter::new("a", QoS::AtMostOnce)],
+                props: None,
             }),
         ];
         for p in &firsts {
@@ -195,7 +238,7 @@ fn mqtt_31_client_pub_sub() {
             let mut c = connect_packet(id, true);
             c.version = ProtocolVersion::V31;
             let (client, ack) = Client::connect_with(b.addr, c);
-            assert_eq!(ack.code, ConnectReturnCode::Accepted);
+            assert_eq!(ack.code, Reason::SUCCESS);
             client
         };
         let mut old_sub = v31(&b.id_on("old-sub", cores - 1));
@@ -317,10 +360,11 @@ fn packets_pipelined_behind_connect() {
             let mut bytes = packet_bytes(&Packet::Connect(Box::new(connect_packet(&id, true))));
             bytes.extend(packet_bytes(&Packet::Subscribe(coremq::codec::Subscribe {
                 pkid: 7,
-                filters: vec![coremq::codec::SubscribeFilter {
-                    filter: format!("pipe/{shard}"),
-                    qos: QoS::AtLeastOnce,
-                }],
+                filters: vec![coremq::codec::SubscribeFilter::new(
+                    format!("pipe/{shard}"),
+                    QoS::AtLeastOnce,
+                )],
+                props: None,
             })));
             bytes.extend(packet_bytes(&Packet::Publish(coremq::codec::Publish {
                 dup: false,
@@ -329,13 +373,14 @@ fn packets_pipelined_behind_connect() {
                 topic: format!("pipe/{shard}").into(),
                 pkid: 8,
                 payload: bytes::Bytes::from_static(b"self"),
+                props: None,
             })));
             bytes.extend(packet_bytes(&Packet::PingReq));
             let mut c = Client::raw(b.addr);
             c.send_raw(&bytes);
             match c.recv() {
                 Some(Packet::ConnAck(ack)) => {
-                    assert_eq!(ack.code, ConnectReturnCode::Accepted)
+                    assert_eq!(ack.code, Reason::SUCCESS)
                 }
                 other => panic!("expected CONNACK, got {other:?}"),
             }
@@ -350,7 +395,7 @@ fn packets_pipelined_behind_connect() {
                     .any(|p| matches!(p, Packet::SubAck(s) if s.pkid == 7)),
                 "{rest:?}"
             );
-            assert!(rest.contains(&Packet::PubAck(8)), "{rest:?}");
+            assert!(rest.contains(&Packet::PubAck(Ack::new(8))), "{rest:?}");
             assert!(rest.contains(&Packet::PingResp), "{rest:?}");
             assert!(
                 rest.iter()
@@ -376,7 +421,7 @@ fn connect_split_into_single_bytes() {
             }
             match c.recv() {
                 Some(Packet::ConnAck(ack)) => {
-                    assert_eq!(ack.code, ConnectReturnCode::Accepted)
+                    assert_eq!(ack.code, Reason::SUCCESS)
                 }
                 other => panic!("expected CONNACK, got {other:?}"),
             }

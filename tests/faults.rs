@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{Packet, Publish, QoS};
 use coremq::faults::Faults;
 use coremq::{Broker, Config};
@@ -34,6 +35,7 @@ fn publish_acked(p: &mut Client) {
             topic: "t".into(),
             pkid: i,
             payload: bytes::Bytes::from(i.to_string()),
+            props: None,
         }));
     }
     for _ in 0..N {
@@ -51,7 +53,7 @@ fn receive_all(c: &mut Client, within: Duration) -> usize {
     while seen.len() < N as usize && Instant::now() < end {
         if let Some(Packet::Publish(m)) = c.recv_within(Duration::from_millis(200)) {
             seen.insert(m.payload.clone());
-            c.send(&Packet::PubAck(m.pkid));
+            c.send(&Packet::PubAck(Ack::new(m.pkid)));
         }
     }
     seen.len()

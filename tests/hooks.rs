@@ -4,6 +4,7 @@
 mod common;
 use bytes::Bytes;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{Packet, QoS, SubAckCode};
 use coremq::hooks::ClientInfo;
 use coremq::message::Message;
@@ -168,7 +169,7 @@ fn connected_and_disconnected_hooks_with_reasons() {
         }
         // A refused CONNECT is neither connected nor disconnected.
         let (mut refused, ack) = Client::connect_with(b.addr, connect_packet("", false));
-        assert_ne!(ack.code, coremq::codec::ConnectReturnCode::Accepted);
+        assert_ne!(ack.code, coremq::codec::Reason::SUCCESS);
         assert!(refused.closed());
         // Per shard: normal, dropped, bad, twice ×2, idle, each connected
         // and disconnected once (the second "twice" when dropped above);
@@ -314,7 +315,7 @@ fn acked_hook_fires_on_puback_and_pubcomp() {
         let p = sub.recv_publish().expect("qos 1");
         std::thread::sleep(Duration::from_millis(150));
         assert!(acked().is_empty(), "no ack yet: {:?}", acked());
-        sub.send(&Packet::PubAck(p.pkid));
+        sub.send(&Packet::PubAck(Ack::new(p.pkid)));
         assert!(wait_until(|| acked().len() == 1));
         assert_eq!(
             acked(),
@@ -323,18 +324,20 @@ fn acked_hook_fires_on_puback_and_pubcomp() {
 
         publ.publish("t/2", b"two", QoS::ExactlyOnce, false);
         let p = sub.recv_publish().expect("qos 2");
-        sub.send(&Packet::PubRec(p.pkid));
+        sub.send(&Packet::PubRec(Ack::new(p.pkid)));
         let id = p.pkid;
-        assert!(sub.recv_match(|q| *q == Packet::PubRel(id)).is_some());
+        assert!(sub
+            .recv_match(|q| *q == Packet::PubRel(Ack::new(id)))
+            .is_some());
         assert_eq!(acked().len(), 1, "PUBREC does not complete QoS 2");
-        sub.send(&Packet::PubComp(id));
+        sub.send(&Packet::PubComp(Ack::new(id)));
         assert!(wait_until(|| acked().len() == 2));
         assert_eq!(
             acked()[1],
             (sub_id.clone(), cores - 1, "t/2".into(), b"two".to_vec())
         );
         // Acknowledging an unknown id fires nothing.
-        sub.send(&Packet::PubAck(999));
+        sub.send(&Packet::PubAck(Ack::new(999)));
         sub.ping();
         assert_eq!(acked().len(), 2);
         assert_home_shards(&seen, cores);

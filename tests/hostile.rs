@@ -7,6 +7,7 @@
 mod common;
 use common::binary::BrokerProcess;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{self, Packet, Publish, QoS};
 use std::io::Write;
 use std::net::TcpStream;
@@ -22,7 +23,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn encode(p: &Packet) -> Vec<u8> {
     let mut out = Vec::new();
-    codec::encode(p, &mut out);
+    codec::encode(p, coremq::codec::ProtocolVersion::V311, &mut out);
     out
 }
 
@@ -34,6 +35,7 @@ fn publish(topic: &str, payload: &[u8], retain: bool) -> Packet {
         topic: topic.into(),
         pkid: 0,
         payload: bytes::Bytes::copy_from_slice(payload),
+        props: None,
     })
 }
 
@@ -71,7 +73,7 @@ fn pinger(
         let mut connect = connect_packet(&id, true);
         connect.keep_alive = ka;
         let (mut c, ack) = Client::connect_with(addr, connect);
-        assert_eq!(ack.code, codec::ConnectReturnCode::Accepted);
+        assert_eq!(ack.code, codec::Reason::SUCCESS);
         let end = Instant::now() + stop;
         let mut pongs = 0;
         while Instant::now() < end {
@@ -182,6 +184,7 @@ fn every_matching_retained_message_arrives() {
                 topic: format!("q1/{i}").into(),
                 pkid: i + 1,
                 payload: bytes::Bytes::from_static(b"v"),
+                props: None,
             }));
         }
         let mut acks = 0;
@@ -202,7 +205,7 @@ fn every_matching_retained_message_arrives() {
         let mut got = std::collections::HashSet::new();
         while let Some(Packet::Publish(m)) = s.recv_within(Duration::from_secs(1)) {
             got.insert(m.topic.to_string());
-            s.send(&Packet::PubAck(m.pkid));
+            s.send(&Packet::PubAck(Ack::new(m.pkid)));
         }
         assert_eq!(got.len(), 3_000, "{cores} shards, QoS 1");
         assert_eq!(b.metrics().dropped_queue_full, 0);

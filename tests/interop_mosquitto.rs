@@ -441,3 +441,27 @@ fn mosquitto_wildcards() {
         );
     });
 }
+
+// Shared subscriptions (MQTT 5 §4.8.2) taken by 3.1.1 clients: two
+// mosquitto_sub members of one group share the messages, each message
+// reaching exactly one of them; round robin gives each half [MQTT-4.8.2-3].
+#[test]
+fn mosquitto_shared_subscription() {
+    each_cores(|cx| {
+        let filter = "$share/g/interop/shared";
+        let a = cx.sub(&cx.sub_id("share-a"), &["-q", "1", "-t", filter]);
+        let b = cx.sub(&cx.sub_id("share-b"), &["-q", "1", "-t", filter]);
+        let payloads = lines("s-", 6);
+        let args = ["-q", "1", "-t", "interop/shared"];
+        cx.publish_lines(&cx.pub_id("share"), &args, &payloads);
+        let (got_a, got_b) = (a.quiet(), b.quiet());
+        let mut all: Vec<String> = got_a.iter().chain(&got_b).cloned().collect();
+        all.sort();
+        let want: Vec<String> = payloads
+            .iter()
+            .map(|p| format!("MSG interop/shared 1 0 {p}"))
+            .collect();
+        assert_eq!(all, want, "[cores {}] each message once", cx.cores());
+        assert_eq!((got_a.len(), got_b.len()), (3, 3), "[cores {}]", cx.cores());
+    });
+}

@@ -4,6 +4,7 @@
 //! in between and when a burst to the big topic goes out session by session.
 mod common;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{Packet, QoS};
 
 #[test]
@@ -46,7 +47,7 @@ fn fanout_beyond_one_chunk_keeps_order_and_delivers_once() {
     }
     publ.send_raw(&bytes);
     for pkid in 1..=5 {
-        assert_eq!(publ.recv(), Some(Packet::PubAck(pkid)));
+        assert_eq!(publ.recv(), Some(Packet::PubAck(Ack::new(pkid))));
     }
     let first: Vec<String> = (0..5)
         .map(|_| text(&subs[0].recv_publish().expect("delivered")))

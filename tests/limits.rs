@@ -153,6 +153,7 @@ fn max_packet_size() {
             topic: "t".into(),
             pkid: 0,
             payload: bytes::Bytes::from(fits.clone()),
+            props: None,
         };
         assert_eq!(packet_bytes(&Packet::Publish(p)).len(), 128);
         publ.publish("t", &fits, QoS::AtMostOnce, false);

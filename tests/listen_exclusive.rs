@@ -7,7 +7,7 @@ mod common;
 
 use common::binary::{wait_timeout, BrokerProcess};
 use common::{connect_packet, packet_bytes};
-use coremq::codec::{ConnectReturnCode, Packet, Side};
+use coremq::codec::{Packet, Reason, Side};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -57,13 +57,13 @@ fn second_broker(listen: &str) -> (i32, String) {
 }
 
 /// CONNECT as `id` over a fresh socket and read the CONNACK.
-fn connack(addr: SocketAddr, id: &str) -> Result<ConnectReturnCode, String> {
+fn connack(addr: SocketAddr, id: &str) -> Result<Reason, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     handshake(&mut s, id)
 }
 
 /// Send CONNECT as `id` on `s` and read the CONNACK (5 s at most).
-fn handshake(s: &mut TcpStream, id: &str) -> Result<ConnectReturnCode, String> {
+fn handshake(s: &mut TcpStream, id: &str) -> Result<Reason, String> {
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     s.write_all(&packet_bytes(&Packet::Connect(Box::new(connect_packet(
@@ -73,7 +73,12 @@ fn handshake(s: &mut TcpStream, id: &str) -> Result<ConnectReturnCode, String> {
     let mut ack = [0u8; 4];
     s.read_exact(&mut ack)
         .map_err(|e| format!("read CONNACK: {e}"))?;
-    match coremq::codec::decode(&bytes::Bytes::copy_from_slice(&ack), 1024, Side::Client) {
+    match coremq::codec::decode(
+        &bytes::Bytes::copy_from_slice(&ack),
+        1024,
+        Side::Client,
+        coremq::codec::ProtocolVersion::V311,
+    ) {
         Ok(Some((Packet::ConnAck(a), 4))) => Ok(a.code),
         other => Err(format!("not a CONNACK: {ack:?} ({other:?})")),
     }
@@ -104,7 +109,7 @@ fn a_second_broker_on_the_same_port_exits_1_and_the_first_keeps_serving() {
     for i in 0..20 {
         assert_eq!(
             connack(first.addr(), &format!("after-{i}")),
-            Ok(ConnectReturnCode::Accepted),
+            Ok(Reason::SUCCESS),
             "client {i}; first broker's log:\n{}",
             first.log()
         );
@@ -149,10 +154,7 @@ fn a_broker_restarted_right_after_kill_9_serves_its_first_200_connections() {
         let held: Vec<TcpStream> = (0..50)
             .map(|i| {
                 let mut s = TcpStream::connect(old.addr()).expect("connect to the old broker");
-                assert_eq!(
-                    handshake(&mut s, &format!("old-{i}")),
-                    Ok(ConnectReturnCode::Accepted)
-                );
+                assert_eq!(handshake(&mut s, &format!("old-{i}")), Ok(Reason::SUCCESS));
                 s
             })
             .collect();
@@ -167,7 +169,7 @@ fn a_broker_restarted_right_after_kill_9_serves_its_first_200_connections() {
             .enumerate()
             .filter_map(|(i, s)| {
                 let r = s.and_then(|mut s| handshake(&mut s, &format!("new-{i}")));
-                (r != Ok(ConnectReturnCode::Accepted)).then(|| format!("client {i}: {r:?}"))
+                (r != Ok(Reason::SUCCESS)).then(|| format!("client {i}: {r:?}"))
             })
             .collect();
         assert!(
@@ -214,10 +216,7 @@ fn in_process_the_address_is_refused_while_held_and_free_again_after_join() {
     let again = coremq::Broker::new(cfg)
         .start()
         .expect("restart after join");
-    assert_eq!(
-        connack(again.local_addr(), "again"),
-        Ok(ConnectReturnCode::Accepted)
-    );
+    assert_eq!(connack(again.local_addr(), "again"), Ok(Reason::SUCCESS));
     again.stop();
     again.join().expect("joins");
 }

@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{Packet, QoS, SubAckCode};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -53,12 +54,12 @@ fn qos2_inbound_exactly_once() {
 
         let first = publish_packet("x2/t", b"first", QoS::ExactlyOnce, 7, false, false);
         publ.send(&Packet::Publish(first));
-        assert_eq!(publ.recv(), Some(Packet::PubRec(7)));
+        assert_eq!(publ.recv(), Some(Packet::PubRec(Ack::new(7))));
         let again = publish_packet("x2/t", b"first", QoS::ExactlyOnce, 7, true, false);
         publ.send(&Packet::Publish(again.clone()));
-        assert_eq!(publ.recv(), Some(Packet::PubRec(7)));
+        assert_eq!(publ.recv(), Some(Packet::PubRec(Ack::new(7))));
         publ.send(&Packet::Publish(again));
-        assert_eq!(publ.recv(), Some(Packet::PubRec(7)));
+        assert_eq!(publ.recv(), Some(Packet::PubRec(Ack::new(7))));
 
         let p = sub.recv_publish().expect("delivered once");
         assert_eq!(text(&p), "first");
@@ -68,18 +69,18 @@ fn qos2_inbound_exactly_once() {
         let m = b.wait_metrics(|m| m.qos2_duplicates >= 2);
         assert_eq!(m.qos2_duplicates, 2, "cores {cores}");
 
-        publ.send(&Packet::PubRel(7));
-        assert_eq!(publ.recv(), Some(Packet::PubComp(7)));
+        publ.send(&Packet::PubRel(Ack::new(7)));
+        assert_eq!(publ.recv(), Some(Packet::PubComp(Ack::new(7))));
 
         // The id is released: the same id is a new message now.
         let second = publish_packet("x2/t", b"second", QoS::ExactlyOnce, 7, false, false);
         publ.send(&Packet::Publish(second));
-        assert_eq!(publ.recv(), Some(Packet::PubRec(7)));
+        assert_eq!(publ.recv(), Some(Packet::PubRec(Ack::new(7))));
         let p = sub.recv_publish().expect("new message with a reused id");
         assert_eq!(text(&p), "second");
         sub.ack(&p);
-        publ.send(&Packet::PubRel(7));
-        assert_eq!(publ.recv(), Some(Packet::PubComp(7)));
+        publ.send(&Packet::PubRel(Ack::new(7)));
+        assert_eq!(publ.recv(), Some(Packet::PubComp(Ack::new(7))));
         sub.expect_silence(SHORT);
         assert_eq!(b.metrics().qos2_duplicates, 2);
     });
@@ -105,21 +106,21 @@ fn qos2_outbound_flow() {
             ("one", QoS::ExactlyOnce, false)
         );
         assert_ne!(p.pkid, 0);
-        sub.send(&Packet::PubRec(p.pkid));
+        sub.send(&Packet::PubRec(Ack::new(p.pkid)));
         assert_eq!(
             sub.recv(),
-            Some(Packet::PubRel(p.pkid)),
+            Some(Packet::PubRel(Ack::new(p.pkid))),
             "PUBREL [MQTT-4.3.3-1]"
         );
         // Still in flight (awaiting PUBCOMP): the window of one holds "two" back.
         sub.expect_silence(SHORT);
-        sub.send(&Packet::PubComp(p.pkid));
+        sub.send(&Packet::PubComp(Ack::new(p.pkid)));
 
         let q = sub.recv_publish().expect("next after PUBCOMP");
         assert_eq!(text(&q), "two");
-        sub.send(&Packet::PubRec(q.pkid));
-        assert_eq!(sub.recv(), Some(Packet::PubRel(q.pkid)));
-        sub.send(&Packet::PubComp(q.pkid));
+        sub.send(&Packet::PubRec(Ack::new(q.pkid)));
+        assert_eq!(sub.recv(), Some(Packet::PubRel(Ack::new(q.pkid))));
+        sub.send(&Packet::PubComp(Ack::new(q.pkid)));
         sub.expect_silence(SHORT);
     });
 }

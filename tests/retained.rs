@@ -11,6 +11,7 @@
 
 mod common;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::QoS;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -237,7 +238,9 @@ fn acks_keep_order_behind_a_held_retained_ack() {
             publ.send(&coremq::codec::Packet::Publish(p));
         }
         let acks: Vec<_> = (0..6).map(|_| publ.recv().expect("PUBACK")).collect();
-        let want: Vec<_> = (1..=6u16).map(coremq::codec::Packet::PubAck).collect();
+        let want: Vec<_> = (1..=6u16)
+            .map(|id| coremq::codec::Packet::PubAck(Ack::new(id)))
+            .collect();
         assert_eq!(acks, want);
     });
 }
@@ -254,10 +257,11 @@ fn retained_messages_follow_their_suback() {
         let mut sub = subscriber(&b, "ret-after-sub");
         let sub_packet = coremq::codec::Subscribe {
             pkid: 9,
-            filters: vec![coremq::codec::SubscribeFilter {
-                filter: "after/+".into(),
-                qos: QoS::AtLeastOnce,
-            }],
+            filters: vec![coremq::codec::SubscribeFilter::new(
+                "after/+",
+                QoS::AtLeastOnce,
+            )],
+            props: None,
         };
         sub.send(&coremq::codec::Packet::Subscribe(sub_packet));
         let first = sub.recv().expect("SUBACK");
@@ -289,18 +293,24 @@ fn retained_messages_follow_a_suback_queued_behind_a_held_ack() {
         let publish = publish_packet("queued/x", b"kept", QoS::AtLeastOnce, 1, false, true);
         let subscribe = Subscribe {
             pkid: 2,
-            filters: vec![SubscribeFilter {
-                filter: "queued/#".into(),
-                qos: QoS::AtLeastOnce,
-            }],
+            filters: vec![SubscribeFilter::new("queued/#", QoS::AtLeastOnce)],
+            props: None,
         };
         let mut bytes = Vec::new();
-        encode(&Packet::Publish(publish), &mut bytes);
-        encode(&Packet::Subscribe(subscribe), &mut bytes);
+        encode(
+            &Packet::Publish(publish),
+            coremq::codec::ProtocolVersion::V311,
+            &mut bytes,
+        );
+        encode(
+            &Packet::Subscribe(subscribe),
+            coremq::codec::ProtocolVersion::V311,
+            &mut bytes,
+        );
         c.send_raw(&bytes);
         assert_eq!(
             c.recv().expect("PUBACK"),
-            Packet::PubAck(1),
+            Packet::PubAck(Ack::new(1)),
             "cores {cores}"
         );
         let suback = c.recv().expect("SUBACK");

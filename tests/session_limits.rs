@@ -3,6 +3,7 @@
 //! `retry_interval_s = 0` (re-send only on reconnect).
 mod common;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{Packet, QoS};
 use coremq::Hooks;
 use std::time::Duration;
@@ -32,13 +33,13 @@ fn too_many_qos2_awaiting_pubrel_disconnects_the_client() {
         let (mut c, _) = Client::connect(b.addr, &b.id_on("hoarder", 0), true);
         for pkid in 1..=3u16 {
             send_q2(&mut c, pkid);
-            assert_eq!(c.recv(), Some(Packet::PubRec(pkid)));
+            assert_eq!(c.recv(), Some(Packet::PubRec(Ack::new(pkid))));
         }
         // Releasing one makes room again.
-        c.send(&Packet::PubRel(1));
-        assert_eq!(c.recv(), Some(Packet::PubComp(1)));
+        c.send(&Packet::PubRel(Ack::new(1)));
+        assert_eq!(c.recv(), Some(Packet::PubComp(Ack::new(1))));
         send_q2(&mut c, 4);
-        assert_eq!(c.recv(), Some(Packet::PubRec(4)));
+        assert_eq!(c.recv(), Some(Packet::PubRec(Ack::new(4))));
         // A fourth one outstanding is over the bound.
         send_q2(&mut c, 5);
         assert!(c.closed(), "hoarder disconnected");

@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{Packet, QoS};
 use coremq::config::QueueDropPolicy;
 use coremq::{Config, Hooks};
@@ -327,10 +328,14 @@ fn retry_resends_unacked_with_dup() {
         // QoS 2: PUBREC answered with PUBREL; without PUBCOMP the PUBREL is re-sent.
         publ.publish("r/2", b"two", QoS::ExactlyOnce, false);
         let p = sub.recv_publish().expect("PUBLISH");
-        sub.send(&Packet::PubRec(p.pkid));
-        assert_eq!(sub.recv(), Some(Packet::PubRel(p.pkid)));
-        assert_eq!(sub.recv(), Some(Packet::PubRel(p.pkid)), "PUBREL re-sent");
-        sub.send(&Packet::PubComp(p.pkid));
+        sub.send(&Packet::PubRec(Ack::new(p.pkid)));
+        assert_eq!(sub.recv(), Some(Packet::PubRel(Ack::new(p.pkid))));
+        assert_eq!(
+            sub.recv(),
+            Some(Packet::PubRel(Ack::new(p.pkid))),
+            "PUBREL re-sent"
+        );
+        sub.send(&Packet::PubComp(Ack::new(p.pkid)));
         // Everything acknowledged: no more re-sends.
         sub.expect_silence(Duration::from_millis(1300));
     });
@@ -353,8 +358,8 @@ fn reconnect_resends_unacked_publish_and_pubrel() {
         let p2 = sub.recv_publish().expect("QoS 2");
         assert_eq!((text(&p1).as_str(), p1.qos), ("one", QoS::AtLeastOnce));
         assert_eq!((text(&p2).as_str(), p2.qos), ("two", QoS::ExactlyOnce));
-        sub.send(&Packet::PubRec(p2.pkid));
-        assert_eq!(sub.recv(), Some(Packet::PubRel(p2.pkid)));
+        sub.send(&Packet::PubRec(Ack::new(p2.pkid)));
+        assert_eq!(sub.recv(), Some(Packet::PubRel(Ack::new(p2.pkid))));
         sub.disconnect_wait(); // no PUBACK for p1, no PUBCOMP for p2
 
         let (mut sub, present) = Client::connect(b.addr, &id, false);
@@ -370,8 +375,12 @@ fn reconnect_resends_unacked_publish_and_pubrel() {
             }
             other => panic!("cores {cores}: expected the re-sent PUBLISH, got {other:?}"),
         }
-        assert_eq!(sub.recv(), Some(Packet::PubRel(p2.pkid)), "PUBREL re-sent");
-        sub.send(&Packet::PubComp(p2.pkid));
+        assert_eq!(
+            sub.recv(),
+            Some(Packet::PubRel(Ack::new(p2.pkid))),
+            "PUBREL re-sent"
+        );
+        sub.send(&Packet::PubComp(Ack::new(p2.pkid)));
         sub.expect_silence(SHORT);
         // Completed: a further reconnect re-sends nothing.
         sub.disconnect_wait();

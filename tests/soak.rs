@@ -8,6 +8,7 @@
 mod common;
 use common::binary::BrokerProcess;
 use common::*;
+use coremq::codec::Ack;
 use coremq::codec::{Packet, Publish, QoS};
 use std::collections::HashSet;
 use std::io::Write;
@@ -40,9 +41,10 @@ fn publisher(
                 topic: format!("soak/{p}").into(),
                 pkid: seq,
                 payload: payload.clone().into(),
+                props: None,
             }));
             match c.recv_within(Duration::from_secs(5)) {
-                Some(Packet::PubAck(id)) if id == seq => {
+                Some(Packet::PubAck(Ack { pkid: id, .. })) if id == seq => {
                     acked.insert(payload);
                 }
                 other => panic!("publisher {p}: expected PUBACK {seq}, got {other:?}"),
@@ -69,7 +71,7 @@ fn subscriber(
             match c.recv_within(Duration::from_millis(100)) {
                 Some(Packet::Publish(m)) => {
                     got.insert(String::from_utf8_lossy(&m.payload).into_owned());
-                    c.send(&Packet::PubAck(m.pkid));
+                    c.send(&Packet::PubAck(Ack::new(m.pkid)));
                     quiet_since = None;
                 }
                 Some(_) => {}

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use coremq::codec::Disconnect;
 use coremq::codec::{Connect, Packet, QoS};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ fn setup(b: &TestBroker, name: &str, keep_alive: u16) -> (Client, Client) {
         keep_alive,
     );
     let (victim, ack) = Client::connect_with(b.addr, c);
-    assert_eq!(ack.code, coremq::codec::ConnectReturnCode::Accepted);
+    assert_eq!(ack.code, coremq::codec::Reason::SUCCESS);
     (sub, victim)
 }
 
@@ -65,7 +66,7 @@ fn no_will_on_disconnect() {
     each_cores(|cores| {
         let b = start(cores);
         let (mut sub, mut victim) = setup(&b, "disconnect", 60);
-        victim.send(&Packet::Disconnect);
+        victim.send(&Packet::Disconnect(Disconnect::normal()));
         // [MQTT-3.14.4-1]: the server closes the connection after DISCONNECT.
         assert!(victim.closed());
         sub.expect_silence(Duration::from_millis(500));

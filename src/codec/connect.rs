@@ -1,10 +1,16 @@
-//! CONNECT (§3.1) and CONNACK (§3.2): body decoding, encoding and sizing.
+//! CONNECT (§3.1) and CONNACK (§3.2): body decoding, encoding and sizing,
+//! for 3.1, 3.1.1 and 5.0.
 //!
-//! The fixed header has already been checked by `header.rs`; the functions
-//! here read and write only the variable header and payload.
+//! Called by `packet.rs` once the fixed header has been checked; the
+//! functions here read and write only the variable header and payload. A
+//! CONNECT is read and written by its own protocol level; a CONNACK by the
+//! connection's version (3.1.1 return codes come from
+//! [`Reason::v3_connack_code`]).
 
-use super::header::{field_len, qos, write_binary, write_string, write_u16, Reader};
-use super::{ConnAck, Connect, ConnectReturnCode, DecodeError, LastWill, ProtocolVersion, QoS};
+use super::header::{self, field_len, qos, write_binary, write_string, write_u16, Reader};
+use super::properties::{len_if_v5, read_if_v5, write_if_v5, WILL};
+use super::reason::check_reason;
+use super::{ConnAck, Connect, DecodeError, LastWill, ProtocolVersion, QoS, Reason, Side};
 
 const FLAG_RESERVED: u8 = 0b0000_0001;
 const FLAG_CLEAN_SESSION: u8 = 0b0000_0010;
@@ -19,7 +25,7 @@ const FLAG_USERNAME: u8 = 0b1000_0000;
 fn protocol_name(version: ProtocolVersion) -> &'static str {
     match version {
         ProtocolVersion::V31 => "MQIsdp",
-        ProtocolVersion::V311 => "MQTT",
+        ProtocolVersion::V311 | ProtocolVersion::V5 => "MQTT",
     }
 }
 
@@ -28,6 +34,7 @@ fn read_version(r: &mut Reader<'_>) -> Result<ProtocolVersion, DecodeError> {
     let name = r.binary_slice()?;
     let level = r.u8()?;
     match (name, level) {
+        (b"MQTT", 5) => Ok(ProtocolVersion::V5),
         (b"MQTT", 4) => Ok(ProtocolVersion::V311),
         (b"MQIsdp", 3) => Ok(ProtocolVersion::V31),
         (b"MQTT", _) | (b"MQIsdp", _) => Err(DecodeError::UnsupportedProtocolLevel(level)),
@@ -35,13 +42,14 @@ fn read_version(r: &mut Reader<'_>) -> Result<ProtocolVersion, DecodeError> {
     }
 }
 
-/// Connect flags ([MQTT-3.1.2-3], [MQTT-3.1.2-11], -13, -14, -15, -22).
+/// Connect flags ([MQTT-3.1.2-3], [MQTT-3.1.2-11], -13, -14, -15, and
+/// before MQTT 5 -22: a password needs a user name).
 /// Returns the will QoS and retain when the will flag is set.
-fn check_flags(flags: u8) -> Result<Option<(QoS, bool)>, DecodeError> {
+fn check_flags(flags: u8, version: ProtocolVersion) -> Result<Option<(QoS, bool)>, DecodeError> {
     if flags & FLAG_RESERVED != 0 {
         return Err(DecodeError::InvalidConnectFlags);
     }
-    if flags & FLAG_PASSWORD != 0 && flags & FLAG_USERNAME == 0 {
+    if !version.is_v5() && flags & FLAG_PASSWORD != 0 && flags & FLAG_USERNAME == 0 {
         return Err(DecodeError::InvalidConnectFlags);
     }
     let will_qos = (flags & FLAG_WILL_QOS) >> FLAG_WILL_QOS_SHIFT;
@@ -55,20 +63,32 @@ fn check_flags(flags: u8) -> Result<Option<(QoS, bool)>, DecodeError> {
     Ok(Some((qos(will_qos)?, will_retain)))
 }
 
-/// Decodes the body of a CONNECT.
+/// The will of a CONNECT whose will flag gave `qos` and `retain`.
+fn read_will(
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+    (qos, retain): (QoS, bool),
+) -> Result<LastWill, DecodeError> {
+    let props = read_if_v5(r, version, WILL, Side::Any)?;
+    Ok(LastWill {
+        topic: r.topic_name()?,
+        payload: r.binary()?,
+        qos,
+        retain,
+        props,
+    })
+}
+
+/// Decodes the body of a CONNECT, at the version its protocol level names.
 pub(crate) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     let version = read_version(r)?;
     let flags = r.u8()?;
-    let will_flags = check_flags(flags)?;
+    let will_flags = check_flags(flags, version)?;
     let keep_alive = r.u16()?;
+    let props = read_if_v5(r, version, header::CONNECT, Side::Any)?;
     let client_id = r.string()?;
     let will = match will_flags {
-        Some((qos, retain)) => Some(LastWill {
-            topic: r.topic_name()?,
-            payload: r.binary()?,
-            qos,
-            retain,
-        }),
+        Some(will_flags) => Some(read_will(r, version, will_flags)?),
         None => None,
     };
     let username = match flags & FLAG_USERNAME {
@@ -88,6 +108,7 @@ pub(crate) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
         will,
         username,
         password,
+        props,
     })
 }
 
@@ -114,8 +135,10 @@ fn connect_flags(c: &Connect) -> u8 {
 /// Remaining length of a CONNECT.
 pub(crate) fn connect_body_len(c: &Connect) -> usize {
     let mut len = field_len(protocol_name(c.version).len()) + 1 + 1 + 2;
+    len += len_if_v5(c.version, c.props.as_deref());
     len += field_len(c.client_id.len());
     if let Some(will) = &c.will {
+        len += len_if_v5(c.version, will.props.as_deref());
         len += field_len(will.topic.len()) + field_len(will.payload.len());
     }
     if let Some(username) = &c.username {
@@ -133,8 +156,10 @@ pub(crate) fn encode_connect_body(c: &Connect, out: &mut Vec<u8>) {
     out.push(c.version.level());
     out.push(connect_flags(c));
     write_u16(out, c.keep_alive);
+    write_if_v5(out, c.version, c.props.as_deref());
     write_string(out, &c.client_id);
     if let Some(will) = &c.will {
+        write_if_v5(out, c.version, will.props.as_deref());
         write_string(out, &will.topic);
         write_binary(out, &will.payload);
     }
@@ -146,55 +171,70 @@ pub(crate) fn encode_connect_body(c: &Connect, out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes the body of a CONNACK (§3.2.2).
-///
-/// Acknowledge flags other than bit 0 are reported as `InvalidFlags`
-/// ([MQTT-3.2.2-1] reserved bits); so is a return code above 5, which no
-/// other variant describes (`flags` then holds the code).
-pub(crate) fn decode_connack(r: &mut Reader<'_>) -> Result<ConnAck, DecodeError> {
-    let ack_flags = r.u8()?;
-    let code = r.u8()?;
-    r.finish()?;
-    if ack_flags & !1 != 0 {
-        return Err(DecodeError::InvalidFlags {
-            packet_type: super::header::CONNACK,
-            flags: ack_flags,
-        });
+/// The reason of a CONNACK's return code: a 3.1.1 return code 0..=5
+/// ([MQTT-3.2.2-6] and §3.2.2.3: 6..=255 are reserved), or an MQTT 5
+/// CONNACK reason code (§3.2.2.2).
+fn connack_reason(code: u8, version: ProtocolVersion) -> Result<Reason, DecodeError> {
+    if version.is_v5() {
+        return check_reason(header::CONNACK, code);
     }
-    let code = match code {
-        0 => ConnectReturnCode::Accepted,
-        1 => ConnectReturnCode::UnacceptableProtocolVersion,
-        2 => ConnectReturnCode::IdentifierRejected,
-        3 => ConnectReturnCode::ServerUnavailable,
-        4 => ConnectReturnCode::BadUsernameOrPassword,
-        5 => ConnectReturnCode::NotAuthorized,
-        other => {
-            return Err(DecodeError::InvalidFlags {
-                packet_type: super::header::CONNACK,
-                flags: other,
-            })
-        }
-    };
-    Ok(ConnAck {
-        session_present: ack_flags & 1 != 0,
+    Reason::from_v3_connack_code(code).ok_or(DecodeError::InvalidReasonCode {
+        packet_type: header::CONNACK,
         code,
     })
 }
 
+/// Decodes the body of a CONNACK (§3.2.2).
+///
+/// Acknowledge flags other than bit 0 are reported as `InvalidFlags`
+/// ([MQTT-3.2.2-1] reserved bits).
+pub(crate) fn decode_connack(
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<ConnAck, DecodeError> {
+    let ack_flags = r.u8()?;
+    let code = r.u8()?;
+    let props = read_if_v5(r, version, header::CONNACK, Side::Any)?;
+    r.finish()?;
+    if ack_flags & !1 != 0 {
+        return Err(DecodeError::InvalidFlags {
+            packet_type: header::CONNACK,
+            flags: ack_flags,
+        });
+    }
+    Ok(ConnAck {
+        session_present: ack_flags & 1 != 0,
+        code: connack_reason(code, version)?,
+        props,
+    })
+}
+
+/// Remaining length of a CONNACK.
+pub(crate) fn connack_body_len(ack: &ConnAck, version: ProtocolVersion) -> usize {
+    2 + len_if_v5(version, ack.props.as_deref())
+}
+
 /// Appends the body of a CONNACK (no fixed header).
-pub(crate) fn encode_connack_body(ack: &ConnAck, out: &mut Vec<u8>) {
+pub(crate) fn encode_connack_body(ack: &ConnAck, version: ProtocolVersion, out: &mut Vec<u8>) {
     out.push(u8::from(ack.session_present));
-    out.push(ack.code as u8);
+    if version.is_v5() {
+        out.push(ack.code.0);
+    } else {
+        out.push(ack.code.v3_connack_code());
+    }
+    write_if_v5(out, version, ack.props.as_deref());
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{decode, encode, encoded_len, Packet, Side};
     use super::*;
+
+    const V: super::super::ProtocolVersion = super::super::ProtocolVersion::V311;
     use bytes::Bytes;
 
     fn dec(bytes: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
-        decode(&Bytes::copy_from_slice(bytes), 1 << 20, Side::Any)
+        decode(&Bytes::copy_from_slice(bytes), 1 << 20, Side::Any, V)
     }
 
     fn full_connect(version: ProtocolVersion) -> Connect {
@@ -208,9 +248,11 @@ mod tests {
                 payload: Bytes::from_static(b"bye\0\xff"),
                 qos: QoS::ExactlyOnce,
                 retain: true,
+                props: None,
             }),
             username: Some("user".into()),
             password: Some(Bytes::from_static(b"\x00pw\xff")),
+            props: None,
         }
     }
 
@@ -238,6 +280,7 @@ mod tests {
                 will: None,
                 username: None,
                 password: None,
+                props: None,
             };
             let user_only = Connect {
                 username: Some(String::new()),
@@ -246,8 +289,8 @@ mod tests {
             for c in [full, minimal, user_only] {
                 let packet = Packet::Connect(Box::new(c));
                 let mut out = Vec::new();
-                encode(&packet, &mut out);
-                assert_eq!(out.len(), encoded_len(&packet));
+                encode(&packet, V, &mut out);
+                assert_eq!(out.len(), encoded_len(&packet, V));
                 assert_eq!(dec(&out), Ok(Some((packet, out.len()))));
             }
         }
@@ -278,14 +321,16 @@ mod tests {
                 payload: Bytes::from_static(b"hi"),
                 qos: QoS::AtLeastOnce,
                 retain: false,
+                props: None,
             }),
             username: Some("u".into()),
             password: Some(Bytes::from_static(b"p")),
+            props: None,
         };
         let packet = Packet::Connect(Box::new(expected));
         assert_eq!(dec(&bytes), Ok(Some((packet.clone(), bytes.len()))));
         let mut out = Vec::new();
-        encode(&packet, &mut out);
+        encode(&packet, V, &mut out);
         assert_eq!(out, bytes);
     }
 
@@ -329,9 +374,9 @@ mod tests {
             ),
             // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01.
             (
-                "3.1.2-2 level 5",
-                connect_with(b"MQTT", 5, 2, &[]),
-                UnsupportedProtocolLevel(5),
+                "3.1.2-2 level 6",
+                connect_with(b"MQTT", 6, 2, &[]),
+                UnsupportedProtocolLevel(6),
             ),
             (
                 "3.1.2-2 level 3",
@@ -411,21 +456,22 @@ mod tests {
     #[test]
     fn connack_round_trip_and_bytes() {
         for (present, code) in [
-            (false, ConnectReturnCode::Accepted),
-            (true, ConnectReturnCode::Accepted),
-            (false, ConnectReturnCode::UnacceptableProtocolVersion),
-            (false, ConnectReturnCode::IdentifierRejected),
-            (false, ConnectReturnCode::ServerUnavailable),
-            (false, ConnectReturnCode::BadUsernameOrPassword),
-            (false, ConnectReturnCode::NotAuthorized),
+            (false, Reason::SUCCESS),
+            (true, Reason::SUCCESS),
+            (false, Reason::UNSUPPORTED_PROTOCOL_VERSION),
+            (false, Reason::CLIENT_IDENTIFIER_NOT_VALID),
+            (false, Reason::SERVER_UNAVAILABLE),
+            (false, Reason::BAD_USER_NAME_OR_PASSWORD),
+            (false, Reason::NOT_AUTHORIZED),
         ] {
             let packet = Packet::ConnAck(ConnAck {
                 session_present: present,
                 code,
+                props: None,
             });
             let mut out = Vec::new();
-            encode(&packet, &mut out);
-            assert_eq!(out, [0x20, 0x02, u8::from(present), code as u8]);
+            encode(&packet, V, &mut out);
+            assert_eq!(out, [0x20, 0x02, u8::from(present), code.v3_connack_code()]);
             assert_eq!(dec(&out), Ok(Some((packet, 4))));
         }
     }
@@ -442,10 +488,13 @@ mod tests {
             })
         );
         // §3.2.2.3 return codes 6-255 are reserved.
-        assert!(matches!(
+        assert_eq!(
             dec(&[0x20, 0x02, 0x00, 0x06]),
-            Err(InvalidFlags { .. })
-        ));
+            Err(InvalidReasonCode {
+                packet_type: 2,
+                code: 6
+            })
+        );
         assert_eq!(dec(&[0x20, 0x01, 0x00]), Err(Truncated));
         assert_eq!(dec(&[0x20, 0x03, 0x00, 0x00, 0x00]), Err(Truncated));
     }

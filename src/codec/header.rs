@@ -1,16 +1,16 @@
 //! Fixed header and primitive fields shared by every packet family.
 //!
-//! * the remaining-length variable byte integer (§2.2.3): reading, writing
-//!   and sizing;
+//! * the variable byte integer (§1.5.5, the remaining length of §2.2.3 and
+//!   MQTT 5 property lengths): reading, writing and sizing;
 //! * the fixed header as a whole ([`parse_fixed_header`]): packet type, flag
-//!   bits (§2.2.2), which side may receive the type, the remaining length
+//!   bits (§2.2.2), which side and version may receive the type, the remaining length
 //!   and the configured maximum packet size, all checked before the packet
 //!   body has arrived;
 //! * [`Reader`], a bounds-checked cursor over one packet's body that hands
 //!   out zero-copy [`Bytes`] slices, UTF-8 strings (§1.5.3) and packet ids;
 //! * the matching writers for `u16`, strings and binary fields.
 
-use super::{DecodeError, QoS, Side};
+use super::{DecodeError, ProtocolVersion, QoS, Side};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -34,6 +34,7 @@ pub(crate) const UNSUBACK: u8 = 11;
 pub(crate) const PINGREQ: u8 = 12;
 pub(crate) const PINGRESP: u8 = 13;
 pub(crate) const DISCONNECT: u8 = 14;
+pub(crate) const AUTH: u8 = 15;
 
 /// Reads the remaining length that starts at `buf[0]`.
 ///
@@ -55,7 +56,7 @@ pub(crate) fn read_remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>
     }
 }
 
-/// Number of bytes the remaining length `len` takes on the wire.
+/// Number of bytes the variable byte integer `len` takes on the wire.
 pub(crate) fn remaining_length_len(len: usize) -> usize {
     match len {
         0..=127 => 1,
@@ -65,19 +66,28 @@ pub(crate) fn remaining_length_len(len: usize) -> usize {
     }
 }
 
-/// Appends the remaining length `len` (at most [`MAX_REMAINING_LENGTH`]).
-pub(crate) fn write_remaining_length(out: &mut Vec<u8>, len: usize) {
+/// The variable byte integer `len` (at most [`MAX_REMAINING_LENGTH`]) as
+/// bytes in a buffer, and how many of them it takes.
+pub(crate) fn varint_bytes(len: usize) -> ([u8; 4], usize) {
     debug_assert!(len <= MAX_REMAINING_LENGTH, "packet too large to encode");
+    let mut bytes = [0u8; 4];
     let mut rest = len;
-    for _ in 0..4 {
+    for (i, slot) in bytes.iter_mut().enumerate() {
         let byte = (rest & 0x7F) as u8;
         rest >>= 7;
         if rest == 0 {
-            out.push(byte);
-            return;
+            *slot = byte;
+            return (bytes, i + 1);
         }
-        out.push(byte | 0x80);
+        *slot = byte | 0x80;
     }
+    (bytes, 4)
+}
+
+/// Appends the variable byte integer `len` (at most [`MAX_REMAINING_LENGTH`]).
+pub(crate) fn write_remaining_length(out: &mut Vec<u8>, len: usize) {
+    let (bytes, n) = varint_bytes(len);
+    out.extend_from_slice(bytes.get(..n).unwrap_or(&bytes));
 }
 
 /// Bytes of a whole packet whose remaining length is `remaining`.
@@ -88,7 +98,7 @@ pub(crate) fn packet_len(remaining: usize) -> usize {
 /// The fixed header of a packet whose type, flags and size are acceptable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FixedHeader {
-    /// Packet type, 1..=14.
+    /// Packet type, 1..=15 (15 only in MQTT 5).
     pub packet_type: u8,
     /// The low four bits of the first byte.
     pub flags: u8,
@@ -108,13 +118,14 @@ pub(crate) fn parse_fixed_header(
     buf: &[u8],
     max_packet_size: usize,
     side: Side,
+    version: ProtocolVersion,
 ) -> Result<Option<FixedHeader>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
     let packet_type = first >> 4;
     let flags = first & 0x0F;
-    check_type(packet_type, side)?;
+    check_type(packet_type, side, version)?;
     check_flags(packet_type, flags)?;
     let Some((remaining, used)) = read_remaining_length(buf.get(1..).unwrap_or_default())? else {
         return Ok(None);
@@ -135,15 +146,18 @@ pub(crate) fn parse_fixed_header(
     }))
 }
 
-/// Rejects reserved types and types the decoding side never receives.
-fn check_type(packet_type: u8, side: Side) -> Result<(), DecodeError> {
-    if packet_type == 0 || packet_type == 15 {
+/// Rejects reserved types (AUTH before MQTT 5) and types the decoding
+/// side never receives. In MQTT 5 either side may send DISCONNECT and AUTH.
+fn check_type(packet_type: u8, side: Side, version: ProtocolVersion) -> Result<(), DecodeError> {
+    if packet_type == 0 || (packet_type == AUTH && !version.is_v5()) {
         return Err(DecodeError::ReservedPacketType(packet_type));
     }
     let only_from_server = matches!(packet_type, CONNACK | SUBACK | UNSUBACK | PINGRESP);
+    let both_ways = (PUBLISH..=PUBCOMP).contains(&packet_type)
+        || (version.is_v5() && matches!(packet_type, DISCONNECT | AUTH));
     let unexpected = match side {
         Side::Server => only_from_server,
-        Side::Client => !only_from_server && !(PUBLISH..=PUBCOMP).contains(&packet_type),
+        Side::Client => !only_from_server && !both_ways,
         Side::Any => false,
     };
     if unexpected {
@@ -205,6 +219,36 @@ impl<'a> Reader<'a> {
     /// Whether every byte has been read.
     pub fn is_empty(&self) -> bool {
         self.pos == self.end
+    }
+
+    /// A variable byte integer (§1.5.5): at most four bytes.
+    pub fn varint(&mut self) -> Result<u32, DecodeError> {
+        let rest = self.buf.get(self.pos..self.end).unwrap_or_default();
+        match read_remaining_length(rest) {
+            Ok(Some((value, used))) => {
+                self.pos += used;
+                Ok(value as u32)
+            }
+            Ok(None) => Err(DecodeError::Truncated),
+            Err(_) => Err(DecodeError::MalformedVarInt),
+        }
+    }
+
+    /// A reader over the next `len` bytes, which this reader skips.
+    pub fn take(&mut self, len: usize) -> Result<Reader<'a>, DecodeError> {
+        if len > self.remaining() {
+            return Err(DecodeError::Truncated);
+        }
+        let sub = Reader::new(self.buf, self.pos, self.pos + len);
+        self.pos += len;
+        Ok(sub)
+    }
+
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        match self.slice(4)? {
+            [a, b, c, d] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => Err(DecodeError::Truncated),
+        }
     }
 
     /// Fails with `Truncated` if bytes are left over.
@@ -270,7 +314,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A UTF-8 string as [`Reader::string`], borrowed from the buffer.
-    fn str(&mut self) -> Result<&str, DecodeError> {
+    pub fn str(&mut self) -> Result<&str, DecodeError> {
         let raw = self.binary_slice()?;
         let s = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
         if s.contains('\0') {
@@ -285,6 +329,16 @@ impl<'a> Reader<'a> {
     pub fn topic_name(&mut self) -> Result<Arc<str>, DecodeError> {
         let topic = self.str()?;
         if !crate::topic::valid_topic_name(topic) {
+            return Err(DecodeError::InvalidTopicName);
+        }
+        Ok(Arc::from(topic))
+    }
+
+    /// An MQTT 5 PUBLISH topic name: as [`Reader::topic_name`], but it may
+    /// be empty (a topic alias then stands for it, [MQTT-3.3.2-8]).
+    pub fn topic_name_or_empty(&mut self) -> Result<Arc<str>, DecodeError> {
+        let topic = self.str()?;
+        if !topic.is_empty() && !crate::topic::valid_topic_name(topic) {
             return Err(DecodeError::InvalidTopicName);
         }
         Ok(Arc::from(topic))

@@ -1,20 +1,29 @@
 //! Dispatch over packet types: [`decode`] one packet from the front of a
 //! buffer, [`encode`] one packet onto an output buffer, and
-//! [`encoded_len`] to size it beforehand.
+//! [`encoded_len`] to size it beforehand, each for a protocol version.
 //!
+//! Called by the connection task, the test harnesses and the load tool.
 //! The fixed header is checked by `header.rs`; each packet family's body is
 //! handled by its own file.
 
 use super::connect::{
-    connect_body_len, decode_connack, decode_connect, encode_connack_body, encode_connect_body,
+    connack_body_len, connect_body_len, decode_connack, decode_connect, encode_connack_body,
+    encode_connect_body,
+};
+use super::control::{
+    auth_body_len, decode_auth, decode_disconnect, disconnect_body_len, encode_auth_body,
+    encode_disconnect_body,
 };
 use super::header::{self, packet_len, parse_fixed_header, write_remaining_length, Reader};
-use super::publish::{decode_pkid_only, decode_publish, encode_pkid_only, publish_body_len};
-use super::subscribe::{
-    decode_suback, decode_subscribe, decode_unsubscribe, encode_suback_body, encode_subscribe_body,
-    encode_unsubscribe_body, suback_body_len, subscribe_body_len, unsubscribe_body_len,
+use super::publish::{
+    ack_body_len, decode_ack, decode_publish, encode_ack_body, encode_publish_packet, publish_len,
 };
-use super::{encode_publish, DecodeError, Packet, Side};
+use super::subscribe::{
+    decode_suback, decode_subscribe, decode_unsuback, decode_unsubscribe, encode_suback_body,
+    encode_subscribe_body, encode_unsuback_body, encode_unsubscribe_body, suback_body_len,
+    subscribe_body_len, unsuback_body_len, unsubscribe_body_len,
+};
+use super::{DecodeError, Packet, ProtocolVersion, Side};
 use bytes::Bytes;
 
 /// Decode one packet from the front of `buf`. Ok(None) = need more bytes
@@ -24,20 +33,29 @@ use bytes::Bytes;
 /// `max_packet_size` is the largest whole packet accepted, fixed header
 /// included; it is checked as soon as the remaining length is known, before
 /// the whole packet has arrived. `side` rejects packet types that side never
-/// receives. The payload of PUBLISH is a zero-copy slice of `buf`.
+/// receives. `version` is the connection's protocol version; a CONNECT is
+/// decoded by its own protocol name and level whatever `version` says. The
+/// payload of PUBLISH is a zero-copy slice of `buf`.
 pub fn decode(
     buf: &Bytes,
     max_packet_size: usize,
     side: Side,
+    version: ProtocolVersion,
 ) -> Result<Option<(Packet, usize)>, DecodeError> {
-    let Some(fixed) = parse_fixed_header(buf, max_packet_size, side)? else {
+    let Some(fixed) = parse_fixed_header(buf, max_packet_size, side, version)? else {
         return Ok(None);
     };
     if buf.len() < fixed.total {
         return Ok(None);
     }
     let mut r = Reader::new(buf, fixed.body_start, fixed.total);
-    let packet = decode_body(fixed.packet_type, fixed.flags, &mut r)?;
+    let body = Body {
+        packet_type: fixed.packet_type,
+        flags: fixed.flags,
+        side,
+        version,
+    };
+    let packet = body.decode(&mut r)?;
     Ok(Some((packet, fixed.total)))
 }
 
@@ -48,41 +66,54 @@ pub fn frame_len(
     buf: &[u8],
     max_packet_size: usize,
     side: Side,
+    version: ProtocolVersion,
 ) -> Result<Option<usize>, DecodeError> {
-    Ok(parse_fixed_header(buf, max_packet_size, side)?.map(|f| f.total))
+    Ok(parse_fixed_header(buf, max_packet_size, side, version)?.map(|f| f.total))
 }
 
-/// Decodes the body in `r` of a packet whose fixed header was checked.
-fn decode_body(packet_type: u8, flags: u8, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
-    let packet = match packet_type {
-        header::CONNECT => Packet::Connect(Box::new(decode_connect(r)?)),
-        header::CONNACK => Packet::ConnAck(decode_connack(r)?),
-        header::PUBLISH => Packet::Publish(decode_publish(flags, r)?),
-        header::PUBACK => Packet::PubAck(decode_pkid_only(r)?),
-        header::PUBREC => Packet::PubRec(decode_pkid_only(r)?),
-        header::PUBREL => Packet::PubRel(decode_pkid_only(r)?),
-        header::PUBCOMP => Packet::PubComp(decode_pkid_only(r)?),
-        header::SUBSCRIBE => Packet::Subscribe(decode_subscribe(r)?),
-        header::SUBACK => Packet::SubAck(decode_suback(r)?),
-        header::UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(r)?),
-        header::UNSUBACK => Packet::UnsubAck(decode_pkid_only(r)?),
-        header::PINGREQ => empty_body(r, Packet::PingReq)?,
-        header::PINGRESP => empty_body(r, Packet::PingResp)?,
-        header::DISCONNECT => empty_body(r, Packet::Disconnect)?,
-        other => return Err(DecodeError::ReservedPacketType(other)),
-    };
-    Ok(packet)
+/// What the body decoders need to know from the fixed header and the caller.
+struct Body {
+    packet_type: u8,
+    flags: u8,
+    side: Side,
+    version: ProtocolVersion,
 }
 
-/// PINGREQ, PINGRESP and DISCONNECT have remaining length 0.
+impl Body {
+    /// Decodes the body in `r` of a packet whose fixed header was checked.
+    fn decode(&self, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
+        let v = self.version;
+        let packet = match self.packet_type {
+            header::CONNECT => Packet::Connect(Box::new(decode_connect(r)?)),
+            header::CONNACK => Packet::ConnAck(decode_connack(r, v)?),
+            header::PUBLISH => Packet::Publish(decode_publish(self.flags, r, v, self.side)?),
+            header::PUBACK => Packet::PubAck(decode_ack(header::PUBACK, r, v)?),
+            header::PUBREC => Packet::PubRec(decode_ack(header::PUBREC, r, v)?),
+            header::PUBREL => Packet::PubRel(decode_ack(header::PUBREL, r, v)?),
+            header::PUBCOMP => Packet::PubComp(decode_ack(header::PUBCOMP, r, v)?),
+            header::SUBSCRIBE => Packet::Subscribe(decode_subscribe(r, v)?),
+            header::SUBACK => Packet::SubAck(decode_suback(r, v)?),
+            header::UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(r, v)?),
+            header::UNSUBACK => Packet::UnsubAck(decode_unsuback(r, v)?),
+            header::PINGREQ => empty_body(r, Packet::PingReq)?,
+            header::PINGRESP => empty_body(r, Packet::PingResp)?,
+            header::DISCONNECT => Packet::Disconnect(decode_disconnect(r, v)?),
+            header::AUTH => Packet::Auth(decode_auth(r)?),
+            other => return Err(DecodeError::ReservedPacketType(other)),
+        };
+        Ok(packet)
+    }
+}
+
+/// PINGREQ and PINGRESP have remaining length 0.
 fn empty_body(r: &Reader<'_>, packet: Packet) -> Result<Packet, DecodeError> {
     r.finish()?;
     Ok(packet)
 }
 
-/// First byte of the fixed header of every packet but PUBLISH.
-fn first_byte(packet: &Packet) -> u8 {
-    let packet_type = match packet {
+/// Packet type of `packet`.
+fn packet_type(packet: &Packet) -> u8 {
+    match packet {
         Packet::Connect(_) => header::CONNECT,
         Packet::ConnAck(_) => header::CONNACK,
         Packet::Publish(_) => header::PUBLISH,
@@ -96,74 +127,74 @@ fn first_byte(packet: &Packet) -> u8 {
         Packet::UnsubAck(_) => header::UNSUBACK,
         Packet::PingReq => header::PINGREQ,
         Packet::PingResp => header::PINGRESP,
-        Packet::Disconnect => header::DISCONNECT,
-    };
-    (packet_type << 4) | header::fixed_flags(packet_type)
+        Packet::Disconnect(_) => header::DISCONNECT,
+        Packet::Auth(_) => header::AUTH,
+    }
 }
 
-/// Remaining length of `packet`.
-fn body_len(packet: &Packet) -> usize {
+/// Remaining length of `packet` on a connection of `version`.
+fn body_len(packet: &Packet, version: ProtocolVersion) -> usize {
     match packet {
         Packet::Connect(c) => connect_body_len(c),
-        Packet::ConnAck(_) => 2,
-        Packet::Publish(p) => publish_body_len(p.topic.len(), p.payload.len(), p.qos),
-        Packet::PubAck(_)
-        | Packet::PubRec(_)
-        | Packet::PubRel(_)
-        | Packet::PubComp(_)
-        | Packet::UnsubAck(_) => 2,
-        Packet::Subscribe(s) => subscribe_body_len(s),
-        Packet::SubAck(s) => suback_body_len(s),
-        Packet::Unsubscribe(u) => unsubscribe_body_len(u),
-        Packet::PingReq | Packet::PingResp | Packet::Disconnect => 0,
+        Packet::ConnAck(ack) => connack_body_len(ack, version),
+        Packet::Publish(p) => publish_len(p, version),
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            ack_body_len(a, version)
+        }
+        Packet::Subscribe(s) => subscribe_body_len(s, version),
+        Packet::SubAck(s) => suback_body_len(s, version),
+        Packet::Unsubscribe(u) => unsubscribe_body_len(u, version),
+        Packet::UnsubAck(u) => unsuback_body_len(u, version),
+        Packet::PingReq | Packet::PingResp => 0,
+        Packet::Disconnect(d) => disconnect_body_len(d, version),
+        Packet::Auth(a) => auth_body_len(a),
     }
 }
 
 /// Exact number of bytes [`encode`] will append.
-pub fn encoded_len(packet: &Packet) -> usize {
-    packet_len(body_len(packet))
+pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> usize {
+    packet_len(body_len(packet, version))
 }
 
-/// Append the encoding of `packet` to `out`. A Connect is encoded for its
-/// `version` (MQIsdp/3 or MQTT/4).
-pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
-    let first = first_byte(packet);
-    match packet {
-        Packet::Publish(p) => {
-            encode_publish(out, &p.topic, &p.payload, p.qos, p.pkid, p.retain, p.dup);
-            return;
-        }
-        Packet::PubAck(pkid)
-        | Packet::PubRec(pkid)
-        | Packet::PubRel(pkid)
-        | Packet::PubComp(pkid)
-        | Packet::UnsubAck(pkid) => {
-            encode_pkid_only(out, first, *pkid);
-            return;
-        }
-        _ => {}
+/// Append the encoding of `packet` for a connection of `version` to `out`.
+/// A Connect is encoded for its own `version` (MQIsdp/3, MQTT/4 or MQTT/5).
+/// AUTH is an MQTT 5 packet; the caller sends it only on MQTT 5
+/// connections.
+pub fn encode(packet: &Packet, version: ProtocolVersion, out: &mut Vec<u8>) {
+    if let Packet::Publish(p) = packet {
+        encode_publish_packet(p, version, out);
+        return;
     }
-    let remaining = body_len(packet);
+    let packet_type = packet_type(packet);
+    let remaining = body_len(packet, version);
     out.reserve(packet_len(remaining));
-    out.push(first);
+    out.push((packet_type << 4) | header::fixed_flags(packet_type));
     write_remaining_length(out, remaining);
     match packet {
         Packet::Connect(c) => encode_connect_body(c, out),
-        Packet::ConnAck(ack) => encode_connack_body(ack, out),
-        Packet::Subscribe(s) => encode_subscribe_body(s, out),
-        Packet::SubAck(s) => encode_suback_body(s, out),
-        Packet::Unsubscribe(u) => encode_unsubscribe_body(u, out),
-        _ => {}
+        Packet::ConnAck(ack) => encode_connack_body(ack, version, out),
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            encode_ack_body(a, version, out)
+        }
+        Packet::Subscribe(s) => encode_subscribe_body(s, version, out),
+        Packet::SubAck(s) => encode_suback_body(s, version, out),
+        Packet::Unsubscribe(u) => encode_unsubscribe_body(u, version, out),
+        Packet::UnsubAck(u) => encode_unsuback_body(u, version, out),
+        Packet::Disconnect(d) => encode_disconnect_body(d, version, out),
+        Packet::Auth(a) => encode_auth_body(a, out),
+        Packet::Publish(_) | Packet::PingReq | Packet::PingResp => {}
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::{
-        ConnAck, Connect, ConnectReturnCode, LastWill, ProtocolVersion, Publish, QoS, SubAck,
-        SubAckCode, Subscribe, SubscribeFilter, Unsubscribe,
+        Ack, ConnAck, Connect, Disconnect, LastWill, ProtocolVersion, Publish, QoS, Reason, SubAck,
+        SubAckCode, Subscribe, SubscribeFilter, UnsubAck, Unsubscribe,
     };
     use super::*;
+
+    const V: super::super::ProtocolVersion = super::super::ProtocolVersion::V311;
 
     const MAX: usize = 1 << 20;
 
@@ -178,21 +209,24 @@ mod tests {
                 payload: Bytes::from_static(b"gone"),
                 qos: QoS::AtLeastOnce,
                 retain: false,
+                props: None,
             }),
             username: Some("u".into()),
             password: Some(Bytes::from_static(b"p")),
+            props: None,
         }))
     }
 
     /// One packet of every type, CONNECT in both versions, PUBLISH large
     /// enough for a two-byte remaining length.
-    fn every_packet() -> Vec<Packet> {
+    pub(in crate::codec) fn every_packet() -> Vec<Packet> {
         vec![
             connect(ProtocolVersion::V31),
             connect(ProtocolVersion::V311),
             Packet::ConnAck(ConnAck {
                 session_present: true,
-                code: ConnectReturnCode::Accepted,
+                code: Reason::SUCCESS,
+                props: None,
             }),
             Packet::Publish(Publish {
                 dup: true,
@@ -201,6 +235,7 @@ mod tests {
                 topic: "t/1".into(),
                 pkid: 9,
                 payload: Bytes::from(vec![0x5A; 200]),
+                props: None,
             }),
             Packet::Publish(Publish {
                 dup: false,
@@ -209,37 +244,38 @@ mod tests {
                 topic: "t".into(),
                 pkid: 0,
                 payload: Bytes::new(),
+                props: None,
             }),
-            Packet::PubAck(1),
-            Packet::PubRec(2),
-            Packet::PubRel(3),
-            Packet::PubComp(4),
+            Packet::PubAck(Ack::new(1)),
+            Packet::PubRec(Ack::new(2)),
+            Packet::PubRel(Ack::new(3)),
+            Packet::PubComp(Ack::new(4)),
             Packet::Subscribe(Subscribe {
                 pkid: 5,
-                filters: vec![SubscribeFilter {
-                    filter: "s/#".into(),
-                    qos: QoS::AtLeastOnce,
-                }],
+                filters: vec![SubscribeFilter::new("s/#", QoS::AtLeastOnce)],
+                props: None,
             }),
             Packet::SubAck(SubAck {
                 pkid: 5,
                 codes: vec![SubAckCode::Granted(QoS::AtLeastOnce), SubAckCode::Failure],
+                props: None,
             }),
             Packet::Unsubscribe(Unsubscribe {
                 pkid: 6,
                 filters: vec!["s/#".into()],
+                props: None,
             }),
-            Packet::UnsubAck(6),
+            Packet::UnsubAck(UnsubAck::new(6)),
             Packet::PingReq,
             Packet::PingResp,
-            Packet::Disconnect,
+            Packet::Disconnect(Disconnect::normal()),
         ]
     }
 
     fn bytes_of(packet: &Packet) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(packet, &mut out);
-        assert_eq!(out.len(), encoded_len(packet), "{packet:?}");
+        encode(packet, V, &mut out);
+        assert_eq!(out.len(), encoded_len(packet, V), "{packet:?}");
         out
     }
 
@@ -248,7 +284,10 @@ mod tests {
         for packet in every_packet() {
             let out = bytes_of(&packet);
             let buf = Bytes::from(out.clone());
-            assert_eq!(decode(&buf, MAX, Side::Any), Ok(Some((packet, out.len()))));
+            assert_eq!(
+                decode(&buf, MAX, Side::Any, V),
+                Ok(Some((packet, out.len())))
+            );
         }
     }
 
@@ -259,14 +298,14 @@ mod tests {
             for split in 0..out.len() {
                 let part = Bytes::copy_from_slice(&out[..split]);
                 assert_eq!(
-                    decode(&part, MAX, Side::Any),
+                    decode(&part, MAX, Side::Any, V),
                     Ok(None),
                     "{packet:?} at {split}"
                 );
             }
             let whole = Bytes::from(out.clone());
             assert_eq!(
-                decode(&whole, MAX, Side::Any),
+                decode(&whole, MAX, Side::Any, V),
                 Ok(Some((packet, out.len())))
             );
         }
@@ -277,13 +316,13 @@ mod tests {
         let packets = every_packet();
         let mut out = Vec::new();
         for p in &packets {
-            encode(p, &mut out);
+            encode(p, V, &mut out);
         }
         let buf = Bytes::from(out);
         let mut offset = 0;
         for expected in packets {
             let rest = buf.slice(offset..);
-            let Ok(Some((packet, used))) = decode(&rest, MAX, Side::Any) else {
+            let Ok(Some((packet, used))) = decode(&rest, MAX, Side::Any, V) else {
                 panic!("expected {expected:?}");
             };
             assert_eq!(packet, expected);
@@ -300,8 +339,8 @@ mod tests {
             let out = bytes_of(&packet);
             let buf = Bytes::from(out);
             let packet_type = buf[0] >> 4;
-            let server = decode(&buf, MAX, Side::Server);
-            let client = decode(&buf, MAX, Side::Client);
+            let server = decode(&buf, MAX, Side::Server, V);
+            let client = decode(&buf, MAX, Side::Client, V);
             if server_only.contains(&packet_type) {
                 assert_eq!(server, Err(DecodeError::UnexpectedPacket(packet_type)));
                 assert!(matches!(client, Ok(Some(_))));
@@ -315,7 +354,7 @@ mod tests {
         // Judged from the first byte alone.
         let first = Bytes::from_static(&[0x20]);
         assert_eq!(
-            decode(&first, MAX, Side::Server),
+            decode(&first, MAX, Side::Server, V),
             Err(DecodeError::UnexpectedPacket(2))
         );
     }
@@ -325,18 +364,19 @@ mod tests {
         // PUBLISH with remaining length 200: 203 bytes in all, 3 here.
         let head = Bytes::from_static(&[0x30, 0xC8, 0x01]);
         assert_eq!(
-            decode(&head, 202, Side::Server),
+            decode(&head, 202, Side::Server, V),
             Err(DecodeError::PacketTooLarge {
                 size: 203,
                 max: 202
             })
         );
-        assert_eq!(decode(&head, 203, Side::Server), Ok(None));
+        assert_eq!(decode(&head, 203, Side::Server, V), Ok(None));
         assert_eq!(
             decode(
                 &Bytes::from_static(&[0x10, 0xFF, 0xFF, 0x7F]),
                 1000,
-                Side::Server
+                Side::Server,
+                V
             ),
             Err(DecodeError::PacketTooLarge {
                 size: 2_097_155,
@@ -346,10 +386,10 @@ mod tests {
         // A packet exactly at the limit is accepted.
         let ping = Bytes::from_static(&[0xC0, 0x00]);
         assert_eq!(
-            decode(&ping, 2, Side::Server),
+            decode(&ping, 2, Side::Server, V),
             Ok(Some((Packet::PingReq, 2)))
         );
-        assert!(decode(&ping, 1, Side::Server).is_err());
+        assert!(decode(&ping, 1, Side::Server, V).is_err());
     }
 
     #[test]
@@ -379,12 +419,13 @@ mod tests {
         ];
         for (name, bytes, err) in cases {
             let buf = Bytes::copy_from_slice(bytes);
-            assert_eq!(decode(&buf, MAX, Side::Any), Err(err.clone()), "{name}");
+            assert_eq!(decode(&buf, MAX, Side::Any, V), Err(err.clone()), "{name}");
         }
     }
 
-    /// Arbitrary bytes never panic, and whatever decodes re-encodes to the
-    /// same bytes or to a valid equivalent (non-minimal lengths aside).
+    /// Arbitrary bytes never panic at any version, and whatever decodes
+    /// re-encodes to bytes that decode to the same packet (non-minimal
+    /// lengths aside). Seeds: the 3.1.1 packets and the MQTT 5 ones.
     #[test]
     fn random_bytes_never_panic() {
         let mut state = 0x2545_F491_4F6C_DD1Du64;
@@ -394,9 +435,17 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let seeds: Vec<Vec<u8>> = every_packet().iter().map(bytes_of).collect();
-        for i in 0..20_000 {
-            let mut bytes = seeds[i % seeds.len()].clone();
+        let v5 = ProtocolVersion::V5;
+        let mut seeds: Vec<Vec<u8>> = every_packet().iter().map(bytes_of).collect();
+        for p in super::super::v5_tests::every_v5_packet() {
+            let mut out = Vec::new();
+            encode(&p, v5, &mut out);
+            seeds.push(out);
+        }
+        let versions = [ProtocolVersion::V31, ProtocolVersion::V311, v5];
+        for i in 0..30_000 {
+            let version = versions[i % 3];
+            let mut bytes = seeds[(i / 3) % seeds.len()].clone();
             let flips = (next() % 4) as usize;
             for _ in 0..=flips {
                 let at = (next() as usize) % bytes.len();
@@ -405,12 +454,16 @@ mod tests {
             let cut = (next() as usize) % (bytes.len() + 1);
             bytes.truncate(cut.max(bytes.len() / 2));
             let buf = Bytes::from(bytes);
-            if let Ok(Some((packet, used))) = decode(&buf, MAX, Side::Any) {
+            if let Ok(Some((packet, used))) = decode(&buf, MAX, Side::Any, version) {
                 assert!(used <= buf.len());
-                let again = Bytes::from(bytes_of(&packet));
+                let mut again = Vec::new();
+                encode(&packet, version, &mut again);
+                assert_eq!(again.len(), encoded_len(&packet, version));
+                let again = Bytes::from(again);
                 assert_eq!(
-                    decode(&again, MAX, Side::Any),
-                    Ok(Some((packet, again.len())))
+                    decode(&again, MAX, Side::Any, version),
+                    Ok(Some((packet, again.len()))),
+                    "{version:?}"
                 );
             }
         }

@@ -1,87 +1,162 @@
-//! SUBSCRIBE (§3.8), SUBACK (§3.9) and UNSUBSCRIBE (§3.10): body decoding,
-//! encoding and sizing. UNSUBACK is only a packet id and lives with the
-//! other id-only packets in `publish.rs`.
+//! SUBSCRIBE (§3.8), SUBACK (§3.9), UNSUBSCRIBE (§3.10) and UNSUBACK
+//! (§3.11): body decoding, encoding and sizing, for 3.1, 3.1.1 and 5.0.
 //!
-//! Topic filters are decoded as plain UTF-8 strings: wildcard placement is
-//! the broker's business (it answers a bad filter with SUBACK 0x80).
+//! Called by `packet.rs`. Topic filters are decoded as plain UTF-8 strings:
+//! wildcard placement is the broker's business (it answers a bad filter
+//! with a SUBACK failure).
 
-use super::header::{field_len, qos, write_string, write_u16, Reader};
-use super::{DecodeError, SubAck, SubAckCode, Subscribe, SubscribeFilter, Unsubscribe};
+use super::header::{self, field_len, qos, write_string, write_u16, Reader};
+use super::properties::{len_if_v5, read_if_v5, write_if_v5};
+use super::publish::decode_pkid_only;
+use super::reason::check_reason;
+use super::{
+    DecodeError, ProtocolVersion, Reason, Side, SubAck, SubAckCode, Subscribe, SubscribeFilter,
+    UnsubAck, Unsubscribe,
+};
 
 const SUBACK_FAILURE: u8 = 0x80;
+const OPT_QOS: u8 = 0b0000_0011;
+const OPT_NO_LOCAL: u8 = 0b0000_0100;
+const OPT_RETAIN_AS_PUBLISHED: u8 = 0b0000_1000;
+const OPT_RETAIN_HANDLING_SHIFT: u8 = 4;
+const OPT_RESERVED: u8 = 0b1100_0000;
+
+/// The subscription options byte of one filter (§3.8.3.1). Before MQTT 5
+/// only the QoS bits may be set ([MQTT-3-8.3-4], reported as `InvalidQoS`
+/// as before); in MQTT 5 bits 6-7 are reserved ([MQTT-3.8.3-5]) and retain
+/// handling 3 is not defined.
+fn read_options(
+    filter: String,
+    options: u8,
+    version: ProtocolVersion,
+) -> Result<SubscribeFilter, DecodeError> {
+    if !version.is_v5() {
+        return Ok(SubscribeFilter::new(filter, qos(options)?));
+    }
+    let retain_handling = options >> OPT_RETAIN_HANDLING_SHIFT & 0b11;
+    if options & OPT_RESERVED != 0 || retain_handling == 3 {
+        return Err(DecodeError::InvalidSubscribeOptions(options));
+    }
+    Ok(SubscribeFilter {
+        filter,
+        qos: qos(options & OPT_QOS)?,
+        no_local: options & OPT_NO_LOCAL != 0,
+        retain_as_published: options & OPT_RETAIN_AS_PUBLISHED != 0,
+        retain_handling,
+    })
+}
+
+/// The options byte of `f` for `version`.
+fn options_byte(f: &SubscribeFilter, version: ProtocolVersion) -> u8 {
+    let mut options = f.qos as u8;
+    if version.is_v5() {
+        if f.no_local {
+            options |= OPT_NO_LOCAL;
+        }
+        if f.retain_as_published {
+            options |= OPT_RETAIN_AS_PUBLISHED;
+        }
+        options |= (f.retain_handling & 0b11) << OPT_RETAIN_HANDLING_SHIFT;
+    }
+    options
+}
 
 /// Decodes the body of a SUBSCRIBE.
-pub(crate) fn decode_subscribe(r: &mut Reader<'_>) -> Result<Subscribe, DecodeError> {
+pub(crate) fn decode_subscribe(
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<Subscribe, DecodeError> {
     let pkid = r.pkid()?;
+    let props = read_if_v5(r, version, header::SUBSCRIBE, Side::Any)?;
     let mut filters = Vec::new();
     while !r.is_empty() {
         let filter = r.string()?;
-        // [MQTT-3-8.3-4]: the upper six bits are reserved and must be 0.
-        let requested = r.u8()?;
-        filters.push(SubscribeFilter {
-            filter,
-            qos: qos(requested)?,
-        });
+        filters.push(read_options(filter, r.u8()?, version)?);
     }
     if filters.is_empty() {
         return Err(DecodeError::EmptySubscription);
     }
-    Ok(Subscribe { pkid, filters })
+    Ok(Subscribe {
+        pkid,
+        filters,
+        props,
+    })
 }
 
 /// Remaining length of a SUBSCRIBE.
-pub(crate) fn subscribe_body_len(s: &Subscribe) -> usize {
-    2 + s
-        .filters
-        .iter()
-        .map(|f| field_len(f.filter.len()) + 1)
-        .sum::<usize>()
+pub(crate) fn subscribe_body_len(s: &Subscribe, version: ProtocolVersion) -> usize {
+    let filters = s.filters.iter().map(|f| field_len(f.filter.len()) + 1);
+    2 + len_if_v5(version, s.props.as_deref()) + filters.sum::<usize>()
 }
 
 /// Appends the body of a SUBSCRIBE (no fixed header).
-pub(crate) fn encode_subscribe_body(s: &Subscribe, out: &mut Vec<u8>) {
+pub(crate) fn encode_subscribe_body(s: &Subscribe, version: ProtocolVersion, out: &mut Vec<u8>) {
     write_u16(out, s.pkid);
+    write_if_v5(out, version, s.props.as_deref());
     for f in &s.filters {
         write_string(out, &f.filter);
-        out.push(f.qos as u8);
+        out.push(options_byte(f, version));
     }
 }
 
-/// Decodes the body of a SUBACK: a packet id and one or more return codes,
-/// each a granted QoS or 0x80. Any other code is reported as `InvalidQoS`.
-pub(crate) fn decode_suback(r: &mut Reader<'_>) -> Result<SubAck, DecodeError> {
+/// One SUBACK code: a granted QoS or a failure. Before MQTT 5 anything
+/// but 0, 1, 2 and 0x80 is reported as `InvalidQoS` (§3.9.3); in MQTT 5
+/// the codes of §3.9.3 are valid, others `InvalidReasonCode`.
+fn suback_code(code: u8, version: ProtocolVersion) -> Result<SubAckCode, DecodeError> {
+    match code {
+        SUBACK_FAILURE => Ok(SubAckCode::Failure),
+        0..=2 => Ok(SubAckCode::Granted(qos(code)?)),
+        _ if version.is_v5() => check_reason(header::SUBACK, code).map(SubAckCode::Refused),
+        _ => Err(DecodeError::InvalidQoS),
+    }
+}
+
+/// The wire byte of `code`: any failure is 0x80 before MQTT 5.
+fn suback_byte(code: SubAckCode, version: ProtocolVersion) -> u8 {
+    match code {
+        SubAckCode::Granted(q) => q as u8,
+        SubAckCode::Refused(reason) if version.is_v5() => reason.0,
+        SubAckCode::Failure | SubAckCode::Refused(_) => SUBACK_FAILURE,
+    }
+}
+
+/// Decodes the body of a SUBACK: a packet id, MQTT 5 properties, and one
+/// or more return codes.
+pub(crate) fn decode_suback(
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<SubAck, DecodeError> {
     let pkid = r.pkid()?;
+    let props = read_if_v5(r, version, header::SUBACK, Side::Any)?;
     let mut codes = Vec::with_capacity(r.remaining());
     while !r.is_empty() {
-        let code = match r.u8()? {
-            SUBACK_FAILURE => SubAckCode::Failure,
-            granted => SubAckCode::Granted(qos(granted)?),
-        };
-        codes.push(code);
+        codes.push(suback_code(r.u8()?, version)?);
     }
     if codes.is_empty() {
         return Err(DecodeError::Truncated);
     }
-    Ok(SubAck { pkid, codes })
+    Ok(SubAck { pkid, codes, props })
 }
 
 /// Remaining length of a SUBACK.
-pub(crate) fn suback_body_len(s: &SubAck) -> usize {
-    2 + s.codes.len()
+pub(crate) fn suback_body_len(s: &SubAck, version: ProtocolVersion) -> usize {
+    2 + len_if_v5(version, s.props.as_deref()) + s.codes.len()
 }
 
 /// Appends the body of a SUBACK (no fixed header).
-pub(crate) fn encode_suback_body(s: &SubAck, out: &mut Vec<u8>) {
+pub(crate) fn encode_suback_body(s: &SubAck, version: ProtocolVersion, out: &mut Vec<u8>) {
     write_u16(out, s.pkid);
-    out.extend(s.codes.iter().map(|code| match code {
-        SubAckCode::Granted(q) => *q as u8,
-        SubAckCode::Failure => SUBACK_FAILURE,
-    }));
+    write_if_v5(out, version, s.props.as_deref());
+    out.extend(s.codes.iter().map(|&code| suback_byte(code, version)));
 }
 
 /// Decodes the body of an UNSUBSCRIBE.
-pub(crate) fn decode_unsubscribe(r: &mut Reader<'_>) -> Result<Unsubscribe, DecodeError> {
+pub(crate) fn decode_unsubscribe(
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<Unsubscribe, DecodeError> {
     let pkid = r.pkid()?;
+    let props = read_if_v5(r, version, header::UNSUBSCRIBE, Side::Any)?;
     let mut filters = Vec::new();
     while !r.is_empty() {
         filters.push(r.string()?);
@@ -89,19 +164,71 @@ pub(crate) fn decode_unsubscribe(r: &mut Reader<'_>) -> Result<Unsubscribe, Deco
     if filters.is_empty() {
         return Err(DecodeError::EmptySubscription);
     }
-    Ok(Unsubscribe { pkid, filters })
+    Ok(Unsubscribe {
+        pkid,
+        filters,
+        props,
+    })
 }
 
 /// Remaining length of an UNSUBSCRIBE.
-pub(crate) fn unsubscribe_body_len(u: &Unsubscribe) -> usize {
-    2 + u.filters.iter().map(|f| field_len(f.len())).sum::<usize>()
+pub(crate) fn unsubscribe_body_len(u: &Unsubscribe, version: ProtocolVersion) -> usize {
+    let filters = u.filters.iter().map(|f| field_len(f.len()));
+    2 + len_if_v5(version, u.props.as_deref()) + filters.sum::<usize>()
 }
 
 /// Appends the body of an UNSUBSCRIBE (no fixed header).
-pub(crate) fn encode_unsubscribe_body(u: &Unsubscribe, out: &mut Vec<u8>) {
+pub(crate) fn encode_unsubscribe_body(
+    u: &Unsubscribe,
+    version: ProtocolVersion,
+    out: &mut Vec<u8>,
+) {
     write_u16(out, u.pkid);
+    write_if_v5(out, version, u.props.as_deref());
     for f in &u.filters {
         write_string(out, f);
+    }
+}
+
+/// Decodes the body of an UNSUBACK: only a packet id before MQTT 5; in
+/// MQTT 5 properties and one or more reason codes (§3.11.3).
+pub(crate) fn decode_unsuback(
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<UnsubAck, DecodeError> {
+    if !version.is_v5() {
+        return decode_pkid_only(r).map(UnsubAck::new);
+    }
+    let pkid = r.pkid()?;
+    let props = read_if_v5(r, version, header::UNSUBACK, Side::Any)?;
+    let mut reasons = Vec::with_capacity(r.remaining());
+    while !r.is_empty() {
+        reasons.push(check_reason(header::UNSUBACK, r.u8()?)?);
+    }
+    if reasons.is_empty() {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(UnsubAck {
+        pkid,
+        reasons,
+        props,
+    })
+}
+
+/// Remaining length of an UNSUBACK.
+pub(crate) fn unsuback_body_len(u: &UnsubAck, version: ProtocolVersion) -> usize {
+    match version.is_v5() {
+        true => 2 + len_if_v5(version, u.props.as_deref()) + u.reasons.len(),
+        false => 2,
+    }
+}
+
+/// Appends the body of an UNSUBACK (no fixed header).
+pub(crate) fn encode_unsuback_body(u: &UnsubAck, version: ProtocolVersion, out: &mut Vec<u8>) {
+    write_u16(out, u.pkid);
+    if version.is_v5() {
+        write_if_v5(out, version, u.props.as_deref());
+        out.extend(u.reasons.iter().map(|r: &Reason| r.0));
     }
 }
 
@@ -109,25 +236,24 @@ pub(crate) fn encode_unsubscribe_body(u: &Unsubscribe, out: &mut Vec<u8>) {
 mod tests {
     use super::super::{decode, encode, encoded_len, Packet, QoS, Side};
     use super::*;
+
+    const V: super::super::ProtocolVersion = super::super::ProtocolVersion::V311;
     use bytes::Bytes;
 
     fn dec(bytes: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
-        decode(&Bytes::copy_from_slice(bytes), 1 << 20, Side::Any)
+        decode(&Bytes::copy_from_slice(bytes), 1 << 20, Side::Any, V)
     }
 
     fn round_trip(packet: Packet) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(&packet, &mut out);
-        assert_eq!(out.len(), encoded_len(&packet));
+        encode(&packet, V, &mut out);
+        assert_eq!(out.len(), encoded_len(&packet, V));
         assert_eq!(dec(&out), Ok(Some((packet, out.len()))));
         out
     }
 
     fn filter(f: &str, qos: QoS) -> SubscribeFilter {
-        SubscribeFilter {
-            filter: f.into(),
-            qos,
-        }
+        SubscribeFilter::new(f, qos)
     }
 
     #[test]
@@ -135,6 +261,7 @@ mod tests {
         round_trip(Packet::Subscribe(Subscribe {
             pkid: 7,
             filters: vec![filter("a/+", QoS::AtMostOnce)],
+            props: None,
         }));
         round_trip(Packet::Subscribe(Subscribe {
             pkid: 0xFFFF,
@@ -144,6 +271,7 @@ mod tests {
                 // Not a valid filter, but the codec leaves that to the broker.
                 filter("a#", QoS::AtMostOnce),
             ],
+            props: None,
         }));
     }
 
@@ -161,6 +289,7 @@ mod tests {
                 filter("a/b", QoS::AtLeastOnce),
                 filter("c/d", QoS::ExactlyOnce),
             ],
+            props: None,
         }));
         assert_eq!(out, bytes);
     }
@@ -176,6 +305,7 @@ mod tests {
                 SubAckCode::Granted(QoS::ExactlyOnce),
                 SubAckCode::Failure,
             ],
+            props: None,
         }));
         assert_eq!(out, [0x90, 0x06, 0x00, 0x0A, 0x00, 0x01, 0x02, 0x80]);
     }
@@ -186,6 +316,7 @@ mod tests {
         let out = round_trip(Packet::Unsubscribe(Unsubscribe {
             pkid: 10,
             filters: vec!["a/b".into(), "c/d".into()],
+            props: None,
         }));
         assert_eq!(
             out,
@@ -195,7 +326,7 @@ mod tests {
 
     #[test]
     fn unsuback_round_trip() {
-        let out = round_trip(Packet::UnsubAck(10));
+        let out = round_trip(Packet::UnsubAck(UnsubAck::new(10)));
         assert_eq!(out, [0xB0, 0x02, 0x00, 0x0A]);
     }
 

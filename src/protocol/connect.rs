@@ -4,15 +4,23 @@
 //! connecting again) is a single-threaded state change: the old connection
 //! is closed (its will fires), and the session passes to the new one. The
 //! link between a connection and its session is made here ([`Shard::link`])
-//! and broken here ([`Shard::close_conn`]), both sides in step.
+//! and broken here ([`Shard::close_conn`]), both sides in step. A CONNECT is
+//! refused first for control characters (`strict.control_characters`: closed,
+//! no CONNACK), then with CONNACK 0x02 for its client id (too long, empty
+//! under MQTT 3.1 or with clean session 0, over 23 characters under 3.1 when
+//! `strict.mqtt31_client_id_over_23` rejects it), then for a limit.
 
-use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
+use crate::codec::{ConnAck, Connect, LastWill, Packet, ProtocolVersion, Reason};
+use crate::config::Strictness;
 use crate::hooks::ClientInfo;
 use crate::session::store::Ending;
 use crate::session::{Expiry, PendingWill};
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, SessionKey, Shard, TimerItem};
 use std::rc::Rc;
 use std::sync::Arc;
+
+/// The longest client id MQTT 3.1 allows, in characters.
+const MQTT31_MAX_CLIENT_ID_CHARS: usize = 23;
 
 impl Shard {
     /// Register a new socket (`fd` -1 without one); arms its connect timeout.
@@ -30,13 +38,39 @@ impl Shard {
         conn: ConnKey,
         connect: Connect,
     ) -> Result<(), CloseReason> {
+        if let Some(c) = self.conns.get_mut(conn) {
+            // From here on the connection is encoded for its own version.
+            c.set_version(connect.version);
+        }
+        if connect.version == ProtocolVersion::V5 {
+            // The broker does not speak MQTT 5 yet: a v5 CONNACK 0x84.
+            log::info!(
+                "{}: MQTT 5 CONNECT refused (not supported yet)",
+                self.who(conn)
+            );
+            return self.refuse(conn, Reason::UNSUPPORTED_PROTOCOL_VERSION);
+        }
+        let will_topic = connect.will.as_ref().map(|w| &*w.topic);
+        self.refuse_control_chars(
+            conn,
+            [
+                ("client id", Some(connect.client_id.as_str())),
+                ("user name", connect.username.as_deref()),
+                ("will topic", will_topic),
+            ]
+            .into_iter()
+            .filter_map(|(what, text)| Some((what, text?))),
+        )?;
         if connect.client_id.len() > self.cfg.mqtt.max_client_id_len {
             log::info!(
                 "{}: client id of {} bytes refused",
                 self.who(conn),
                 connect.client_id.len()
             );
-            return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
+            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        if connect.version == ProtocolVersion::V31 && !self.mqtt31_client_id_ok(conn, &connect) {
+            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
         }
         if let Some(code) = self.over_connect_limits(conn, &connect) {
             return self.refuse(conn, code);
@@ -48,7 +82,7 @@ impl Shard {
                     "{}: empty client id with clean session 0 refused",
                     self.who(conn)
                 );
-                return self.refuse(conn, ConnectReturnCode::IdentifierRejected);
+                return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
             }
             let (id, shards) = (self.id, self.shards);
             self.sessions
@@ -81,7 +115,8 @@ impl Shard {
         }
         let ack = ConnAck {
             session_present: present,
-            code: ConnectReturnCode::Accepted,
+            code: Reason::SUCCESS,
+            props: None,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
         if let Some(deadline) = self.conns.get(conn).and_then(|c| c.keepalive_deadline()) {
@@ -102,15 +137,29 @@ impl Shard {
         Ok(())
     }
 
+    /// MQTT 3.1 (§3.1, Client Identifier) allows 1 to 23 characters: an
+    /// empty id is refused (there is no assigned id in 3.1), a longer one
+    /// only when `strict.mqtt31_client_id_over_23` rejects it.
+    fn mqtt31_client_id_ok(&self, conn: ConnKey, connect: &Connect) -> bool {
+        let chars = connect.client_id.chars().count();
+        let why = if chars == 0 {
+            "empty MQTT 3.1 client id"
+        } else if chars > MQTT31_MAX_CLIENT_ID_CHARS
+            && self.cfg.strict.mqtt31_client_id_over_23 == Strictness::Reject
+        {
+            "MQTT 3.1 client id over 23 characters (strict.mqtt31_client_id_over_23)"
+        } else {
+            return true;
+        };
+        log::info!("{}: {why}, refused", self.who(conn));
+        false
+    }
+
     /// A CONNECT that would take the broker past a limit: the refusal code.
     /// A will over `max_will_bytes` is not authorized (0x05); a new session
     /// beyond this shard's share of `max_sessions` finds the server
     /// unavailable (0x03).
-    fn over_connect_limits(
-        &mut self,
-        conn: ConnKey,
-        connect: &Connect,
-    ) -> Option<ConnectReturnCode> {
+    fn over_connect_limits(&mut self, conn: ConnKey, connect: &Connect) -> Option<Reason> {
         let limits = &self.cfg.limits;
         if let Some(w) = &connect.will {
             let bytes = w.topic.len() + w.payload.len();
@@ -121,7 +170,7 @@ impl Shard {
                     limits.max_will_bytes
                 );
                 self.metrics.wills_refused += 1;
-                return Some(ConnectReturnCode::NotAuthorized);
+                return Some(Reason::NOT_AUTHORIZED);
             }
         }
         let share = limits.max_sessions.div_ceil(self.shards);
@@ -136,7 +185,7 @@ impl Shard {
                 );
             }
             self.metrics.sessions_refused_limit += 1;
-            return Some(ConnectReturnCode::ServerUnavailable);
+            return Some(Reason::SERVER_UNAVAILABLE);
         }
         None
     }
@@ -152,11 +201,12 @@ impl Shard {
     }
 
     /// Send a refusing CONNACK; the connection closes after it is written.
-    fn refuse(&mut self, conn: ConnKey, code: ConnectReturnCode) -> Result<(), CloseReason> {
+    fn refuse(&mut self, conn: ConnKey, code: Reason) -> Result<(), CloseReason> {
         self.metrics.connects_refused += 1;
         let ack = ConnAck {
             session_present: false,
             code,
+            props: None,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
         Err(CloseReason::Refused)
@@ -293,21 +343,35 @@ impl Shard {
     }
 
     /// Remove a session: its subscriptions leave the index (and the
-    /// interest table when they were the shard's last), undelivered messages
-    /// are dropped and counted.
+    /// interest table when they were the shard's last), it leaves its shared
+    /// groups, and what it held through a group goes to another member of
+    /// it (`shared.rs`); other undelivered messages are dropped and counted.
     pub(crate) fn end_session(&mut self, sk: SessionKey, how: Ending) {
+        self.end_session_as(sk, how, true);
+    }
+
+    /// As [`end_session`](Self::end_session); `live` false (a replay) hands
+    /// nothing back to the groups and publishes no will: the live shard's
+    /// events for that follow.
+    pub(super) fn end_session_as(&mut self, sk: SessionKey, how: Ending, live: bool) {
         // A will still waiting out its delay goes now [MQTT-3.1.3-9].
         let will = self
             .sessions
             .get_mut(sk)
-            .and_then(|s| s.take_delayed_will());
+            .and_then(|s| s.take_delayed_will())
+            .filter(|_| live);
         if let Some(p) = will {
             self.publish_will(&p.info, p.will);
         }
         let Some(s) = self.sessions.end(&mut self.journal, sk, how) else {
             return;
         };
-        let dropped = s.undelivered();
+        let leftovers = if live {
+            s.shared_leftovers()
+        } else {
+            Vec::new()
+        };
+        let dropped = s.undelivered() - leftovers.len();
         self.metrics.dropped_session_discarded += dropped as u64;
         if dropped > 0 {
             log::debug!(
@@ -317,12 +381,9 @@ impl Shard {
             );
         }
         let mut changes = Vec::new();
-        s.for_each_filter(|f| {
-            if let Some(gone) = self.router.unsubscribe(sk, f) {
-                changes.push((gone, false));
-            }
-        });
-        self.announce_interest(changes, 0);
+        s.for_each_filter(|f| changes.extend(self.router.unsubscribe(sk, f)));
+        self.announce(changes, 0);
+        self.redistribute(leftovers);
     }
 }
 

@@ -8,9 +8,10 @@
 //! the window as acknowledgements free it. Retry (§4.4) re-sends old window
 //! entries with DUP=1.
 
-use crate::codec::{Packet, QoS};
+use crate::codec::{Ack, Packet, QoS};
 use crate::message::Message;
 use crate::session::inflight::{Entry, Phase};
+use crate::session::shares::ShareTag;
 use crate::session::{Delivery, Expiry};
 use crate::shard::conns::Conn;
 use crate::shard::mesh::MeshMsg;
@@ -36,9 +37,11 @@ pub async fn fanout_task(shard: ShardRef) {
 }
 
 impl Shard {
-    /// Deliver to local subscribers and forward once per interested shard.
+    /// Deliver to local subscribers and forward once per interested shard;
+    /// each shared group's chosen member gets its copy (`shared.rs`).
     pub fn route(&mut self, msg: Arc<Message>) {
         self.dispatch_local(&msg);
+        self.route_shared(&msg);
         let mut mask = self.router.peers_for(&msg.topic);
         while mask != 0 {
             let peer = mask.trailing_zeros() as usize;
@@ -97,6 +100,19 @@ impl Shard {
     /// The message is only cloned (an `Arc`) when it is kept: a QoS 0
     /// delivery touches no atomic.
     pub fn deliver(&mut self, sk: SessionKey, msg: &Arc<Message>, retain: bool, qos: QoS) {
+        self.deliver_via(sk, msg, retain, qos, None);
+    }
+
+    /// As [`deliver`](Self::deliver), for a delivery chosen through the
+    /// shared group that `share` tags (None: ordinary subscriptions).
+    pub(crate) fn deliver_via(
+        &mut self,
+        sk: SessionKey,
+        msg: &Arc<Message>,
+        retain: bool,
+        qos: QoS,
+        share: Option<ShareTag>,
+    ) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
         let Some(s) = self.sessions.get(sk) else {
             return;
@@ -121,6 +137,7 @@ impl Shard {
                 let d = Delivery {
                     msg: msg.clone(),
                     retain,
+                    share,
                 };
                 if let Some(e) = self
                     .sessions
@@ -143,6 +160,7 @@ impl Shard {
         let d = Delivery {
             msg: msg.clone(),
             retain,
+            share,
         };
         let Some(pushed) = self.sessions.queue(&mut self.journal, sk, d, qos) else {
             return;
@@ -185,7 +203,7 @@ impl Shard {
             if qos == QoS::AtMostOnce {
                 c.send_publish(&msg, true, qos, 0, false);
             } else {
-                let d = Delivery { msg, retain: true };
+                let d = Delivery::plain(msg, true);
                 if let Some(e) = sessions.window(journal, sk, d, qos, None, now) {
                     c.send_publish(&e.delivery.msg, true, qos, e.pkid, false);
                 }
@@ -285,6 +303,6 @@ impl Shard {
 fn resend(c: &mut Conn, e: &Entry) {
     match e.phase {
         Phase::Published => c.send_publish(&e.delivery.msg, e.delivery.retain, e.qos, e.pkid, true),
-        Phase::PubRelSent => c.send(&Packet::PubRel(e.pkid)),
+        Phase::PubRelSent => c.send(&Packet::PubRel(Ack::new(e.pkid))),
     }
 }

@@ -9,9 +9,12 @@
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
-//! `deliver.rs` (routing, fan-out, the window and queue, retry), `acks.rs`
-//! (acknowledgements held until every shard applied a change) and
-//! `replay.rs` (session events applied back to an empty shard). `tests/`
+//! `deliver.rs` (routing, fan-out, the window and queue, retry), `shared.rs`
+//! (shared subscriptions: one member per group, redistribution), `acks.rs`
+//! (acknowledgements held until every shard applied a change), `strict.rs`
+//! (the `[strict]` rules and the MUSTs the codec cannot see, checked before
+//! a handler acts) and `replay.rs` (session events applied back to an empty
+//! shard). `tests/`
 //! drives the handlers through the sans-IO harness (`crate::shard::harness`).
 
 mod acks;
@@ -19,6 +22,8 @@ mod connect;
 pub mod deliver;
 mod publish;
 mod replay;
+mod shared;
+mod strict;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -60,14 +65,14 @@ impl Shard {
     ) -> Result<(), CloseReason> {
         match packet {
             Packet::Publish(p) => return self.on_publish(conn, sk, p),
-            Packet::PubAck(id) => self.on_puback(sk, id),
-            Packet::PubRec(id) => self.on_pubrec(conn, sk, id),
-            Packet::PubRel(id) => self.on_pubrel(conn, sk, id),
-            Packet::PubComp(id) => self.on_pubcomp(sk, id),
-            Packet::Subscribe(s) => self.on_subscribe(conn, sk, s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u),
+            Packet::PubAck(ack) => self.on_puback(conn, sk, ack.pkid)?,
+            Packet::PubRec(ack) => self.on_pubrec(conn, sk, ack.pkid)?,
+            Packet::PubRel(ack) => self.on_pubrel(conn, sk, ack.pkid),
+            Packet::PubComp(ack) => self.on_pubcomp(conn, sk, ack.pkid)?,
+            Packet::Subscribe(s) => self.on_subscribe(conn, sk, s)?,
+            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u)?,
             Packet::PingReq => self.send_packet(conn, &Packet::PingResp),
-            Packet::Disconnect => {
+            Packet::Disconnect(_) => {
                 // [MQTT-3.14.4-3]: the will is discarded.
                 if let Some(s) = self.sessions.get_mut(sk) {
                     s.set_will(None);

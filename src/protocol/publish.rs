@@ -1,7 +1,7 @@
 //! Inbound PUBLISH (QoS 0/1/2, exactly-once via the awaiting-PUBREL set) and
 //! the acknowledgements of outbound deliveries (PUBACK, PUBREC, PUBCOMP).
 
-use crate::codec::{Packet, Publish, QoS};
+use crate::codec::{Ack, Packet, Publish, QoS};
 use crate::hooks::ClientInfo;
 use crate::message::{compact, Message};
 use crate::router::retained::Applied;
@@ -22,6 +22,7 @@ impl Shard {
         p: Publish,
     ) -> Result<(), CloseReason> {
         self.metrics.publish_received += 1;
+        self.refuse_control_chars(conn, [("PUBLISH topic", &*p.topic)])?;
         let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) else {
             return Err(CloseReason::ProtocolError);
         };
@@ -32,7 +33,7 @@ impl Shard {
             QoS::AtLeastOnce => {
                 let barrier =
                     self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn));
-                self.send_ack(conn, Packet::PubAck(p.pkid), barrier);
+                self.send_ack(conn, Packet::PubAck(Ack::new(p.pkid)), barrier);
             }
             QoS::ExactlyOnce => {
                 let barrier = match self.sessions.await_rel(&mut self.journal, sk, p.pkid) {
@@ -56,7 +57,7 @@ impl Shard {
                         self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn))
                     }
                 };
-                self.send_ack(conn, Packet::PubRec(p.pkid), barrier);
+                self.send_ack(conn, Packet::PubRec(Ack::new(p.pkid)), barrier);
             }
         }
         Ok(())
@@ -134,14 +135,28 @@ impl Shard {
         }
     }
 
-    /// PUBACK: a QoS 1 delivery is complete.
-    pub(super) fn on_puback(&mut self, sk: SessionKey, pkid: u16) {
+    /// PUBACK: a QoS 1 delivery is complete (one of QoS 2: `strict.wrong_qos_ack`).
+    pub(super) fn on_puback(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        pkid: u16,
+    ) -> Result<(), CloseReason> {
+        self.refuse_wrong_qos_ack(conn, sk, "PUBACK", QoS::AtLeastOnce, pkid)?;
         self.complete(sk, pkid, QoS::AtLeastOnce, Phase::Published);
+        Ok(())
     }
 
-    /// PUBCOMP: a QoS 2 delivery is complete.
-    pub(super) fn on_pubcomp(&mut self, sk: SessionKey, pkid: u16) {
+    /// PUBCOMP: a QoS 2 delivery is complete (one of QoS 1: `strict.wrong_qos_ack`).
+    pub(super) fn on_pubcomp(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        pkid: u16,
+    ) -> Result<(), CloseReason> {
+        self.refuse_wrong_qos_ack(conn, sk, "PUBCOMP", QoS::ExactlyOnce, pkid)?;
         self.complete(sk, pkid, QoS::ExactlyOnce, Phase::PubRelSent);
+        Ok(())
     }
 
     fn complete(&mut self, sk: SessionKey, pkid: u16, qos: QoS, phase: Phase) {
@@ -168,18 +183,26 @@ impl Shard {
         self.refill_window(sk);
     }
 
-    /// PUBREC: answer PUBREL (also for an id we no longer know, so the client can finish).
-    pub(super) fn on_pubrec(&mut self, conn: ConnKey, sk: SessionKey, pkid: u16) {
+    /// PUBREC: answer PUBREL (also for an id we no longer know, so the
+    /// client can finish; one of a QoS 1 delivery: `strict.wrong_qos_ack`).
+    pub(super) fn on_pubrec(
+        &mut self,
+        conn: ConnKey,
+        sk: SessionKey,
+        pkid: u16,
+    ) -> Result<(), CloseReason> {
+        self.refuse_wrong_qos_ack(conn, sk, "PUBREC", QoS::ExactlyOnce, pkid)?;
         let now = self.timers.now_ms();
         if !self.sessions.pubrec(&mut self.journal, sk, pkid, now) {
             log::debug!("{}: PUBREC for unknown packet id {pkid}", self.who(conn));
         }
-        self.send_packet(conn, &Packet::PubRel(pkid));
+        self.send_packet(conn, &Packet::PubRel(Ack::new(pkid)));
+        Ok(())
     }
 
     /// PUBREL: the client released an inbound QoS 2 message; answer PUBCOMP.
     pub(super) fn on_pubrel(&mut self, conn: ConnKey, sk: SessionKey, pkid: u16) {
         self.sessions.release_rel(&mut self.journal, sk, pkid);
-        self.send_ack(conn, Packet::PubComp(pkid), 0);
+        self.send_ack(conn, Packet::PubComp(Ack::new(pkid)), 0);
     }
 }

@@ -4,8 +4,10 @@
 //! functions that made the change live (the sessions part's durable
 //! functions, `subscribe_session`, `end_session`, `apply_retained`), so an
 //! empty shard that replays a live shard's events holds the same sessions,
-//! subscriptions, windows, queues, awaiting-PUBREL sets and retained
-//! messages. Connections, timers and send times are not durable and are not
+//! subscriptions (shared-group membership too: a `$share/...` filter joins
+//! its group), windows, queues, awaiting-PUBREL sets and retained messages.
+//! An ended session's shared deliveries are not handed back during a replay:
+//! the events of their new members follow in the log. Connections, timers and send times are not durable and are not
 //! rebuilt. Called by the harness's property test today, by the storage
 //! layer's recovery later.
 
@@ -39,8 +41,12 @@ impl Shard {
             SessionEvent::ExpirySet { session, expiry } => {
                 self.sessions.set_expiry(j, session, expiry)
             }
-            SessionEvent::Discarded { session } => self.end_session(session, Ending::Discarded),
-            SessionEvent::Expired { session } => self.end_session(session, Ending::Expired),
+            SessionEvent::Discarded { session } => {
+                self.end_session_as(session, Ending::Discarded, false)
+            }
+            SessionEvent::Expired { session } => {
+                self.end_session_as(session, Ending::Expired, false)
+            }
             SessionEvent::Subscribed {
                 session,
                 filter,
@@ -103,14 +109,14 @@ impl Shard {
 /// rebuilds exactly its durable state.
 #[cfg(test)]
 mod tests {
-    use crate::codec::{Packet, QoS};
+    use crate::codec::{Ack, Disconnect, Packet, QoS};
     use crate::config::QueueDropPolicy;
     use crate::shard::harness::{connect_packet, publish, small_config, subscribe, H};
     use crate::shard::ConnKey;
     use proptest::prelude::*;
 
     const CLIENTS: usize = 3;
-    const FILTERS: [&str; 4] = ["t/a", "t/+", "#", "t/b"];
+    const FILTERS: [&str; 6] = ["t/a", "t/+", "#", "t/b", "$share/g/t/+", "$share/h/#"];
     const TOPICS: [&str; 3] = ["t/a", "t/b", "u"];
 
     #[derive(Debug, Clone)]
@@ -199,7 +205,7 @@ mod tests {
                 }
                 Op::Disconnect { client } => {
                     if let Some(c) = self.conns[client].take() {
-                        let _ = h.send(c, Packet::Disconnect);
+                        let _ = h.send(c, Packet::Disconnect(Disconnect::normal()));
                     }
                 }
                 Op::Subscribe {
@@ -213,6 +219,7 @@ mod tests {
                     let u = crate::codec::Unsubscribe {
                         pkid: 1,
                         filters: vec![FILTERS[filter].into()],
+                        props: None,
                     };
                     self.send(h, client, Packet::Unsubscribe(u));
                 }
@@ -242,12 +249,14 @@ mod tests {
                         .into_iter()
                         .filter_map(|p| match p {
                             Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
-                                Some(Packet::PubAck(p.pkid))
+                                Some(Packet::PubAck(Ack::new(p.pkid)))
                             }
                             Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
-                                Some(Packet::PubRec(p.pkid))
+                                Some(Packet::PubRec(Ack::new(p.pkid)))
                             }
-                            Packet::PubRel(id) => Some(Packet::PubComp(id)),
+                            Packet::PubRel(Ack { pkid: id, .. }) => {
+                                Some(Packet::PubComp(Ack::new(id)))
+                            }
                             _ => None,
                         })
                         .collect();
@@ -257,7 +266,7 @@ mod tests {
                 }
                 Op::PubRel { client } => {
                     for id in std::mem::take(&mut self.awaiting_rel[client]) {
-                        self.send(h, client, Packet::PubRel(id));
+                        self.send(h, client, Packet::PubRel(Ack::new(id)));
                     }
                 }
                 Op::Advance { ms } => h.advance(ms),

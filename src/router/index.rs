@@ -56,7 +56,6 @@ impl<V> FilterIndex<V> {
         }
     }
 
-    #[cfg(test)]
     pub fn get(&self, filter: &str) -> Option<&V> {
         if has_wildcards(filter) {
             self.wild.get(filter)

@@ -4,28 +4,43 @@
 //! [`Router`] owns the local subscription index (filter → this shard's
 //! sessions with their granted QoS: the one place a granted QoS is kept),
 //! this shard's replica of the interest table (filter → mask of shards with
-//! subscribers) and its replica of the retained store. The protocol handlers
+//! subscribers), its replica of the shared-subscription groups
+//! ([`shared::SharedGroups`]) and its replica of the retained store. The protocol handlers
 //! call it to subscribe and unsubscribe sessions, to find the local hits and
 //! the interested peers of a topic, and to read or change retained messages;
 //! the mesh applies peers' interest changes through it.
 //!
 //! Files: `index.rs` (exact map + wildcard trie), `trie.rs`, `smallmap.rs`,
-//! `retained.rs` (with `topic_tree.rs`: retained topics queried by filter). Topic validation and matching are one layer down, in
-//! [`crate::topic`], shared with the codec.
+//! `shared.rs` (`$share/{group}/{filter}` groups and the choice of a member),
+//! `retained.rs` (with `topic_tree.rs`: retained topics queried by filter).
+//! Topic validation and matching are one layer down, in [`crate::topic`],
+//! shared with the codec.
 
 pub mod index;
 pub mod retained;
+pub mod shared;
 pub mod smallmap;
 pub mod topic_tree;
 pub mod trie;
 
 use crate::codec::QoS;
+use crate::config::SharedStrategy;
 use crate::message::Message;
 use crate::slab::SessionKey;
 use index::FilterIndex;
 use retained::{Applied, Retained};
+use shared::{Member, MemberChange, SharedGroups};
 use smallmap::SmallMap;
 use std::sync::Arc;
+
+/// What a subscription change means for the other shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announce {
+    /// This shard gained (`true`) its first or lost its last subscriber of a filter.
+    Interest(Arc<str>, bool),
+    /// A session of this shard joined or left a shared group.
+    Member(MemberChange),
+}
 
 /// The shard's routing state. See the module doc.
 pub struct Router {
@@ -36,45 +51,97 @@ pub struct Router {
     subs: FilterIndex<SmallMap<SessionKey, QoS>>,
     /// Replica of the interest table: filter → mask of shards with subscribers.
     interest: FilterIndex<u64>,
+    /// Shared groups: the node-wide membership replica, this shard's members' QoS.
+    shared: SharedGroups,
     retained: Retained,
 }
 
 impl Router {
-    pub fn new(id: usize, shards: usize, max_retained: usize, max_retained_bytes: usize) -> Self {
+    pub fn new(
+        id: usize,
+        shards: usize,
+        (max_retained, max_retained_bytes): (usize, usize),
+        strategy: SharedStrategy,
+    ) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (id as u64).rotate_left(32);
         Router {
             id,
             shards,
             subs: FilterIndex::new(),
             interest: FilterIndex::new(),
+            shared: SharedGroups::new(strategy, seed),
             retained: Retained::new(max_retained, max_retained_bytes),
         }
     }
 
-    /// Subscribe `sk` to `filter` at `qos` (or change its QoS). Returns true
-    /// when the filter is new on this shard and other shards must be told.
-    pub fn subscribe(&mut self, sk: SessionKey, filter: &Arc<str>, qos: QoS) -> bool {
+    /// Subscribe `sk` to `filter` at `qos` (or change its QoS); a
+    /// `$share/{group}/{filter}` joins the group. Returns what other shards
+    /// must be told: a filter new on this shard, or a new group member.
+    pub fn subscribe(&mut self, sk: SessionKey, filter: &Arc<str>, qos: QoS) -> Option<Announce> {
+        if crate::topic::is_share(filter) {
+            let change = self.shared.join_local(self.id as u16, sk, filter, qos)?;
+            return (self.shards > 1).then_some(Announce::Member(change));
+        }
         let local = self.subs.get_or_insert_default(filter);
         let first = local.is_empty();
         local.insert(sk, qos);
-        first && self.shards > 1
+        (first && self.shards > 1).then(|| Announce::Interest(filter.clone(), true))
     }
 
-    /// Take `sk` off `filter`; returns the filter when this shard has no
-    /// subscriber of it left and other shards must be told.
-    pub fn unsubscribe(&mut self, sk: SessionKey, filter: &Arc<str>) -> Option<Arc<str>> {
+    /// Take `sk` off `filter` (or out of its shared group); returns what
+    /// other shards must be told, as [`subscribe`](Self::subscribe).
+    pub fn unsubscribe(&mut self, sk: SessionKey, filter: &Arc<str>) -> Option<Announce> {
+        if crate::topic::is_share(filter) {
+            let change = self.shared.leave_local(self.id as u16, sk, filter)?;
+            return (self.shards > 1).then_some(Announce::Member(change));
+        }
         let local = self.subs.get_mut(filter)?;
         local.remove(&sk);
         if !local.is_empty() {
             return None;
         }
         self.subs.remove(filter);
-        (self.shards > 1).then(|| filter.clone())
+        (self.shards > 1).then(|| Announce::Interest(filter.clone(), false))
     }
 
-    /// The QoS granted to `sk` on `filter`, if subscribed (harness tests).
+    /// The QoS granted to `sk` on `filter` (a shared one too), if subscribed (harness tests).
     #[cfg(test)]
     pub fn granted(&self, filter: &str, sk: SessionKey) -> Option<QoS> {
+        if crate::topic::is_share(filter) {
+            return self.shared.granted(filter, sk);
+        }
         self.subs.get(filter)?.get(&sk).copied()
+    }
+
+    /// The QoS granted to this shard's member `sk` of the group of `share`.
+    pub fn share_granted(&self, share: &str, sk: SessionKey) -> Option<QoS> {
+        self.shared.granted(share, sk)
+    }
+
+    /// One member of each shared group whose filter matches the message's
+    /// topic, with the group's share, appended to `out`.
+    pub fn shared_picks(&self, msg: &Message, out: &mut Vec<(Member, Arc<str>)>) {
+        self.shared.picks(msg, out);
+    }
+
+    /// A member of `share`'s group for `msg` (another pick, after the one
+    /// chosen had left), if the group has one.
+    pub fn shared_pick_in(&self, share: &str, msg: &Message) -> Option<Member> {
+        self.shared.pick_in(share, msg)
+    }
+
+    /// A peer's members joining or leaving shared groups.
+    pub fn apply_members(&mut self, changes: &[MemberChange]) {
+        changes.iter().for_each(|c| self.shared.apply(c));
+    }
+
+    /// The shared groups this shard has members in (harness tests).
+    #[cfg(test)]
+    pub fn shared_snapshot(&self) -> Vec<(String, Vec<Member>)> {
+        self.shared.snapshot()
     }
 
     /// This shard's sessions subscribed to `topic`, one entry per session at

@@ -177,10 +177,7 @@ mod tests {
             retain: false,
             from: "c".into(),
         };
-        Delivery {
-            msg: Arc::new(msg),
-            retain: false,
-        }
+        Delivery::plain(Arc::new(msg), false)
     }
 
     #[test]

@@ -12,14 +12,16 @@
 //! [`Expiry`] says otherwise. It holds the client's filters (the granted QoS
 //! of each lives in the router's index), the inflight window of QoS 1/2
 //! messages sent and not yet acknowledged ([`inflight`]), the pending queue
-//! ([`mqueue`]), the inbound QoS 2 packet ids awaiting PUBREL, the will and
-//! the expiry. Its fields are private: reads go through its methods, and
+//! ([`mqueue`]), the inbound QoS 2 packet ids awaiting PUBREL, the will,
+//! the expiry, and the tags naming the shared groups its deliveries came
+//! through ([`shares`]). Its fields are private: reads go through its methods, and
 //! every durable change goes through `store.rs`, which emits the matching
 //! [`event::SessionEvent`]. Nothing here does I/O.
 
 pub mod event;
 pub mod inflight;
 pub mod mqueue;
+pub mod shares;
 pub mod store;
 
 use crate::codec::{LastWill, QoS};
@@ -29,6 +31,7 @@ use crate::router::smallmap::SmallMap;
 use crate::slab::ConnKey;
 use inflight::{Entry, Inflight};
 use mqueue::MQueue;
+use shares::{ShareTag, ShareTags};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -39,6 +42,20 @@ pub struct Delivery {
     pub msg: Arc<Message>,
     /// RETAIN flag on the wire: set only for retained messages sent on subscribe.
     pub retain: bool,
+    /// The shared group it was chosen through (None: an ordinary
+    /// subscription). Two bytes in what was padding.
+    pub share: Option<ShareTag>,
+}
+
+impl Delivery {
+    /// A delivery through ordinary subscriptions.
+    pub fn plain(msg: Arc<Message>, retain: bool) -> Self {
+        Delivery {
+            msg,
+            retain,
+            share: None,
+        }
+    }
 }
 
 impl mqueue::Weigh for Delivery {
@@ -56,6 +73,17 @@ type Backlog = VecDeque<(Arc<Message>, QoS)>;
 pub struct PendingWill {
     pub will: LastWill,
     pub info: Rc<ClientInfo>,
+}
+
+/// What few sessions hold, in one box so the others pay 8 bytes for it.
+#[derive(Debug, Default)]
+struct Rare {
+    backlog: Backlog,
+    shares: ShareTags,
+    /// A will whose delay (MQTT 5 will delay interval) is running since the
+    /// connection ended: published when the delay or the session ends,
+    /// dropped if a connection takes the session up before.
+    delayed_will: Option<PendingWill>,
 }
 
 /// When a session ends once its connection is gone. Seconds in a `u32`, as
@@ -83,14 +111,12 @@ pub struct Session {
     awaiting_rel: SmallMap<u16, ()>,
     /// Retained messages of new subscriptions still to send (with their
     /// QoS), ahead of the queue: sent as the window and the outbox allow.
-    /// Boxed and absent when empty: most sessions never have one.
-    retained_backlog: Option<Box<Backlog>>,
+    /// Retained messages to send, shared-group tags and a delayed will:
+    /// boxed together and absent while all are empty (most sessions never
+    /// have any).
+    rare: Option<Box<Rare>>,
     /// Published if the connection ends without DISCONNECT.
     will: Option<Box<LastWill>>,
-    /// A will whose delay (MQTT 5 will delay interval) is running since the
-    /// connection ended: published when the delay or the session ends,
-    /// dropped if a connection takes the session up before.
-    delayed_will: Option<Box<PendingWill>>,
     /// The connection while online (set only by the shard's link/unlink).
     conn: Option<ConnKey>,
     /// Bumped at every disconnect: an expiry timer fires only for its own epoch.
@@ -108,9 +134,8 @@ impl Session {
             inflight: Inflight::new(window),
             mqueue: MQueue::new(),
             awaiting_rel: SmallMap::new(),
-            retained_backlog: None,
+            rare: None,
             will: None,
-            delayed_will: None,
             conn: None,
             epoch: 0,
             retry_armed: false,
@@ -156,15 +181,13 @@ impl Session {
 
     /// Messages not delivered yet: the window, the queue and the retained backlog.
     pub fn undelivered(&self) -> usize {
-        self.inflight.len()
-            + self.mqueue.len()
-            + self.retained_backlog.as_ref().map_or(0, |b| b.len())
+        self.inflight.len() + self.mqueue.len() + self.rare.as_ref().map_or(0, |r| r.backlog.len())
     }
 
     /// Whether retained messages of a new subscription are still to be sent
     /// (live QoS 1/2 messages queue behind them).
     pub fn replaying(&self) -> bool {
-        self.retained_backlog.is_some()
+        self.rare.as_ref().is_some_and(|r| !r.backlog.is_empty())
     }
 
     /// Add retained messages to send, at most `cap` waiting in all; returns
@@ -174,7 +197,7 @@ impl Session {
         msgs: impl IntoIterator<Item = (Arc<Message>, QoS)>,
         cap: usize,
     ) -> usize {
-        let backlog = self.retained_backlog.get_or_insert_with(Default::default);
+        let backlog = &mut self.rare.get_or_insert_with(Default::default).backlog;
         let mut dropped = 0;
         for m in msgs {
             if backlog.len() < cap {
@@ -183,9 +206,7 @@ impl Session {
                 dropped += 1;
             }
         }
-        if backlog.is_empty() {
-            self.retained_backlog = None;
-        }
+        self.trim_rare();
         dropped
     }
 
@@ -194,15 +215,13 @@ impl Session {
         &mut self,
         can_send: impl FnOnce(QoS, bool) -> bool,
     ) -> Option<(Arc<Message>, QoS)> {
-        let backlog = self.retained_backlog.as_mut()?;
+        let backlog = &mut self.rare.as_mut()?.backlog;
         let (_, qos) = backlog.front()?;
         if !can_send(*qos, self.inflight.has_room()) {
             return None;
         }
         let next = backlog.pop_front();
-        if backlog.is_empty() {
-            self.retained_backlog = None;
-        }
+        self.trim_rare();
         next
     }
 
@@ -229,6 +248,56 @@ impl Session {
         self.filters.for_each(|filter, _| f(filter));
     }
 
+    /// Drop the box of rare state once it holds nothing.
+    fn trim_rare(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.backlog.is_empty() && r.shares.is_empty() && r.delayed_will.is_none())
+        {
+            self.rare = None;
+        }
+    }
+
+    /// The tag of deliveries chosen through `share`'s group, if it has one.
+    pub fn share_tag(&self, share: &str) -> Option<ShareTag> {
+        self.rare.as_ref()?.shares.tag_of(share)
+    }
+
+    /// Give `share` a tag (when the session joins its group). A slot is
+    /// reused once no subscription and no delivery refers to it.
+    fn intern_share(&mut self, share: &Arc<str>) -> Option<ShareTag> {
+        let mut used: Vec<ShareTag> = self
+            .inflight
+            .iter()
+            .filter_map(|e| e.delivery.share)
+            .chain(self.mqueue.iter().filter_map(|(d, _)| d.share))
+            .collect();
+        let tags = &mut self.rare.get_or_insert_with(Default::default).shares;
+        self.filters.for_each(|f, _| used.extend(tags.tag_of(f)));
+        tags.intern(share, |t| used.contains(&t))
+    }
+
+    /// The messages to hand back to their shared groups when the session
+    /// ends: every tagged delivery in the queue (never sent), and the tagged
+    /// QoS 1 ones in the window. A QoS 2 message already sent goes to no
+    /// other member [MQTT-4.8.2-5]. Returns the share and message of each.
+    pub fn shared_leftovers(&self) -> Vec<(Arc<str>, Arc<Message>)> {
+        let Some(tags) = self.rare.as_deref().map(|r| &r.shares) else {
+            return Vec::new();
+        };
+        let window = self
+            .inflight
+            .iter()
+            .filter(|e| e.qos != QoS::ExactlyOnce)
+            .map(|e| &e.delivery);
+        let queue = self.mqueue.iter().map(|(d, _)| d);
+        window
+            .chain(queue)
+            .filter_map(|d| Some((tags.share_of(d.share?)?.clone(), d.msg.clone())))
+            .collect()
+    }
+
     /// The will, taken: it is published at most once.
     pub fn take_will(&mut self) -> Option<Box<LastWill>> {
         self.will.take()
@@ -241,12 +310,14 @@ impl Session {
 
     /// Hold a will until its delay ends (replacing any held before).
     pub fn delay_will(&mut self, pending: PendingWill) {
-        self.delayed_will = Some(Box::new(pending));
+        self.rare.get_or_insert_with(Default::default).delayed_will = Some(pending);
     }
 
     /// The will waiting out its delay, taken.
-    pub fn take_delayed_will(&mut self) -> Option<Box<PendingWill>> {
-        self.delayed_will.take()
+    pub fn take_delayed_will(&mut self) -> Option<PendingWill> {
+        let taken = self.rare.as_mut()?.delayed_will.take();
+        self.trim_rare();
+        taken
     }
 
     /// Mark a retry timer armed; false if one already was.
@@ -294,16 +365,24 @@ impl Session {
                         e.delivery.retain,
                         e.qos,
                         e.phase,
+                        self.share_name(e.delivery.share),
                     )
                 })
                 .collect(),
             queue: self
                 .mqueue
                 .iter()
-                .map(|(d, q)| (d.msg.id.0, d.retain, q))
+                .map(|(d, q)| (d.msg.id.0, d.retain, q, self.share_name(d.share)))
                 .collect(),
             awaiting_rel: awaiting,
         }
+    }
+
+    /// The share string a tag names (harness tests).
+    #[cfg(test)]
+    fn share_name(&self, tag: Option<ShareTag>) -> Option<String> {
+        let tags = &self.rare.as_deref()?.shares;
+        Some(tags.share_of(tag?)?.to_string())
     }
 }
 
@@ -314,7 +393,7 @@ pub struct DurableView {
     pub client_id: String,
     pub expiry: Expiry,
     pub filters: Vec<String>,
-    pub window: Vec<(u16, u128, bool, QoS, inflight::Phase)>,
-    pub queue: Vec<(u128, bool, QoS)>,
+    pub window: Vec<(u16, u128, bool, QoS, inflight::Phase, Option<String>)>,
+    pub queue: Vec<(u128, bool, QoS, Option<String>)>,
     pub awaiting_rel: Vec<u16>,
 }

@@ -182,6 +182,9 @@ impl Sessions {
         qos: QoS,
     ) -> Option<Arc<str>> {
         let s = self.slab.get_mut(sk)?;
+        if crate::topic::is_share(&filter) && s.intern_share(&filter).is_none() {
+            log::warn!("{:?}: no share tag left for {filter:?}", s.client_id);
+        }
         s.filters.insert(filter.clone(), ());
         j.emit(|| SessionEvent::Subscribed {
             session: sk,

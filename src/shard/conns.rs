@@ -8,7 +8,7 @@
 //! by its typed [`ConnKey`]; only [`Phase::Connected`] links it to a session,
 //! and that link is made and broken in one place (`protocol/connect.rs`).
 
-use crate::codec::{self, Packet, QoS};
+use crate::codec::{self, Packet, ProtocolVersion, QoS};
 use crate::hooks::ClientInfo;
 use crate::message::Message;
 use crate::slab::{ConnKey, ConnTag, SessionKey, Slab};
@@ -136,6 +136,9 @@ pub struct Conn {
     /// Acks waiting for a barrier or queued behind one, in packet order.
     held_acks: VecDeque<HeldAck>,
     peer: SocketAddr,
+    /// The protocol version packets are decoded and encoded for: 3.1.1
+    /// until CONNECT is handled, then the CONNECT's.
+    version: ProtocolVersion,
 }
 
 impl Conn {
@@ -145,6 +148,16 @@ impl Conn {
 
     pub fn phase(&self) -> &Phase {
         &self.phase
+    }
+
+    /// The protocol version the connection speaks.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// Set from the CONNECT being handled.
+    pub fn set_version(&mut self, version: ProtocolVersion) {
+        self.version = version;
     }
 
     /// The session this connection serves, while connected.
@@ -173,7 +186,7 @@ impl Conn {
 
     /// Append a packet to the outbox and wake the task.
     pub fn send(&mut self, packet: &Packet) {
-        codec::encode(packet, &mut self.outbox);
+        codec::encode(packet, self.version, &mut self.outbox);
         self.wake();
     }
 
@@ -364,6 +377,7 @@ impl Connections {
             partial_since: 0,
             fd,
             held_acks: VecDeque::new(),
+            version: ProtocolVersion::V311,
             peer,
         })
     }

@@ -12,8 +12,9 @@
 
 use super::mesh::MeshMsg;
 use super::{CloseReason, ConnKey, Shard, TimerItem};
+use crate::codec::Ack;
 use crate::codec::{self, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side};
-use crate::codec::{ConnAck, ConnectReturnCode, SubAckCode, Subscribe, SubscribeFilter};
+use crate::codec::{ConnAck, Reason, SubAckCode, Subscribe, SubscribeFilter};
 use crate::config::{Config, QueueDropPolicy};
 use crate::hooks::Hooks;
 use crate::metrics::MetricsBoard;
@@ -46,6 +47,8 @@ type Granted = (String, Option<QoS>);
 pub(crate) struct Durable {
     /// Per session: its durable view and its subscriptions with granted QoS.
     sessions: Vec<(DurableView, Vec<Granted>)>,
+    /// Shared groups with members here, and their members.
+    shared: Vec<(String, Vec<crate::router::shared::Member>)>,
     /// Retained messages: topic and message id.
     retained: Vec<(String, u128)>,
 }
@@ -59,6 +62,7 @@ pub(crate) fn connect_packet(id: &str, clean: bool, will: Option<LastWill>) -> P
         will,
         username: None,
         password: None,
+        props: None,
     }))
 }
 
@@ -76,6 +80,7 @@ pub(crate) fn publish(
         topic: topic.into(),
         pkid,
         payload: Bytes::from_static(payload),
+        props: None,
     })
 }
 
@@ -84,11 +89,9 @@ pub(crate) fn subscribe(pkid: u16, filters: &[(&str, QoS)]) -> Packet {
         pkid,
         filters: filters
             .iter()
-            .map(|(f, q)| SubscribeFilter {
-                filter: (*f).into(),
-                qos: *q,
-            })
+            .map(|(f, q)| SubscribeFilter::new(*f, *q))
             .collect(),
+        props: None,
     })
 }
 
@@ -98,6 +101,7 @@ pub(crate) fn will(topic: &str) -> Option<LastWill> {
         payload: Bytes::from_static(b"gone"),
         qos: QoS::AtLeastOnce,
         retain: false,
+        props: None,
     })
 }
 
@@ -150,7 +154,7 @@ impl H {
     /// Connect `id` (expecting acceptance); returns the connection and session-present.
     pub fn connect(&mut self, id: &str, clean: bool) -> (ConnKey, bool) {
         let (conn, ack) = self.connect_with(connect_packet(id, clean, None));
-        assert_eq!(ack.code, ConnectReturnCode::Accepted);
+        assert_eq!(ack.code, Reason::SUCCESS);
         (conn, ack.session_present)
     }
 
@@ -181,7 +185,12 @@ impl H {
         let max = self.shard.cfg.mqtt.max_packet_size;
         let mut data = Bytes::from(std::mem::take(partial));
         loop {
-            match codec::decode(&data, max, Side::Server) {
+            match codec::decode(
+                &data,
+                max,
+                Side::Server,
+                crate::codec::ProtocolVersion::V311,
+            ) {
                 Ok(Some((packet, used))) => {
                     data = data.slice(used..);
                     if self.send(conn, packet).is_err() {
@@ -257,8 +266,13 @@ impl H {
         }
         let mut buf = Bytes::from(bytes);
         let mut packets = self.unread.remove(&conn).unwrap_or_default();
-        while let Some((p, used)) =
-            codec::decode(&buf, 1 << 24, Side::Client).expect("valid output")
+        while let Some((p, used)) = codec::decode(
+            &buf,
+            1 << 24,
+            Side::Client,
+            crate::codec::ProtocolVersion::V311,
+        )
+        .expect("valid output")
         {
             packets.push(p);
             buf = buf.slice(used..);
@@ -288,7 +302,7 @@ impl H {
             }
             for p in &batch {
                 if p.qos == QoS::AtLeastOnce {
-                    let _ = self.send(conn, Packet::PubAck(p.pkid));
+                    let _ = self.send(conn, Packet::PubAck(Ack::new(p.pkid)));
                 }
             }
             all.extend(batch);
@@ -306,7 +320,10 @@ impl H {
         let (me, shards) = (self.shard.id, self.shard.shards);
         for peer in (0..shards).filter(|&p| p != me) {
             for msg in self.mesh_out(peer) {
-                if let MeshMsg::Interest { barrier, .. } | MeshMsg::Retain { barrier, .. } = msg {
+                if let MeshMsg::Interest { barrier, .. }
+                | MeshMsg::Retain { barrier, .. }
+                | MeshMsg::Members { barrier, .. } = msg
+                {
                     if barrier != 0 {
                         self.peer_sends(peer, MeshMsg::Ack { barrier });
                     }
@@ -368,7 +385,12 @@ impl H {
             .map(|m| (m.topic.to_string(), m.id.0))
             .collect();
         retained.sort();
-        Durable { sessions, retained }
+        let shared = self.shard.router.shared_snapshot();
+        Durable {
+            sessions,
+            shared,
+            retained,
+        }
     }
 }
 

@@ -15,7 +15,8 @@
 
 use super::ShardRef;
 use crate::message::Message;
-use crate::slab::ConnKey;
+use crate::router::shared::MemberChange;
+use crate::slab::{ConnKey, SessionKey};
 use crate::transport::Handoff;
 use ahash::AHashMap;
 use glommio::channels::shared_channel::{
@@ -38,6 +39,22 @@ pub enum MeshMsg {
         barrier: u64,
         /// Shared by every peer's message: built once per change.
         changes: Arc<[(Arc<str>, bool)]>,
+    },
+    /// Sessions of the sending shard that joined or left shared groups;
+    /// `barrier` as for [`MeshMsg::Interest`].
+    Members {
+        barrier: u64,
+        /// Shared by every peer's message: built once per change.
+        changes: Arc<[MemberChange]>,
+    },
+    /// A message for `member`, a session of the receiving shard chosen in
+    /// the shared group of `share`; `hops` counts the times it was chosen
+    /// again because the member had left.
+    Shared {
+        msg: Arc<Message>,
+        share: Arc<str>,
+        member: SessionKey,
+        hops: u8,
     },
     /// A peer applied the change of this barrier.
     Ack { barrier: u64 },
@@ -71,8 +88,11 @@ impl MeshMsg {
     /// Bytes the message holds beyond its own size (the budgets count them).
     fn weight(&self) -> usize {
         match self {
-            MeshMsg::Publish(m) | MeshMsg::Retain { msg: m, .. } => m.topic.len() + m.payload.len(),
+            MeshMsg::Publish(m)
+            | MeshMsg::Retain { msg: m, .. }
+            | MeshMsg::Shared { msg: m, .. } => m.topic.len() + m.payload.len(),
             MeshMsg::Interest { changes, .. } => changes.iter().map(|(f, _)| f.len()).sum(),
+            MeshMsg::Members { changes, .. } => changes.iter().map(|c| c.share.len()).sum(),
             MeshMsg::Handoff(h) => h.initial.len(),
             MeshMsg::Ack { .. } => 0,
         }
@@ -335,6 +355,16 @@ impl super::Shard {
                 self.router.apply_interest(from, &changes);
                 self.mesh.ack(peer, barrier);
             }
+            MeshMsg::Members { barrier, changes } => {
+                self.router.apply_members(&changes);
+                self.mesh.ack(peer, barrier);
+            }
+            MeshMsg::Shared {
+                msg,
+                share,
+                member,
+                hops,
+            } => self.on_shared(&msg, share, member, hops),
             MeshMsg::Ack { barrier } => self.barrier_answered(barrier),
             MeshMsg::Handoff(h) => {
                 log::warn!("shard {}: a handoff reached on_mesh; closed", self.id);

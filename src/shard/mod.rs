@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `conns` | `conns.rs` | per socket: outbox, waker, keepalive clock, held acks, [`Phase`]; paused readers |
 //! | `sessions` | `crate::session::store` | sessions by client id: filters, window, queue, awaiting-PUBREL, will, expiry |
-//! | `router` | `crate::router` | local subscription index (granted QoS), interest replica, retained replica |
+//! | `router` | `crate::router` | local subscription index (granted QoS), interest replica, shared-group replica, retained replica |
 //! | `mesh` | `mesh.rs` | per-peer mailbox queues, barriers |
 //! | `timers` | `timers.rs` | the clock and the timer wheel |
 //! | `fanout` | `fanout.rs` | large fan-outs in progress |
@@ -97,8 +97,8 @@ impl Shard {
             router: Router::new(
                 id,
                 shards,
-                cfg.mqtt.max_retained,
-                cfg.mqtt.max_retained_bytes,
+                (cfg.mqtt.max_retained, cfg.mqtt.max_retained_bytes),
+                cfg.mqtt.shared_subscription_strategy,
             ),
             mesh: mesh::Mesh::new(shards),
             timers: timers::Timers::default(),
@@ -168,7 +168,10 @@ mod tests {
         let conn = std::mem::size_of::<conns::Conn>();
         let session = std::mem::size_of::<crate::session::Session>();
         let info = std::mem::size_of::<crate::hooks::ClientInfo>();
-        eprintln!("Conn {conn} B, Session {session} B, ClientInfo {info} B");
+        let delivery = std::mem::size_of::<crate::session::Delivery>();
+        eprintln!("Conn {conn} B, Session {session} B, ClientInfo {info} B, Delivery {delivery} B");
+        // The shared-group tag sits in what was padding: no growth.
+        assert_eq!(delivery, 16, "Delivery grew to {delivery} B");
         assert!(conn <= 160, "Conn grew to {conn} B");
         assert!(session <= 216, "Session grew to {session} B");
         assert!(info <= 96, "ClientInfo grew to {info} B");

@@ -9,6 +9,7 @@ use coremq::codec::{
     self, ConnAck, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side, SubAckCode,
     Subscribe, SubscribeFilter, Unsubscribe,
 };
+use coremq::codec::{Ack, Disconnect, UnsubAck};
 
 use coremq::{Broker, BrokerHandle, Config, Hooks};
 use std::collections::VecDeque;
@@ -125,6 +126,7 @@ pub fn connect_packet(id: &str, clean: bool) -> Connect {
         will: None,
         username: None,
         password: None,
+        props: None,
     }
 }
 
@@ -134,6 +136,7 @@ pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
         payload: Bytes::copy_from_slice(payload.as_bytes()),
         qos,
         retain,
+        props: None,
     }
 }
 
@@ -166,17 +169,13 @@ impl Client {
     /// Connect (3.1.1, keepalive 60) expecting acceptance.
     pub fn connect(addr: SocketAddr, id: &str, clean: bool) -> (Client, bool) {
         let (c, ack) = Client::connect_with(addr, connect_packet(id, clean));
-        assert_eq!(
-            ack.code,
-            codec::ConnectReturnCode::Accepted,
-            "CONNACK for {id}"
-        );
+        assert_eq!(ack.code, codec::Reason::SUCCESS, "CONNACK for {id}");
         (c, ack.session_present)
     }
 
     pub fn send(&mut self, p: &Packet) {
         let mut out = Vec::new();
-        codec::encode(p, &mut out);
+        codec::encode(p, coremq::codec::ProtocolVersion::V311, &mut out);
         self.send_raw(&out);
     }
 
@@ -197,8 +196,13 @@ impl Client {
         let end = Instant::now() + within;
         loop {
             let frozen = self.buf.clone().freeze();
-            if let Some((p, used)) =
-                codec::decode(&frozen, 1 << 28, Side::Client).expect("broker sent valid bytes")
+            if let Some((p, used)) = codec::decode(
+                &frozen,
+                1 << 28,
+                Side::Client,
+                coremq::codec::ProtocolVersion::V311,
+            )
+            .expect("broker sent valid bytes")
             {
                 let _ = self.buf.split_to(used);
                 return Some(p);
@@ -282,12 +286,13 @@ impl Client {
         let pkid = self.pkid();
         let filters = filters
             .iter()
-            .map(|(f, q)| SubscribeFilter {
-                filter: f.to_string(),
-                qos: *q,
-            })
+            .map(|(f, q)| SubscribeFilter::new(f.to_string(), *q))
             .collect();
-        self.send(&Packet::Subscribe(Subscribe { pkid, filters }));
+        self.send(&Packet::Subscribe(Subscribe {
+            pkid,
+            filters,
+            props: None,
+        }));
         match self.recv_match(|p| matches!(p, Packet::SubAck(s) if s.pkid == pkid)) {
             Some(Packet::SubAck(s)) => s.codes,
             other => panic!("expected SUBACK {pkid}, got {other:?}"),
@@ -299,9 +304,11 @@ impl Client {
         self.send(&Packet::Unsubscribe(Unsubscribe {
             pkid,
             filters: vec![filter.into()],
+            props: None,
         }));
         assert!(
-            self.recv_match(|p| *p == Packet::UnsubAck(pkid)).is_some(),
+            self.recv_match(|p| *p == Packet::UnsubAck(UnsubAck::new(pkid)))
+                .is_some(),
             "UNSUBACK"
         );
     }
@@ -320,24 +327,28 @@ impl Client {
             topic: topic.into(),
             pkid,
             payload: Bytes::copy_from_slice(payload),
+            props: None,
         };
         self.send(&Packet::Publish(p));
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
                 assert!(
-                    self.recv_match(|p| *p == Packet::PubAck(pkid)).is_some(),
+                    self.recv_match(|p| *p == Packet::PubAck(Ack::new(pkid)))
+                        .is_some(),
                     "PUBACK {pkid}"
                 );
             }
             QoS::ExactlyOnce => {
                 assert!(
-                    self.recv_match(|p| *p == Packet::PubRec(pkid)).is_some(),
+                    self.recv_match(|p| *p == Packet::PubRec(Ack::new(pkid)))
+                        .is_some(),
                     "PUBREC {pkid}"
                 );
-                self.send(&Packet::PubRel(pkid));
+                self.send(&Packet::PubRel(Ack::new(pkid)));
                 assert!(
-                    self.recv_match(|p| *p == Packet::PubComp(pkid)).is_some(),
+                    self.recv_match(|p| *p == Packet::PubComp(Ack::new(pkid)))
+                        .is_some(),
                     "PUBCOMP {pkid}"
                 );
             }
@@ -348,21 +359,22 @@ impl Client {
     pub fn ack(&mut self, p: &Publish) {
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(p.pkid)),
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(p.pkid))),
             QoS::ExactlyOnce => {
-                self.send(&Packet::PubRec(p.pkid));
+                self.send(&Packet::PubRec(Ack::new(p.pkid)));
                 let id = p.pkid;
                 assert!(
-                    self.recv_match(|q| *q == Packet::PubRel(id)).is_some(),
+                    self.recv_match(|q| *q == Packet::PubRel(Ack::new(id)))
+                        .is_some(),
                     "PUBREL {id}"
                 );
-                self.send(&Packet::PubComp(id));
+                self.send(&Packet::PubComp(Ack::new(id)));
             }
         }
     }
 
     pub fn disconnect(mut self) {
-        self.send(&Packet::Disconnect);
+        self.send(&Packet::Disconnect(Disconnect::normal()));
     }
 
     pub fn ping(&mut self) {
@@ -392,6 +404,7 @@ pub fn publish_packet(
         topic: topic.into(),
         pkid,
         payload: Bytes::copy_from_slice(payload),
+        props: None,
     }
 }
 
@@ -404,7 +417,7 @@ impl Client {
     /// Send DISCONNECT and wait until the broker closes the socket: by then
     /// the broker has detached (or discarded) the session.
     pub fn disconnect_wait(mut self) {
-        self.send(&Packet::Disconnect);
+        self.send(&Packet::Disconnect(Disconnect::normal()));
         assert!(self.closed(), "broker closes the socket after DISCONNECT");
     }
 
@@ -425,7 +438,7 @@ impl Client {
 /// The wire bytes of one packet (to mutate into malformed input).
 pub fn packet_bytes(p: &Packet) -> Vec<u8> {
     let mut out = Vec::new();
-    codec::encode(p, &mut out);
+    codec::encode(p, coremq::codec::ProtocolVersion::V311, &mut out);
     out
 }
 

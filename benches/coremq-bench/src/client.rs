@@ -15,6 +15,7 @@ use crate::scenario::ClientSpec;
 use crate::stats::{bump, record_latency};
 use crate::verify::Tracker;
 use bytes::{Bytes, BytesMut};
+use coremq::codec::Ack;
 use coremq::codec::{
     self, Connect, Packet, ProtocolVersion, QoS, Side, SubAckCode, Subscribe, SubscribeFilter,
 };
@@ -83,7 +84,7 @@ impl Client {
     }
 
     pub fn push_packet(&mut self, p: &Packet) {
-        codec::encode(p, &mut self.outbox);
+        codec::encode(p, coremq::codec::ProtocolVersion::V311, &mut self.outbox);
     }
 
     /// Whether another publish may be written now.
@@ -145,7 +146,12 @@ async fn read_packet(stream: &mut TcpStream, acc: &mut BytesMut) -> std::io::Res
     let mut buf = [0u8; 1024];
     loop {
         let chunk = acc.clone().freeze();
-        match codec::decode(&chunk, MAX_PACKET, Side::Client) {
+        match codec::decode(
+            &chunk,
+            MAX_PACKET,
+            Side::Client,
+            coremq::codec::ProtocolVersion::V311,
+        ) {
             Ok(Some((p, used))) => {
                 let _ = acc.split_to(used);
                 return Ok(p);
@@ -180,12 +186,13 @@ async fn handshake(
         will: None,
         username: None,
         password: None,
+        props: None,
     }));
     let mut out = Vec::new();
-    codec::encode(&connect, &mut out);
+    codec::encode(&connect, coremq::codec::ProtocolVersion::V311, &mut out);
     stream.write_all(&out).await?;
     match read_packet(stream, acc).await? {
-        Packet::ConnAck(ack) if ack.code == codec::ConnectReturnCode::Accepted => {}
+        Packet::ConnAck(ack) if ack.code == codec::Reason::SUCCESS => {}
         _ => return Err(protocol_err("CONNECT refused")),
     }
     let Some(filter) = &spec.subscribe else {
@@ -194,12 +201,14 @@ async fn handshake(
     out.clear();
     let sub = Subscribe {
         pkid: 1,
-        filters: vec![SubscribeFilter {
-            filter: filter.clone(),
-            qos: exec.plan.qos,
-        }],
+        filters: vec![SubscribeFilter::new(filter.clone(), exec.plan.qos)],
+        props: None,
     };
-    codec::encode(&Packet::Subscribe(sub), &mut out);
+    codec::encode(
+        &Packet::Subscribe(sub),
+        coremq::codec::ProtocolVersion::V311,
+        &mut out,
+    );
     stream.write_all(&out).await?;
     loop {
         match read_packet(stream, acc).await? {
@@ -291,7 +300,12 @@ async fn read_loop(
         let mut c = client.borrow_mut();
         while off < chunk.len() {
             let rest: Bytes = chunk.slice(off..);
-            match codec::decode(&rest, MAX_PACKET, Side::Client) {
+            match codec::decode(
+                &rest,
+                MAX_PACKET,
+                Side::Client,
+                coremq::codec::ProtocolVersion::V311,
+            ) {
                 Ok(Some((p, used))) => {
                     off += used;
                     on_packet(exec, &mut c, p);
@@ -301,10 +315,15 @@ async fn read_loop(
             }
         }
         acc.extend_from_slice(&chunk[off..]);
-        need = codec::frame_len(&acc, MAX_PACKET, Side::Client)
-            .ok()
-            .flatten()
-            .unwrap_or(0);
+        need = codec::frame_len(
+            &acc,
+            MAX_PACKET,
+            Side::Client,
+            coremq::codec::ProtocolVersion::V311,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0);
         if !c.flush() {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
@@ -321,12 +340,12 @@ fn on_packet(exec: &Exec, c: &mut Client, p: Packet) {
             on_delivery(exec, c, &p.payload);
             match p.qos {
                 QoS::AtMostOnce => {}
-                QoS::AtLeastOnce => c.push_packet(&Packet::PubAck(p.pkid)),
-                QoS::ExactlyOnce => c.push_packet(&Packet::PubRec(p.pkid)),
+                QoS::AtLeastOnce => c.push_packet(&Packet::PubAck(Ack::new(p.pkid))),
+                QoS::ExactlyOnce => c.push_packet(&Packet::PubRec(Ack::new(p.pkid))),
             }
         }
-        Packet::PubRel(id) => c.push_packet(&Packet::PubComp(id)),
-        Packet::PubRec(id) => c.push_packet(&Packet::PubRel(id)),
+        Packet::PubRel(Ack { pkid: id, .. }) => c.push_packet(&Packet::PubComp(Ack::new(id))),
+        Packet::PubRec(Ack { pkid: id, .. }) => c.push_packet(&Packet::PubRel(Ack::new(id))),
         Packet::PubAck(_) | Packet::PubComp(_) => {
             c.inflight = c.inflight.saturating_sub(1);
             c.acked += 1;

@@ -14,6 +14,7 @@ use crate::procstat;
 use crate::scenario::{ClientSpec, Plan};
 use crate::stats::{new_histogram, Counters, WorkerResult};
 use crate::verify::Tally;
+use coremq::codec::Disconnect;
 use coremq::codec::Packet;
 use glommio::timer::sleep;
 use glommio::{spawn_local, LocalExecutorBuilder, Placement};
@@ -248,7 +249,7 @@ fn collect(exec: &Exec) -> ExecResult {
             expected += b.acked * exec.plan.fanout_of(b.spec.index);
         }
         if b.open {
-            b.push_packet(&Packet::Disconnect);
+            b.push_packet(&Packet::Disconnect(Disconnect::normal()));
             b.flush();
         }
     }

@@ -1,6 +1,6 @@
 //! CONNECT, takeover and resume.
 
-use crate::codec::{ConnectReturnCode, Packet, QoS};
+use crate::codec::{Packet, QoS, Reason};
 use crate::session::event::SessionEvent;
 use crate::session::Expiry;
 use crate::shard::harness::{connect_packet, publish, H};
@@ -45,10 +45,10 @@ fn empty_client_id_needs_clean_session() {
     // [MQTT-3.1.3-8]
     let mut h = H::new(1);
     let (_, ack) = h.connect_with(connect_packet("", false, None));
-    assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
+    assert_eq!(ack.code, Reason::CLIENT_IDENTIFIER_NOT_VALID);
     // [MQTT-3.1.3-6] an assigned id, homed on this shard.
     let (conn, ack) = h.connect_with(connect_packet("", true, None));
-    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    assert_eq!(ack.code, Reason::SUCCESS);
     let id = h.shard.conns.get(conn).and_then(|c| c.info().cloned());
     assert!(id.is_some_and(|i| i.client_id.starts_with("coremq-0-")));
 }

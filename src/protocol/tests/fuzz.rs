@@ -7,6 +7,7 @@
 //! runs longer by hand (default 3,000 streams).
 
 use crate::codec::{self, Packet, QoS};
+use crate::codec::{Ack, Disconnect};
 use crate::config::Config;
 use crate::shard::harness::{connect_packet, publish, subscribe, will, H};
 
@@ -41,13 +42,14 @@ fn script(rng: &mut Rng) -> Vec<u8> {
             1 => Packet::Unsubscribe(codec::Unsubscribe {
                 pkid,
                 filters: vec![topic.into()],
+                props: None,
             }),
-            2 => Packet::PubAck(pkid),
-            3 => Packet::PubRec(pkid),
-            4 => Packet::PubRel(pkid),
-            5 => Packet::PubComp(pkid),
+            2 => Packet::PubAck(Ack::new(pkid)),
+            3 => Packet::PubRec(Ack::new(pkid)),
+            4 => Packet::PubRel(Ack::new(pkid)),
+            5 => Packet::PubComp(Ack::new(pkid)),
             6 => Packet::PingReq,
-            7 => Packet::Disconnect,
+            7 => Packet::Disconnect(Disconnect::normal()),
             _ => {
                 let t = if topic.contains(['+', '#']) {
                     "a/b"
@@ -66,7 +68,7 @@ fn script(rng: &mut Rng) -> Vec<u8> {
     }
     let mut bytes = Vec::new();
     for p in &packets {
-        codec::encode(p, &mut bytes);
+        codec::encode(p, crate::codec::ProtocolVersion::V311, &mut bytes);
     }
     bytes
 }
@@ -121,9 +123,9 @@ fn random_connections_never_break_the_shard() {
         // Ack what the watcher got so its window never fills.
         for p in h.publishes(watch) {
             if p.qos == QoS::AtLeastOnce {
-                let _ = h.send(watch, Packet::PubAck(p.pkid));
+                let _ = h.send(watch, Packet::PubAck(Ack::new(p.pkid)));
             } else if p.qos == QoS::ExactlyOnce {
-                let _ = h.send(watch, Packet::PubRec(p.pkid));
+                let _ = h.send(watch, Packet::PubRec(Ack::new(p.pkid)));
             }
         }
         h.out(watch);

@@ -1,7 +1,7 @@
 //! What one client can make the broker hold: subscriptions, sessions, wills,
 //! keepalive, and keepalive judged fairly.
 
-use crate::codec::{ConnectReturnCode, LastWill, Packet, QoS, SubAckCode};
+use crate::codec::{LastWill, Packet, QoS, Reason, SubAckCode};
 use crate::config::Config;
 use crate::shard::harness::{connect_packet, H};
 use crate::shard::{CloseReason, TimerItem};
@@ -65,10 +65,10 @@ fn sessions_are_bounded_per_shard() {
     h.connect("a", false);
     h.connect("b", false);
     let (_, ack) = h.connect_with(connect_packet("c", false, None));
-    assert_eq!(ack.code, ConnectReturnCode::ServerUnavailable);
+    assert_eq!(ack.code, Reason::SERVER_UNAVAILABLE);
     // A session that exists may still be resumed.
     let (_, ack) = h.connect_with(connect_packet("a", false, None));
-    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    assert_eq!(ack.code, Reason::SUCCESS);
     assert!(ack.session_present);
 }
 
@@ -82,9 +82,10 @@ fn a_will_over_max_will_bytes_is_refused() {
         payload: Bytes::from(vec![0u8; 100]),
         qos: QoS::AtMostOnce,
         retain: false,
+        props: None,
     };
     let (_, ack) = h.connect_with(connect_packet("c", true, Some(will)));
-    assert_eq!(ack.code, ConnectReturnCode::NotAuthorized);
+    assert_eq!(ack.code, Reason::NOT_AUTHORIZED);
     assert_eq!(h.shard.metrics.wills_refused, 1);
 }
 
@@ -98,7 +99,7 @@ fn max_keepalive_holds_clients_that_ask_for_none() {
         c.keep_alive = 0;
     }
     let (conn, ack) = h.connect_with(connect);
-    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    assert_eq!(ack.code, Reason::SUCCESS);
     assert!(h.armed().contains(&TimerItem::Keepalive(conn)));
     h.advance(16_000);
     assert_eq!(h.closed.get(&conn), Some(&CloseReason::KeepaliveTimeout));

@@ -9,4 +9,6 @@ mod limits;
 mod qos;
 mod retained;
 mod routing;
+mod shared;
+mod strict;
 mod will;

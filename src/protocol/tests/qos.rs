@@ -1,5 +1,6 @@
 //! QoS 1 and 2 both ways, retry, resume, and the queue's drop policies.
 
+use crate::codec::Ack;
 use crate::codec::{Packet, QoS};
 use crate::config::QueueDropPolicy;
 use crate::session::event::SessionEvent;
@@ -20,7 +21,7 @@ fn qos1_inbound_is_acknowledged() {
     let mut h = H::new(1);
     let (_, p) = pair(&mut h, QoS::AtLeastOnce);
     let _ = h.send(p, publish("t", b"m", QoS::AtLeastOnce, 7, false));
-    assert_eq!(h.out(p), vec![Packet::PubAck(7)]);
+    assert_eq!(h.out(p), vec![Packet::PubAck(Ack::new(7))]);
 }
 
 #[test]
@@ -41,7 +42,7 @@ fn qos1_outbound_is_retried_with_dup_until_acked() {
     assert!(again[0].dup);
     assert_eq!(again[0].pkid, first[0].pkid);
     h.events();
-    let _ = h.send(s, Packet::PubAck(first[0].pkid));
+    let _ = h.send(s, Packet::PubAck(Ack::new(first[0].pkid)));
     assert!(
         matches!(h.events().as_slice(), [SessionEvent::Acked { pkid, .. }] if *pkid == first[0].pkid)
     );
@@ -56,16 +57,19 @@ fn qos2_outbound_flow_with_pubrel_retry() {
     let (s, p) = pair(&mut h, QoS::ExactlyOnce);
     let _ = h.send(p, publish("t", b"m", QoS::ExactlyOnce, 1, false));
     let pkid = h.publishes(s)[0].pkid;
-    let _ = h.send(s, Packet::PubRec(pkid));
-    assert_eq!(h.out(s), vec![Packet::PubRel(pkid)]);
+    let _ = h.send(s, Packet::PubRec(Ack::new(pkid)));
+    assert_eq!(h.out(s), vec![Packet::PubRel(Ack::new(pkid))]);
     let retry_ms = h.shard.cfg.session.retry_interval_s * 1000;
     h.advance(retry_ms + 200);
-    assert_eq!(h.out(s), vec![Packet::PubRel(pkid)], "PUBREL re-sent");
-    // A PUBACK does not complete a QoS 2 delivery.
-    let _ = h.send(s, Packet::PubAck(pkid));
+    assert_eq!(
+        h.out(s),
+        vec![Packet::PubRel(Ack::new(pkid))],
+        "PUBREL re-sent"
+    );
+    // (A PUBACK for it closes the connection: see strict.rs, wrong_qos_ack.)
     let sk = h.shard.sessions.find("sub").expect("session");
     assert!(!h.shard.sessions.get(sk).expect("s").window_is_empty());
-    let _ = h.send(s, Packet::PubComp(pkid));
+    let _ = h.send(s, Packet::PubComp(Ack::new(pkid)));
     assert!(h.shard.sessions.get(sk).expect("s").window_is_empty());
 }
 
@@ -75,14 +79,14 @@ fn qos2_inbound_is_routed_once() {
     let mut h = H::new(1);
     let (s, p) = pair(&mut h, QoS::AtMostOnce);
     let _ = h.send(p, publish("t", b"m", QoS::ExactlyOnce, 9, false));
-    assert_eq!(h.out(p), vec![Packet::PubRec(9)]);
+    assert_eq!(h.out(p), vec![Packet::PubRec(Ack::new(9))]);
     let _ = h.send(p, publish("t", b"m", QoS::ExactlyOnce, 9, false));
-    assert_eq!(h.out(p), vec![Packet::PubRec(9)]);
+    assert_eq!(h.out(p), vec![Packet::PubRec(Ack::new(9))]);
     assert_eq!(h.publishes(s).len(), 1, "delivered once");
     assert_eq!(h.shard.metrics.qos2_duplicates, 1);
     h.events();
-    let _ = h.send(p, Packet::PubRel(9));
-    assert_eq!(h.out(p), vec![Packet::PubComp(9)]);
+    let _ = h.send(p, Packet::PubRel(Ack::new(9)));
+    assert_eq!(h.out(p), vec![Packet::PubComp(Ack::new(9))]);
     assert!(matches!(
         h.events().as_slice(),
         [SessionEvent::PubRelReceived { pkid: 9, .. }]
@@ -118,7 +122,7 @@ fn resume_resends_the_window_with_dup_and_the_queue_after_it() {
     // queued one waits for window room.
     assert_eq!(again.len(), 1);
     assert!(again[0].dup && again[0].pkid == first[0].pkid);
-    let _ = h.send(s2, Packet::PubAck(first[0].pkid));
+    let _ = h.send(s2, Packet::PubAck(Ack::new(first[0].pkid)));
     let next = h.publishes(s2);
     assert_eq!(next.len(), 1);
     assert_eq!(&next[0].payload[..], b"2");

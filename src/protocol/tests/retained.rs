@@ -1,5 +1,6 @@
 //! Retained messages: stored, replaced, deleted, sent on subscribe.
 
+use crate::codec::Ack;
 use crate::codec::{Packet, QoS};
 use crate::session::event::SessionEvent;
 use crate::shard::harness::{publish, subscribe, H};
@@ -57,7 +58,7 @@ fn retained_publish_ack_waits_for_every_replica() {
         other => panic!("{other:?}"),
     };
     h.peer_sends(1, MeshMsg::Ack { barrier });
-    assert_eq!(h.out(p), vec![Packet::PubAck(4)]);
+    assert_eq!(h.out(p), vec![Packet::PubAck(Ack::new(4))]);
 }
 
 #[test]
@@ -69,7 +70,10 @@ fn acks_leave_in_packet_order_behind_a_held_one() {
     let _ = h.send(p, publish("plain", b"y", QoS::AtLeastOnce, 2, false));
     assert!(h.out(p).is_empty());
     h.answer_barriers();
-    assert_eq!(h.out(p), vec![Packet::PubAck(1), Packet::PubAck(2)]);
+    assert_eq!(
+        h.out(p),
+        vec![Packet::PubAck(Ack::new(1)), Packet::PubAck(Ack::new(2))]
+    );
 }
 
 /// Store `n` retained messages at `qos` on topics r/0 .. r/(n-1).
@@ -160,6 +164,7 @@ fn a_small_retained_payload_does_not_pin_its_read_buffer() {
         topic: "small".into(),
         pkid: 0,
         payload: buffer.slice(1000..1010),
+        props: None,
     };
     let _ = h.send(p, Packet::Publish(publish));
     let stored = h.shard.router.retained_matching("small");

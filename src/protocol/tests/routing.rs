@@ -1,5 +1,6 @@
 //! Overlapping subscriptions, unsubscribe, and routing to other shards.
 
+use crate::codec::UnsubAck;
 use crate::codec::{Packet, QoS, SubAckCode};
 use crate::session::event::SessionEvent;
 use crate::shard::harness::{publish, H};
@@ -58,9 +59,10 @@ fn unsubscribe_stops_delivery_and_emits_its_event() {
         Packet::Unsubscribe(crate::codec::Unsubscribe {
             pkid: 3,
             filters: vec!["t".into()],
+            props: None,
         }),
     );
-    assert_eq!(h.out(s), vec![Packet::UnsubAck(3)]);
+    assert_eq!(h.out(s), vec![Packet::UnsubAck(UnsubAck::new(3))]);
     assert!(
         matches!(h.events().as_slice(), [SessionEvent::Unsubscribed { filter, .. }] if &**filter == "t")
     );

@@ -1,5 +1,6 @@
 //! The will on each kind of abnormal close, and none after DISCONNECT.
 
+use crate::codec::Disconnect;
 use crate::codec::{Packet, QoS};
 use crate::shard::harness::{connect_packet, publish, will, H};
 use crate::shard::CloseReason;
@@ -63,6 +64,9 @@ fn will_fires_on_takeover() {
 fn no_will_after_disconnect() {
     // [MQTT-3.14.4-3]
     let (mut h, watch, w) = setup();
-    assert_eq!(h.send(w, Packet::Disconnect), Err(CloseReason::Normal));
+    assert_eq!(
+        h.send(w, Packet::Disconnect(Disconnect::normal())),
+        Err(CloseReason::Normal)
+    );
     assert_eq!(wills_seen(&mut h, watch), 0);
 }

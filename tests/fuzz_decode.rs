@@ -1,0 +1,95 @@
+//! The stable-toolchain fuzz pass of the codec: the seed corpus of
+//! `fuzz/corpus/decode/` (written by `COREMQ_WRITE_CORPUS=1 cargo test --lib
+//! write_fuzz_corpus`), then seeded mutations of it, each input run through
+//! `fuzz/check.rs` as the cargo-fuzz target `decode` runs it.
+//!
+//! Bounded by a count and by `COREMQ_FUZZ_SECS` (default 3 s; CI sets ~60).
+
+#[path = "../fuzz/check.rs"]
+mod check;
+
+use std::time::{Duration, Instant};
+
+/// Mutated inputs tried at most.
+const MAX_CASES: u64 = 5_000_000;
+
+fn corpus() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fuzz/corpus/decode")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read(f).expect("corpus file"))
+        .collect()
+}
+
+/// xorshift64: the same sequence on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// One mutation of `input`, sometimes spliced with `other`.
+fn mutate(rng: &mut Rng, input: &mut Vec<u8>, other: &[u8]) {
+    match rng.below(6) {
+        0 | 1 => {
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(input.len());
+                if let Some(b) = input.get_mut(at) {
+                    *b = rng.next() as u8;
+                }
+            }
+        }
+        2 => {
+            let at = rng.below(input.len() + 1);
+            input.insert(at, rng.next() as u8);
+        }
+        3 if !input.is_empty() => {
+            let at = rng.below(input.len());
+            input.remove(at);
+        }
+        4 => input.truncate(rng.below(input.len() + 1)),
+        _ => input.extend_from_slice(other.get(1..).unwrap_or_default()),
+    }
+}
+
+#[test]
+fn corpus_and_seeded_mutations() {
+    let seeds = corpus();
+    assert!(seeds.len() >= 30, "seed corpus missing");
+    for s in &seeds {
+        check::check(s);
+    }
+    let secs = std::env::var("COREMQ_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut cases = 0u64;
+    while cases < MAX_CASES && Instant::now() < end {
+        for _ in 0..1000 {
+            let mut input = seeds[rng.below(seeds.len())].clone();
+            let other = &seeds[rng.below(seeds.len())];
+            for _ in 0..=rng.below(3) {
+                mutate(&mut rng, &mut input, other);
+            }
+            check::check(&input);
+            cases += 1;
+        }
+    }
+    eprintln!("fuzz_decode: {cases} mutated inputs");
+}
