@@ -246,8 +246,11 @@ impl Conn {
                 .unwrap_or(0);
             self.inbuf = BytesMut::from(&data[..]);
         }
-        if result.is_ok() {
-            self.account_input(shard, completed)?;
+        match result {
+            Ok(_) => self.account_input(shard, completed)?,
+            // Closed here, so that what the close sends (an MQTT 5
+            // DISCONNECT) is in the outbox flushed before the socket goes.
+            Err(reason) => shard.close_conn(self.key, reason),
         }
         result
     }
@@ -326,7 +329,7 @@ impl Conn {
         match e {
             DecodeError::PacketTooLarge { .. } => {
                 shard.metrics.packets_too_large += 1;
-                return CloseReason::ProtocolError;
+                return CloseReason::PacketTooLarge;
             }
             DecodeError::UnsupportedProtocolLevel(_) if self.awaiting_connect(shard) => {
                 shard.metrics.connects_refused += 1;
@@ -341,7 +344,7 @@ impl Conn {
             _ => {}
         }
         shard.metrics.protocol_errors += 1;
-        CloseReason::ProtocolError
+        CloseReason::for_decode_error(&e)
     }
 
     /// Best effort, never waits: send what is left (a refusing CONNACK, say) before closing.

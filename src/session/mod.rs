@@ -250,11 +250,9 @@ impl Session {
 
     /// Drop the box of rare state once it holds nothing.
     fn trim_rare(&mut self) {
-        if self
-            .rare
-            .as_ref()
-            .is_some_and(|r| r.backlog.is_empty() && r.shares.is_empty() && r.delayed_will.is_none())
-        {
+        if self.rare.as_ref().is_some_and(|r| {
+            r.backlog.is_empty() && r.shares.is_empty() && r.delayed_will.is_none()
+        }) {
             self.rare = None;
         }
     }

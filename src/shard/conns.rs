@@ -8,7 +8,7 @@
 //! by its typed [`ConnKey`]; only [`Phase::Connected`] links it to a session,
 //! and that link is made and broken in one place (`protocol/connect.rs`).
 
-use crate::codec::{self, Packet, ProtocolVersion, QoS};
+use crate::codec::{self, DecodeError, Disconnect, Packet, ProtocolVersion, QoS, Reason};
 use crate::hooks::ClientInfo;
 use crate::message::Message;
 use crate::slab::{ConnKey, ConnTag, SessionKey, Slab};
@@ -57,6 +57,27 @@ pub enum CloseReason {
     /// Its incomplete packet would take the shard over its share of
     /// `max_incomplete_bytes`.
     InputBudget,
+    /// A packet that is not well formed (MQTT 5: DISCONNECT 0x81).
+    Malformed,
+    /// A PUBLISH topic name that is not valid (0x90).
+    TopicNameInvalid,
+    /// A packet over the broker's maximum packet size (0x95).
+    PacketTooLarge,
+    /// More unanswered QoS 1/2 PUBLISHes than the broker's Receive Maximum (0x93).
+    ReceiveMaximumExceeded,
+    /// A topic alias of 0 or over the broker's Topic Alias Maximum (0x94).
+    TopicAliasInvalid,
+    /// A limit of the broker's (0x97).
+    QuotaExceeded,
+    /// A retained PUBLISH while `retain_available` is off (0x9A).
+    RetainNotSupported,
+    /// A PUBLISH above `maximum_qos` (0x9B).
+    QosNotSupported,
+    /// A SUBSCRIBE with a subscription identifier while they are off (0xA1).
+    SubscriptionIdsNotSupported,
+    /// The client sent DISCONNECT with a reason other than success (MQTT 5):
+    /// its will is published.
+    ClientError,
 }
 
 impl CloseReason {
@@ -74,6 +95,60 @@ impl CloseReason {
             CloseReason::OutputStalled => "output_stalled",
             CloseReason::PacketTimeout => "packet_timeout",
             CloseReason::InputBudget => "input_budget",
+            CloseReason::Malformed => "malformed",
+            CloseReason::TopicNameInvalid => "topic_name_invalid",
+            CloseReason::PacketTooLarge => "packet_too_large",
+            CloseReason::ReceiveMaximumExceeded => "receive_maximum_exceeded",
+            CloseReason::TopicAliasInvalid => "topic_alias_invalid",
+            CloseReason::QuotaExceeded => "quota_exceeded",
+            CloseReason::RetainNotSupported => "retain_not_supported",
+            CloseReason::QosNotSupported => "qos_not_supported",
+            CloseReason::SubscriptionIdsNotSupported => "subscription_ids_not_supported",
+            CloseReason::ClientError => "client_error",
+        }
+    }
+
+    /// The reason of the DISCONNECT an MQTT 5 client is sent before the
+    /// close, if it gets one: none when the client ended it, when the socket
+    /// is gone or moved, and when a CONNACK already said why.
+    pub fn v5_reason(self) -> Option<Reason> {
+        let r = match self {
+            CloseReason::Normal
+            | CloseReason::ClientError
+            | CloseReason::SocketClosed
+            | CloseReason::Refused
+            | CloseReason::HandedOff
+            | CloseReason::ConnectTimeout => return None,
+            CloseReason::ProtocolError => Reason::PROTOCOL_ERROR,
+            CloseReason::KeepaliveTimeout | CloseReason::PacketTimeout => {
+                Reason::KEEP_ALIVE_TIMEOUT
+            }
+            CloseReason::Takeover => Reason::SESSION_TAKEN_OVER,
+            CloseReason::Shutdown => Reason::SERVER_SHUTTING_DOWN,
+            CloseReason::OutputStalled | CloseReason::InputBudget | CloseReason::QuotaExceeded => {
+                Reason::QUOTA_EXCEEDED
+            }
+            CloseReason::Malformed => Reason::MALFORMED_PACKET,
+            CloseReason::TopicNameInvalid => Reason::TOPIC_NAME_INVALID,
+            CloseReason::PacketTooLarge => Reason::PACKET_TOO_LARGE,
+            CloseReason::ReceiveMaximumExceeded => Reason::RECEIVE_MAXIMUM_EXCEEDED,
+            CloseReason::TopicAliasInvalid => Reason::TOPIC_ALIAS_INVALID,
+            CloseReason::RetainNotSupported => Reason::RETAIN_NOT_SUPPORTED,
+            CloseReason::QosNotSupported => Reason::QOS_NOT_SUPPORTED,
+            CloseReason::SubscriptionIdsNotSupported => {
+                Reason::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED
+            }
+        };
+        Some(r)
+    }
+
+    /// The close for a packet that could not be decoded, by its MQTT 5 reason.
+    pub fn for_decode_error(e: &DecodeError) -> CloseReason {
+        match e.reason() {
+            Reason::PACKET_TOO_LARGE => CloseReason::PacketTooLarge,
+            Reason::MALFORMED_PACKET => CloseReason::Malformed,
+            Reason::TOPIC_NAME_INVALID => CloseReason::TopicNameInvalid,
+            _ => CloseReason::ProtocolError,
         }
     }
 }
@@ -456,6 +531,11 @@ impl Connections {
             return None;
         }
         let was = std::mem::replace(&mut c.phase, Phase::Closing(reason));
+        // After a CONNACK, an MQTT 5 client is told why [MQTT-4.13.1-1].
+        let reason_code = reason.v5_reason().filter(|_| c.version().is_v5());
+        if let (Phase::Connected { .. }, Some(code)) = (&was, reason_code) {
+            c.send(&Packet::Disconnect(Disconnect::with(code)));
+        }
         c.wake();
         Some(was)
     }
