@@ -8,6 +8,7 @@
 //! by its typed [`ConnKey`]; only [`Phase::Connected`] links it to a session,
 //! and that link is made and broken in one place (`protocol/connect.rs`).
 
+pub use super::conn5::ConnV5;
 use crate::codec::{self, DecodeError, Disconnect, Packet, ProtocolVersion, QoS, Reason};
 use crate::hooks::ClientInfo;
 use crate::message::Message;
@@ -208,12 +209,15 @@ pub struct Conn {
     /// The socket's descriptor, to ask the kernel whether unread bytes wait
     /// (keepalive); -1 when there is none (tests).
     fd: RawFd,
-    /// Acks waiting for a barrier or queued behind one, in packet order.
-    held_acks: VecDeque<HeldAck>,
+    /// Acks waiting for a barrier or queued behind one, in packet order;
+    /// boxed and absent when none waits (most of the time).
+    held_acks: Option<Box<VecDeque<HeldAck>>>,
     peer: SocketAddr,
     /// The protocol version packets are decoded and encoded for: 3.1.1
     /// until CONNECT is handled, then the CONNECT's.
     version: ProtocolVersion,
+    /// What an MQTT 5 client asked of the broker (None before MQTT 5).
+    v5: Option<Box<ConnV5>>,
 }
 
 impl Conn {
@@ -400,28 +404,47 @@ impl Conn {
 
     /// Whether an ack must wait: one is already held (acks leave in order).
     pub fn holds_acks(&self) -> bool {
-        !self.held_acks.is_empty()
+        self.held_acks.is_some()
     }
 
     /// Queue an ack behind its barrier or behind the acks held already.
     pub fn hold_ack(&mut self, held: HeldAck) {
-        self.held_acks.push_back(held);
+        self.held_acks
+            .get_or_insert_with(Default::default)
+            .push_back(held);
     }
 
     /// A barrier completed: the acks now free to leave, in order.
     pub fn barrier_passed(&mut self, barrier: u64) -> Vec<HeldAck> {
-        if let Some(held) = self.held_acks.iter_mut().find(|h| h.barrier == barrier) {
+        let Some(held_acks) = self.held_acks.as_mut() else {
+            return Vec::new();
+        };
+        if let Some(held) = held_acks.iter_mut().find(|h| h.barrier == barrier) {
             held.barrier = 0;
         }
         let mut ready = Vec::new();
-        while self.held_acks.front().is_some_and(|h| h.barrier == 0) {
-            ready.extend(self.held_acks.pop_front());
+        while held_acks.front().is_some_and(|h| h.barrier == 0) {
+            ready.extend(held_acks.pop_front());
         }
-        if self.held_acks.is_empty() {
+        if held_acks.is_empty() {
             // Free the queue: an idle connection keeps no buffer.
-            self.held_acks = VecDeque::new();
+            self.held_acks = None;
         }
         ready
+    }
+
+    /// What the MQTT 5 client asked of the broker (None for 3.1/3.1.1).
+    pub fn v5(&self) -> Option<&ConnV5> {
+        self.v5.as_deref()
+    }
+
+    pub fn v5_mut(&mut self) -> Option<&mut ConnV5> {
+        self.v5.as_deref_mut()
+    }
+
+    /// Set once, from an MQTT 5 CONNECT.
+    pub fn set_v5(&mut self, v5: ConnV5) {
+        self.v5 = Some(Box::new(v5));
     }
 }
 
@@ -451,7 +474,8 @@ impl Connections {
             input_held: 0,
             partial_since: 0,
             fd,
-            held_acks: VecDeque::new(),
+            held_acks: None,
+            v5: None,
             version: ProtocolVersion::V311,
             peer,
         })

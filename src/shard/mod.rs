@@ -21,6 +21,7 @@
 //! the I/O layer (`crate::conn`, `crate::listener`): a socket handed over by
 //! another shard goes to the handler the broker registered with the mesh.
 
+pub mod conn5;
 pub mod conns;
 pub mod fanout;
 pub mod mesh;
