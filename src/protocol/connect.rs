@@ -339,7 +339,17 @@ impl Shard {
             will.topic
         );
         self.metrics.wills_published += 1;
-        self.publish_message(info, will.topic, will.payload, will.qos, will.retain, None);
+        let p = crate::codec::Publish {
+            dup: false,
+            qos: will.qos,
+            retain: will.retain,
+            topic: will.topic,
+            pkid: 0,
+            payload: will.payload,
+            // Its properties but the Will Delay Interval travel with it.
+            props: will.props,
+        };
+        self.publish_message(info, p, None);
     }
 
     /// Remove a session: its subscriptions leave the index (and the
