@@ -10,12 +10,12 @@
 //! under MQTT 3.1 or with clean session 0, over 23 characters under 3.1 when
 //! `strict.mqtt31_client_id_over_23` rejects it), then for a limit.
 
+use super::connect5::expiry_secs;
 use crate::codec::{ConnAck, Connect, LastWill, Packet, Properties, ProtocolVersion, Reason};
 use crate::config::Strictness;
 use crate::hooks::ClientInfo;
 use crate::session::store::Ending;
 use crate::session::{Expiry, PendingWill};
-use super::connect5::expiry_secs;
 use crate::shard::conns::ConnV5;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, SessionKey, Shard, TimerItem};
 use std::rc::Rc;
@@ -61,10 +61,18 @@ impl Shard {
                 self.who(conn),
                 connect.client_id.len()
             );
-            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID, "client id too long");
+            return self.refuse(
+                conn,
+                Reason::CLIENT_IDENTIFIER_NOT_VALID,
+                "client id too long",
+            );
         }
         if connect.version == ProtocolVersion::V31 && !self.mqtt31_client_id_ok(conn, &connect) {
-            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID, "MQTT 3.1 client id");
+            return self.refuse(
+                conn,
+                Reason::CLIENT_IDENTIFIER_NOT_VALID,
+                "MQTT 3.1 client id",
+            );
         }
         if let Some((code, why)) = self.over_connect_limits(conn, &connect) {
             return self.refuse(conn, code, why);
@@ -100,7 +108,10 @@ impl Shard {
         self.link(conn, sk, info.clone(), keepalive_s);
         let props = v5.then(|| {
             let granted = expiry_secs(expiry);
-            let asked = connect.props.as_ref().and_then(|p| p.session_expiry_interval);
+            let asked = connect
+                .props
+                .as_ref()
+                .and_then(|p| p.session_expiry_interval);
             let lowered = (asked.unwrap_or(0) != granted).then_some(granted);
             let keepalive = (keepalive_s != connect.keep_alive).then_some(keepalive_s);
             let assigned = connect.client_id.is_empty();

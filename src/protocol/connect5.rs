@@ -91,7 +91,10 @@ impl Shard {
             return Some((Reason::QOS_NOT_SUPPORTED, "will QoS above maximum_qos"));
         }
         if w.retain && !m.retain_available {
-            return Some((Reason::RETAIN_NOT_SUPPORTED, "retained will, retain not available"));
+            return Some((
+                Reason::RETAIN_NOT_SUPPORTED,
+                "retained will, retain not available",
+            ));
         }
         None
     }
@@ -107,7 +110,11 @@ impl Shard {
         d: Disconnect,
     ) -> Result<(), CloseReason> {
         let set = d.props.as_ref().and_then(|p| p.session_expiry_interval);
-        let current = self.conns.get(conn).and_then(|c| c.v5()).map(|v| v.session_expiry_s);
+        let current = self
+            .conns
+            .get(conn)
+            .and_then(|c| c.v5())
+            .map(|v| v.session_expiry_s);
         if let (Some(secs), Some(current)) = (set, current) {
             if current == 0 && secs != 0 {
                 log::info!(
