@@ -165,3 +165,24 @@ fn will_delay_and_disconnect_with_will() {
         assert_eq!(&w.payload[..], b"gone");
     });
 }
+
+#[test]
+fn shutdown_sends_0x8b() {
+    // §3.14.2.1: Server shutting down; a 3.1.1 client just sees the close.
+    each_cores(|cores| {
+        let b = start(cores);
+        let (mut c5, _) = Client::connect5(
+            b.addr,
+            &b.id_on("s5", cores - 1),
+            true,
+            Properties::default(),
+        );
+        let (mut c4, _) = Client::connect(b.addr, &b.id_on("s4", 0), true);
+        drop(b);
+        assert_eq!(
+            server_disconnect(&mut c5),
+            Some(Reason::SERVER_SHUTTING_DOWN)
+        );
+        assert_eq!(c4.recv(), None, "no DISCONNECT for 3.1.1");
+    });
+}
