@@ -133,13 +133,10 @@ impl OutAliases {
         plan
     }
 
-    /// Aliases assigned so far.
+    /// Aliases assigned so far (tests).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 
