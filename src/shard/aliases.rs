@@ -119,7 +119,9 @@ impl OutAliases {
         }
         match self.map.get(topic) {
             Some(&a) => OutAlias::Known(a),
-            None if self.map.len() < usize::from(self.max) => OutAlias::New(self.map.len() as u16 + 1),
+            None if self.map.len() < usize::from(self.max) => {
+                OutAlias::New(self.map.len() as u16 + 1)
+            }
             None => OutAlias::None,
         }
     }
@@ -148,8 +150,14 @@ mod tests {
     fn inbound_set_use_replace_and_refuse() {
         let mut a = InAliases::default();
         // [MQTT-3.3.2-8] alias 0; [MQTT-3.3.2-9] above the maximum.
-        assert_eq!(a.resolve("t".into(), Some(0), 4), Err(AliasError::OutOfRange));
-        assert_eq!(a.resolve("t".into(), Some(5), 4), Err(AliasError::OutOfRange));
+        assert_eq!(
+            a.resolve("t".into(), Some(0), 4),
+            Err(AliasError::OutOfRange)
+        );
+        assert_eq!(
+            a.resolve("t".into(), Some(5), 4),
+            Err(AliasError::OutOfRange)
+        );
         assert_eq!(a.resolve("".into(), Some(2), 4), Err(AliasError::Unknown));
         assert_eq!(a.resolve("a/b".into(), Some(2), 4).as_deref(), Ok("a/b"));
         assert_eq!(a.resolve("".into(), Some(2), 4).as_deref(), Ok("a/b"));
@@ -157,7 +165,10 @@ mod tests {
         assert_eq!(a.resolve("".into(), Some(2), 4).as_deref(), Ok("c"));
         assert_eq!(a.resolve("".into(), Some(1), 4), Err(AliasError::Unknown));
         assert_eq!(a.resolve("x".into(), None, 0).as_deref(), Ok("x"));
-        assert_eq!(a.resolve("x".into(), Some(1), 0), Err(AliasError::OutOfRange));
+        assert_eq!(
+            a.resolve("x".into(), Some(1), 0),
+            Err(AliasError::OutOfRange)
+        );
     }
 
     #[test]

@@ -150,6 +150,7 @@ impl CloseReason {
             Reason::PACKET_TOO_LARGE => CloseReason::PacketTooLarge,
             Reason::MALFORMED_PACKET => CloseReason::Malformed,
             Reason::TOPIC_NAME_INVALID => CloseReason::TopicNameInvalid,
+            Reason::TOPIC_ALIAS_INVALID => CloseReason::TopicAliasInvalid,
             _ => CloseReason::ProtocolError,
         }
     }
@@ -302,7 +303,9 @@ impl Conn {
     /// Whether a PUBLISH of `msg` may be sent to the client: within an MQTT
     /// 5 client's Maximum Packet Size (always for 3.1/3.1.1).
     pub fn fits(&self, msg: &Message, qos: QoS, sub_ids: &[u32]) -> bool {
-        self.v5.as_deref().is_none_or(|v5| v5.fits(msg, qos, sub_ids))
+        self.v5
+            .as_deref()
+            .is_none_or(|v5| v5.fits(msg, qos, sub_ids))
     }
 
     /// Bytes waiting to be written.

@@ -245,14 +245,15 @@ fn inbound_aliases_set_use_and_replace() {
     let s = v5(&mut h, "s");
     h.subscribe(s, &[("#", QoS::AtMostOnce)]);
     let p = v5(&mut h, "p");
-    for packet in [aliased("a/1", 1), aliased("", 1), aliased("b/2", 1), aliased("", 1)] {
+    for packet in [
+        aliased("a/1", 1),
+        aliased("", 1),
+        aliased("b/2", 1),
+        aliased("", 1),
+    ] {
         h.send(p, packet).unwrap();
     }
-    let topics: Vec<String> = h
-        .publishes(s)
-        .iter()
-        .map(|p| p.topic.to_string())
-        .collect();
+    let topics: Vec<String> = h.publishes(s).iter().map(|p| p.topic.to_string()).collect();
     assert_eq!(topics, ["a/1", "a/1", "b/2", "b/2"]);
 }
 
@@ -463,8 +464,16 @@ fn retain_and_qos_the_broker_does_not_offer_close_the_connection() {
     cfg.mqtt.retain_available = false;
     cfg.mqtt.maximum_qos = 1;
     let cases = [
-        (publish("t", b"x", QoS::AtMostOnce, 0, true), CloseReason::RetainNotSupported, Reason::RETAIN_NOT_SUPPORTED),
-        (publish("t", b"x", QoS::ExactlyOnce, 1, false), CloseReason::QosNotSupported, Reason::QOS_NOT_SUPPORTED),
+        (
+            publish("t", b"x", QoS::AtMostOnce, 0, true),
+            CloseReason::RetainNotSupported,
+            Reason::RETAIN_NOT_SUPPORTED,
+        ),
+        (
+            publish("t", b"x", QoS::ExactlyOnce, 1, false),
+            CloseReason::QosNotSupported,
+            Reason::QOS_NOT_SUPPORTED,
+        ),
     ];
     for (packet, close, reason) in cases {
         let mut h = H::with(cfg.clone(), 1);
@@ -477,7 +486,10 @@ fn retain_and_qos_the_broker_does_not_offer_close_the_connection() {
         );
         let (p3, _) = h.connect("p3", true);
         assert_eq!(h.send(p3, packet), Err(close));
-        assert!(h.out(p3).is_empty(), "a 3.1.1 client is closed without a DISCONNECT");
+        assert!(
+            h.out(p3).is_empty(),
+            "a 3.1.1 client is closed without a DISCONNECT"
+        );
         assert_eq!(h.shard.metrics.publishes_refused, 2);
     }
 }
