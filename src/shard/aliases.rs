@@ -186,5 +186,7 @@ mod tests {
         assert_eq!(OutAlias::Known(2).topic("b"), "");
         assert_eq!(OutAlias::New(2).topic("b"), "b");
         assert_eq!(OutAliases::new(0).plan("a"), OutAlias::None);
+        // The entry size the module doc's memory figure uses.
+        assert_eq!(std::mem::size_of::<(Arc<str>, u16)>(), 24);
     }
 }
