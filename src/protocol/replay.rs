@@ -50,9 +50,9 @@ impl Shard {
             SessionEvent::Subscribed {
                 session,
                 filter,
-                qos,
+                opts,
             } => {
-                self.subscribe_session(session, filter, qos);
+                self.subscribe_session(session, filter, opts);
             }
             SessionEvent::Unsubscribed { session, filter } => {
                 self.unsubscribe_session(session, &filter);

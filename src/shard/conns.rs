@@ -17,7 +17,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::Waker;
 
 /// The unit of a connection's last-seen time: the timer wheel's resolution
@@ -177,7 +176,7 @@ pub struct HeldAck {
     pub packet: Packet,
     /// Retained messages for the subscriptions of a SUBACK, delivered right
     /// after it (empty, with no allocation, for every other ack).
-    pub then_retained: Vec<(Arc<Message>, QoS)>,
+    pub then_retained: Vec<crate::session::RetainedSend>,
 }
 
 /// What the shard keeps per open socket.
@@ -269,17 +268,29 @@ impl Conn {
         self.wake();
     }
 
-    /// Append a PUBLISH of `msg` to the outbox and wake the task.
-    pub fn send_publish(&mut self, msg: &Message, retain: bool, qos: QoS, pkid: u16, dup: bool) {
-        codec::encode_publish(
-            &mut self.outbox,
-            &msg.topic,
-            &msg.payload,
-            qos,
-            pkid,
-            retain,
-            dup,
-        );
+    /// Append a PUBLISH of `msg` to the outbox and wake the task; an MQTT 5
+    /// connection gets the subscription identifiers `sub_ids` with it.
+    pub fn send_publish(
+        &mut self,
+        msg: &Message,
+        retain: bool,
+        qos: QoS,
+        pkid: u16,
+        dup: bool,
+        sub_ids: &[u32],
+    ) {
+        let (topic, payload) = (&msg.topic, &msg.payload);
+        if self.version.is_v5() {
+            let v5 = codec::PublishV5 {
+                props: None,
+                topic_alias: None,
+                subscription_identifiers: sub_ids,
+                message_expiry_interval: None,
+            };
+            codec::encode_publish_v5(&mut self.outbox, topic, payload, qos, pkid, retain, dup, &v5);
+        } else {
+            codec::encode_publish(&mut self.outbox, topic, payload, qos, pkid, retain, dup);
+        }
         self.wake();
     }
 

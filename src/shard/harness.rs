@@ -39,8 +39,8 @@ pub(crate) struct H {
     next_port: u16,
 }
 
-/// A subscription as the router holds it: filter and granted QoS.
-type Granted = (String, Option<QoS>);
+/// A subscription as the router holds it: filter and options.
+type Granted = (String, Option<crate::router::SubOpts>);
 
 /// Everything that must survive a restart, in a comparable form.
 #[derive(Debug, PartialEq, Eq)]
