@@ -279,17 +279,15 @@ impl Conn {
         dup: bool,
         sub_ids: &[u32],
     ) {
-        let (topic, payload) = (&msg.topic, &msg.payload);
+        let (topic, payload, out) = (&msg.topic, &msg.payload, &mut self.outbox);
         if self.version.is_v5() {
             let v5 = codec::PublishV5 {
-                props: None,
-                topic_alias: None,
                 subscription_identifiers: sub_ids,
-                message_expiry_interval: None,
+                ..Default::default()
             };
-            codec::encode_publish_v5(&mut self.outbox, topic, payload, qos, pkid, retain, dup, &v5);
+            codec::encode_publish_v5(out, topic, payload, qos, pkid, retain, dup, &v5);
         } else {
-            codec::encode_publish(&mut self.outbox, topic, payload, qos, pkid, retain, dup);
+            codec::encode_publish(out, topic, payload, qos, pkid, retain, dup);
         }
         self.wake();
     }
