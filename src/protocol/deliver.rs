@@ -10,12 +10,12 @@
 
 use crate::codec::{Ack, Packet, QoS};
 use crate::message::Message;
+use crate::router::{sessions_of, Hit, Merged};
 use crate::session::inflight::{Entry, Phase};
 use crate::session::shares::ShareTag;
 use crate::session::{Delivery, Expiry};
 use crate::shard::conns::Conn;
 use crate::shard::mesh::MeshMsg;
-use crate::router::{sessions_of, Hit, Merged};
 use crate::shard::{SessionKey, Shard, ShardRef, TimerItem};
 use std::sync::Arc;
 

@@ -56,7 +56,11 @@ impl Shard {
         let mut granted: AHashMap<Arc<str>, QoS> = AHashMap::new();
         for req in reqs {
             if let Some(reason) = self.refusal(sk, &req, sub_id) {
-                log::debug!("{}: filter {:?} refused: {reason:?}", self.who(conn), req.filter);
+                log::debug!(
+                    "{}: filter {:?} refused: {reason:?}",
+                    self.who(conn),
+                    req.filter
+                );
                 codes.push(SubAckCode::Refused(reason));
                 continue;
             }

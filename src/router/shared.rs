@@ -318,8 +318,13 @@ mod tests {
                 .join_local(i as u16, *sk, &share, SubOpts::qos_only(QoS::AtLeastOnce))
                 .is_some());
         }
-        assert!(g.join_local(0, k[0], &share, SubOpts::qos_only(QoS::AtMostOnce)).is_none());
-        assert_eq!(g.granted(&share, k[0]), Some(SubOpts::qos_only(QoS::AtMostOnce)));
+        assert!(g
+            .join_local(0, k[0], &share, SubOpts::qos_only(QoS::AtMostOnce))
+            .is_none());
+        assert_eq!(
+            g.granted(&share, k[0]),
+            Some(SubOpts::qos_only(QoS::AtMostOnce))
+        );
         let m = msg("p", "a/b");
         let turns: Vec<u16> = (0..6).map(|_| chosen(&g, &m)[0].shard).collect();
         assert_eq!(turns, [0, 1, 2, 0, 1, 2]);

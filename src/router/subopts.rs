@@ -93,7 +93,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(SubOpts::new(QoS::AtLeastOnce, false, false, MAX_SUB_ID + 1).id(), None);
+        assert_eq!(
+            SubOpts::new(QoS::AtLeastOnce, false, false, MAX_SUB_ID + 1).id(),
+            None
+        );
         assert_eq!(
             SubOpts::qos_only(QoS::ExactlyOnce),
             SubOpts::new(QoS::ExactlyOnce, false, false, 0)

@@ -426,7 +426,15 @@ impl Session {
 
 /// A window entry: packet id, message id, RETAIN, QoS, phase, share, identifiers.
 #[cfg(test)]
-type WindowView = (u16, u128, bool, QoS, inflight::Phase, Option<String>, Vec<u32>);
+type WindowView = (
+    u16,
+    u128,
+    bool,
+    QoS,
+    inflight::Phase,
+    Option<String>,
+    Vec<u32>,
+);
 
 /// A session's durable state, comparable across a replay (harness tests).
 #[cfg(test)]

@@ -245,7 +245,12 @@ impl H {
     /// Subscribe and return the SUBACK codes; every peer answers the
     /// barrier at once (what the peers were sent is consumed).
     pub fn subscribe(&mut self, conn: ConnKey, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
-        let _ = self.send(conn, subscribe(1, filters));
+        self.subscribe_with(conn, subscribe(1, filters))
+    }
+
+    /// As [`subscribe`](Self::subscribe), with a SUBSCRIBE packet of the test's own.
+    pub fn subscribe_with(&mut self, conn: ConnKey, packet: Packet) -> Vec<SubAckCode> {
+        let _ = self.send(conn, packet);
         self.answer_barriers();
         let mut codes = None;
         let mut rest = Vec::new();
