@@ -72,14 +72,10 @@ impl Shard {
         if !filters.any(str::is_empty) {
             return Ok(());
         }
-        self.metrics.protocol_errors += 1;
-        if let Some(held) = self.lines.strict.allow() {
-            log::info!(
-                "{}: empty topic filter in {packet}, closing [MQTT-4.7.3-1]{held}",
-                self.who(conn)
-            );
-        }
-        Err(CloseReason::ProtocolError)
+        self.protocol_error(
+            conn,
+            &format!("empty topic filter in {packet} [MQTT-4.7.3-1]"),
+        )
     }
 
     /// MQTT 5: a SUBSCRIBE asking No Local on a shared subscription is a
@@ -92,12 +88,14 @@ impl Shard {
         if !no_local_filters.any(topic::is_share) {
             return Ok(());
         }
+        self.protocol_error(conn, "No Local on a shared subscription [MQTT-3.8.3-4]")
+    }
+
+    /// Count a protocol error, log `what` on the rate-limited line, close.
+    fn protocol_error(&mut self, conn: ConnKey, what: &str) -> Result<(), CloseReason> {
         self.metrics.protocol_errors += 1;
         if let Some(held) = self.lines.strict.allow() {
-            log::info!(
-                "{}: No Local on a shared subscription, closing [MQTT-3.8.3-4]{held}",
-                self.who(conn)
-            );
+            log::info!("{}: {what}, closing{held}", self.who(conn));
         }
         Err(CloseReason::ProtocolError)
     }

@@ -436,6 +436,10 @@ type WindowView = (
     Vec<u32>,
 );
 
+/// A queued message: message id, RETAIN, QoS, share, identifiers.
+#[cfg(test)]
+type QueueView = (u128, bool, QoS, Option<String>, Vec<u32>);
+
 /// A session's durable state, comparable across a replay (harness tests).
 #[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -444,6 +448,6 @@ pub struct DurableView {
     pub expiry: Expiry,
     pub filters: Vec<String>,
     pub window: Vec<WindowView>,
-    pub queue: Vec<(u128, bool, QoS, Option<String>, Vec<u32>)>,
+    pub queue: Vec<QueueView>,
     pub awaiting_rel: Vec<u16>,
 }

@@ -49,6 +49,17 @@ fn suback(h: &mut H, c: ConnKey, packet: Packet) -> Vec<SubAckCode> {
     h.subscribe_with(c, packet)
 }
 
+/// Send an UNSUBSCRIBE (packet id 4) of `filters`.
+fn unsubscribe(h: &mut H, c: ConnKey, filters: &[&str]) {
+    let filters = filters.iter().map(|f| f.to_string()).collect();
+    let packet = Unsubscribe {
+        pkid: 4,
+        filters,
+        props: None,
+    };
+    let _ = h.send(c, Packet::Unsubscribe(packet));
+}
+
 fn v5(h: &mut H, id: &str) -> ConnKey {
     h.connect5(id, true, Properties::default()).0
 }
@@ -154,24 +165,10 @@ fn retain_handling_0_1_2() {
     assert_eq!(retained_after(&mut h, 0), 1, "0: again on a re-subscribe");
     assert_eq!(retained_after(&mut h, 1), 0, "1: the subscription existed");
     assert_eq!(retained_after(&mut h, 2), 0);
-    let _ = h.send(
-        c,
-        Packet::Unsubscribe(Unsubscribe {
-            pkid: 2,
-            filters: vec!["t".into()],
-            props: None,
-        }),
-    );
+    unsubscribe(&mut h, c, &["t"]);
     h.out(c);
     assert_eq!(retained_after(&mut h, 2), 0, "2: never");
-    let _ = h.send(
-        c,
-        Packet::Unsubscribe(Unsubscribe {
-            pkid: 3,
-            filters: vec!["t".into()],
-            props: None,
-        }),
-    );
+    unsubscribe(&mut h, c, &["t"]);
     h.out(c);
     assert_eq!(retained_after(&mut h, 1), 1, "1: a new subscription");
 }
@@ -379,14 +376,7 @@ fn unsuback_has_a_reason_per_filter() {
         c,
         subscribe5(1, vec![f1("t"), f1("$share/g/s")], None),
     );
-    let _ = h.send(
-        c,
-        Packet::Unsubscribe(Unsubscribe {
-            pkid: 4,
-            filters: vec!["t".into(), "u".into(), "a/#/b".into(), "$share/g/s".into()],
-            props: None,
-        }),
-    );
+    unsubscribe(&mut h, c, &["t", "u", "a/#/b", "$share/g/s"]);
     let want = UnsubAck {
         pkid: 4,
         reasons: vec![
