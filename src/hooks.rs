@@ -23,13 +23,37 @@ pub struct ClientInfo {
     pub shard: usize,
 }
 
-/// One filter of a SUBSCRIBE as the `client.subscribe` hooks see it.
+/// One filter of a SUBSCRIBE as the `client.subscribe` hooks see it, with
+/// its MQTT 5 options (all off for 3.1/3.1.1 clients).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscribeRequest {
     pub filter: String,
+    /// The QoS asked for (the broker grants at most `mqtt.maximum_qos`).
     pub qos: QoS,
-    /// Set to true to reject this filter (SUBACK 0x80).
+    /// Set to true to reject this filter (SUBACK 0x80; MQTT 5: 0x87 Not authorized).
     pub rejected: bool,
+    /// MQTT 5 No Local: the client's own messages are not sent back to it.
+    pub no_local: bool,
+    /// MQTT 5 Retain As Published: deliveries keep the published RETAIN flag.
+    pub retain_as_published: bool,
+    /// MQTT 5 Retain Handling: 0 retained messages on subscribe, 1 only for
+    /// a new subscription, 2 never.
+    pub retain_handling: u8,
+}
+
+impl SubscribeRequest {
+    /// A request for `filter` at `qos` without MQTT 5 options (for a hook
+    /// that adds filters).
+    pub fn new(filter: impl Into<String>, qos: QoS) -> Self {
+        SubscribeRequest {
+            filter: filter.into(),
+            qos,
+            rejected: false,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: 0,
+        }
+    }
 }
 
 type ConnectedFn = dyn Fn(&ClientInfo) + Send + Sync;

@@ -12,11 +12,10 @@
 //! retained messages of a SUBACK's subscriptions) waits with it. The mesh
 //! part owns the barriers; the connections part owns each held queue.
 
-use crate::codec::{Packet, QoS};
-use crate::message::Message;
+use crate::codec::Packet;
+use crate::session::RetainedSend;
 use crate::shard::conns::HeldAck;
 use crate::shard::{ConnKey, Shard};
-use std::sync::Arc;
 
 impl Shard {
     /// Open a barrier for `conn`: one answer expected from every peer.
@@ -37,7 +36,7 @@ impl Shard {
         conn: ConnKey,
         packet: Packet,
         barrier: u64,
-        retained: Vec<(Arc<Message>, QoS)>,
+        retained: Vec<RetainedSend>,
     ) {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
@@ -71,7 +70,7 @@ impl Shard {
     /// Send an ack, then what follows it: the retained messages of a
     /// SUBACK join the session's retained backlog, which is sent under flow
     /// control (`refill_window`).
-    fn ack_now(&mut self, conn: ConnKey, packet: Packet, retained: Vec<(Arc<Message>, QoS)>) {
+    fn ack_now(&mut self, conn: ConnKey, packet: Packet, retained: Vec<RetainedSend>) {
         self.send_packet(conn, &packet);
         if retained.is_empty() {
             return;

@@ -10,6 +10,7 @@
 
 use crate::codec::{Ack, Packet, QoS};
 use crate::message::{wall_clock_us, Message};
+use crate::router::{sessions_of, Hit, Merged};
 use crate::session::inflight::{Entry, Phase};
 use crate::session::shares::ShareTag;
 use crate::session::{Delivery, Expiry};
@@ -55,7 +56,8 @@ impl Shard {
     }
 
     /// Deliver to this shard's subscribers: one copy per session, at the
-    /// highest QoS among its overlapping subscriptions. A fan-out larger than
+    /// highest QoS among its overlapping subscriptions, with the identifiers
+    /// of all of them ([`Merged`]). A fan-out larger than
     /// `runtime.fanout_inline_max` is handed to the shard's fan-out task, which
     /// delivers in slices of [`FANOUT_SLICE`] and yields in between, so one huge fan-out does
     /// not stall every other connection of the shard; while any is pending,
@@ -63,12 +65,14 @@ impl Shard {
     /// whether any local session subscribed to it.
     pub fn dispatch_local(&mut self, msg: &Arc<Message>) -> bool {
         let mut hits = self.fanout.take_scratch();
-        self.router.local_hits(&msg.topic, &mut hits);
+        let sessions = &self.sessions;
+        let is_publisher = |sk| sessions.get(sk).is_some_and(|s| *s.client_id() == msg.from);
+        self.router.local_hits(&msg.topic, &mut hits, is_publisher);
         let inline_max = self.cfg.runtime.fanout_inline_max;
         if hits.is_empty() || (!self.fanout.busy() && hits.len() <= inline_max) {
             let matched = !hits.is_empty();
-            for &(sk, sub_qos) in &hits {
-                self.deliver(sk, msg, false, msg.qos.min(sub_qos));
+            for run in sessions_of(&hits) {
+                self.deliver_merged(msg, run);
             }
             self.fanout.give_back(hits);
             return matched;
@@ -91,10 +95,14 @@ impl Shard {
             };
             let hits = head.hits.clone();
             let (from, total) = (head.next, hits.len());
-            let end = (from + FANOUT_CHUNK).min(total);
-            for &(sk, sub_qos) in &hits[from..end] {
+            let mut end = (from + FANOUT_CHUNK).min(total);
+            // A session's matches are delivered together (one copy).
+            while end < total && hits[end].0 == hits[end - 1].0 {
+                end += 1;
+            }
+            for run in sessions_of(&hits[from..end]) {
                 for f in &batch {
-                    self.deliver(sk, &f.msg, false, f.msg.qos.min(sub_qos));
+                    self.deliver_merged(&f.msg, run);
                 }
             }
             if end < total {
@@ -103,11 +111,34 @@ impl Shard {
         }
     }
 
-    /// Send now or queue, per the session's window, queue and connection.
-    /// The message is only cloned (an `Arc`) when it is kept: a QoS 0
-    /// delivery touches no atomic.
-    pub fn deliver(&mut self, sk: SessionKey, msg: &Arc<Message>, retain: bool, qos: QoS) {
-        self.deliver_via(sk, msg, retain, qos, None);
+    /// Deliver `msg` to the session whose matches are `run`: at
+    /// min(message, subscription) QoS, RETAIN as published only for a
+    /// Retain As Published subscription [MQTT-3.3.1-12] [MQTT-3.3.1-13].
+    fn deliver_merged(&mut self, msg: &Arc<Message>, run: &[Hit]) {
+        if let [(sk, o)] = run {
+            let ids = o.id();
+            let retain = msg.retain && o.retain_as_published();
+            let qos = msg.qos.min(o.qos());
+            self.deliver(*sk, msg, retain, qos, ids.as_slice());
+            return;
+        }
+        let m = Merged::of(run);
+        let retain = msg.retain && m.retain_as_published;
+        self.deliver(m.session, msg, retain, msg.qos.min(m.qos), &m.ids);
+    }
+
+    /// Send now or queue, per the session's window, queue and connection,
+    /// with the subscription identifiers `ids` (MQTT 5). The message is
+    /// only cloned (an `Arc`) when it is kept: a QoS 0 delivery touches no atomic.
+    pub fn deliver(
+        &mut self,
+        sk: SessionKey,
+        msg: &Arc<Message>,
+        retain: bool,
+        qos: QoS,
+        ids: &[u32],
+    ) {
+        self.deliver_via(sk, msg, retain, qos, ids, None);
     }
 
     /// As [`deliver`](Self::deliver), for a delivery chosen through the
@@ -118,6 +149,7 @@ impl Shard {
         msg: &Arc<Message>,
         retain: bool,
         qos: QoS,
+        ids: &[u32],
         share: Option<ShareTag>,
     ) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
@@ -138,7 +170,7 @@ impl Shard {
                     self.metrics.dropped_qos0_slow += 1;
                     return;
                 }
-                c.send_publish(msg, retain, QoS::AtMostOnce, 0, false, &[]);
+                c.send_publish(msg, retain, QoS::AtMostOnce, 0, false, ids);
                 self.metrics.publish_sent += 1;
                 return;
             }
@@ -148,16 +180,12 @@ impl Shard {
                     && s.window_has_room()
                     && c.unsent() < max_outbox =>
             {
-                let d = Delivery {
-                    msg: msg.clone(),
-                    retain,
-                    share,
-                };
+                let d = Delivery::new(msg.clone(), retain, share, ids);
                 if let Some(e) = self
                     .sessions
                     .window(&mut self.journal, sk, d, qos, None, now)
                 {
-                    c.send_publish(&e.delivery.msg, retain, qos, e.pkid, false, &[]);
+                    c.send_publish(&e.delivery.msg, retain, qos, e.pkid, false, ids);
                     self.metrics.publish_sent += 1;
                 }
                 self.arm_retry(sk, now);
@@ -171,11 +199,7 @@ impl Shard {
             }
             _ => {}
         }
-        let d = Delivery {
-            msg: msg.clone(),
-            retain,
-            share,
-        };
+        let d = Delivery::new(msg.clone(), retain, share, ids);
         let Some(pushed) = self.sessions.queue(&mut self.journal, sk, d, qos) else {
             return;
         };
@@ -216,17 +240,18 @@ impl Shard {
             let next = sessions
                 .get_mut(sk)
                 .and_then(|s| s.next_retained(|qos, room| qos == QoS::AtMostOnce || room));
-            let Some((msg, qos)) = next else { break };
+            let Some((msg, qos, id)) = next else { break };
+            let ids: &[u32] = if id == 0 { &[] } else { &[id] };
             steps += 1;
             if let Some(drop) = unsendable(c, &msg, qos) {
                 drop.count(metrics);
             } else if qos == QoS::AtMostOnce {
-                c.send_publish(&msg, true, qos, 0, false, &[]);
+                c.send_publish(&msg, true, qos, 0, false, ids);
                 sent += 1;
             } else {
-                let d = Delivery::plain(msg, true);
+                let d = Delivery::new(msg, true, None, ids);
                 if let Some(e) = sessions.window(journal, sk, d, qos, None, now) {
-                    c.send_publish(&e.delivery.msg, true, qos, e.pkid, false, &[]);
+                    c.send_publish(&e.delivery.msg, true, qos, e.pkid, false, ids);
                     sent += 1;
                 }
             }
@@ -243,7 +268,7 @@ impl Shard {
                 continue;
             }
             let sent_one = sessions.send_queued(journal, sk, now, |d, qos, pkid| {
-                c.send_publish(&d.msg, d.retain, qos, pkid, false, &[])
+                c.send_publish(&d.msg, d.retain, qos, pkid, false, d.ids())
             });
             if !sent_one {
                 break;
@@ -334,7 +359,7 @@ fn resend(c: &mut Conn, e: &Entry) {
     match e.phase {
         Phase::Published => {
             let d = &e.delivery;
-            c.send_publish(&d.msg, d.retain, e.qos, e.pkid, true, &[]);
+            c.send_publish(&d.msg, d.retain, e.qos, e.pkid, true, d.ids());
         }
         Phase::PubRelSent => c.send(&Packet::PubRel(Ack::new(e.pkid))),
     }

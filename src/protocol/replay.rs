@@ -50,9 +50,9 @@ impl Shard {
             SessionEvent::Subscribed {
                 session,
                 filter,
-                qos,
+                opts,
             } => {
-                self.subscribe_session(session, filter, qos);
+                self.subscribe_session(session, filter, opts);
             }
             SessionEvent::Unsubscribed { session, filter } => {
                 self.unsubscribe_session(session, &filter);
@@ -114,7 +114,9 @@ impl Shard {
 mod tests {
     use crate::codec::{Ack, Disconnect, Packet, QoS};
     use crate::config::QueueDropPolicy;
-    use crate::shard::harness::{connect_packet, publish, small_config, subscribe, H};
+    use crate::shard::harness::{
+        connect5_packet, connect_packet, publish, small_config, subscribe, H,
+    };
     use crate::shard::ConnKey;
     use proptest::prelude::*;
 
@@ -124,9 +126,11 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
+        /// `v5`: an MQTT 5 CONNECT (clean start; expiry 60 s unless `clean`).
         Connect {
             client: usize,
             clean: bool,
+            v5: bool,
         },
         DropSocket {
             client: usize,
@@ -134,10 +138,13 @@ mod tests {
         Disconnect {
             client: usize,
         },
+        /// `opts` (MQTT 5 clients): bit 0 No Local, bit 1 Retain As
+        /// Published, bits 2.. the subscription identifier (0: none).
         Subscribe {
             client: usize,
             filter: usize,
             qos: u8,
+            opts: u8,
         },
         Unsubscribe {
             client: usize,
@@ -166,11 +173,12 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         let c = 0..CLIENTS;
         prop_oneof![
-            1 => (c.clone(), any::<bool>()).prop_map(|(client, clean)| Op::Connect { client, clean }),
+            1 => (c.clone(), any::<bool>(), any::<bool>())
+                .prop_map(|(client, clean, v5)| Op::Connect { client, clean, v5 }),
             1 => c.clone().prop_map(|client| Op::DropSocket { client }),
             1 => c.clone().prop_map(|client| Op::Disconnect { client }),
-            1 => (c.clone(), 0..FILTERS.len(), 0..3u8)
-                .prop_map(|(client, filter, qos)| Op::Subscribe { client, filter, qos }),
+            1 => (c.clone(), 0..FILTERS.len(), 0..3u8, 0..16u8)
+                .prop_map(|(client, filter, qos, opts)| Op::Subscribe { client, filter, qos, opts }),
             1 => (c.clone(), 0..FILTERS.len())
                 .prop_map(|(client, filter)| Op::Unsubscribe { client, filter }),
             1 => (c.clone(), 0..TOPICS.len(), 0..3u8, any::<bool>(), prop::bool::weighted(0.1)).prop_map(
@@ -189,6 +197,7 @@ mod tests {
     /// The client side of the test: connections and packet ids.
     struct Clients {
         conns: [Option<ConnKey>; CLIENTS],
+        v5: [bool; CLIENTS],
         next_pkid: u16,
         awaiting_rel: [Vec<u16>; CLIENTS],
     }
@@ -196,9 +205,19 @@ mod tests {
     impl Clients {
         fn apply(&mut self, h: &mut H, op: Op) {
             match op {
-                Op::Connect { client, clean } => {
-                    let packet = connect_packet(&format!("c{client}"), clean, None);
+                Op::Connect { client, clean, v5 } => {
+                    let id = format!("c{client}");
+                    let packet = if v5 {
+                        let props = crate::codec::Properties {
+                            session_expiry_interval: (!clean).then_some(60),
+                            ..Default::default()
+                        };
+                        connect5_packet(&id, clean, props, None)
+                    } else {
+                        connect_packet(&id, clean, None)
+                    };
                     self.conns[client] = Some(h.connect_with(packet).0);
+                    self.v5[client] = v5;
                     self.awaiting_rel[client].clear();
                 }
                 Op::DropSocket { client } => {
@@ -215,8 +234,21 @@ mod tests {
                     client,
                     filter,
                     qos: q,
+                    opts,
                 } => {
-                    self.send(h, client, subscribe(1, &[(FILTERS[filter], qos(q))]));
+                    let mut packet = subscribe(1, &[(FILTERS[filter], qos(q))]);
+                    if let (Packet::Subscribe(s), true) = (&mut packet, self.v5[client]) {
+                        s.filters[0].no_local = opts & 1 != 0;
+                        s.filters[0].retain_as_published = opts & 2 != 0;
+                        let id = u32::from(opts >> 2);
+                        s.props = (id != 0).then(|| {
+                            Box::new(crate::codec::Properties {
+                                subscription_identifiers: vec![id],
+                                ..Default::default()
+                            })
+                        });
+                    }
+                    self.send(h, client, packet);
                 }
                 Op::Unsubscribe { client, filter } => {
                     let u = crate::codec::Unsubscribe {
@@ -303,6 +335,7 @@ mod tests {
             let mut live = H::with(cfg.clone(), 1);
             let mut clients = Clients {
                 conns: [None; CLIENTS],
+                v5: [false; CLIENTS],
                 next_pkid: 0,
                 awaiting_rel: Default::default(),
             };

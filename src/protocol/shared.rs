@@ -66,7 +66,9 @@ impl Shard {
         };
         let tag = self.sessions.get(sk).and_then(|s| s.share_tag(&share));
         self.metrics.shared_delivered += 1;
-        self.deliver_via(sk, msg, false, msg.qos.min(granted), tag);
+        let retain = msg.retain && granted.retain_as_published();
+        let qos = msg.qos.min(granted.qos());
+        self.deliver_via(sk, msg, retain, qos, granted.id().as_slice(), tag);
     }
 
     /// Choose another member of `share`'s group for `msg`; false (counted)

@@ -10,6 +10,8 @@
 //!   for a QoS 2 one; closed as a protocol error.
 //! * A zero-length topic filter in SUBSCRIBE or UNSUBSCRIBE [MQTT-4.7.3-1]:
 //!   always closed, as a protocol error.
+//! * No Local on a shared subscription (MQTT 5) [MQTT-3.8.3-4]: always
+//!   closed, as a protocol error (DISCONNECT 0x82).
 //!
 //! The MQTT 3.1 client id rules are made with the other CONNECT refusals in
 //! `connect.rs`. Each check returns `Err` to close the connection, logs on
@@ -70,12 +72,30 @@ impl Shard {
         if !filters.any(str::is_empty) {
             return Ok(());
         }
+        self.protocol_error(
+            conn,
+            &format!("empty topic filter in {packet} [MQTT-4.7.3-1]"),
+        )
+    }
+
+    /// MQTT 5: a SUBSCRIBE asking No Local on a shared subscription is a
+    /// protocol error [MQTT-3.8.3-4]; `Err` before anything of it acts.
+    pub(super) fn refuse_shared_no_local<'a>(
+        &mut self,
+        conn: ConnKey,
+        mut no_local_filters: impl Iterator<Item = &'a str>,
+    ) -> Result<(), CloseReason> {
+        if !no_local_filters.any(topic::is_share) {
+            return Ok(());
+        }
+        self.protocol_error(conn, "No Local on a shared subscription [MQTT-3.8.3-4]")
+    }
+
+    /// Count a protocol error, log `what` on the rate-limited line, close.
+    fn protocol_error(&mut self, conn: ConnKey, what: &str) -> Result<(), CloseReason> {
         self.metrics.protocol_errors += 1;
         if let Some(held) = self.lines.strict.allow() {
-            log::info!(
-                "{}: empty topic filter in {packet}, closing [MQTT-4.7.3-1]{held}",
-                self.who(conn)
-            );
+            log::info!("{}: {what}, closing{held}", self.who(conn));
         }
         Err(CloseReason::ProtocolError)
     }

@@ -2,7 +2,8 @@
 //! and the retained store.
 //!
 //! [`Router`] owns the local subscription index (filter → this shard's
-//! sessions with their granted QoS: the one place a granted QoS is kept),
+//! sessions with their subscription options, [`SubOpts`]: the one place a
+//! granted QoS and the MQTT 5 options are kept),
 //! this shard's replica of the interest table (filter → mask of shards with
 //! subscribers), its replica of the shared-subscription groups
 //! ([`shared::SharedGroups`]) and its replica of the retained store. The protocol handlers
@@ -20,6 +21,7 @@ pub mod index;
 pub mod retained;
 pub mod shared;
 pub mod smallmap;
+pub mod subopts;
 pub mod topic_tree;
 pub mod trie;
 
@@ -31,7 +33,49 @@ use index::FilterIndex;
 use retained::{Applied, Retained};
 use shared::{Member, MemberChange, SharedGroups};
 use smallmap::SmallMap;
+use smallvec::SmallVec;
 use std::sync::Arc;
+pub use subopts::SubOpts;
+
+/// One match of a message: a session and the options of a subscription of it.
+pub type Hit = (SessionKey, SubOpts);
+
+/// One session's matches of a message merged into the one copy it gets
+/// [MQTT-3.3.4-2]: the highest QoS, RETAIN as published if any subscription
+/// asks it, and the identifiers of every matching subscription that has one
+/// [MQTT-3.3.4-3].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    pub session: SessionKey,
+    pub qos: QoS,
+    pub retain_as_published: bool,
+    pub ids: SmallVec<[u32; 4]>,
+}
+
+impl Merged {
+    /// Merge `run`: the matches of one session (not empty).
+    pub fn of(run: &[Hit]) -> Merged {
+        let mut m = Merged {
+            session: run[0].0,
+            qos: QoS::AtMostOnce,
+            retain_as_published: false,
+            ids: SmallVec::new(),
+        };
+        for (_, o) in run {
+            m.qos = m.qos.max(o.qos());
+            m.retain_as_published |= o.retain_as_published();
+            if let Some(id) = o.id().filter(|id| !m.ids.contains(id)) {
+                m.ids.push(id);
+            }
+        }
+        m
+    }
+}
+
+/// The runs of `hits` (as [`Router::local_hits`] leaves them), one per session.
+pub fn sessions_of(hits: &[Hit]) -> impl Iterator<Item = &[Hit]> {
+    hits.chunk_by(|a, b| a.0 == b.0)
+}
 
 /// What a subscription change means for the other shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +91,8 @@ pub struct Router {
     /// This shard's id and the shard count: interest bits.
     id: usize,
     shards: usize,
-    /// Local subscriptions: filter → sessions on this shard and their granted QoS.
-    subs: FilterIndex<SmallMap<SessionKey, QoS>>,
+    /// Local subscriptions: filter → sessions on this shard and their options.
+    subs: FilterIndex<SmallMap<SessionKey, SubOpts>>,
     /// Replica of the interest table: filter → mask of shards with subscribers.
     interest: FilterIndex<u64>,
     /// Shared groups: the node-wide membership replica, this shard's members' QoS.
@@ -77,17 +121,22 @@ impl Router {
         }
     }
 
-    /// Subscribe `sk` to `filter` at `qos` (or change its QoS); a
+    /// Subscribe `sk` to `filter` with `opts` (or change its options); a
     /// `$share/{group}/{filter}` joins the group. Returns what other shards
     /// must be told: a filter new on this shard, or a new group member.
-    pub fn subscribe(&mut self, sk: SessionKey, filter: &Arc<str>, qos: QoS) -> Option<Announce> {
+    pub fn subscribe(
+        &mut self,
+        sk: SessionKey,
+        filter: &Arc<str>,
+        opts: SubOpts,
+    ) -> Option<Announce> {
         if crate::topic::is_share(filter) {
-            let change = self.shared.join_local(self.id as u16, sk, filter, qos)?;
+            let change = self.shared.join_local(self.id as u16, sk, filter, opts)?;
             return (self.shards > 1).then_some(Announce::Member(change));
         }
         let local = self.subs.get_or_insert_default(filter);
         let first = local.is_empty();
-        local.insert(sk, qos);
+        local.insert(sk, opts);
         (first && self.shards > 1).then(|| Announce::Interest(filter.clone(), true))
     }
 
@@ -107,17 +156,17 @@ impl Router {
         (self.shards > 1).then(|| Announce::Interest(filter.clone(), false))
     }
 
-    /// The QoS granted to `sk` on `filter` (a shared one too), if subscribed (harness tests).
+    /// The options of `sk` on `filter` (a shared one too), if subscribed (harness tests).
     #[cfg(test)]
-    pub fn granted(&self, filter: &str, sk: SessionKey) -> Option<QoS> {
+    pub fn granted(&self, filter: &str, sk: SessionKey) -> Option<SubOpts> {
         if crate::topic::is_share(filter) {
             return self.shared.granted(filter, sk);
         }
         self.subs.get(filter)?.get(&sk).copied()
     }
 
-    /// The QoS granted to this shard's member `sk` of the group of `share`.
-    pub fn share_granted(&self, share: &str, sk: SessionKey) -> Option<QoS> {
+    /// The options of this shard's member `sk` of the group of `share`.
+    pub fn share_granted(&self, share: &str, sk: SessionKey) -> Option<SubOpts> {
         self.shared.granted(share, sk)
     }
 
@@ -144,17 +193,27 @@ impl Router {
         self.shared.snapshot()
     }
 
-    /// This shard's sessions subscribed to `topic`, one entry per session at
-    /// the highest QoS among its matching filters, appended to `hits`.
-    pub fn local_hits(&self, topic: &str, hits: &mut Vec<(SessionKey, QoS)>) {
+    /// This shard's subscriptions matching `topic`, appended to `hits`, a
+    /// session's matches next to each other (see [`sessions_of`]). A No
+    /// Local subscription of the publisher is left out [MQTT-3.8.3-3]:
+    /// `is_publisher` is asked only for those.
+    pub fn local_hits(
+        &self,
+        topic: &str,
+        hits: &mut Vec<Hit>,
+        is_publisher: impl Fn(SessionKey) -> bool,
+    ) {
         let mut filters = 0usize;
         self.subs.for_each_match(topic, |subs| {
             filters += 1;
-            subs.for_each(|k, q| hits.push((*k, *q)));
+            subs.for_each(|k, o| {
+                if !(o.no_local() && is_publisher(*k)) {
+                    hits.push((*k, *o));
+                }
+            });
         });
         if filters > 1 {
-            hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            hits.dedup_by_key(|h| h.0);
+            hits.sort_unstable_by_key(|h| h.0);
         }
     }
 

@@ -7,15 +7,15 @@
 //! the same order once the changes have arrived. A member's home shard
 //! changes its own replica at once and broadcasts the [`MemberChange`] over
 //! the mesh (`protocol/shared.rs`); peers apply it here. Beside the replica
-//! it keeps the granted QoS of this shard's own members (the one place that
-//! QoS lives) and the choice state of this shard as a publisher: a
+//! it keeps the subscription options of this shard's own members (the one
+//! place they live) and the choice state of this shard as a publisher: a
 //! round-robin cursor and a sticky member per group, and a random generator.
 //!
 //! Called by the router (subscribe, unsubscribe, the mesh's changes) and by
 //! the shared delivery path (`picks`, `pick_in`, `granted`).
 
 use super::index::FilterIndex;
-use crate::codec::QoS;
+use super::SubOpts;
 use crate::config::SharedStrategy;
 use crate::message::Message;
 use crate::router::smallmap::SmallMap;
@@ -54,13 +54,13 @@ struct Group {
     sticky: Cell<Option<Member>>,
 }
 
-/// Groups by filter, this shard's members' QoS, and the choice state. See the module doc.
+/// Groups by filter, this shard's members' options, and the choice state. See the module doc.
 pub struct SharedGroups {
     strategy: SharedStrategy,
     /// Filter → the groups on it (usually one or two).
     groups: FilterIndex<Vec<Group>>,
-    /// This shard's members: share → session → granted QoS.
-    local: AHashMap<Arc<str>, SmallMap<SessionKey, QoS>>,
+    /// This shard's members: share → session → subscription options.
+    local: AHashMap<Arc<str>, SmallMap<SessionKey, SubOpts>>,
     /// Random and sticky choices (xorshift64*; never 0).
     rng: Cell<u64>,
 }
@@ -75,17 +75,17 @@ impl SharedGroups {
         }
     }
 
-    /// This shard's session `sk` (on shard `me`) joins `share` at `qos`, or
-    /// changes its QoS. The change to broadcast when it is a new member.
+    /// This shard's session `sk` (on shard `me`) joins `share` with `opts`,
+    /// or changes them. The change to broadcast when it is a new member.
     pub fn join_local(
         &mut self,
         me: u16,
         sk: SessionKey,
         share: &Arc<str>,
-        qos: QoS,
+        opts: SubOpts,
     ) -> Option<MemberChange> {
         let members = self.local.entry(share.clone()).or_default();
-        if members.insert(sk, qos).is_some() {
+        if members.insert(sk, opts).is_some() {
             return None;
         }
         let change = MemberChange {
@@ -123,8 +123,8 @@ impl SharedGroups {
         Some(change)
     }
 
-    /// The QoS granted to this shard's member `sk` of `share`, if it is one.
-    pub fn granted(&self, share: &str, sk: SessionKey) -> Option<QoS> {
+    /// The options of this shard's member `sk` of `share`, if it is one.
+    pub fn granted(&self, share: &str, sk: SessionKey) -> Option<SubOpts> {
         self.local.get(share)?.get(&sk).copied()
     }
 
@@ -276,6 +276,7 @@ fn stable_hash(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::QoS;
     use crate::message::MsgId;
     use crate::slab::Slab;
 
@@ -315,11 +316,16 @@ mod tests {
         let k = keys(3);
         for (i, sk) in k.iter().enumerate() {
             assert!(g
-                .join_local(i as u16, *sk, &share, QoS::AtLeastOnce)
+                .join_local(i as u16, *sk, &share, SubOpts::qos_only(QoS::AtLeastOnce))
                 .is_some());
         }
-        assert!(g.join_local(0, k[0], &share, QoS::AtMostOnce).is_none());
-        assert_eq!(g.granted(&share, k[0]), Some(QoS::AtMostOnce));
+        assert!(g
+            .join_local(0, k[0], &share, SubOpts::qos_only(QoS::AtMostOnce))
+            .is_none());
+        assert_eq!(
+            g.granted(&share, k[0]),
+            Some(SubOpts::qos_only(QoS::AtMostOnce))
+        );
         let m = msg("p", "a/b");
         let turns: Vec<u16> = (0..6).map(|_| chosen(&g, &m)[0].shard).collect();
         assert_eq!(turns, [0, 1, 2, 0, 1, 2]);
@@ -373,7 +379,7 @@ mod tests {
         let k = keys(3);
         let mut g = SharedGroups::new(SharedStrategy::Sticky, 7);
         for sk in &k {
-            g.join_local(0, *sk, &share, QoS::AtLeastOnce);
+            g.join_local(0, *sk, &share, SubOpts::qos_only(QoS::AtLeastOnce));
         }
         let m = msg("p", "x");
         let first = chosen(&g, &m)[0];
@@ -385,7 +391,7 @@ mod tests {
 
         let mut r = SharedGroups::new(SharedStrategy::Random, 7);
         for sk in &k {
-            r.join_local(0, *sk, &share, QoS::AtLeastOnce);
+            r.join_local(0, *sk, &share, SubOpts::qos_only(QoS::AtLeastOnce));
         }
         let seen: std::collections::HashSet<Member> = (0..200).map(|_| chosen(&r, &m)[0]).collect();
         assert_eq!(seen.len(), 3);

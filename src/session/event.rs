@@ -14,6 +14,7 @@
 use super::{Delivery, Expiry};
 use crate::codec::QoS;
 use crate::message::Message;
+use crate::router::SubOpts;
 use crate::slab::SessionKey;
 use std::sync::Arc;
 
@@ -40,11 +41,11 @@ pub enum SessionEvent {
     Discarded { session: SessionKey },
     /// An offline session reached its expiry.
     Expired { session: SessionKey },
-    /// A subscription was added (or its QoS changed).
+    /// A subscription was added (or its options changed).
     Subscribed {
         session: SessionKey,
         filter: Arc<str>,
-        qos: QoS,
+        opts: SubOpts,
     },
     /// A subscription was removed.
     Unsubscribed {

@@ -9,8 +9,8 @@
 //! ```
 //! A [`Session`] is owned by the client's home shard, inside the sessions
 //! part ([`store::Sessions`]); it outlives its connection unless its
-//! [`Expiry`] says otherwise. It holds the client's filters (the granted QoS
-//! of each lives in the router's index), the inflight window of QoS 1/2
+//! [`Expiry`] says otherwise. It holds the client's filters (the options
+//! of each live in the router's index), the inflight window of QoS 1/2
 //! messages sent and not yet acknowledged ([`inflight`]), the pending queue
 //! ([`mqueue`]), the inbound QoS 2 packet ids awaiting PUBREL, the will,
 //! the expiry, and the tags naming the shared groups its deliveries came
@@ -32,15 +32,26 @@ use crate::slab::ConnKey;
 use inflight::{Entry, Inflight};
 use mqueue::MQueue;
 use shares::{ShareTag, ShareTags};
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 
 /// One message on its way to one session: what the queue and window hold.
+///
+/// 24 bytes: the subscription identifiers it is sent with (MQTT 5) take one
+/// `u32` inline for the usual none or one, and a box only when overlapping
+/// subscriptions give it several, so a queued or windowed message is sent
+/// and re-sent with the same identifiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub msg: Arc<Message>,
-    /// RETAIN flag on the wire: set only for retained messages sent on subscribe.
+    /// Every identifier when there are two or more (else None).
+    many_ids: Option<Box<SmallVec<[u32; 4]>>>,
+    /// The one identifier (0: none, or see `many_ids`).
+    one_id: u32,
+    /// RETAIN flag on the wire: retained messages sent on subscribe, and
+    /// live ones to a Retain As Published subscription.
     pub retain: bool,
     /// The shared group it was chosen through (None: an ordinary
     /// subscription). Two bytes in what was padding.
@@ -48,12 +59,33 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// A delivery through ordinary subscriptions.
+    /// A delivery through ordinary subscriptions, without identifiers.
     pub fn plain(msg: Arc<Message>, retain: bool) -> Self {
+        Delivery::new(msg, retain, None, &[])
+    }
+
+    /// A delivery with the subscription identifiers `ids`.
+    pub fn new(msg: Arc<Message>, retain: bool, share: Option<ShareTag>, ids: &[u32]) -> Self {
+        let (one_id, many_ids) = match ids {
+            [] => (0, None),
+            [id] => (*id, None),
+            more => (0, Some(Box::new(SmallVec::from_slice(more)))),
+        };
         Delivery {
             msg,
+            many_ids,
+            one_id,
             retain,
-            share: None,
+            share,
+        }
+    }
+
+    /// The subscription identifiers it is sent with.
+    pub fn ids(&self) -> &[u32] {
+        match &self.many_ids {
+            Some(ids) => ids,
+            None if self.one_id == 0 => &[],
+            None => std::slice::from_ref(&self.one_id),
         }
     }
 }
@@ -65,8 +97,12 @@ impl mqueue::Weigh for Delivery {
     }
 }
 
-/// Retained messages waiting to be sent to a new subscription, with their QoS.
-type Backlog = VecDeque<(Arc<Message>, QoS)>;
+/// A retained message for a new subscription: its QoS and the
+/// subscription identifier of the SUBSCRIBE (0: none).
+pub type RetainedSend = (Arc<Message>, QoS, u32);
+
+/// Retained messages waiting to be sent to new subscriptions.
+type Backlog = VecDeque<RetainedSend>;
 
 /// A will waiting out its delay, with who left it (the message's publisher).
 #[derive(Debug)]
@@ -101,7 +137,7 @@ pub enum Expiry {
 pub struct Session {
     client_id: Arc<str>,
     expiry: Expiry,
-    /// The client's filters; their granted QoS lives in the router's index.
+    /// The client's filters; their options live in the router's index.
     filters: SmallMap<Arc<str>, ()>,
     /// QoS 1/2 messages sent and not yet acknowledged, in send order.
     inflight: Inflight,
@@ -199,7 +235,7 @@ impl Session {
     /// how many did not fit (dropped).
     pub fn add_retained_backlog(
         &mut self,
-        msgs: impl IntoIterator<Item = (Arc<Message>, QoS)>,
+        msgs: impl IntoIterator<Item = RetainedSend>,
         cap: usize,
     ) -> usize {
         let backlog = &mut self.rare.get_or_insert_with(Default::default).backlog;
@@ -219,9 +255,9 @@ impl Session {
     pub fn next_retained(
         &mut self,
         can_send: impl FnOnce(QoS, bool) -> bool,
-    ) -> Option<(Arc<Message>, QoS)> {
+    ) -> Option<RetainedSend> {
         let backlog = &mut self.rare.as_mut()?.backlog;
-        let (_, qos) = backlog.front()?;
+        let (_, qos, _) = backlog.front()?;
         if !can_send(*qos, self.inflight.has_room()) {
             return None;
         }
@@ -374,13 +410,17 @@ impl Session {
                         e.qos,
                         e.phase,
                         self.share_name(e.delivery.share),
+                        e.delivery.ids().to_vec(),
                     )
                 })
                 .collect(),
             queue: self
                 .mqueue
                 .iter()
-                .map(|(d, q)| (d.msg.id.0, d.retain, q, self.share_name(d.share)))
+                .map(|(d, q)| {
+                    let share = self.share_name(d.share);
+                    (d.msg.id.0, d.retain, q, share, d.ids().to_vec())
+                })
                 .collect(),
             awaiting_rel: awaiting,
         }
@@ -394,6 +434,22 @@ impl Session {
     }
 }
 
+/// A window entry: packet id, message id, RETAIN, QoS, phase, share, identifiers.
+#[cfg(test)]
+type WindowView = (
+    u16,
+    u128,
+    bool,
+    QoS,
+    inflight::Phase,
+    Option<String>,
+    Vec<u32>,
+);
+
+/// A queued message: message id, RETAIN, QoS, share, identifiers.
+#[cfg(test)]
+type QueueView = (u128, bool, QoS, Option<String>, Vec<u32>);
+
 /// A session's durable state, comparable across a replay (harness tests).
 #[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,7 +457,7 @@ pub struct DurableView {
     pub client_id: String,
     pub expiry: Expiry,
     pub filters: Vec<String>,
-    pub window: Vec<(u16, u128, bool, QoS, inflight::Phase, Option<String>)>,
-    pub queue: Vec<(u128, bool, QoS, Option<String>)>,
+    pub window: Vec<WindowView>,
+    pub queue: Vec<QueueView>,
     pub awaiting_rel: Vec<u16>,
 }

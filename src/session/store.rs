@@ -17,6 +17,7 @@ use super::mqueue::{Limits, Push};
 use super::{Delivery, Expiry, Session};
 use crate::codec::QoS;
 use crate::config::SessionConfig;
+use crate::router::SubOpts;
 use crate::slab::{ConnKey, SessionKey, SessionTag, Slab};
 use ahash::AHashMap;
 use std::sync::Arc;
@@ -172,14 +173,14 @@ impl Sessions {
         Some(s)
     }
 
-    /// Record a subscription (the router keeps its granted QoS). Returns the
+    /// Record a subscription (the router keeps its options). Returns the
     /// filter as stored, or None for an unknown session.
     pub fn add_filter(
         &mut self,
         j: &mut Journal,
         sk: SessionKey,
         filter: Arc<str>,
-        qos: QoS,
+        opts: SubOpts,
     ) -> Option<Arc<str>> {
         let s = self.slab.get_mut(sk)?;
         if crate::topic::is_share(&filter) && s.intern_share(&filter).is_none() {
@@ -189,7 +190,7 @@ impl Sessions {
         j.emit(|| SessionEvent::Subscribed {
             session: sk,
             filter: filter.clone(),
-            qos,
+            opts,
         });
         Some(filter)
     }

@@ -6,16 +6,16 @@
 //! decides when a fan-out is too large to deliver at once and drives the
 //! slices; the per-shard task (`deliver::fanout_task`) waits here for work.
 
-use crate::codec::QoS;
 use crate::message::Message;
-use crate::slab::SessionKey;
+use crate::router::Hit;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-/// The sessions one message goes to, with the QoS of each subscription.
-pub type Hits = Vec<(SessionKey, QoS)>;
+/// The subscriptions one message goes to, a session's next to each other
+/// (`Router::local_hits`).
+pub type Hits = Vec<Hit>;
 
 /// A message still being delivered to its local subscribers.
 #[derive(Debug)]

@@ -41,8 +41,8 @@ pub(crate) struct H {
     next_port: u16,
 }
 
-/// A subscription as the router holds it: filter and granted QoS.
-type Granted = (String, Option<QoS>);
+/// A subscription as the router holds it: filter and options.
+type Granted = (String, Option<crate::router::SubOpts>);
 
 /// Everything that must survive a restart, in a comparable form.
 #[derive(Debug, PartialEq, Eq)]
@@ -245,7 +245,12 @@ impl H {
     /// Subscribe and return the SUBACK codes; every peer answers the
     /// barrier at once (what the peers were sent is consumed).
     pub fn subscribe(&mut self, conn: ConnKey, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
-        let _ = self.send(conn, subscribe(1, filters));
+        self.subscribe_with(conn, subscribe(1, filters))
+    }
+
+    /// As [`subscribe`](Self::subscribe), with a SUBSCRIBE packet of the test's own.
+    pub fn subscribe_with(&mut self, conn: ConnKey, packet: Packet) -> Vec<SubAckCode> {
+        let _ = self.send(conn, packet);
         self.answer_barriers();
         let mut codes = None;
         let mut rest = Vec::new();

@@ -132,6 +132,18 @@ pub fn connect_packet(id: &str, clean: bool) -> Connect {
     }
 }
 
+/// A SUBSCRIBE filter with its MQTT 5 options: No Local, Retain As
+/// Published, Retain Handling.
+pub fn sub_opts(filter: &str, qos: QoS, no_local: bool, rap: bool, rh: u8) -> SubscribeFilter {
+    SubscribeFilter {
+        filter: filter.into(),
+        qos,
+        no_local,
+        retain_as_published: rap,
+        retain_handling: rh,
+    }
+}
+
 /// An MQTT 5 CONNECT (keepalive 60) with these properties.
 pub fn connect5_packet(id: &str, clean: bool, props: codec::Properties) -> Connect {
     Connect {
@@ -307,15 +319,31 @@ impl Client {
     }
 
     pub fn subscribe_many(&mut self, filters: &[(&str, QoS)]) -> Vec<SubAckCode> {
-        let pkid = self.pkid();
         let filters = filters
             .iter()
             .map(|(f, q)| SubscribeFilter::new(f.to_string(), *q))
             .collect();
+        self.subscribe5(filters, None)
+    }
+
+    /// SUBSCRIBE these filters (with their MQTT 5 options) and, if `id` is
+    /// set, that subscription identifier; returns the SUBACK's codes.
+    pub fn subscribe5(
+        &mut self,
+        filters: Vec<SubscribeFilter>,
+        id: Option<u32>,
+    ) -> Vec<SubAckCode> {
+        let pkid = self.pkid();
+        let props = id.map(|id| {
+            Box::new(codec::Properties {
+                subscription_identifiers: vec![id],
+                ..Default::default()
+            })
+        });
         self.send(&Packet::Subscribe(Subscribe {
             pkid,
             filters,
-            props: None,
+            props,
         }));
         match self.recv_match(|p| matches!(p, Packet::SubAck(s) if s.pkid == pkid)) {
             Some(Packet::SubAck(s)) => s.codes,
@@ -324,17 +352,22 @@ impl Client {
     }
 
     pub fn unsubscribe(&mut self, filter: &str) {
+        let ack = self.unsubscribe_all(&[filter]);
+        assert_eq!(ack, UnsubAck::new(ack.pkid), "UNSUBACK");
+    }
+
+    /// UNSUBSCRIBE these filters; returns the UNSUBACK.
+    pub fn unsubscribe_all(&mut self, filters: &[&str]) -> UnsubAck {
         let pkid = self.pkid();
         self.send(&Packet::Unsubscribe(Unsubscribe {
             pkid,
-            filters: vec![filter.into()],
+            filters: filters.iter().map(|f| f.to_string()).collect(),
             props: None,
         }));
-        assert!(
-            self.recv_match(|p| *p == Packet::UnsubAck(UnsubAck::new(pkid)))
-                .is_some(),
-            "UNSUBACK"
-        );
+        match self.recv_match(|p| matches!(p, Packet::UnsubAck(u) if u.pkid == pkid)) {
+            Some(Packet::UnsubAck(u)) => u,
+            other => panic!("expected UNSUBACK {pkid}, got {other:?}"),
+        }
     }
 
     /// Publish and complete the QoS flow.

@@ -13,4 +13,5 @@ mod retained;
 mod routing;
 mod shared;
 mod strict;
+mod subscribe5;
 mod will;
