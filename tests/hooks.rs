@@ -156,7 +156,7 @@ fn connected_and_disconnected_hooks_with_reasons() {
 
             let (mut bad, _) = Client::connect(b.addr, &id("bad"), true);
             bad.send_raw(&[0xF0, 0x00]);
-            wait_reason(&seen, &id("bad"), "protocol_error");
+            wait_reason(&seen, &id("bad"), "malformed");
 
             let (_old, _) = Client::connect(b.addr, &id("twice"), true);
             let (_new, _) = Client::connect(b.addr, &id("twice"), true);
