@@ -10,11 +10,13 @@
 //! under MQTT 3.1 or with clean session 0, over 23 characters under 3.1 when
 //! `strict.mqtt31_client_id_over_23` rejects it), then for a limit.
 
-use crate::codec::{ConnAck, Connect, LastWill, Packet, ProtocolVersion, Reason};
+use super::connect5::expiry_secs;
+use crate::codec::{ConnAck, Connect, LastWill, Packet, Properties, ProtocolVersion, Reason};
 use crate::config::Strictness;
 use crate::hooks::ClientInfo;
 use crate::session::store::Ending;
 use crate::session::{Expiry, PendingWill};
+use crate::shard::conns::ConnV5;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, SessionKey, Shard, TimerItem};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -42,14 +44,6 @@ impl Shard {
             // From here on the connection is encoded for its own version.
             c.set_version(connect.version);
         }
-        if connect.version == ProtocolVersion::V5 {
-            // The broker does not speak MQTT 5 yet: a v5 CONNACK 0x84.
-            log::info!(
-                "{}: MQTT 5 CONNECT refused (not supported yet)",
-                self.who(conn)
-            );
-            return self.refuse(conn, Reason::UNSUPPORTED_PROTOCOL_VERSION);
-        }
         let will_topic = connect.will.as_ref().map(|w| &*w.topic);
         self.refuse_control_chars(
             conn,
@@ -67,38 +61,44 @@ impl Shard {
                 self.who(conn),
                 connect.client_id.len()
             );
-            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
+            return self.refuse(
+                conn,
+                Reason::CLIENT_IDENTIFIER_NOT_VALID,
+                "client id too long",
+            );
         }
         if connect.version == ProtocolVersion::V31 && !self.mqtt31_client_id_ok(conn, &connect) {
-            return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
+            return self.refuse(
+                conn,
+                Reason::CLIENT_IDENTIFIER_NOT_VALID,
+                "MQTT 3.1 client id",
+            );
         }
-        if let Some(code) = self.over_connect_limits(conn, &connect) {
-            return self.refuse(conn, code);
+        if let Some((code, why)) = self.over_connect_limits(conn, &connect) {
+            return self.refuse(conn, code, why);
         }
+        let v5 = connect.version.is_v5();
         let client_id: Arc<str> = if connect.client_id.is_empty() {
-            if !connect.clean_session {
+            if !connect.clean_session && !v5 {
                 // [MQTT-3.1.3-8]
                 log::info!(
                     "{}: empty client id with clean session 0 refused",
                     self.who(conn)
                 );
-                return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID);
+                return self.refuse(conn, Reason::CLIENT_IDENTIFIER_NOT_VALID, "empty client id");
             }
+            // [MQTT-3.1.3-6]
             let (id, shards) = (self.id, self.shards);
             self.sessions
                 .assign_client_id(id, |c| home_shard(c, shards) == id)
         } else {
             connect.client_id.as_str().into()
         };
-        let expiry = if connect.clean_session {
-            Expiry::OnDisconnect
-        } else {
-            let secs = self.cfg.session.expiry_s;
-            Expiry::AfterSecs(u32::try_from(secs).unwrap_or(u32::MAX))
-        };
-        let (sk, present) = self.take_session(&client_id, expiry);
+        let mut peer = v5.then(|| ConnV5::from_connect(connect.props.as_deref()));
+        let expiry = self.expiry_for(connect.clean_session, peer.as_mut());
+        let (sk, present) = self.take_session(&client_id, connect.clean_session, expiry);
         let info = Rc::new(ClientInfo {
-            client_id,
+            client_id: client_id.clone(),
             username: connect.username.as_deref().map(Arc::from),
             peer: self.conns.get(conn).map(|c| c.peer()),
             version: connect.version,
@@ -106,17 +106,34 @@ impl Shard {
         });
         let keepalive_s = self.keepalive_for(connect.keep_alive);
         self.link(conn, sk, info.clone(), keepalive_s);
+        let props = v5.then(|| {
+            let granted = expiry_secs(expiry);
+            let asked = connect
+                .props
+                .as_ref()
+                .and_then(|p| p.session_expiry_interval);
+            let lowered = (asked.unwrap_or(0) != granted).then_some(granted);
+            let keepalive = (keepalive_s != connect.keep_alive).then_some(keepalive_s);
+            let assigned = connect.client_id.is_empty();
+            self.connack_props(&connect, &client_id, assigned, lowered, keepalive)
+        });
+        let window = peer.as_ref().map_or(u16::MAX, |p| p.receive_maximum);
+        let window = self.cfg.session.inflight_window.min(usize::from(window));
         if let Some(s) = self.sessions.get_mut(sk) {
+            s.set_window_max(window);
             s.set_will(connect.will.map(|mut w| {
                 // Kept for the connection's life: never pin its read buffer.
                 w.payload = crate::message::compact(w.payload);
                 w
             }));
         }
+        if let (Some(p), Some(c)) = (peer, self.conns.get_mut(conn)) {
+            c.set_v5(p);
+        }
         let ack = ConnAck {
             session_present: present,
             code: Reason::SUCCESS,
-            props: None,
+            props,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
         if let Some(deadline) = self.conns.get(conn).and_then(|c| c.keepalive_deadline()) {
@@ -159,7 +176,11 @@ impl Shard {
     /// A will over `max_will_bytes` is not authorized (0x05); a new session
     /// beyond this shard's share of `max_sessions` finds the server
     /// unavailable (0x03).
-    fn over_connect_limits(&mut self, conn: ConnKey, connect: &Connect) -> Option<Reason> {
+    fn over_connect_limits(
+        &mut self,
+        conn: ConnKey,
+        connect: &Connect,
+    ) -> Option<(Reason, &'static str)> {
         let limits = &self.cfg.limits;
         if let Some(w) = &connect.will {
             let bytes = w.topic.len() + w.payload.len();
@@ -170,7 +191,15 @@ impl Shard {
                     limits.max_will_bytes
                 );
                 self.metrics.wills_refused += 1;
-                return Some(Reason::NOT_AUTHORIZED);
+                // 0x05 for 3.1.1 as before; MQTT 5 has a code for it.
+                let code = match connect.version.is_v5() {
+                    true => Reason::QUOTA_EXCEEDED,
+                    false => Reason::NOT_AUTHORIZED,
+                };
+                return Some((code, "will over max_will_bytes"));
+            }
+            if let Some(refusal) = self.will_unavailable(w) {
+                return Some(refusal);
             }
         }
         let share = limits.max_sessions.div_ceil(self.shards);
@@ -185,7 +214,7 @@ impl Shard {
                 );
             }
             self.metrics.sessions_refused_limit += 1;
-            return Some(Reason::SERVER_UNAVAILABLE);
+            return Some((Reason::SERVER_UNAVAILABLE, "max_sessions reached"));
         }
         None
     }
@@ -200,21 +229,35 @@ impl Shard {
         }
     }
 
-    /// Send a refusing CONNACK; the connection closes after it is written.
-    fn refuse(&mut self, conn: ConnKey, code: Reason) -> Result<(), CloseReason> {
+    /// Send a refusing CONNACK (with `why` as its reason string for an MQTT 5
+    /// client); the connection closes after it is written.
+    fn refuse(&mut self, conn: ConnKey, code: Reason, why: &str) -> Result<(), CloseReason> {
         self.metrics.connects_refused += 1;
+        let v5 = self.conns.get(conn).is_some_and(|c| c.version().is_v5());
+        let props = v5.then(|| {
+            Box::new(Properties {
+                reason_string: Some(why.to_owned()),
+                ..Properties::default()
+            })
+        });
         let ack = ConnAck {
             session_present: false,
             code,
-            props: None,
+            props,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
         Err(CloseReason::Refused)
     }
 
     /// Find or make the session for a CONNECT, closing a connection that
-    /// holds it (takeover). Returns the session and whether it was resumed.
-    fn take_session(&mut self, client_id: &Arc<str>, expiry: Expiry) -> (SessionKey, bool) {
+    /// holds it (takeover): a clean start (3.1.1: clean session) discards an
+    /// existing one. Returns the session and whether it was resumed.
+    fn take_session(
+        &mut self,
+        client_id: &Arc<str>,
+        clean_start: bool,
+        expiry: Expiry,
+    ) -> (SessionKey, bool) {
         let old_conn = self
             .sessions
             .find(client_id)
@@ -227,7 +270,7 @@ impl Shard {
         }
         // A clean session of the old connection ended with it.
         match self.sessions.find(client_id) {
-            Some(sk) if expiry != Expiry::OnDisconnect => {
+            Some(sk) if !clean_start => {
                 // Taken up again within the will delay: no will [MQTT-3.1.3-9].
                 if let Some(p) = self
                     .sessions
@@ -387,7 +430,10 @@ impl Shard {
     }
 }
 
-/// The will's delay in seconds (MQTT 5 will delay interval; 0 before MQTT 5).
-fn will_delay_s(_will: &LastWill) -> u32 {
-    0
+/// The will's delay in seconds (MQTT 5 Will Delay Interval; 0 for 3.1.1).
+fn will_delay_s(will: &LastWill) -> u32 {
+    will.props
+        .as_ref()
+        .and_then(|p| p.will_delay_interval)
+        .unwrap_or(0)
 }

@@ -19,6 +19,7 @@
 
 mod acks;
 mod connect;
+mod connect5;
 pub mod deliver;
 mod publish;
 mod replay;
@@ -72,13 +73,7 @@ impl Shard {
             Packet::Subscribe(s) => self.on_subscribe(conn, sk, s)?,
             Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u)?,
             Packet::PingReq => self.send_packet(conn, &Packet::PingResp),
-            Packet::Disconnect(_) => {
-                // [MQTT-3.14.4-3]: the will is discarded.
-                if let Some(s) = self.sessions.get_mut(sk) {
-                    s.set_will(None);
-                }
-                return Err(CloseReason::Normal);
-            }
+            Packet::Disconnect(d) => return self.on_disconnect(conn, sk, d),
             Packet::Connect(_) => {
                 log::info!("{}: second CONNECT, closing [MQTT-3.1.0-2]", self.who(conn));
                 self.metrics.protocol_errors += 1;

@@ -271,15 +271,13 @@ impl Conn {
 
     /// Append a PUBLISH of `msg` to the outbox and wake the task.
     pub fn send_publish(&mut self, msg: &Message, retain: bool, qos: QoS, pkid: u16, dup: bool) {
-        codec::encode_publish(
-            &mut self.outbox,
-            &msg.topic,
-            &msg.payload,
-            qos,
-            pkid,
-            retain,
-            dup,
-        );
+        let (topic, payload, out) = (&msg.topic, &msg.payload, &mut self.outbox);
+        if self.version.is_v5() {
+            let v5 = codec::PublishV5::default();
+            codec::encode_publish_v5(out, topic, payload, qos, pkid, retain, dup, &v5);
+        } else {
+            codec::encode_publish(out, topic, payload, qos, pkid, retain, dup);
+        }
         self.wake();
     }
 

@@ -14,7 +14,7 @@ use super::mesh::MeshMsg;
 use super::{CloseReason, ConnKey, Shard, TimerItem};
 use crate::codec::Ack;
 use crate::codec::{self, Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, Side};
-use crate::codec::{ConnAck, Reason, SubAckCode, Subscribe, SubscribeFilter};
+use crate::codec::{ConnAck, Properties, Reason, SubAckCode, Subscribe, SubscribeFilter};
 use crate::config::{Config, QueueDropPolicy};
 use crate::hooks::Hooks;
 use crate::metrics::MetricsBoard;
@@ -33,6 +33,8 @@ pub(crate) struct H {
     closed_output: HashMap<ConnKey, Vec<u8>>,
     /// Why each closed connection closed.
     pub closed: HashMap<ConnKey, CloseReason>,
+    /// The protocol version of each closed connection (to read its output).
+    closed_versions: HashMap<ConnKey, ProtocolVersion>,
     /// Packets read from an outbox but not yet returned to the test (what
     /// followed a CONNACK).
     unread: HashMap<ConnKey, Vec<Packet>>,
@@ -64,6 +66,21 @@ pub(crate) fn connect_packet(id: &str, clean: bool, will: Option<LastWill>) -> P
         password: None,
         props: None,
     }))
+}
+
+/// An MQTT 5 CONNECT with these properties (boxed when any is set).
+pub(crate) fn connect5_packet(
+    id: &str,
+    clean: bool,
+    props: Properties,
+    will: Option<LastWill>,
+) -> Packet {
+    let Packet::Connect(mut c) = connect_packet(id, clean, will) else {
+        unreachable!("connect_packet builds a CONNECT");
+    };
+    c.version = ProtocolVersion::V5;
+    c.props = (props != Properties::default()).then(|| Box::new(props));
+    Packet::Connect(c)
 }
 
 pub(crate) fn publish(
@@ -124,6 +141,7 @@ impl H {
         H {
             shard,
             closed_output: HashMap::new(),
+            closed_versions: HashMap::new(),
             closed: HashMap::new(),
             unread: HashMap::new(),
             next_port: 1,
@@ -149,6 +167,26 @@ impl H {
             }
             other => panic!("expected CONNACK, got {other:?}"),
         }
+    }
+
+    /// The protocol version `conn` speaks (or spoke, once closed).
+    fn version_of(&self, conn: ConnKey) -> ProtocolVersion {
+        match self.shard.conns.get(conn) {
+            Some(c) => c.version(),
+            None => self
+                .closed_versions
+                .get(&conn)
+                .copied()
+                .unwrap_or(ProtocolVersion::V311),
+        }
+    }
+
+    /// Connect `id` with MQTT 5 and these CONNECT properties (expecting
+    /// acceptance); returns the connection and its CONNACK.
+    pub fn connect5(&mut self, id: &str, clean: bool, props: Properties) -> (ConnKey, ConnAck) {
+        let (conn, ack) = self.connect_with(connect5_packet(id, clean, props, None));
+        assert_eq!(ack.code, Reason::SUCCESS, "{ack:?}");
+        (conn, ack)
     }
 
     /// Connect `id` (expecting acceptance); returns the connection and session-present.
@@ -185,12 +223,7 @@ impl H {
         let max = self.shard.cfg.mqtt.max_packet_size;
         let mut data = Bytes::from(std::mem::take(partial));
         loop {
-            match codec::decode(
-                &data,
-                max,
-                Side::Server,
-                crate::codec::ProtocolVersion::V311,
-            ) {
+            match codec::decode(&data, max, Side::Server, self.version_of(conn)) {
                 Ok(Some((packet, used))) => {
                     data = data.slice(used..);
                     if self.send(conn, packet).is_err() {
@@ -236,10 +269,13 @@ impl H {
     /// What the connection task does when it ends: keep the unsent output
     /// for the test, then tell the shard.
     fn end_task(&mut self, conn: ConnKey, reason: CloseReason) {
+        // Closed first, as the task does: the close may send (a DISCONNECT).
+        self.shard.close_conn(conn, reason);
         let Some(c) = self.shard.conns.get_mut(conn) else {
             return;
         };
         let out = c.take_unsent();
+        self.closed_versions.insert(conn, c.version());
         self.closed_output.entry(conn).or_default().extend(out);
         self.closed.insert(conn, reason);
         self.shard.conn_closed(conn, reason);
@@ -266,13 +302,9 @@ impl H {
         }
         let mut buf = Bytes::from(bytes);
         let mut packets = self.unread.remove(&conn).unwrap_or_default();
-        while let Some((p, used)) = codec::decode(
-            &buf,
-            1 << 24,
-            Side::Client,
-            crate::codec::ProtocolVersion::V311,
-        )
-        .expect("valid output")
+        let version = self.version_of(conn);
+        while let Some((p, used)) =
+            codec::decode(&buf, 1 << 24, Side::Client, version).expect("valid output")
         {
             packets.push(p);
             buf = buf.slice(used..);

@@ -115,6 +115,8 @@ pub struct Client {
     buf: BytesMut,
     pending: VecDeque<Packet>,
     next_pkid: u16,
+    /// The version packets are encoded and decoded for (from its CONNECT).
+    pub version: ProtocolVersion,
 }
 
 pub fn connect_packet(id: &str, clean: bool) -> Connect {
@@ -127,6 +129,15 @@ pub fn connect_packet(id: &str, clean: bool) -> Connect {
         username: None,
         password: None,
         props: None,
+    }
+}
+
+/// An MQTT 5 CONNECT (keepalive 60) with these properties.
+pub fn connect5_packet(id: &str, clean: bool, props: codec::Properties) -> Connect {
+    Connect {
+        version: ProtocolVersion::V5,
+        props: (props != codec::Properties::default()).then(|| Box::new(props)),
+        ..connect_packet(id, clean)
     }
 }
 
@@ -153,12 +164,14 @@ impl Client {
             buf: BytesMut::new(),
             pending: VecDeque::new(),
             next_pkid: 0,
+            version: ProtocolVersion::V311,
         }
     }
 
     /// Connect and return the CONNACK.
     pub fn connect_with(addr: SocketAddr, connect: Connect) -> (Client, ConnAck) {
         let mut c = Client::raw(addr);
+        c.version = connect.version;
         c.send(&Packet::Connect(Box::new(connect)));
         match c.recv() {
             Some(Packet::ConnAck(ack)) => (c, ack),
@@ -173,9 +186,25 @@ impl Client {
         (c, ack.session_present)
     }
 
+    /// Connect with MQTT 5 and these CONNECT properties, expecting acceptance.
+    pub fn connect5(
+        addr: SocketAddr,
+        id: &str,
+        clean: bool,
+        props: codec::Properties,
+    ) -> (Client, ConnAck) {
+        let (c, ack) = Client::connect_with(addr, connect5_packet(id, clean, props));
+        assert_eq!(
+            ack.code,
+            codec::Reason::SUCCESS,
+            "CONNACK for {id}: {ack:?}"
+        );
+        (c, ack)
+    }
+
     pub fn send(&mut self, p: &Packet) {
         let mut out = Vec::new();
-        codec::encode(p, coremq::codec::ProtocolVersion::V311, &mut out);
+        codec::encode(p, self.version, &mut out);
         self.send_raw(&out);
     }
 
@@ -196,13 +225,8 @@ impl Client {
         let end = Instant::now() + within;
         loop {
             let frozen = self.buf.clone().freeze();
-            if let Some((p, used)) = codec::decode(
-                &frozen,
-                1 << 28,
-                Side::Client,
-                coremq::codec::ProtocolVersion::V311,
-            )
-            .expect("broker sent valid bytes")
+            if let Some((p, used)) = codec::decode(&frozen, 1 << 28, Side::Client, self.version)
+                .expect("broker sent valid bytes")
             {
                 let _ = self.buf.split_to(used);
                 return Some(p);

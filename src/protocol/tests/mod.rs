@@ -4,6 +4,7 @@
 //! packet family; each test names the spec statement it checks.
 
 mod connect;
+mod connect5;
 mod fuzz;
 mod limits;
 mod qos;
