@@ -35,7 +35,8 @@ pub enum AuthStep {
     Continue(Bytes),
     /// Refused with this reason (0x86 Bad user name or password, 0x87 Not
     /// authorized, ...): CONNACK with it, or DISCONNECT with it on a live
-    /// connection. A reason below 0x80 is taken as 0x87.
+    /// connection. A reason that is no error, or that the packet may not
+    /// carry (DISCONNECT has no 0x86), is sent as 0x87.
     Fail(Reason),
 }
 
