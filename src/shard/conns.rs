@@ -221,6 +221,7 @@ pub struct Conn {
     fd: RawFd,
     /// Acks waiting for a barrier or queued behind one, in packet order;
     /// boxed and absent when none waits (most of the time).
+    #[allow(clippy::box_collection)] // one word on every connection, not four
     held_acks: Option<Box<VecDeque<HeldAck>>>,
     peer: SocketAddr,
     /// The protocol version packets are decoded and encoded for: 3.1.1
