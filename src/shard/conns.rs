@@ -4,7 +4,8 @@
 //! task, `crate::conn`): the outbox of encoded packets not yet written, the
 //! task's waker, the keepalive clock, the acknowledgements held behind
 //! barriers, and the connection's [`Phase`]. Also owns the list of readers
-//! paused by mailbox backpressure. The protocol handlers reach a connection
+//! paused by mailbox backpressure and the MQTT 5 authentication exchanges in
+//! progress (`protocol/auth.rs` drives them). The protocol handlers reach a connection
 //! by its typed [`ConnKey`]; only [`Phase::Connected`] links it to a session,
 //! and that link is made and broken in one place (`protocol/connect.rs`).
 
