@@ -8,7 +8,8 @@
 //! emits its session event. One file per packet family: `connect.rs`
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
 //! `auth.rs` (MQTT 5 enhanced authentication and re-authentication),
-//! `publish.rs` (inbound PUBLISH and the acknowledgements), `subscribe.rs`
+//! `publish.rs` (inbound PUBLISH and the acknowledgements), `publish5.rs`
+//! (the MQTT 5 checks before a PUBLISH is routed), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
 //! `deliver.rs` (routing, fan-out, the window and queue, retry), `shared.rs`
 //! (shared subscriptions: one member per group, redistribution), `acks.rs`
@@ -24,6 +25,7 @@ mod connect;
 mod connect5;
 pub mod deliver;
 mod publish;
+mod publish5;
 mod replay;
 mod shared;
 mod strict;
