@@ -6,7 +6,11 @@
 //! built by the embedder and shared read-only (`Arc`) by every shard; each hook
 //! runs synchronously on the shard that owns the client, so a hook must be quick
 //! and must never block (hand slow work to a channel of your own).
+//!
+//! MQTT 5 enhanced authentication is driven by [`Authenticator`]s added with
+//! [`Hooks::add_authenticator`] (see `crate::auth`).
 
+pub use crate::auth::{AuthExchange, AuthRequest, AuthStep, Authenticator};
 use crate::codec::{ProtocolVersion, QoS};
 use crate::message::Message;
 use std::net::SocketAddr;
@@ -72,6 +76,7 @@ pub struct Hooks {
     publish: Vec<Arc<PublishFn>>,
     acked: Vec<Arc<AckedFn>>,
     disconnected: Vec<Arc<DisconnectedFn>>,
+    authenticators: Vec<Arc<dyn Authenticator>>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -83,6 +88,7 @@ impl std::fmt::Debug for Hooks {
             .field("publish", &self.publish.len())
             .field("acked", &self.acked.len())
             .field("disconnected", &self.disconnected.len())
+            .field("authenticators", &self.authenticators.len())
             .finish()
     }
 }
@@ -133,6 +139,25 @@ impl Hooks {
         f: impl Fn(&ClientInfo, &str) + Send + Sync + 'static,
     ) {
         self.disconnected.push(Arc::new(f));
+    }
+
+    /// MQTT 5 enhanced authentication: a CONNECT (or AUTH 0x19) whose
+    /// Authentication Method one of the registered authenticators starts
+    /// is authenticated by it (the first that accepts the method); any other
+    /// method gets CONNACK 0x8C. Without an authenticator every method does.
+    pub fn add_authenticator(&mut self, a: impl Authenticator + 'static) {
+        self.authenticators.push(Arc::new(a));
+    }
+
+    /// An exchange of `method`, from the first authenticator offering it.
+    pub(crate) fn start_auth(
+        &self,
+        client: &AuthRequest<'_>,
+        method: &str,
+    ) -> Option<Box<dyn AuthExchange>> {
+        self.authenticators
+            .iter()
+            .find_map(|a| a.start(client, method))
     }
 
     pub(crate) fn client_connected(&self, c: &ClientInfo) {

@@ -1,8 +1,9 @@
 //! coremq: a thread-per-core, shared-nothing MQTT broker on io_uring (glommio).
 //!
 //! The public API is [`Broker`] (configure, hook, start, stop), [`Config`],
-//! [`Hooks`], the wire [`codec`], [`topic`] validation and matching,
-//! [`metrics`], the [`host`] checks the binaries use, and [`home_shard`].
+//! [`Hooks`] (with the MQTT 5 authenticators of [`auth`]), the wire
+//! [`codec`], [`topic`] validation and matching, [`metrics`], the [`host`]
+//! checks the binaries use, and [`home_shard`].
 //! Everything else is the broker's inside, `pub(crate)`.
 //!
 //! # Architecture in brief
@@ -49,6 +50,7 @@
 //! harness) · `protocol` (packet handlers, replay) · `transport` ·
 //! `conn_limit` · `conn` (connection task) · `listener` · `host` · `broker`.
 
+pub mod auth;
 pub mod broker;
 pub mod codec;
 pub mod config;

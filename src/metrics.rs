@@ -46,6 +46,12 @@ counters! {
     connects_accepted,
     /// CONNECTs refused with a non-zero CONNACK.
     connects_refused,
+    /// MQTT 5 enhanced authentications (CONNECT or re-authentication) that
+    /// succeeded.
+    auth_successes,
+    /// MQTT 5 enhanced authentications refused: by the authenticator, or
+    /// for a method none offers (CONNACK 0x8C).
+    auth_failures,
     /// CONNECTs refused: the will was over max_will_bytes.
     wills_refused,
     /// CONNECTs refused: the shard held its share of max_sessions.

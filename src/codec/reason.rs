@@ -64,6 +64,16 @@ impl Reason {
         self.0 >= 0x80
     }
 
+    /// Whether a CONNACK may carry this code (§3.2.2.2).
+    pub fn fits_connack(self) -> bool {
+        CONNACK_CODES.contains(&self.0)
+    }
+
+    /// Whether a DISCONNECT may carry this code (§3.14.2.1).
+    pub fn fits_disconnect(self) -> bool {
+        DISCONNECT_CODES.contains(&self.0)
+    }
+
     /// The 3.1.1 CONNACK return code (§3.2.2.3) that says the most of
     /// what this reason says: 0 accepted, 1 protocol version, 2 client id,
     /// 3 server unavailable, 4 bad user name or password, 5 not authorized

@@ -77,6 +77,22 @@ impl Shard {
         if let Some((code, why)) = self.over_connect_limits(conn, &connect) {
             return self.refuse(conn, code, why);
         }
+        if super::auth::has_method(&connect) {
+            // MQTT 5 enhanced authentication first (`auth.rs`) [MQTT-4.12.0-1].
+            return self.start_connect_auth(conn, connect);
+        }
+        self.accept_connect(conn, connect, None)
+    }
+
+    /// The accepting half of CONNECT, for a CONNECT that passed the checks
+    /// above and, with an Authentication Method, its exchange (`auth_data`:
+    /// the authenticator's last data, for CONNACK).
+    pub(super) fn accept_connect(
+        &mut self,
+        conn: ConnKey,
+        connect: Connect,
+        auth_data: Option<bytes::Bytes>,
+    ) -> Result<(), CloseReason> {
         let v5 = connect.version.is_v5();
         let client_id: Arc<str> = if connect.client_id.is_empty() {
             if !connect.clean_session && !v5 {
@@ -117,6 +133,7 @@ impl Shard {
             let assigned = connect.client_id.is_empty();
             self.connack_props(&connect, &client_id, assigned, lowered, keepalive)
         });
+        let props = props.map(|p| super::auth::with_method(p, &connect, auth_data));
         let window = peer.as_ref().map_or(u16::MAX, |p| p.receive_maximum);
         let window = self.cfg.session.inflight_window.min(usize::from(window));
         if let Some(s) = self.sessions.get_mut(sk) {
@@ -232,7 +249,12 @@ impl Shard {
 
     /// Send a refusing CONNACK (with `why` as its reason string for an MQTT 5
     /// client); the connection closes after it is written.
-    fn refuse(&mut self, conn: ConnKey, code: Reason, why: &str) -> Result<(), CloseReason> {
+    pub(super) fn refuse(
+        &mut self,
+        conn: ConnKey,
+        code: Reason,
+        why: &str,
+    ) -> Result<(), CloseReason> {
         self.metrics.connects_refused += 1;
         let v5 = self.conns.get(conn).is_some_and(|c| c.version().is_v5());
         let props = v5.then(|| {

@@ -7,6 +7,7 @@
 //! queues, and make every durable change through the sessions part, which
 //! emits its session event. One file per packet family: `connect.rs`
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
+//! `auth.rs` (MQTT 5 enhanced authentication and re-authentication),
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `publish5.rs`
 //! (the MQTT 5 checks before a PUBLISH is routed), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
@@ -19,6 +20,7 @@
 //! drives the handlers through the sans-IO harness (`crate::shard::harness`).
 
 mod acks;
+mod auth;
 mod connect;
 mod connect5;
 pub mod deliver;
@@ -45,6 +47,7 @@ impl Shard {
             Phase::Connected { session, .. } => self.on_session_packet(conn, session, packet),
             // Taken over or closing: ignore what is still in flight.
             Phase::Closing(reason) => Err(reason),
+            Phase::Authenticating(_) => self.on_authenticating(conn, packet),
             Phase::AwaitingConnect => match packet {
                 Packet::Connect(connect) => self.on_connect(conn, *connect),
                 _ => {
@@ -75,6 +78,7 @@ impl Shard {
             Packet::Subscribe(s) => self.on_subscribe(conn, sk, s)?,
             Packet::Unsubscribe(u) => self.on_unsubscribe(conn, sk, u)?,
             Packet::PingReq => self.send_packet(conn, &Packet::PingResp),
+            Packet::Auth(a) => self.on_auth(conn, a)?,
             Packet::Disconnect(d) => return self.on_disconnect(conn, sk, d),
             Packet::Connect(_) => {
                 log::info!("{}: second CONNECT, closing [MQTT-3.1.0-2]", self.who(conn));

@@ -31,6 +31,9 @@ pub struct ConnV5 {
     /// The session expiry interval the connection set (CONNECT, then
     /// DISCONNECT): a zero one may not be raised on DISCONNECT [MQTT-3.14.2-2].
     pub session_expiry_s: u32,
+    /// The CONNECT's Authentication Method: a re-authentication must use
+    /// the same one [MQTT-4.12.1-1]; none, no AUTH at all [MQTT-4.12.0-7].
+    pub auth_method: Option<String>,
     /// The topic aliases the client set (inbound PUBLISH).
     pub aliases_in: InAliases,
     /// The topic aliases the broker assigned (outbound PUBLISH); none until
@@ -49,6 +52,7 @@ impl ConnV5 {
             receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
             problem_information: p.request_problem_information != Some(0),
             session_expiry_s: p.session_expiry_interval.unwrap_or(0),
+            auth_method: p.authentication_method.clone(),
             aliases_in: InAliases::default(),
             aliases_out: OutAliases::new(0),
         }

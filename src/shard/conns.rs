@@ -4,17 +4,19 @@
 //! task, `crate::conn`): the outbox of encoded packets not yet written, the
 //! task's waker, the keepalive clock, the acknowledgements held behind
 //! barriers, and the connection's [`Phase`]. Also owns the list of readers
-//! paused by mailbox backpressure. The protocol handlers reach a connection
+//! paused by mailbox backpressure and the MQTT 5 authentication exchanges in
+//! progress (`protocol/auth.rs` drives them). The protocol handlers reach a connection
 //! by its typed [`ConnKey`]; only [`Phase::Connected`] links it to a session,
 //! and that link is made and broken in one place (`protocol/connect.rs`).
 
 pub use super::aliases::AliasError;
 pub use super::conn5::ConnV5;
-use crate::codec::{self, DecodeError, Disconnect, Packet, ProtocolVersion, QoS, Reason};
+use crate::auth::AuthExchange;
+use crate::codec::{self, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, QoS, Reason};
 use crate::hooks::ClientInfo;
 use crate::message::Message;
 use crate::slab::{ConnKey, ConnTag, SessionKey, Slab};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -75,6 +77,9 @@ pub enum CloseReason {
     /// The client sent DISCONNECT with a reason other than success (MQTT 5):
     /// its will is published.
     ClientError,
+    /// Re-authentication failed (MQTT 5 enhanced authentication): DISCONNECT
+    /// with the authenticator's reason [MQTT-4.12.1-2].
+    AuthFailed(Reason),
 }
 
 impl CloseReason {
@@ -100,6 +105,7 @@ impl CloseReason {
             CloseReason::RetainNotSupported => "retain_not_supported",
             CloseReason::QosNotSupported => "qos_not_supported",
             CloseReason::ClientError => "client_error",
+            CloseReason::AuthFailed(_) => "auth_failed",
         }
     }
 
@@ -128,6 +134,7 @@ impl CloseReason {
             CloseReason::TopicAliasInvalid => Reason::TOPIC_ALIAS_INVALID,
             CloseReason::RetainNotSupported => Reason::RETAIN_NOT_SUPPORTED,
             CloseReason::QosNotSupported => Reason::QOS_NOT_SUPPORTED,
+            CloseReason::AuthFailed(r) => r,
         };
         Some(r)
     }
@@ -150,6 +157,10 @@ impl CloseReason {
 pub enum Phase {
     /// Accepted; the first packet must be CONNECT.
     AwaitingConnect,
+    /// An MQTT 5 CONNECT with an Authentication Method, held while its
+    /// exchange runs (`protocol/auth.rs`): only AUTH and DISCONNECT are
+    /// accepted, and the connect timeout still runs.
+    Authenticating(Box<Connect>),
     /// CONNECT accepted: serving this session for this client.
     Connected {
         session: SessionKey,
@@ -236,6 +247,15 @@ impl Conn {
             Phase::Connected { session, .. } => Some(session),
             _ => None,
         }
+    }
+
+    /// Whether its CONNECT has not been answered yet (none came, or it is
+    /// held while authenticating): the connect timeout applies.
+    pub fn awaiting_connack(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::AwaitingConnect | Phase::Authenticating(_)
+        )
     }
 
     /// Who the client is, while connected.
@@ -478,6 +498,9 @@ pub struct Connections {
     paused: Vec<ConnKey>,
     /// Sum of the connections' `input_held`.
     input_held: usize,
+    /// Enhanced-authentication exchanges in progress (CONNECT or
+    /// re-authentication), rare enough to live beside the connections.
+    exchanges: HashMap<ConnKey, Box<dyn AuthExchange>>,
 }
 
 impl Connections {
@@ -536,6 +559,7 @@ impl Connections {
     pub fn remove(&mut self, key: ConnKey) -> Option<Conn> {
         let c = self.slab.remove(key)?;
         self.input_held -= c.input_held as usize;
+        self.exchanges.remove(&key);
         Some(c)
     }
 
@@ -605,6 +629,43 @@ impl Connections {
                 c.wake();
             }
         }
+    }
+
+    /// Hold an MQTT 5 CONNECT while its authentication exchange runs.
+    pub fn authenticating(&mut self, key: ConnKey, connect: Box<Connect>) {
+        if let Some(c) = self.slab.get_mut(key) {
+            c.phase = Phase::Authenticating(connect);
+        }
+    }
+
+    /// The held CONNECT, its exchange over: the connection awaits its
+    /// CONNECT's acceptance again (within the same handler call).
+    pub fn authenticated(&mut self, key: ConnKey) -> Option<Box<Connect>> {
+        let c = self.slab.get_mut(key)?;
+        match std::mem::replace(&mut c.phase, Phase::AwaitingConnect) {
+            Phase::Authenticating(connect) => Some(connect),
+            other => {
+                c.phase = other;
+                None
+            }
+        }
+    }
+
+    /// Keep (or replace) the authentication exchange of a connection.
+    pub fn set_exchange(&mut self, key: ConnKey, exchange: Box<dyn AuthExchange>) {
+        if self.slab.get(key).is_some() {
+            self.exchanges.insert(key, exchange);
+        }
+    }
+
+    /// The connection's authentication exchange in progress.
+    pub fn exchange_mut(&mut self, key: ConnKey) -> Option<&mut Box<dyn AuthExchange>> {
+        self.exchanges.get_mut(&key)
+    }
+
+    /// The exchange ended (success or failure).
+    pub fn end_exchange(&mut self, key: ConnKey) {
+        self.exchanges.remove(&key);
     }
 
     /// Whether any reader is paused.

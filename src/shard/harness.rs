@@ -129,11 +129,16 @@ impl H {
     }
 
     pub fn with(cfg: Config, shards: usize) -> H {
+        H::with_hooks(cfg, shards, Hooks::new())
+    }
+
+    /// As [`H::with`], with these hooks (authenticators, ...).
+    pub fn with_hooks(cfg: Config, shards: usize, hooks: Hooks) -> H {
         let mut shard = Shard::new(
             0,
             shards,
             Arc::new(cfg),
-            Arc::new(Hooks::new()),
+            Arc::new(hooks),
             MetricsBoard::new(shards),
             Arc::new(AtomicBool::new(false)),
         );

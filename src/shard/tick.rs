@@ -99,10 +99,7 @@ impl super::Shard {
     fn fire(&mut self, item: TimerItem, now: u64) {
         match item {
             TimerItem::ConnectTimeout(k) => {
-                let waiting = self
-                    .conns
-                    .get(k)
-                    .is_some_and(|c| matches!(c.phase(), super::Phase::AwaitingConnect));
+                let waiting = self.conns.get(k).is_some_and(|c| c.awaiting_connack());
                 if waiting {
                     log::info!(
                         "{}: no CONNECT within {} s, closing",

@@ -7,6 +7,7 @@
 
 use crate::payload::HEADER_LEN;
 use clap::{Parser, Subcommand, ValueEnum};
+use coremq::codec::ProtocolVersion;
 use std::ffi::OsStr;
 use std::net::Ipv4Addr;
 
@@ -51,7 +52,7 @@ impl Shape {
 #[derive(Parser, Debug)]
 #[command(
     name = "coremq-bench",
-    about = "MQTT 3.1.1 load and verification tool (any broker; built for coremq)",
+    about = "MQTT 3.1.1 / 5 load and verification tool (any broker; built for coremq)",
     after_help = "Every command takes the same options: coremq-bench <COMMAND> --help."
 )]
 struct Cli {
@@ -145,6 +146,11 @@ pub struct Args {
     #[arg(short = 'k', long, value_name = "S", default_value_t = 300,
           value_parser = clap::value_parser!(u16).range(10..))]
     pub keepalive: u16,
+    /// MQTT protocol level: 3 (3.1), 4 (3.1.1) or 5 (5.0; CONNECT with
+    /// Receive Maximum = --inflight, acks with reason codes).
+    #[arg(long, value_name = "3|4|5", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(3..=5))]
+    pub protocol: u8,
     /// QoS 1/2 messages a publisher may have unacknowledged.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub inflight: u32,
@@ -184,6 +190,17 @@ pub struct Args {
     pub worker_index: Option<u32>,
     #[arg(long, hide = true)]
     pub worker_count: Option<u32>,
+}
+
+impl Args {
+    /// The protocol version `--protocol` names.
+    pub fn version(&self) -> ProtocolVersion {
+        match self.protocol {
+            3 => ProtocolVersion::V31,
+            5 => ProtocolVersion::V5,
+            _ => ProtocolVersion::V311,
+        }
+    }
 }
 
 /// A parsed `--src-addrs` or `--ifaddr` value.
@@ -315,6 +332,7 @@ mod tests {
         );
         assert_eq!(a.src_addrs, default_src_addrs());
         assert_eq!(a.client_prefix, "bench");
+        assert_eq!(a.version(), ProtocolVersion::V311);
         assert!(!a.json && !a.quiet);
         assert_eq!(
             (a.broker_pid, a.worker_index, a.worker_count),
@@ -352,6 +370,21 @@ mod tests {
         );
         assert_eq!((a.client_prefix.as_str(), a.broker_pid), ("id", Some(42)));
         assert!(a.quiet);
+    }
+
+    #[test]
+    fn protocol_levels() {
+        assert_eq!(
+            p("conn --protocol 3").unwrap().version(),
+            ProtocolVersion::V31
+        );
+        assert_eq!(
+            p("conn --protocol 4").unwrap().version(),
+            ProtocolVersion::V311
+        );
+        let a = p("scenario fanout --protocol 5").unwrap();
+        assert_eq!(a.version(), ProtocolVersion::V5);
+        assert!(bad("conn --protocol 6") && bad("conn --protocol 2"));
     }
 
     #[test]

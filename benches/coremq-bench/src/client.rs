@@ -17,7 +17,8 @@ use crate::verify::Tracker;
 use bytes::{Bytes, BytesMut};
 use coremq::codec::Ack;
 use coremq::codec::{
-    self, Connect, Packet, ProtocolVersion, QoS, Side, SubAckCode, Subscribe, SubscribeFilter,
+    self, Connect, Packet, Properties, ProtocolVersion, PublishV5, QoS, Side, SubAckCode,
+    Subscribe, SubscribeFilter,
 };
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -43,12 +44,17 @@ pub struct Client {
     /// Payload template, restamped for each publish.
     payload: Vec<u8>,
     qos: QoS,
+    /// The protocol version every packet is encoded and decoded for.
+    version: ProtocolVersion,
     /// Last sequence number published (sequences start at 1).
     pub seq: u64,
     /// Publishes acknowledged (QoS 0: counted when written).
     pub acked: u64,
     /// Unacknowledged QoS 1/2 publishes.
     pub inflight: u32,
+    /// At most this many unacknowledged: `--inflight`, or less when an
+    /// MQTT 5 broker's Receive Maximum says so [MQTT-3.3.4-7].
+    window: u32,
     next_pkid: u16,
     pub tracker: Tracker,
     /// Messages scheduled so far by the rate pacer.
@@ -84,14 +90,14 @@ impl Client {
     }
 
     pub fn push_packet(&mut self, p: &Packet) {
-        codec::encode(p, coremq::codec::ProtocolVersion::V311, &mut self.outbox);
+        codec::encode(p, self.version, &mut self.outbox);
     }
 
     /// Whether another publish may be written now.
-    pub fn can_publish(&self, window: u32) -> bool {
+    pub fn can_publish(&self) -> bool {
         self.open
             && self.outbox.len() < OUTBOX_HIGH
-            && (self.qos == QoS::AtMostOnce || self.inflight < window)
+            && (self.qos == QoS::AtMostOnce || self.inflight < self.window)
     }
 
     /// Append one stamped PUBLISH to its topic to the outbox (not flushed).
@@ -113,15 +119,13 @@ impl Client {
             self.next_pkid
         };
         let topic = self.spec.publish.as_deref().unwrap_or("bench");
-        codec::encode_publish(
-            &mut self.outbox,
-            topic,
-            &self.payload,
-            self.qos,
-            pkid,
-            exec.args.retain,
-            false,
-        );
+        let (out, body, retain) = (&mut self.outbox, &self.payload, exec.args.retain);
+        if self.version.is_v5() {
+            let none = PublishV5::default();
+            codec::encode_publish_v5(out, topic, body, self.qos, pkid, retain, false, &none);
+        } else {
+            codec::encode_publish(out, topic, body, self.qos, pkid, retain, false);
+        }
         bump(&exec.counters.sent);
     }
 }
@@ -142,16 +146,15 @@ fn start_connect(src: std::net::Ipv4Addr, dst: SocketAddr) -> std::io::Result<Tc
 }
 
 /// Read until one whole packet is decoded (handshake only).
-async fn read_packet(stream: &mut TcpStream, acc: &mut BytesMut) -> std::io::Result<Packet> {
+async fn read_packet(
+    stream: &mut TcpStream,
+    acc: &mut BytesMut,
+    version: ProtocolVersion,
+) -> std::io::Result<Packet> {
     let mut buf = [0u8; 1024];
     loop {
         let chunk = acc.clone().freeze();
-        match codec::decode(
-            &chunk,
-            MAX_PACKET,
-            Side::Client,
-            coremq::codec::ProtocolVersion::V311,
-        ) {
+        match codec::decode(&chunk, MAX_PACKET, Side::Client, version) {
             Ok(Some((p, used))) => {
                 let _ = acc.split_to(used);
                 return Ok(p);
@@ -171,32 +174,50 @@ fn protocol_err(m: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string())
 }
 
-/// CONNECT/CONNACK then, if the spec says so, SUBSCRIBE/SUBACK.
-async fn handshake(
-    exec: &Exec,
-    spec: &ClientSpec,
-    stream: &mut TcpStream,
-    acc: &mut BytesMut,
-) -> std::io::Result<()> {
-    let connect = Packet::Connect(Box::new(Connect {
-        version: ProtocolVersion::V311,
+/// The client's CONNECT, at `--protocol`: clean, no will; MQTT 5 with one
+/// property, Receive Maximum = `--inflight` (what it takes unacknowledged).
+fn connect_packet(exec: &Exec, spec: &ClientSpec) -> Packet {
+    let version = exec.args.version();
+    let props = version.is_v5().then(|| {
+        Box::new(Properties {
+            receive_maximum: u16::try_from(exec.args.inflight).ok(),
+            ..Properties::default()
+        })
+    });
+    Packet::Connect(Box::new(Connect {
+        version,
         client_id: spec.client_id.clone(),
         clean_session: true,
         keep_alive: exec.args.keepalive,
         will: None,
         username: None,
         password: None,
-        props: None,
-    }));
+        props,
+    }))
+}
+
+/// CONNECT/CONNACK then, if the spec says so, SUBSCRIBE/SUBACK. Returns
+/// the publish window: `--inflight`, capped by the broker's Receive Maximum.
+async fn handshake(
+    exec: &Exec,
+    spec: &ClientSpec,
+    stream: &mut TcpStream,
+    acc: &mut BytesMut,
+) -> std::io::Result<u32> {
+    let version = exec.args.version();
+    let mut window = exec.args.inflight;
     let mut out = Vec::new();
-    codec::encode(&connect, coremq::codec::ProtocolVersion::V311, &mut out);
+    codec::encode(&connect_packet(exec, spec), version, &mut out);
     stream.write_all(&out).await?;
-    match read_packet(stream, acc).await? {
-        Packet::ConnAck(ack) if ack.code == codec::Reason::SUCCESS => {}
+    match read_packet(stream, acc, version).await? {
+        Packet::ConnAck(ack) if ack.code == codec::Reason::SUCCESS => {
+            let theirs = ack.props.and_then(|p| p.receive_maximum);
+            window = theirs.map_or(window, |m| window.min(u32::from(m)));
+        }
         _ => return Err(protocol_err("CONNECT refused")),
     }
     let Some(filter) = &spec.subscribe else {
-        return Ok(());
+        return Ok(window);
     };
     out.clear();
     let sub = Subscribe {
@@ -204,15 +225,13 @@ async fn handshake(
         filters: vec![SubscribeFilter::new(filter.clone(), exec.plan.qos)],
         props: None,
     };
-    codec::encode(
-        &Packet::Subscribe(sub),
-        coremq::codec::ProtocolVersion::V311,
-        &mut out,
-    );
+    codec::encode(&Packet::Subscribe(sub), version, &mut out);
     stream.write_all(&out).await?;
     loop {
-        match read_packet(stream, acc).await? {
-            Packet::SubAck(s) if s.codes.iter().all(|c| *c != SubAckCode::Failure) => return Ok(()),
+        match read_packet(stream, acc, version).await? {
+            Packet::SubAck(s) if s.codes.iter().all(|c| matches!(c, SubAckCode::Granted(_))) => {
+                return Ok(window)
+            }
             Packet::SubAck(_) => return Err(protocol_err("SUBSCRIBE refused")),
             // Retained messages may arrive before the SUBACK; ignore them.
             Packet::Publish(_) | Packet::PingResp => {}
@@ -227,10 +246,12 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
     let src = exec.args.src_addrs[(spec.index % exec.args.src_addrs.len() as u64) as usize];
     let mut acc = BytesMut::with_capacity(1024);
     let connected = match start_connect(src, exec.target) {
-        Ok(mut s) => handshake(&exec, &spec, &mut s, &mut acc).await.map(|_| s),
+        Ok(mut s) => handshake(&exec, &spec, &mut s, &mut acc)
+            .await
+            .map(|w| (s, w)),
         Err(e) => Err(e),
     };
-    let mut stream = match connected {
+    let (mut stream, window) = match connected {
         Ok(s) if exec.phase() == Phase::Connecting => s,
         Ok(_) => return, // too late: already counted as a connect timeout
         Err(e) => {
@@ -254,9 +275,11 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
             },
         ),
         qos: exec.plan.qos,
+        version: exec.args.version(),
         seq: 0,
         acked: 0,
         inflight: 0,
+        window,
         next_pkid: 0,
         tracker: Tracker::default(),
         scheduled: 0,
@@ -298,14 +321,10 @@ async fn read_loop(
         let chunk = acc.split().freeze();
         let mut off = 0;
         let mut c = client.borrow_mut();
+        let version = c.version;
         while off < chunk.len() {
             let rest: Bytes = chunk.slice(off..);
-            match codec::decode(
-                &rest,
-                MAX_PACKET,
-                Side::Client,
-                coremq::codec::ProtocolVersion::V311,
-            ) {
+            match codec::decode(&rest, MAX_PACKET, Side::Client, version) {
                 Ok(Some((p, used))) => {
                     off += used;
                     on_packet(exec, &mut c, p);
@@ -315,15 +334,10 @@ async fn read_loop(
             }
         }
         acc.extend_from_slice(&chunk[off..]);
-        need = codec::frame_len(
-            &acc,
-            MAX_PACKET,
-            Side::Client,
-            coremq::codec::ProtocolVersion::V311,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+        need = codec::frame_len(&acc, MAX_PACKET, Side::Client, version)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         if !c.flush() {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }

@@ -91,7 +91,7 @@ impl Exec {
         if self.plan.rate_per_pub == 0.0
             && self.phase() == Phase::Publishing
             && c.spec.publish.is_some()
-            && c.can_publish(self.args.inflight)
+            && c.can_publish()
         {
             c.publish(self);
         }
@@ -128,7 +128,7 @@ fn pace(
         if !c.open {
             continue;
         }
-        if c.can_publish(exec.args.inflight) {
+        if c.can_publish() {
             c.publish(exec);
             c.scheduled += 1;
             if !c.flush() || c.has_backlog() {
@@ -147,7 +147,7 @@ fn saturate(exec: &Exec, pubs: &[Rc<RefCell<Client>>]) {
     for p in pubs {
         let mut c = p.borrow_mut();
         let mut n = 0;
-        while n < exec.args.batch && c.can_publish(exec.args.inflight) {
+        while n < exec.args.batch && c.can_publish() {
             c.publish(exec);
             n += 1;
         }
