@@ -382,3 +382,21 @@ impl Drop for Proc {
         }
     }
 }
+
+/// The broker named by `COREMQ_INTEROP_BROKER=host:port`, if set: the
+/// interop tests then run against it (for instance a mosquitto started by
+/// hand, to prove a scenario right) instead of starting `coremq` themselves.
+pub fn external_broker() -> Option<(String, u16)> {
+    let v = std::env::var("COREMQ_INTEROP_BROKER").ok()?;
+    let v = v.trim();
+    if v.is_empty() {
+        return None;
+    }
+    let (host, port) = v
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("COREMQ_INTEROP_BROKER={v:?}: expected host:port"));
+    let port = port
+        .parse()
+        .unwrap_or_else(|_| panic!("COREMQ_INTEROP_BROKER={v:?}: bad port"));
+    Some((host.to_string(), port))
+}
