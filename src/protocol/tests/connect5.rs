@@ -320,3 +320,31 @@ fn a_will_above_maximum_qos_is_refused() {
     assert_eq!(ack.code, Reason::QOS_NOT_SUPPORTED);
     assert!(ack.props.and_then(|p| p.reason_string).is_some());
 }
+
+#[test]
+fn a_small_receive_maximum_still_delivers_everything_in_order() {
+    // [MQTT-3.3.4-9] §4.9: one more per PUBACK, nothing lost or reordered.
+    let mut h = H::new(1);
+    let ask = Properties {
+        receive_maximum: Some(2),
+        ..Properties::default()
+    };
+    let (s, _) = h.connect5("s", true, ask);
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let (p, _) = h.connect("p", true);
+    let payloads: [&'static [u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
+    for (i, m) in payloads.iter().enumerate() {
+        let _ = h.send(p, publish("t", m, QoS::AtLeastOnce, i as u16 + 1, false));
+    }
+    let mut got = Vec::new();
+    let mut unacked = h.publishes(s);
+    while !unacked.is_empty() {
+        assert!(unacked.len() <= 2, "{unacked:?}");
+        for m in &unacked {
+            got.push(m.payload.clone());
+            let _ = h.send(s, Packet::PubAck(Ack::new(m.pkid)));
+        }
+        unacked = h.publishes(s);
+    }
+    assert_eq!(got, payloads.map(Bytes::from_static).to_vec());
+}
