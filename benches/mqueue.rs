@@ -47,6 +47,7 @@ fn main() {
         qos: QoS::AtLeastOnce,
         retain: false,
         from: Arc::from("pub"),
+        props: None,
     });
     for window in [16usize, 64, 1024] {
         let mut w = Inflight::new(window);

@@ -320,6 +320,11 @@ pub struct StrictConfig {
     /// answers CONNACK 0x02; `Allow` holds them to `mqtt.max_client_id_len`
     /// only, like 3.1.1 ids.
     pub mqtt31_client_id_over_23: Strictness,
+    /// An MQTT 5 PUBLISH whose Payload Format Indicator says UTF-8 but whose
+    /// payload is not (§3.3.2.3.2: the receiver MAY check). `Reject` answers
+    /// PUBACK/PUBREC 0x99 and does not route it (QoS 0: dropped); `Allow`
+    /// routes it unchecked.
+    pub payload_format: Strictness,
 }
 
 impl Default for StrictConfig {
@@ -328,6 +333,7 @@ impl Default for StrictConfig {
             control_characters: Strictness::Reject,
             wrong_qos_ack: Strictness::Reject,
             mqtt31_client_id_over_23: Strictness::Allow,
+            payload_format: Strictness::Reject,
         }
     }
 }

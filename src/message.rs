@@ -6,13 +6,18 @@
 //! shard, so no atomic is touched per message. [`compact`] is the rule for a
 //! payload kept long-term (the retained store): it must not pin a larger buffer.
 //!
+//! A message from an MQTT 5 publisher (or an MQTT 5 will) carries the
+//! properties forwarded to MQTT 5 subscribers ([`forwarded`] keeps them);
+//! its Message Expiry Interval runs from the receive time in its id
+//! ([`Message::expired`], [`Message::expiry_left_s`]) [MQTT-3.3.2-5/6].
+//!
 //! ```text
 //! |<------ 64 bits ------>|<- 16 ->|<- 16 ->|<-- 32 bits -->|
 //! |  timestamp (µs, UNIX) |  node  | shard  |   sequence    |
 //! ```
 //! Ids from one shard are strictly increasing; ids compare by time first.
 
-use crate::codec::QoS;
+use crate::codec::{Properties, QoS};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,10 +62,7 @@ impl MsgIdGen {
 
     /// The next id.
     pub fn next_id(&mut self) -> MsgId {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let now = wall_clock_us();
         if now > self.last_us {
             self.last_us = now;
             self.seq = 0;
@@ -93,6 +95,89 @@ pub struct Message {
     pub retain: bool,
     /// Client id of the publisher (empty for the broker's own messages).
     pub from: Arc<str>,
+    /// The publisher's properties forwarded to MQTT 5 subscribers (Payload
+    /// Format Indicator, Message Expiry Interval, Content Type, Response
+    /// Topic, Correlation Data, User Properties): None for a 3.1.1
+    /// publisher and for an MQTT 5 one that sent none. See [`forwarded`].
+    pub props: Option<Box<Properties>>,
+}
+
+impl Message {
+    /// The Message Expiry Interval (s) it was published with; None when it
+    /// does not expire. An interval of 0 is taken as none (as Mosquitto does).
+    pub fn expiry_interval_s(&self) -> Option<u32> {
+        self.props
+            .as_deref()?
+            .message_expiry_interval
+            .filter(|&s| s > 0)
+    }
+
+    /// Whether its expiry interval has passed at `now_us` (UNIX µs): such a
+    /// message is no longer sent [MQTT-3.3.2-5].
+    pub fn expired(&self, now_us: u64) -> bool {
+        self.expiry_interval_s().is_some_and(|s| {
+            now_us.saturating_sub(self.id.timestamp_us()) >= u64::from(s) * 1_000_000
+        })
+    }
+
+    /// The expiry interval left at `now_us`, in whole seconds rounded up and
+    /// at least 1 (what a forwarded copy carries [MQTT-3.3.2-6]); None when
+    /// it does not expire.
+    pub fn expiry_left_s(&self, now_us: u64) -> Option<u32> {
+        let total_us = u64::from(self.expiry_interval_s()?) * 1_000_000;
+        let elapsed = now_us.saturating_sub(self.id.timestamp_us());
+        let left_s = total_us.saturating_sub(elapsed).div_ceil(1_000_000);
+        Some(u32::try_from(left_s).unwrap_or(u32::MAX).max(1))
+    }
+}
+
+/// The properties of an MQTT 5 PUBLISH (or will) that travel with its
+/// message: everything but the Topic Alias, the Subscription Identifiers
+/// (per connection and per delivery) and the Will Delay Interval. None when
+/// nothing is left, so such a message costs what a 3.1.1 one does.
+pub fn forwarded(props: Option<Box<Properties>>) -> Option<Box<Properties>> {
+    let mut p = props?;
+    p.topic_alias = None;
+    p.subscription_identifiers = Vec::new();
+    p.will_delay_interval = None;
+    (*p != Properties::default()).then_some(p)
+}
+
+/// The wall clock in UNIX µs (message ids and expiry use it).
+pub fn wall_clock_us() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    now + test_clock::skew_us()
+}
+
+/// Harness tests move the wall clock forward with their shard clock.
+#[cfg(test)]
+pub(crate) mod test_clock {
+    use std::cell::Cell;
+
+    thread_local! {
+        static SKEW_US: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Added to this thread's wall clock.
+    pub fn skew_us() -> u64 {
+        SKEW_US.with(Cell::get)
+    }
+
+    /// Move this thread's wall clock forward by `ms`.
+    pub fn advance_ms(ms: u64) {
+        SKEW_US.with(|s| s.set(s.get() + ms * 1000));
+    }
+}
+
+#[cfg(not(test))]
+mod test_clock {
+    #[inline(always)]
+    pub fn skew_us() -> u64 {
+        0
+    }
 }
 
 /// Payloads shorter than this are copied by [`compact`].

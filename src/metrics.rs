@@ -102,6 +102,18 @@ counters! {
     dropped_queue_full,
     /// Queued or inflight messages discarded with an expired or clean session.
     dropped_session_discarded,
+    /// Messages not sent because their MQTT 5 Message Expiry Interval had
+    /// passed (in a session queue, a retained backlog or the retained store).
+    dropped_expired,
+    /// Deliveries not sent to an MQTT 5 client: the PUBLISH would exceed the
+    /// client's Maximum Packet Size (other subscribers still get it).
+    dropped_too_large,
+    /// MQTT 5 PUBLISHes not routed: Payload Format Indicator 1 with a payload
+    /// that is not UTF-8 (PUBACK/PUBREC 0x99; `strict.payload_format`).
+    dropped_payload_format,
+    /// Connections closed for a PUBLISH the broker does not take: retained
+    /// with `retain_available = false`, or above `maximum_qos`.
+    publishes_refused,
     /// Retained messages refused: max_retained reached.
     retained_refused,
     /// Retained messages not sent on subscribe: the session's backlog of

@@ -152,14 +152,16 @@ impl DecodeError {
     /// The reason code of the DISCONNECT (or CONNACK, before CONNECT was
     /// accepted) that a server sends for this error (§4.13): 0x95 for a
     /// packet over the maximum size, 0x84 for an unsupported protocol
-    /// level, 0x90 for an invalid topic name, 0x82 for what the spec calls
-    /// a protocol error, 0x81 (malformed) for the rest.
+    /// level, 0x90 for an invalid topic name, 0x94 for topic alias 0
+    /// (§3.3.2.3.4), 0x82 for what the spec calls a protocol error, 0x81
+    /// (malformed) for the rest.
     pub fn reason(&self) -> Reason {
         use DecodeError::*;
         match self {
             PacketTooLarge { .. } => Reason::PACKET_TOO_LARGE,
             UnsupportedProtocolLevel(_) => Reason::UNSUPPORTED_PROTOCOL_VERSION,
             InvalidTopicName => Reason::TOPIC_NAME_INVALID,
+            InvalidPropertyValue(super::properties::TOPIC_ALIAS) => Reason::TOPIC_ALIAS_INVALID,
             UnexpectedPacket(_)
             | EmptySubscription
             | DuplicateProperty(_)
@@ -233,6 +235,11 @@ mod tests {
         assert_eq!(InvalidPropertyId(0x7F).reason(), Reason::MALFORMED_PACKET);
         assert_eq!(DuplicateProperty(0x11).reason(), Reason::PROTOCOL_ERROR);
         assert_eq!(InvalidPropertyValue(0x21).reason(), Reason::PROTOCOL_ERROR);
+        // §3.3.2.3.4 [MQTT-3.3.2-8]: topic alias 0 is "Topic Alias invalid".
+        assert_eq!(
+            InvalidPropertyValue(0x23).reason(),
+            Reason::TOPIC_ALIAS_INVALID
+        );
         assert_eq!(
             PacketTooLarge { size: 2, max: 1 }.reason(),
             Reason::PACKET_TOO_LARGE

@@ -765,8 +765,13 @@ fn decode_errors_map_to_reasons() {
         reason(&publish_with(&[2, 0x7F, 0])),
         Some(Reason::MALFORMED_PACKET)
     );
+    // Topic alias 0: Topic Alias invalid (§3.3.2.3.4, [MQTT-3.3.2-8]).
     assert_eq!(
         reason(&publish_with(&[3, 0x23, 0, 0])),
+        Some(Reason::TOPIC_ALIAS_INVALID)
+    );
+    assert_eq!(
+        reason(&publish_with(&[2, 0x01, 2])),
         Some(Reason::PROTOCOL_ERROR)
     );
     assert_eq!(reason(&[0x30, 0x03, 0, 0, 0]), Some(Reason::PROTOCOL_ERROR));

@@ -127,7 +127,8 @@ impl Shard {
                 w
             }));
         }
-        if let (Some(p), Some(c)) = (peer, self.conns.get_mut(conn)) {
+        if let (Some(mut p), Some(c)) = (peer, self.conns.get_mut(conn)) {
+            p.cap_aliases_out(self.cfg.mqtt.max_topic_aliases_out);
             c.set_v5(p);
         }
         let ack = ConnAck {
@@ -382,7 +383,17 @@ impl Shard {
             will.topic
         );
         self.metrics.wills_published += 1;
-        self.publish_message(info, will.topic, will.payload, will.qos, will.retain, None);
+        let p = crate::codec::Publish {
+            dup: false,
+            qos: will.qos,
+            retain: will.retain,
+            topic: will.topic,
+            pkid: 0,
+            payload: will.payload,
+            // Its properties but the Will Delay Interval travel with it.
+            props: will.props,
+        };
+        self.publish_message(info, p, None);
     }
 
     /// Remove a session: its subscriptions leave the index (and the

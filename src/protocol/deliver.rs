@@ -9,7 +9,7 @@
 //! entries with DUP=1.
 
 use crate::codec::{Ack, Packet, QoS};
-use crate::message::Message;
+use crate::message::{wall_clock_us, Message};
 use crate::router::{sessions_of, Hit, Merged};
 use crate::session::inflight::{Entry, Phase};
 use crate::session::shares::ShareTag;
@@ -40,15 +40,19 @@ pub async fn fanout_task(shard: ShardRef) {
 impl Shard {
     /// Deliver to local subscribers and forward once per interested shard;
     /// each shared group's chosen member gets its copy (`shared.rs`).
-    pub fn route(&mut self, msg: Arc<Message>) {
-        self.dispatch_local(&msg);
-        self.route_shared(&msg);
+    /// Returns whether any shard has a subscriber for it, as this shard's
+    /// interest replica knows (no round trip).
+    pub fn route(&mut self, msg: Arc<Message>) -> bool {
+        let local = self.dispatch_local(&msg);
+        let shared = self.route_shared(&msg);
         let mut mask = self.router.peers_for(&msg.topic);
+        let matched = local || shared || mask != 0;
         while mask != 0 {
             let peer = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             self.mesh.push(peer, MeshMsg::Publish(msg.clone()));
         }
+        matched
     }
 
     /// Deliver to this shard's subscribers: one copy per session, at the
@@ -57,21 +61,24 @@ impl Shard {
     /// `runtime.fanout_inline_max` is handed to the shard's fan-out task, which
     /// delivers in slices of [`FANOUT_SLICE`] and yields in between, so one huge fan-out does
     /// not stall every other connection of the shard; while any is pending,
-    /// later messages queue behind it (publish order is kept).
-    pub fn dispatch_local(&mut self, msg: &Arc<Message>) {
+    /// later messages queue behind it (publish order is kept). Returns
+    /// whether any local session subscribed to it.
+    pub fn dispatch_local(&mut self, msg: &Arc<Message>) -> bool {
         let mut hits = self.fanout.take_scratch();
         let sessions = &self.sessions;
         let is_publisher = |sk| sessions.get(sk).is_some_and(|s| *s.client_id() == msg.from);
         self.router.local_hits(&msg.topic, &mut hits, is_publisher);
         let inline_max = self.cfg.runtime.fanout_inline_max;
         if hits.is_empty() || (!self.fanout.busy() && hits.len() <= inline_max) {
+            let matched = !hits.is_empty();
             for run in sessions_of(&hits) {
                 self.deliver_merged(msg, run);
             }
             self.fanout.give_back(hits);
-            return;
+            return matched;
         }
         self.fanout.enqueue(msg, hits);
+        true
     }
 
     /// Deliver pending fan-out hits, oldest first, for about
@@ -150,7 +157,14 @@ impl Shard {
             return;
         };
         let now = self.timers.clock_ms();
-        match s.conn().and_then(|k| self.conns.get_mut(k)) {
+        let conn = s.conn().and_then(|k| self.conns.get_mut(k));
+        if let Some(c) = &conn {
+            if let Some(drop) = unsendable(c, msg, qos, ids) {
+                drop.count(&mut self.metrics);
+                return;
+            }
+        }
+        match conn {
             Some(c) if qos == QoS::AtMostOnce => {
                 if c.unsent() >= max_outbox {
                     self.metrics.dropped_qos0_slow += 1;
@@ -204,7 +218,8 @@ impl Shard {
     /// Send what waits for the session while its window has room and its
     /// connection is not backed up, at most [`FANOUT_CHUNK`] messages a call
     /// (the connection's next write calls again): first the retained
-    /// messages of new subscriptions, then the queue.
+    /// messages of new subscriptions, then the queue. What expired while it
+    /// waited, or is too large for the client, is dropped (counted).
     pub fn refill_window(&mut self, sk: SessionKey) {
         let max_outbox = self.cfg.mqtt.max_outbox_bytes;
         let now = self.timers.clock_ms();
@@ -218,31 +233,46 @@ impl Shard {
         };
         let sessions = &mut self.sessions;
         let journal = &mut self.journal;
+        let metrics = &mut self.metrics;
         let mut sent = 0usize;
-        while sent < FANOUT_CHUNK && c.unsent() < max_outbox {
+        let mut steps = 0usize;
+        while steps < FANOUT_CHUNK && c.unsent() < max_outbox {
             let next = sessions
                 .get_mut(sk)
                 .and_then(|s| s.next_retained(|qos, room| qos == QoS::AtMostOnce || room));
             let Some((msg, qos, id)) = next else { break };
             let ids: &[u32] = if id == 0 { &[] } else { &[id] };
-            if qos == QoS::AtMostOnce {
+            steps += 1;
+            if let Some(drop) = unsendable(c, &msg, qos, ids) {
+                drop.count(metrics);
+            } else if qos == QoS::AtMostOnce {
                 c.send_publish(&msg, true, qos, 0, false, ids);
+                sent += 1;
             } else {
                 let d = Delivery::new(msg, true, None, ids);
                 if let Some(e) = sessions.window(journal, sk, d, qos, None, now) {
                     c.send_publish(&e.delivery.msg, true, qos, e.pkid, false, ids);
+                    sent += 1;
                 }
             }
-            sent += 1;
         }
         let replaying = sessions.get(sk).is_some_and(|s| s.replaying());
-        while !replaying
-            && sent < FANOUT_CHUNK
-            && c.unsent() < max_outbox
-            && sessions.send_queued(journal, sk, now, |d, qos, pkid| {
+        while !replaying && steps < FANOUT_CHUNK && c.unsent() < max_outbox {
+            let Some((d, qos)) = sessions.get(sk).and_then(|s| s.queue_front()) else {
+                break;
+            };
+            steps += 1;
+            if let Some(drop) = unsendable(c, &d.msg, qos, d.ids()) {
+                drop.count(metrics);
+                sessions.drop_queued(journal, sk);
+                continue;
+            }
+            let sent_one = sessions.send_queued(journal, sk, now, |d, qos, pkid| {
                 c.send_publish(&d.msg, d.retain, qos, pkid, false, d.ids())
-            })
-        {
+            });
+            if !sent_one {
+                break;
+            }
             sent += 1;
         }
         self.metrics.publish_sent += sent as u64;
@@ -333,4 +363,32 @@ fn resend(c: &mut Conn, e: &Entry) {
         }
         Phase::PubRelSent => c.send(&Packet::PubRel(Ack::new(e.pkid))),
     }
+}
+
+/// Why a message is not sent to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unsendable {
+    /// Its Message Expiry Interval passed while it waited [MQTT-3.3.2-5].
+    Expired,
+    /// Over the client's Maximum Packet Size [MQTT-3.1.2-24].
+    TooLarge,
+}
+
+impl Unsendable {
+    fn count(self, m: &mut crate::metrics::Metrics) {
+        match self {
+            Unsendable::Expired => m.dropped_expired += 1,
+            Unsendable::TooLarge => m.dropped_too_large += 1,
+        }
+    }
+}
+
+/// Whether `msg` may not go to `c` at `qos`: expired, or too large for an
+/// MQTT 5 client with the subscription identifiers `ids`. A 3.1.1 message
+/// (no properties) to a 3.1.1 client costs two branches.
+fn unsendable(c: &Conn, msg: &Message, qos: QoS, ids: &[u32]) -> Option<Unsendable> {
+    if msg.props.is_some() && msg.expired(wall_clock_us()) {
+        return Some(Unsendable::Expired);
+    }
+    (!c.fits(msg, qos, ids)).then_some(Unsendable::TooLarge)
 }

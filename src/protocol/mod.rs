@@ -7,7 +7,8 @@
 //! queues, and make every durable change through the sessions part, which
 //! emits its session event. One file per packet family: `connect.rs`
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
-//! `publish.rs` (inbound PUBLISH and the acknowledgements), `subscribe.rs`
+//! `publish.rs` (inbound PUBLISH and the acknowledgements), `publish5.rs`
+//! (the MQTT 5 checks before a PUBLISH is routed), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
 //! `deliver.rs` (routing, fan-out, the window and queue, retry), `shared.rs`
 //! (shared subscriptions: one member per group, redistribution), `acks.rs`
@@ -22,6 +23,7 @@ mod connect;
 mod connect5;
 pub mod deliver;
 mod publish;
+mod publish5;
 mod replay;
 mod shared;
 mod strict;

@@ -1,96 +1,141 @@
 //! Inbound PUBLISH (QoS 0/1/2, exactly-once via the awaiting-PUBREL set) and
 //! the acknowledgements of outbound deliveries (PUBACK, PUBREC, PUBCOMP).
+//! The MQTT 5 checks made before a PUBLISH is routed (availability, topic
+//! aliases, Receive Maximum, payload format) are in `publish5.rs`.
 
-use crate::codec::{Ack, Packet, Publish, QoS};
+use crate::codec::{Ack, Packet, Publish, QoS, Reason};
 use crate::hooks::ClientInfo;
-use crate::message::{compact, Message};
+use crate::message::{compact, forwarded, Message};
 use crate::router::retained::Applied;
 use crate::session::event::SessionEvent;
 use crate::session::inflight::Phase;
 use crate::session::store::Awaiting;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{CloseReason, ConnKey, SessionKey, Shard};
-use bytes::Bytes;
 use std::sync::Arc;
 
+/// What became of a message handed to [`Shard::publish_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// The barrier its acknowledgement waits for (0: none).
+    pub barrier: u64,
+    /// The MQTT 5 reason of its PUBACK/PUBREC: success, 0x10 when no shard
+    /// has a subscriber for it, 0x87 when a `message.publish` hook dropped it.
+    pub reason: Reason,
+}
+
 impl Shard {
-    /// PUBLISH from a client: route it, then acknowledge per its QoS.
+    /// PUBLISH from a client: check it, route it, then acknowledge per its QoS.
     pub(super) fn on_publish(
         &mut self,
         conn: ConnKey,
         sk: SessionKey,
-        p: Publish,
+        mut p: Publish,
     ) -> Result<(), CloseReason> {
         self.metrics.publish_received += 1;
+        self.refuse_unavailable(conn, &p)?;
+        p.topic = self.resolve_topic_alias(conn, &p)?;
         self.refuse_control_chars(conn, [("PUBLISH topic", &*p.topic)])?;
         let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) else {
             return Err(CloseReason::ProtocolError);
         };
+        let v5 = info.version.is_v5();
+        if !self.payload_format_ok(&p) {
+            self.metrics.dropped_payload_format += 1;
+            let ack = Ack::with(p.pkid, Reason::PAYLOAD_FORMAT_INVALID);
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => self.send_ack(conn, Packet::PubAck(ack), 0),
+                QoS::ExactlyOnce => self.send_ack(conn, Packet::PubRec(ack), 0),
+            }
+            return Ok(());
+        }
+        let pkid = p.pkid;
         match p.qos {
             QoS::AtMostOnce => {
-                self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, None);
+                self.publish_message(&info, p, None);
             }
             QoS::AtLeastOnce => {
-                let barrier =
-                    self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn));
-                self.send_ack(conn, Packet::PubAck(Ack::new(p.pkid)), barrier);
+                self.refuse_over_receive_maximum(conn, sk)?;
+                let r = self.publish_message(&info, p, Some(conn));
+                let ack = Ack::with(pkid, if v5 { r.reason } else { Reason::SUCCESS });
+                self.send_ack(conn, Packet::PubAck(ack), r.barrier);
             }
             QoS::ExactlyOnce => {
-                let barrier = match self.sessions.await_rel(&mut self.journal, sk, p.pkid) {
+                let r = match self.sessions.await_rel(&mut self.journal, sk, pkid) {
                     // A re-sent PUBLISH (DUP) of a message already routed: not again [MQTT-4.3.3-2].
                     Awaiting::Duplicate => {
                         self.metrics.qos2_duplicates += 1;
-                        0
-                    }
-                    Awaiting::Full => {
-                        if let Some(held) = self.lines.awaiting_rel_full.allow() {
-                            log::warn!(
-                                "{}: more than {} QoS 2 messages awaiting PUBREL, closing{held}",
-                                self.who(conn),
-                                self.cfg.session.max_awaiting_rel
-                            );
+                        Routed {
+                            barrier: 0,
+                            reason: Reason::SUCCESS,
                         }
-                        self.metrics.protocol_errors += 1;
-                        return Err(CloseReason::ProtocolError);
                     }
-                    Awaiting::New => {
-                        self.publish_message(&info, p.topic, p.payload, p.qos, p.retain, Some(conn))
-                    }
+                    Awaiting::Full => return Err(self.awaiting_rel_full(conn, v5)),
+                    Awaiting::New => self.publish_message(&info, p, Some(conn)),
                 };
-                self.send_ack(conn, Packet::PubRec(Ack::new(p.pkid)), barrier);
+                let mut reason = Reason::SUCCESS;
+                if v5 {
+                    reason = r.reason;
+                    if reason.is_error() {
+                        // A refused QoS 2 PUBLISH gets no PUBREL [MQTT-4.3.3-?].
+                        self.sessions.release_rel(&mut self.journal, sk, pkid);
+                    }
+                }
+                self.send_ack(conn, Packet::PubRec(Ack::with(pkid, reason)), r.barrier);
             }
         }
         Ok(())
     }
 
+    /// More inbound QoS 2 messages await PUBREL than `max_awaiting_rel`:
+    /// an MQTT 5 client went over the broker's Receive Maximum (0x93)
+    /// [MQTT-3.3.4-8]; a 3.1.1 one is closed as a protocol error.
+    fn awaiting_rel_full(&mut self, conn: ConnKey, v5: bool) -> CloseReason {
+        if let Some(held) = self.lines.awaiting_rel_full.allow() {
+            log::warn!(
+                "{}: more than {} QoS 2 messages awaiting PUBREL, closing{held}",
+                self.who(conn),
+                self.cfg.session.max_awaiting_rel
+            );
+        }
+        self.metrics.protocol_errors += 1;
+        match v5 {
+            true => CloseReason::ReceiveMaximumExceeded,
+            false => CloseReason::ProtocolError,
+        }
+    }
+
     /// Build a message, run the `message.publish` hooks, update the retained
-    /// store and route it. Used for client publishes and wills. A retained
-    /// message published by `ack_to` on a multi-shard broker returns the
-    /// barrier its acknowledgement must wait for (else 0).
-    pub(super) fn publish_message(
+    /// store and route it. Used for client publishes and wills (whose
+    /// properties travel with it, see [`forwarded`]). A retained message
+    /// published by `ack_to` on a multi-shard broker gets a barrier its
+    /// acknowledgement must wait for.
+    pub(crate) fn publish_message(
         &mut self,
         info: &ClientInfo,
-        topic: Arc<str>,
-        payload: Bytes,
-        qos: QoS,
-        retain: bool,
+        p: Publish,
         ack_to: Option<ConnKey>,
-    ) -> u64 {
+    ) -> Routed {
         // A message that may be kept (in a window, a queue, the retained
         // store) must not pin the read buffer its payload came in: small
         // payloads are copied once here, before any shard keeps them.
-        let kept = qos != QoS::AtMostOnce || retain || self.cfg.session.store_qos0;
+        let kept = p.qos != QoS::AtMostOnce || p.retain || self.cfg.session.store_qos0;
         let msg = Message {
             id: self.ids.next_id(),
-            topic,
-            payload: if kept { compact(payload) } else { payload },
-            qos,
-            retain,
+            topic: p.topic,
+            payload: if kept { compact(p.payload) } else { p.payload },
+            qos: p.qos,
+            retain: p.retain,
             from: info.client_id.clone(),
+            props: forwarded(p.props),
         };
         let Some(msg) = self.hooks.message_publish(info, msg) else {
             self.metrics.dropped_by_hook += 1;
-            return 0;
+            return Routed {
+                barrier: 0,
+                reason: Reason::NOT_AUTHORIZED,
+            };
         };
         let msg = Arc::new(msg);
         let mut barrier = 0;
@@ -104,8 +149,14 @@ impl Shard {
                 });
             }
         }
-        self.route(msg);
-        barrier
+        let matched = self.route(msg);
+        Routed {
+            barrier,
+            reason: match matched {
+                true => Reason::SUCCESS,
+                false => Reason::NO_MATCHING_SUBSCRIBERS,
+            },
+        }
     }
 
     /// Apply a retained message (or deletion) to this shard's replica: the

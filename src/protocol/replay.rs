@@ -79,6 +79,9 @@ impl Shard {
                     .send_queued(j, session, now, |_, _, id| got = Some(id));
                 debug_assert_eq!(got, Some(pkid), "replayed send took another packet id");
             }
+            SessionEvent::Unqueued { session } => {
+                self.sessions.drop_queued(j, session);
+            }
             SessionEvent::Acked { session, pkid } => {
                 let phase = self
                     .sessions

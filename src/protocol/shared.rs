@@ -21,12 +21,14 @@ use std::sync::Arc;
 
 impl Shard {
     /// Send the message to the chosen member of each matching shared group.
-    pub(super) fn route_shared(&mut self, msg: &Arc<Message>) {
+    pub(super) fn route_shared(&mut self, msg: &Arc<Message>) -> bool {
         let mut picks = Vec::new();
         self.router.shared_picks(msg, &mut picks);
+        let matched = !picks.is_empty();
         for (member, share) in picks {
             self.send_to_member(member, share, msg, 0);
         }
+        matched
     }
 
     /// Deliver here or send to the member's shard.

@@ -159,6 +159,7 @@ mod tests {
             qos: QoS::AtMostOnce,
             retain: true,
             from: "c".into(),
+            props: None,
         })
     }
 

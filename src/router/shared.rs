@@ -288,6 +288,7 @@ mod tests {
             qos: QoS::AtLeastOnce,
             retain: false,
             from: from.into(),
+            props: None,
         }
     }
 

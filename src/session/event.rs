@@ -68,6 +68,9 @@ pub enum SessionEvent {
     /// The queue's oldest message was sent: into the window with `pkid`,
     /// or (pkid 0) a QoS 0 message written out.
     Sent { session: SessionKey, pkid: u16 },
+    /// The queue's oldest message was dropped unsent (expired, or over the
+    /// client's Maximum Packet Size).
+    Unqueued { session: SessionKey },
     /// A delivery completed (PUBACK for QoS 1, PUBCOMP for QoS 2).
     Acked { session: SessionKey, pkid: u16 },
     /// PUBREC received for an outbound QoS 2 message: PUBREL is due.

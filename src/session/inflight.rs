@@ -176,6 +176,7 @@ mod tests {
             qos: QoS::ExactlyOnce,
             retain: false,
             from: "c".into(),
+            props: None,
         };
         Delivery::plain(Arc::new(msg), false)
     }

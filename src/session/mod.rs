@@ -215,6 +215,11 @@ impl Session {
         self.mqueue.is_empty()
     }
 
+    /// The oldest queued message and its QoS: the next to send.
+    pub fn queue_front(&self) -> Option<(&Delivery, QoS)> {
+        self.mqueue.iter().next()
+    }
+
     /// Messages not delivered yet: the window, the queue and the retained backlog.
     pub fn undelivered(&self) -> usize {
         self.inflight.len() + self.mqueue.len() + self.rare.as_ref().map_or(0, |r| r.backlog.len())
@@ -259,6 +264,11 @@ impl Session {
         let next = backlog.pop_front();
         self.trim_rare();
         next
+    }
+
+    /// Inbound QoS 2 messages awaiting PUBREL.
+    pub fn awaiting_rel_len(&self) -> usize {
+        self.awaiting_rel.len()
     }
 
     /// The QoS and phase of the window entry with `pkid`.

@@ -283,6 +283,14 @@ impl Sessions {
         true
     }
 
+    /// Drop the oldest queued message unsent (its expiry passed, or it is
+    /// over the client's Maximum Packet Size); returns it.
+    pub fn drop_queued(&mut self, j: &mut Journal, sk: SessionKey) -> Option<Delivery> {
+        let (d, _) = self.slab.get_mut(sk)?.mqueue.pop()?;
+        j.emit(|| SessionEvent::Unqueued { session: sk });
+        Some(d)
+    }
+
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the delivery is complete. Returns
     /// its entry, or None for an id not in that phase.
     pub fn complete(

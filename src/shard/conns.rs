@@ -8,6 +8,7 @@
 //! by its typed [`ConnKey`]; only [`Phase::Connected`] links it to a session,
 //! and that link is made and broken in one place (`protocol/connect.rs`).
 
+pub use super::aliases::AliasError;
 pub use super::conn5::ConnV5;
 use crate::codec::{self, DecodeError, Disconnect, Packet, ProtocolVersion, QoS, Reason};
 use crate::hooks::ClientInfo;
@@ -148,6 +149,7 @@ impl CloseReason {
             Reason::PACKET_TOO_LARGE => CloseReason::PacketTooLarge,
             Reason::MALFORMED_PACKET => CloseReason::Malformed,
             Reason::TOPIC_NAME_INVALID => CloseReason::TopicNameInvalid,
+            Reason::TOPIC_ALIAS_INVALID => CloseReason::TopicAliasInvalid,
             _ => CloseReason::ProtocolError,
         }
     }
@@ -269,8 +271,10 @@ impl Conn {
         self.wake();
     }
 
-    /// Append a PUBLISH of `msg` to the outbox and wake the task; an MQTT 5
-    /// connection gets the subscription identifiers `sub_ids` with it.
+    /// Append a PUBLISH of `msg` to the outbox and wake the task: the 3.1.1
+    /// encoding for a 3.1/3.1.1 client (no properties), the MQTT 5 one with
+    /// this delivery's subscription identifiers `sub_ids` for an MQTT 5
+    /// client (see [`ConnV5::encode_publish`]). Check [`fits`](Self::fits) first.
     pub fn send_publish(
         &mut self,
         msg: &Message,
@@ -280,17 +284,27 @@ impl Conn {
         dup: bool,
         sub_ids: &[u32],
     ) {
-        let (topic, payload, out) = (&msg.topic, &msg.payload, &mut self.outbox);
-        if self.version.is_v5() {
-            let v5 = codec::PublishV5 {
-                subscription_identifiers: sub_ids,
-                ..Default::default()
-            };
-            codec::encode_publish_v5(out, topic, payload, qos, pkid, retain, dup, &v5);
-        } else {
-            codec::encode_publish(out, topic, payload, qos, pkid, retain, dup);
+        match self.v5.as_deref_mut() {
+            None => codec::encode_publish(
+                &mut self.outbox,
+                &msg.topic,
+                &msg.payload,
+                qos,
+                pkid,
+                retain,
+                dup,
+            ),
+            Some(v5) => v5.encode_publish(&mut self.outbox, msg, retain, qos, pkid, dup, sub_ids),
         }
         self.wake();
+    }
+
+    /// Whether a PUBLISH of `msg` may be sent to the client: within an MQTT
+    /// 5 client's Maximum Packet Size (always for 3.1/3.1.1).
+    pub fn fits(&self, msg: &Message, qos: QoS, sub_ids: &[u32]) -> bool {
+        self.v5
+            .as_deref()
+            .is_none_or(|v5| v5.fits(msg, qos, sub_ids))
     }
 
     /// Bytes waiting to be written.
@@ -415,6 +429,15 @@ impl Conn {
     /// Whether an ack must wait: one is already held (acks leave in order).
     pub fn holds_acks(&self) -> bool {
         self.held_acks.is_some()
+    }
+
+    /// PUBACKs held (QoS 1 PUBLISHes not answered yet).
+    pub fn held_pubacks(&self) -> usize {
+        self.held_acks.as_ref().map_or(0, |h| {
+            h.iter()
+                .filter(|a| matches!(a.packet, Packet::PubAck(_)))
+                .count()
+        })
     }
 
     /// Queue an ack behind its barrier or behind the acks held already.

@@ -378,6 +378,8 @@ impl H {
     /// Move the clock forward and fire what is due, as the tick task does.
     pub fn advance(&mut self, ms: u64) {
         self.shard.timers.skip(ms);
+        // The wall clock (message expiry) moves with it.
+        crate::message::test_clock::advance_ms(ms);
         self.shard.tick(&mut Vec::new());
         self.settle();
     }

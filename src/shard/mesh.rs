@@ -342,7 +342,9 @@ impl super::Shard {
     /// Apply one inbound message (a handoff goes to the I/O layer's handler instead).
     pub fn on_mesh(&mut self, peer: usize, msg: MeshMsg) {
         match msg {
-            MeshMsg::Publish(m) => self.dispatch_local(&m),
+            MeshMsg::Publish(m) => {
+                self.dispatch_local(&m);
+            }
             MeshMsg::Retain { msg, barrier } => {
                 self.apply_retained(&msg, false);
                 self.mesh.ack(peer, barrier);
@@ -417,6 +419,7 @@ mod tests {
             qos: crate::codec::QoS::AtMostOnce,
             retain: false,
             from: "c".into(),
+            props: None,
         }))
     }
 

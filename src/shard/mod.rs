@@ -21,6 +21,7 @@
 //! the I/O layer (`crate::conn`, `crate::listener`): a socket handed over by
 //! another shard goes to the handler the broker registered with the mesh.
 
+pub mod aliases;
 pub mod conn5;
 pub mod conns;
 pub mod fanout;
@@ -45,7 +46,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 pub use crate::slab::{ConnKey, SessionKey};
-pub use conns::{CloseReason, Phase};
+pub use conns::{AliasError, CloseReason, Phase};
 pub use timers::TimerItem;
 
 /// A shard's state, shared by the tasks of its executor.

@@ -412,6 +412,32 @@ impl Client {
         }
     }
 
+    /// Send `p` (any version, properties as given) and finish its QoS flow;
+    /// returns the reason of its PUBACK or PUBREC (SUCCESS for QoS 0).
+    pub fn publish_for_reason(&mut self, p: Publish) -> codec::Reason {
+        let (pkid, qos) = (p.pkid, p.qos);
+        self.send(&Packet::Publish(p));
+        let ack = match qos {
+            QoS::AtMostOnce => return codec::Reason::SUCCESS,
+            QoS::AtLeastOnce => {
+                self.recv_match(|q| matches!(q, Packet::PubAck(a) if a.pkid == pkid))
+            }
+            QoS::ExactlyOnce => {
+                self.recv_match(|q| matches!(q, Packet::PubRec(a) if a.pkid == pkid))
+            }
+        };
+        let reason = match ack {
+            Some(Packet::PubAck(a) | Packet::PubRec(a)) => a.reason,
+            other => panic!("expected the ack of {pkid}, got {other:?}"),
+        };
+        if qos == QoS::ExactlyOnce && !reason.is_error() {
+            self.send(&Packet::PubRel(Ack::new(pkid)));
+            let done = self.recv_match(|q| matches!(q, Packet::PubComp(a) if a.pkid == pkid));
+            assert!(done.is_some(), "PUBCOMP {pkid}");
+        }
+        reason
+    }
+
     /// Acknowledge a received PUBLISH per its QoS (QoS 2: PUBREC, then PUBCOMP after PUBREL).
     pub fn ack(&mut self, p: &Publish) {
         match p.qos {

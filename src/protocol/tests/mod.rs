@@ -7,6 +7,7 @@ mod connect;
 mod connect5;
 mod fuzz;
 mod limits;
+mod publish5;
 mod qos;
 mod retained;
 mod routing;

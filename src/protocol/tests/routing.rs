@@ -144,6 +144,7 @@ fn publish_from_a_peer_reaches_local_subscribers() {
         qos: QoS::AtMostOnce,
         retain: false,
         from: "elsewhere".into(),
+        props: None,
     };
     h.peer_sends(1, MeshMsg::Publish(Arc::new(msg)));
     assert_eq!(&h.publishes(s)[0].payload[..], b"remote");

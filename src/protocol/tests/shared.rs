@@ -272,6 +272,7 @@ fn a_message_for_a_member_that_left_goes_to_another() {
         qos: Q1,
         retain: false,
         from: "elsewhere".into(),
+        props: None,
     };
     let shared = MeshMsg::Shared {
         msg: Arc::new(msg),
