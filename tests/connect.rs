@@ -64,27 +64,6 @@ fn unacceptable_protocol_level_gets_connack_1_then_close() {
     });
 }
 
-/// The bytes the broker sends before closing, read until it closes.
-fn read_until_closed(c: &mut Client) -> Vec<u8> {
-    use std::io::{ErrorKind, Read};
-    let end = Instant::now() + Duration::from_secs(5);
-    let mut out = Vec::new();
-    let mut tmp = [0u8; 256];
-    while Instant::now() < end {
-        match c.stream.read(&mut tmp) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) => panic!("read after {} bytes: {e}", out.len()),
-        }
-    }
-    out
-}
-
 /// A level 5 CONNECT on any shard is answered with an MQTT 5 CONNACK
 /// (§3.2.2: flags, reason 0x00, then properties), whatever shard accepted it.
 #[test]

@@ -68,14 +68,10 @@ pub enum CloseReason {
     ReceiveMaximumExceeded,
     /// A topic alias of 0 or over the broker's Topic Alias Maximum (0x94).
     TopicAliasInvalid,
-    /// A limit of the broker's (0x97).
-    QuotaExceeded,
     /// A retained PUBLISH while `retain_available` is off (0x9A).
     RetainNotSupported,
     /// A PUBLISH above `maximum_qos` (0x9B).
     QosNotSupported,
-    /// A SUBSCRIBE with a subscription identifier while they are off (0xA1).
-    SubscriptionIdsNotSupported,
     /// The client sent DISCONNECT with a reason other than success (MQTT 5):
     /// its will is published.
     ClientError,
@@ -101,10 +97,8 @@ impl CloseReason {
             CloseReason::PacketTooLarge => "packet_too_large",
             CloseReason::ReceiveMaximumExceeded => "receive_maximum_exceeded",
             CloseReason::TopicAliasInvalid => "topic_alias_invalid",
-            CloseReason::QuotaExceeded => "quota_exceeded",
             CloseReason::RetainNotSupported => "retain_not_supported",
             CloseReason::QosNotSupported => "qos_not_supported",
-            CloseReason::SubscriptionIdsNotSupported => "subscription_ids_not_supported",
             CloseReason::ClientError => "client_error",
         }
     }
@@ -126,9 +120,7 @@ impl CloseReason {
             }
             CloseReason::Takeover => Reason::SESSION_TAKEN_OVER,
             CloseReason::Shutdown => Reason::SERVER_SHUTTING_DOWN,
-            CloseReason::OutputStalled | CloseReason::InputBudget | CloseReason::QuotaExceeded => {
-                Reason::QUOTA_EXCEEDED
-            }
+            CloseReason::OutputStalled | CloseReason::InputBudget => Reason::QUOTA_EXCEEDED,
             CloseReason::Malformed => Reason::MALFORMED_PACKET,
             CloseReason::TopicNameInvalid => Reason::TOPIC_NAME_INVALID,
             CloseReason::PacketTooLarge => Reason::PACKET_TOO_LARGE,
@@ -136,9 +128,6 @@ impl CloseReason {
             CloseReason::TopicAliasInvalid => Reason::TOPIC_ALIAS_INVALID,
             CloseReason::RetainNotSupported => Reason::RETAIN_NOT_SUPPORTED,
             CloseReason::QosNotSupported => Reason::QOS_NOT_SUPPORTED,
-            CloseReason::SubscriptionIdsNotSupported => {
-                Reason::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED
-            }
         };
         Some(r)
     }

@@ -600,5 +600,5 @@ fn message_and_delivery_stay_compact() {
     let delivery = std::mem::size_of::<crate::session::Delivery>();
     eprintln!("Message {message} B, Delivery {delivery} B");
     assert!(message <= 96, "Message grew to {message} B");
-    assert_eq!(delivery, 24, "Delivery grew to {delivery} B");
+    assert!(delivery <= 24, "Delivery grew to {delivery} B");
 }
