@@ -11,7 +11,8 @@
 # broker is started fresh for each scenario on its own loopback port and
 # stopped by its PID afterwards (and waited for); its log is kept as
 # OUT/SCENARIO-BROKER-ROUND.log, next to the tool's .out and .err. Every run
-# is bounded (--duration, timeout).
+# is bounded (--duration, timeout). BENCH_PORT_BASE moves the ports (default 21883)
+# when another run on the host uses them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)" PICK="" BASELINE=""
@@ -87,7 +88,7 @@ if [ "$ONLY" != mosquitto ]; then
 fi
 if [ "$ONLY" != coremq ]; then BROKERS+=(mosquitto); fi
 printf '| round | scenario | broker | connected | delivered/s | lost | dup | p50 ms | p99 ms | broker B/conn | broker CPU-s/M |\n|---|---|---|---|---|---|---|---|---|---|---|\n' > "$OUT/table.md"
-PORT=21883
+PORT=${BENCH_PORT_BASE:-21883}  # each broker takes the next port
 for r in $(seq "$ROUNDS"); do
   for s in "${SCENARIOS[@]}"; do
     name=${s%%|*}; args=${s#*|}

@@ -42,7 +42,9 @@ fn no_local_and_its_protocol_error_on_a_shared_subscription() {
             s.subscribe5(vec![nl], None),
             vec![SubAckCode::Granted(QoS::AtLeastOnce)]
         );
-        s.publish("t", b"own", QoS::AtLeastOnce, false);
+        // Its own message matches nobody: PUBACK 0x10 No matching subscribers.
+        let own = publish_packet("t", b"own", QoS::AtLeastOnce, 77, false, false);
+        assert_eq!(s.publish_for_reason(own), Reason::NO_MATCHING_SUBSCRIBERS);
         p.publish("t", b"theirs", QoS::AtLeastOnce, false);
         let got = s.recv_publish().expect("the other client's message");
         assert_eq!(text(&got), "theirs", "{cores} shards");
@@ -68,7 +70,9 @@ fn retain_as_published_and_retain_handling() {
     each_cores(|cores| {
         let b = start(cores);
         let (mut s, mut p) = pair(&b);
-        p.publish("r/1", b"kept", QoS::AtLeastOnce, true);
+        // Its PUBACK (0x10: nobody subscribed yet) waits for every shard's store.
+        let kept = publish_packet("r/1", b"kept", QoS::AtLeastOnce, 50, false, true);
+        assert_eq!(p.publish_for_reason(kept), Reason::NO_MATCHING_SUBSCRIBERS);
         // 1: sent for the new subscription, not again when it exists.
         let rh1 = sub_opts("r/+", QoS::AtLeastOnce, false, true, 1);
         s.subscribe5(vec![rh1.clone()], None);

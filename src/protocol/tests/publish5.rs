@@ -594,7 +594,8 @@ fn puback_says_no_matching_subscribers_and_not_authorized() {
 #[test]
 fn message_and_delivery_stay_compact() {
     // The properties ride in what was padding of Message (a u128 id aligns
-    // it to 16); Delivery (what queues and windows hold) does not change.
+    // it to 16); Delivery (what queues and windows hold) grows only by its
+    // subscription identifiers (one inline u32 and a thin box).
     let message = std::mem::size_of::<crate::message::Message>();
     let delivery = std::mem::size_of::<crate::session::Delivery>();
     eprintln!("Message {message} B, Delivery {delivery} B");
