@@ -159,7 +159,7 @@ impl Shard {
         let now = self.timers.clock_ms();
         let conn = s.conn().and_then(|k| self.conns.get_mut(k));
         if let Some(c) = &conn {
-            if let Some(drop) = unsendable(c, msg, qos) {
+            if let Some(drop) = unsendable(c, msg, qos, ids) {
                 drop.count(&mut self.metrics);
                 return;
             }
@@ -243,7 +243,7 @@ impl Shard {
             let Some((msg, qos, id)) = next else { break };
             let ids: &[u32] = if id == 0 { &[] } else { &[id] };
             steps += 1;
-            if let Some(drop) = unsendable(c, &msg, qos) {
+            if let Some(drop) = unsendable(c, &msg, qos, ids) {
                 drop.count(metrics);
             } else if qos == QoS::AtMostOnce {
                 c.send_publish(&msg, true, qos, 0, false, ids);
@@ -262,7 +262,7 @@ impl Shard {
                 break;
             };
             steps += 1;
-            if let Some(drop) = unsendable(c, &d.msg, qos) {
+            if let Some(drop) = unsendable(c, &d.msg, qos, d.ids()) {
                 drop.count(metrics);
                 sessions.drop_queued(journal, sk);
                 continue;
@@ -383,12 +383,12 @@ impl Unsendable {
     }
 }
 
-/// Whether `msg` may not go to `c` at `qos`: expired, or too large for an
-/// MQTT 5 client. A 3.1.1 message (no properties) to a 3.1.1 client costs
-/// two branches.
-fn unsendable(c: &Conn, msg: &Message, qos: QoS) -> Option<Unsendable> {
+/// Whether `msg` may not go to `c` at `qos` with subscription identifiers
+/// `ids`: expired, or too large for an MQTT 5 client. A 3.1.1 message (no
+/// properties) to a 3.1.1 client costs two branches.
+fn unsendable(c: &Conn, msg: &Message, qos: QoS, ids: &[u32]) -> Option<Unsendable> {
     if msg.props.is_some() && msg.expired(wall_clock_us()) {
         return Some(Unsendable::Expired);
     }
-    (!c.fits(msg, qos, &[])).then_some(Unsendable::TooLarge)
+    (!c.fits(msg, qos, ids)).then_some(Unsendable::TooLarge)
 }
