@@ -383,9 +383,9 @@ impl Unsendable {
     }
 }
 
-/// Whether `msg` may not go to `c` at `qos`: expired, or too large for an
-/// MQTT 5 client with the subscription identifiers `ids`. A 3.1.1 message
-/// (no properties) to a 3.1.1 client costs two branches.
+/// Whether `msg` may not go to `c` at `qos` with subscription identifiers
+/// `ids`: expired, or too large for an MQTT 5 client. A 3.1.1 message (no
+/// properties) to a 3.1.1 client costs two branches.
 fn unsendable(c: &Conn, msg: &Message, qos: QoS, ids: &[u32]) -> Option<Unsendable> {
     if msg.props.is_some() && msg.expired(wall_clock_us()) {
         return Some(Unsendable::Expired);

@@ -602,3 +602,40 @@ fn message_and_delivery_stay_compact() {
     assert!(message <= 96, "Message grew to {message} B");
     assert!(delivery <= 24, "Delivery grew to {delivery} B");
 }
+
+#[test]
+fn the_size_check_counts_the_deliverys_subscription_identifier() {
+    // [MQTT-3.1.2-24]: the PUBLISH as it would go out, identifiers included.
+    use crate::codec::{Subscribe, SubscribeFilter};
+    let plain = crate::codec::publish_v5_len(1, 10, QoS::AtMostOnce, &Default::default());
+    let mut h = H::new(1);
+    let fits_without_id = Properties {
+        maximum_packet_size: Some(plain as u32),
+        ..Properties::default()
+    };
+    let s = v5_with(&mut h, "s", fits_without_id);
+    let sub = |pkid, id: Option<u32>| {
+        Packet::Subscribe(Subscribe {
+            pkid,
+            filters: vec![SubscribeFilter::new("t", QoS::AtMostOnce)],
+            props: id.map(|id| {
+                Box::new(Properties {
+                    subscription_identifiers: vec![id],
+                    ..Properties::default()
+                })
+            }),
+        })
+    };
+    h.send(s, sub(1, None)).unwrap();
+    h.answer_barriers();
+    let p = v5(&mut h, "p");
+    h.send(p, publish("t", b"0123456789", QoS::AtMostOnce, 0, false))
+        .unwrap();
+    assert_eq!(h.publishes(s).len(), 1, "fits without an identifier");
+    h.send(s, sub(2, Some(7))).unwrap();
+    h.answer_barriers();
+    h.send(p, publish("t", b"0123456789", QoS::AtMostOnce, 0, false))
+        .unwrap();
+    assert!(h.publishes(s).is_empty(), "over it with one");
+    assert_eq!(h.shard.metrics.dropped_too_large, 1);
+}
