@@ -467,28 +467,18 @@ fn mosquitto_v5_message_expiry() {
 
 /// Topic Alias from the publisher (`-D publish topic-alias 1` with `-l`: the
 /// first PUBLISH carries topic and alias, the later ones an empty topic):
-/// the broker accepts it [MQTT-3.3.2-12] and subscribers get the full topic
-/// name [MQTT-3.3.2-3]. A subscriber that allows aliases (`-D connect
-/// topic-alias-maximum 2`) gets the right names too, and no alias above 2
-/// [MQTT-3.3.2-11]; one that allows none gets none.
+/// the broker accepts it [MQTT-3.3.2-12] and a subscriber that allows no
+/// aliases gets the full topic name every time [MQTT-3.3.2-3], never an
+/// alias [MQTT-3.3.2-11]. (The broker's own aliases towards a subscriber are
+/// checked with paho, `topic_alias_outbound` in tests/paho/interop_v5.py:
+/// libmosquitto 2.0.11's client side advertises `-D connect
+/// topic-alias-maximum` but answers an aliased PUBLISH with an empty topic
+/// as a protocol error, so mosquitto_sub cannot receive them.)
 #[test]
 fn mosquitto_v5_topic_alias() {
     each_broker(|cx| {
         let topic = cx.topic("alias");
         let plain = cx.sub(&cx.sub_id("aliasp"), &["-q", "1", "-t", &topic]);
-        let aliased = cx.sub(
-            &cx.sub_id("aliasa"),
-            &[
-                "-q",
-                "1",
-                "-t",
-                &topic,
-                "-D",
-                "connect",
-                "topic-alias-maximum",
-                "2",
-            ],
-        );
         let payloads = lines("a", 4);
         cx.publish_lines(
             &cx.pub_id("alias"),
@@ -505,22 +495,6 @@ fn mosquitto_v5_topic_alias() {
             .map(|p| (topic.as_str(), "", p.as_str()))
             .collect();
         assert_eq!(seen, want, "[{}] aliased publishes", cx.what());
-        let got = aliased.expect(4);
-        let seen: Vec<(&str, &str)> = got
-            .iter()
-            .map(|m| (m.topic.as_str(), m.payload.as_str()))
-            .collect();
-        let want: Vec<(&str, &str)> = payloads
-            .iter()
-            .map(|p| (topic.as_str(), p.as_str()))
-            .collect();
-        assert_eq!(seen, want, "[{}] subscriber allowing aliases", cx.what());
-        assert!(
-            got.iter()
-                .all(|m| ["", "1", "2"].contains(&m.alias.as_str())),
-            "[{}] alias above the subscriber's maximum 2: {got:?}",
-            cx.what()
-        );
     });
 }
 
