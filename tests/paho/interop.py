@@ -11,77 +11,22 @@ whose home is shard N-1, so every scenario also crosses shards (a client's
 home shard is fnv1a(client_id) % N, see src/lib.rs).
 """
 
-import argparse
-import os
-import selectors
 import signal
-import subprocess
 import sys
 import threading
 import time
-import traceback
 
-try:
-    import paho.mqtt
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-except ImportError as e:  # CI installs it: a missing paho is a failure, not a skip
-    print(f"FAIL: paho-mqtt 2.x is not importable ({e}); install it with: pip install paho-mqtt")
-    sys.exit(1)
+import common  # exits with FAIL when paho-mqtt 2.x is missing: a failure, not a skip
+from common import WAIT, BaseScenario, Failure, RecordingPeer, WillChildProcess, check
 
-WAIT = 5.0  # seconds any expected event may take
-QUIET = 0.3  # seconds of silence that stand for "nothing arrives"
-SETTLE = 0.2  # seconds left for a duplicate to show up after the expected messages
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-# ---------------------------------------------------------------- client ids
-
-
-def fnv1a(data):
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-class Ids:
-    """Client ids, unique per run, homed on a chosen shard when --shards is known."""
-
-    def __init__(self, shards):
-        self.shards = shards
-        self.run = f"{os.getpid() % 100000:05d}"
-        self.n = 0
-
-    def make(self, role, home):
-        # Short enough for MQTT 3.1 (23 bytes at most).
-        for i in range(100000):
-            cid = f"p{self.run}{role[:6]}{self.n}x{i}"
-            if self.shards is None or fnv1a(cid.encode()) % self.shards == home:
-                self.n += 1
-                return cid
-        raise Failure(f"no client id found for shard {home}")
-
-    def pub(self, role="pub"):
-        return self.make(role, 0)
-
-    def sub(self, role="sub"):
-        return self.make(role, (self.shards or 1) - 1)
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 # ---------------------------------------------------------------- a recording client
 
 
-class Peer:
+class Peer(RecordingPeer):
     """A connected paho client on a background network loop that records what it receives."""
 
     def __init__(self, args, client_id, clean=True, protocol=mqtt.MQTTv311, will=None):
@@ -99,15 +44,10 @@ class Peer:
             protocol=protocol,
             reconnect_on_failure=False,
         )
-        c.on_connect = self._on_connect
-        c.on_message = self._on_message
-        c.on_subscribe = self._on_subscribe
-        c.on_unsubscribe = self._on_unsubscribe
-        c.on_disconnect = self._on_disconnect
         if will is not None:
             topic, payload, qos, retain = will
             c.will_set(topic, payload, qos=qos, retain=retain)
-        self.client = c
+        self._attach(c)
         rc = c.connect(args.host, args.port, keepalive=30)
         check(rc == mqtt.MQTT_ERR_SUCCESS, f"{client_id}: connect() returned {rc}")
         c.loop_start()
@@ -127,11 +67,6 @@ class Peer:
             self.messages.append((msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), bool(msg.dup)))
             self.cond.notify_all()
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        with self.cond:
-            self.subacks[mid] = [rc.value for rc in reason_codes]
-            self.cond.notify_all()
-
     def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties):
         with self.cond:
             self.unsubacks.add(mid)
@@ -142,12 +77,7 @@ class Peer:
             self.disconnected = True
             self.cond.notify_all()
 
-    # test-thread helpers
-    def wait(self, pred, what, timeout=WAIT):
-        with self.cond:
-            if not self.cond.wait_for(pred, timeout=timeout):
-                raise Failure(f"{self.name}: no {what} within {timeout}s (received so far: {self.messages})")
-
+    # test-thread helpers (wait, wait_count, take, settle, expect_quiet, close: RecordingPeer)
     def subscribe(self, topics):
         """topics: [(filter, qos)]; waits for the SUBACK and checks every grant."""
         rc, mid = self.client.subscribe(topics)
@@ -168,54 +98,17 @@ class Peer:
         info.wait_for_publish(timeout=WAIT)
         check(info.is_published(), f"{self.name}: QoS {qos} publish to {topic} not acknowledged within {WAIT}s")
 
-    def wait_count(self, n, what=None, timeout=WAIT):
-        self.wait(lambda: len(self.messages) >= n, what or f"{n} messages", timeout)
-
-    def take(self):
-        with self.cond:
-            got, self.messages = self.messages, []
-        return got
-
-    def settle(self, n, what):
-        """Wait for n messages, leave room for a duplicate or a stray to show up, take all."""
-        self.wait_count(n, what)
-        time.sleep(SETTLE)
-        return self.take()
-
-    def expect_quiet(self, what, seconds=QUIET):
-        time.sleep(seconds)
-        got = self.take()
-        check(not got, f"{self.name}: expected no message ({what}), got {got}")
-
     def disconnect(self):
         """Clean DISCONNECT (no will)."""
         self.client.disconnect()
         self.wait(lambda: self.disconnected, "disconnect")
         self.client.loop_stop()
 
-    def close(self):
-        try:
-            self.client.disconnect()
-        except Exception:
-            pass
-        self.client.loop_stop()
 
-
-class Scenario:
-    def __init__(self, args):
-        self.args = args
-        self.ids = Ids(args.shards)
-        self.peers = []
-        self.base = f"interop/{os.getpid()}"
-
-    def peer(self, cid, **kw):
-        p = Peer(self.args, cid, **kw)
-        self.peers.append(p)
-        return p
-
-    def close(self):
-        for p in self.peers:
-            p.close()
+class Scenario(BaseScenario):
+    peer_class = Peer
+    id_prefix = "p"
+    topic_root = "interop"
 
 
 # ---------------------------------------------------------------- scenarios
@@ -289,61 +182,18 @@ def retained(s):
     cleared.expect_quiet("the retained message was cleared")
 
 
-WILL_CHILD = "--will-child"
-
-
 def will_child(host, port, cid, topic, payload, keepalive):
     """Run in a subprocess: connect with a will, say so, then wait to be killed (or stopped)."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311)
     c.will_set(topic, payload, qos=1, retain=False)
-    ready = threading.Event()
-    c.on_connect = lambda *a: ready.set()
-    c.connect(host, int(port), keepalive=int(keepalive))
-    c.loop_start()
-    if not ready.wait(WAIT):
-        print("no CONNACK", flush=True)
-        sys.exit(1)
-    print("connected", flush=True)
-    time.sleep(30)  # killed long before this
-    sys.exit(2)
+    common.serve_will_child(c, host, port, keepalive=int(keepalive))
 
 
-class WillChild:
+class WillChild(WillChildProcess):
     """A will-bearing paho client in its own process, so that it can die abnormally."""
 
     def __init__(self, s, cid, topic, payload, keepalive=30):
-        argv = [sys.executable, os.path.abspath(__file__), WILL_CHILD, s.args.host, str(s.args.port)]
-        self.proc = subprocess.Popen(
-            argv + [cid, topic, payload, str(keepalive)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            line = read_line(self.proc, WAIT)
-            check(line == "connected", f"will child {cid} did not connect: {line!r}")
-        except BaseException:
-            self.kill()
-            raise
-
-    def signal(self, sig):
-        os.kill(self.proc.pid, sig)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=WAIT)
-        self.proc.stdout.close()
-
-
-def read_line(proc, timeout):
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    try:
-        if not sel.select(timeout):
-            return None
-        return proc.stdout.readline().decode(errors="replace").strip()
-    finally:
-        sel.close()
+        super().__init__(__file__, s.args, cid, [cid, topic, payload, str(keepalive)])
 
 
 def will(s):
@@ -569,40 +419,5 @@ SCENARIOS = [
 ]
 
 
-def main():
-    if len(sys.argv) > 1 and sys.argv[1] == WILL_CHILD:
-        will_child(*sys.argv[2:8])
-        return 0
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--shards", type=int, default=None, help="the broker's shard count (for cross-shard client ids)")
-    ap.add_argument("--only", action="append", help="run only these scenarios")
-    args = ap.parse_args()
-    print(f"paho-mqtt {paho.mqtt.__version__}, broker {args.host}:{args.port}, shards {args.shards}")
-    failed = []
-    for name, fn in SCENARIOS:
-        if args.only and name not in args.only:
-            continue
-        s = Scenario(args)
-        t0 = time.monotonic()
-        try:
-            fn(s)
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)", flush=True)
-        except Failure as e:
-            failed.append(name)
-            print(f"FAIL {name}: {e}", flush=True)
-        except Exception:
-            failed.append(name)
-            print(f"FAIL {name}: unexpected error\n{traceback.format_exc()}", flush=True)
-        finally:
-            s.close()
-    if failed:
-        print(f"FAILED: {', '.join(failed)}")
-        return 1
-    print("all scenarios passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(__doc__, SCENARIOS, Scenario, will_child))

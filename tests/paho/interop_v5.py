@@ -29,82 +29,26 @@ the recording client here does (and checks the alias values), so a broker
 that uses outbound topic aliases is tested, not just tolerated.
 """
 
-import argparse
 import json
-import os
-import selectors
-import signal
-import subprocess
 import sys
 import threading
 import time
-import traceback
+
+import common  # exits with FAIL when paho-mqtt 2.x is missing: a failure, not a skip
+from common import SETTLE, WAIT, BaseScenario, RecordingPeer, WillChildProcess, check, fnv1a
 
 try:
-    import paho.mqtt
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
     from paho.mqtt.subscribeoptions import SubscribeOptions
-except ImportError as e:  # CI installs it: a missing paho is a failure, not a skip
-    print(f"FAIL: paho-mqtt 2.x is not importable ({e}); install it with: pip install 'paho-mqtt>=2'")
-    sys.exit(1)
-
-WAIT = 5.0  # seconds any expected event may take
-QUIET = 0.3  # seconds of silence that stand for "nothing arrives"
-SETTLE = 0.2  # seconds left for a duplicate to show up after the expected messages
+except ImportError as e:
+    common.paho_missing(e)
 
 V5 = mqtt.MQTTv5
 V311 = mqtt.MQTTv311
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-# ---------------------------------------------------------------- client ids
-
-
-def fnv1a(data):
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-class Ids:
-    """Client ids, unique per run, homed on a chosen shard when --shards is known."""
-
-    def __init__(self, shards):
-        self.shards = shards
-        self.run = f"{os.getpid() % 100000:05d}"
-        self.n = 0
-
-    def make(self, role, home):
-        for i in range(100000):
-            cid = f"q{self.run}{role[:6]}{self.n}x{i}"
-            if self.shards is None or fnv1a(cid.encode()) % self.shards == home:
-                self.n += 1
-                return cid
-        raise Failure(f"no client id found for shard {home}")
-
-    def pub(self, role="pub"):
-        return self.make(role, 0)
-
-    def sub(self, role="sub"):
-        return self.make(role, (self.shards or 1) - 1)
-
-    def on(self, role, k):
-        """The k-th of several clients, spread over every shard."""
-        return self.make(role, k % (self.shards or 1))
 
 
 # ---------------------------------------------------------------- properties
@@ -170,7 +114,7 @@ class Msg:
 # ---------------------------------------------------------------- a recording client
 
 
-class Peer:
+class Peer(RecordingPeer):
     """A connected paho client on a background network loop that records what it receives.
 
     protocol is V5 (default) or V311. For V5, clean_start and connect properties
@@ -210,18 +154,13 @@ class Peer:
             reconnect_on_failure=False,
             **kw,
         )
-        c.on_connect = self._on_connect
-        c.on_message = self._on_message
-        c.on_subscribe = self._on_subscribe
-        c.on_unsubscribe = self._on_unsubscribe
-        c.on_disconnect = self._on_disconnect
         if manual_ack:
             c.manual_ack_set(True)
         if will is not None:
             topic, payload, qos, retain = will[:4]
             wprops = props(PacketTypes.WILLMESSAGE, **will[4]) if len(will) > 4 else None
             c.will_set(topic, payload, qos=qos, retain=retain, properties=wprops)
-        self.client = c
+        self._attach(c)
         if protocol == V5:
             p = connect_props(**cprops) if cprops else None
             rc = c.connect(args.host, args.port, keepalive=30, clean_start=clean_start, properties=p)
@@ -263,11 +202,6 @@ class Peer:
             )
             self.cond.notify_all()
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        with self.cond:
-            self.subacks[mid] = [rc.value for rc in reason_codes]
-            self.cond.notify_all()
-
     def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties):
         with self.cond:
             self.unsubacks[mid] = [rc.value for rc in reason_codes] if isinstance(reason_codes, list) else []
@@ -278,12 +212,7 @@ class Peer:
             self.disconnected = (reason_code.value, flags.is_disconnect_packet_from_server)
             self.cond.notify_all()
 
-    # test-thread helpers
-    def wait(self, pred, what, timeout=WAIT):
-        with self.cond:
-            if not self.cond.wait_for(pred, timeout=timeout):
-                raise Failure(f"{self.name}: no {what} within {timeout}s (received so far: {self.messages})")
-
+    # test-thread helpers (wait, wait_count, settle, expect_quiet, close: RecordingPeer)
     def subscribe(self, topics, sub_id=None, expect=None):
         """topics: [(filter, qos or SubscribeOptions)]; waits for the SUBACK and checks
         its reason codes (the granted QoS by default) [MQTT-3.9.3-1]."""
@@ -314,26 +243,13 @@ class Peer:
             info.wait_for_publish(timeout=WAIT)
             check(info.is_published(), f"{self.name}: QoS {qos} publish to {topic} not acknowledged within {WAIT}s")
 
-    def wait_count(self, n, what=None, timeout=WAIT):
-        self.wait(lambda: len(self.messages) >= n, what or f"{n} messages", timeout)
-
     def take(self):
+        """All messages received so far; fails on a protocol error the network thread saw."""
         with self.cond:
             got, self.messages = self.messages, []
             errors, self.errors = self.errors, []
         check(not errors, f"{self.name}: {errors}")
         return got
-
-    def settle(self, n, what):
-        """Wait for n messages, leave room for a duplicate or a stray to show up, take all."""
-        self.wait_count(n, what)
-        time.sleep(SETTLE)
-        return self.take()
-
-    def expect_quiet(self, what, seconds=QUIET):
-        time.sleep(seconds)
-        got = self.take()
-        check(not got, f"{self.name}: expected no message ({what}), got {got}")
 
     def disconnect(self, reason=None, **properties):
         """DISCONNECT (reason code value, DISCONNECT properties) and wait for the close."""
@@ -346,31 +262,20 @@ class Peer:
         self.wait(lambda: self.disconnected is not None, "disconnect")
         self.client.loop_stop()
 
-    def close(self):
-        try:
-            self.client.disconnect()
-        except Exception:
-            pass
-        self.client.loop_stop()
-
 
 def pub_props_for(packet_type, **kw):
     return props(packet_type, **{k: v for k, v in kw.items() if v is not None})
 
 
-class Scenario:
-    def __init__(self, args):
-        self.args = args
-        self.ids = Ids(args.shards)
-        self.peers = []
-        self.children = []
-        self.base = f"interop5/{os.getpid()}"
-        self.retained = []  # topics to clear at the end
+class Scenario(BaseScenario):
+    peer_class = Peer
+    id_prefix = "q"
+    topic_root = "interop5"
 
-    def peer(self, cid, **kw):
-        p = Peer(self.args, cid, **kw)
-        self.peers.append(p)
-        return p
+    def __init__(self, args):
+        super().__init__(args)
+        self.children = []
+        self.retained = []  # topics to clear at the end
 
     def retain(self, pub, topic, payload, **properties):
         """Publish a retained message (QoS 1) and remember to clear it."""
@@ -388,8 +293,7 @@ class Scenario:
                 cleaner.close()
             except Exception:
                 pass
-        for p in self.peers:
-            p.close()
+        super().close()
 
 
 def witness_for(s, cid, filt):
@@ -843,61 +747,24 @@ def shared_no_retained(s):
     check([m.payload for m in got] == [b"live"], f"shared member got {got}")
 
 
-# Will scenarios need a client that dies without DISCONNECT: a child process.
-WILL_CHILD = "--will-child"
-
-
 def will_child(host, port, spec):
     """Run in a subprocess: connect (MQTT 5) as spec says, say so, wait to be killed."""
     spec = json.loads(spec)
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=spec["cid"], protocol=V5)
     wp = props(PacketTypes.WILLMESSAGE, **spec.get("will_props", {}))
     c.will_set(spec["topic"], spec["payload"], qos=1, retain=False, properties=wp)
-    ready = threading.Event()
-    c.on_connect = lambda *a: ready.set()
-    c.connect(host, int(port), keepalive=30, clean_start=True, properties=connect_props(**spec.get("connect", {})))
-    c.loop_start()
-    if not ready.wait(WAIT):
-        print("no CONNACK", flush=True)
-        sys.exit(1)
-    print("connected", flush=True)
-    time.sleep(30)  # killed long before this
-    sys.exit(2)
+    common.serve_will_child(
+        c, host, port, keepalive=30, clean_start=True, properties=connect_props(**spec.get("connect", {}))
+    )
 
 
-def read_line(proc, timeout):
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    try:
-        if not sel.select(timeout):
-            return None
-        return proc.stdout.readline().decode(errors="replace").strip()
-    finally:
-        sel.close()
-
-
-class WillChild:
-    """A will-bearing MQTT 5 client in its own process, so that it can die abnormally."""
+class WillChild(WillChildProcess):
+    """A will-bearing MQTT 5 client in its own process, so that it can die abnormally
+    (killed with the scenario at the latest)."""
 
     def __init__(self, s, **spec):
-        argv = [sys.executable, os.path.abspath(__file__), WILL_CHILD, s.args.host, str(s.args.port), json.dumps(spec)]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        super().__init__(__file__, s.args, spec["cid"], [json.dumps(spec)])
         s.children.append(self)
-        line = read_line(self.proc, WAIT)
-        check(line == "connected", f"will child {spec['cid']} did not connect: {line!r}")
-
-    def die(self):
-        """SIGKILL: the socket closes without DISCONNECT."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.kill()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=WAIT)
-        if not self.proc.stdout.closed:
-            self.proc.stdout.close()
 
 
 def will_delay(s):
@@ -1059,60 +926,5 @@ SCENARIOS = [
 ]
 
 
-def main():
-    if len(sys.argv) > 1 and sys.argv[1] == WILL_CHILD:
-        will_child(*sys.argv[2:5])
-        return 0
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--shards", type=int, default=None, help="the broker's shard count (for cross-shard client ids)")
-    ap.add_argument("--only", action="append", help="run only these scenarios")
-    ap.add_argument(
-        "--known-deviation",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a scenario the broker under test is known to fail (a third-party broker that departs from "
-        "the spec): its failure is reported but does not fail the run. Never used for coremq.",
-    )
-    args = ap.parse_args()
-    names = [n for n, _ in SCENARIOS]
-    for n in (args.only or []) + args.known_deviation:
-        if n not in names:
-            ap.error(f"unknown scenario {n!r}; known: {', '.join(names)}")
-    print(f"paho-mqtt {paho.mqtt.__version__} (MQTT 5.0), broker {args.host}:{args.port}, shards {args.shards}")
-    failed = []
-    deviations = []
-    for name, fn in SCENARIOS:
-        if args.only and name not in args.only:
-            continue
-        s = Scenario(args)
-        t0 = time.monotonic()
-        try:
-            fn(s)
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)", flush=True)
-        except Failure as e:
-            if name in args.known_deviation:
-                deviations.append(name)
-                print(f"DEVIATION (known, not counted) {name}: {e}", flush=True)
-            else:
-                failed.append(name)
-                print(f"FAIL {name}: {e}", flush=True)
-        except Exception:
-            failed.append(name)
-            print(f"FAIL {name}: unexpected error\n{traceback.format_exc()}", flush=True)
-        finally:
-            s.close()
-    if failed:
-        print(f"FAILED: {', '.join(failed)}")
-        return 1
-    if deviations:
-        print(f"all scenarios passed, except known deviations: {', '.join(deviations)}")
-    else:
-        print("all scenarios passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(__doc__, SCENARIOS, Scenario, will_child, " (MQTT 5.0)", known_deviations=True))
