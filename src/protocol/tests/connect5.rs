@@ -348,3 +348,32 @@ fn a_small_receive_maximum_still_delivers_everything_in_order() {
     }
     assert_eq!(got, payloads.map(Bytes::from_static).to_vec());
 }
+
+#[test]
+fn a_session_passes_between_versions() {
+    // Mixed versions: a 3.1.1 client resumes (and takes over) an MQTT 5
+    // session and the other way round; what waited is sent in the new
+    // connection's encoding, the new connection's expiry applies.
+    let mut h = H::new(1);
+    let (c5, _) = h.connect5("c", true, expiry(60));
+    h.subscribe(c5, &[("t", QoS::AtLeastOnce)]);
+    let (c3, present) = h.connect("c", false);
+    assert!(present, "3.1.1 takes the MQTT 5 session over");
+    assert_eq!(
+        h.out(c5),
+        vec![Packet::Disconnect(Disconnect::with(
+            Reason::SESSION_TAKEN_OVER
+        ))]
+    );
+    h.drop_socket(c3);
+    let (p, _) = h.connect("p", true);
+    let _ = h.send(p, publish("t", b"queued", QoS::AtLeastOnce, 1, false));
+    let (c5, ack) = h.connect5("c", false, expiry(0));
+    assert!(ack.session_present, "MQTT 5 resumes the 3.1.1 session");
+    let got = h.publishes(c5);
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0].payload[..], b"queued");
+    let _ = h.send(c5, Packet::PubAck(Ack::new(got[0].pkid)));
+    h.drop_socket(c5);
+    assert!(h.shard.sessions.find("c").is_none(), "its expiry is now 0");
+}
