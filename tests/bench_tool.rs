@@ -216,6 +216,25 @@ fn fanout_at_protocol_5_and_3_against_coremq() {
     }
 }
 
+/// A rate-paced QoS 1 publisher whose window is full when its next message
+/// is due (a window of 1 at 2000 msg/s: nearly every slot) waits for the
+/// ack and catches up; it used to spin on the due slot without yielding, so
+/// the acks were never read and the worker hung until the parent killed it
+/// ("worker 0 gave no result").
+#[test]
+fn rate_paced_publisher_with_a_full_window_does_not_hang() {
+    let b = BrokerProcess::start(1);
+    let t0 = Instant::now();
+    let fan = fanout(b.port, &["-r", "2000", "--inflight", "1"]);
+    assert!(int_field(&fan, "acked") > 0, "{fan}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "took {:?}: {fan}",
+        t0.elapsed()
+    );
+    b.stop();
+}
+
 #[test]
 fn help_and_bad_arguments_exit_codes() {
     for help in [

@@ -119,6 +119,13 @@ fn pace(
     elapsed_us: u64,
 ) {
     let rate = exec.plan.rate_per_pub;
+    // Publishers that were due but could not publish (QoS 1/2 window or
+    // outbox full). Their slot stays due and is retried on the next tick,
+    // once this tick has let the read tasks take the acks: pushed straight
+    // back, with the same due time, it would be popped again at once, and
+    // this loop would spin forever without yielding, so the acks that free
+    // the window were never read (the worker hung until the parent killed it).
+    let mut blocked = Vec::new();
     while let Some(&Reverse((due, k))) = heap.peek() {
         if due > elapsed_us {
             break;
@@ -128,18 +135,21 @@ fn pace(
         if !c.open {
             continue;
         }
-        if c.can_publish() {
-            c.publish(exec);
-            c.scheduled += 1;
-            if !c.flush() || c.has_backlog() {
-                drop(c);
-                exec.mark_dirty(&pubs[k]);
-                c = pubs[k].borrow_mut();
-            }
+        if !c.can_publish() {
+            blocked.push(Reverse((due, k)));
+            continue;
+        }
+        c.publish(exec);
+        c.scheduled += 1;
+        if !c.flush() || c.has_backlog() {
+            drop(c);
+            exec.mark_dirty(&pubs[k]);
+            c = pubs[k].borrow_mut();
         }
         let next = (c.scheduled as f64 + 1.0 - phase_offset(c.spec.index)) / rate;
         heap.push(Reverse(((next * 1e6) as u64, k)));
     }
+    heap.extend(blocked);
 }
 
 /// Saturating publishing: fill each publisher's window (or a batch) per tick.
