@@ -360,18 +360,29 @@ fn text(v: &Option<String>) -> Option<&[u8]> {
 
 /// Every property of `p` but the per-delivery ones, then those of `d`, then
 /// the user properties.
+/// Subscription identifiers, one property each, in order.
+fn put_ids(s: &mut impl Sink, ids: &[u32]) {
+    for &id in ids {
+        s.put(&[SUBSCRIPTION_IDENTIFIER]);
+        put_varint(s, id);
+    }
+}
+
 fn put_all(s: &mut impl Sink, p: Option<&Properties>, d: Delivery<'_>) {
-    let empty = Properties::default();
-    let p = p.unwrap_or(&empty);
+    let Some(p) = p else {
+        // The common delivery (a message without properties): no empty
+        // `Properties` built and dropped per packet, the same bytes.
+        put_u32(s, MESSAGE_EXPIRY_INTERVAL, d.message_expiry_interval);
+        put_ids(s, d.subscription_identifiers);
+        put_u16(s, TOPIC_ALIAS, d.topic_alias);
+        return;
+    };
     put_u8(s, PAYLOAD_FORMAT_INDICATOR, p.payload_format_indicator);
     put_u32(s, MESSAGE_EXPIRY_INTERVAL, d.message_expiry_interval);
     put_str(s, CONTENT_TYPE, text(&p.content_type));
     put_str(s, RESPONSE_TOPIC, text(&p.response_topic));
     put_str(s, CORRELATION_DATA, p.correlation_data.as_deref());
-    for &id in d.subscription_identifiers {
-        s.put(&[SUBSCRIPTION_IDENTIFIER]);
-        put_varint(s, id);
-    }
+    put_ids(s, d.subscription_identifiers);
     put_u32(s, SESSION_EXPIRY_INTERVAL, p.session_expiry_interval);
     put_str(
         s,
