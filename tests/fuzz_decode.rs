@@ -3,15 +3,32 @@
 //! write_fuzz_corpus`), then seeded mutations of it, each input run through
 //! `fuzz/check.rs` as the cargo-fuzz target `decode` runs it.
 //!
-//! Bounded by a count and by `COREMQ_FUZZ_SECS` (default 3 s; CI sets ~60).
+//! Bounded by `COREMQ_FUZZ_SECS` (default 3 s; CI sets 60) and by a count
+//! that grows with it; the mutations are seeded from the clock (printed;
+//! `COREMQ_FUZZ_SEED` repeats a run).
 
 #[path = "../fuzz/check.rs"]
 mod check;
 
 use std::time::{Duration, Instant};
 
-/// Mutated inputs tried at most.
-const MAX_CASES: u64 = 5_000_000;
+/// Mutated inputs tried at most per second of `COREMQ_FUZZ_SECS`: a count
+/// bound beside the time bound (a fast machine stops at the count).
+const CASES_PER_SEC: u64 = 2_000_000;
+
+/// The mutation seed: `COREMQ_FUZZ_SEED` to repeat a run, else the clock, so
+/// that each run (each CI run) explores other inputs.
+fn seed() -> u64 {
+    std::env::var("COREMQ_FUZZ_SEED")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+        })
+        | 1
+}
 
 fn corpus() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
@@ -78,9 +95,13 @@ fn corpus_and_seeded_mutations() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let end = Instant::now() + Duration::from_secs(secs);
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let seed = seed();
+    // Printed first, so a failure's output says how to repeat it.
+    eprintln!("fuzz_decode: seed {seed:#x} (COREMQ_FUZZ_SEED={seed:x} repeats this run)");
+    let mut rng = Rng(seed);
+    let max_cases = secs.max(1).saturating_mul(CASES_PER_SEC);
     let mut cases = 0u64;
-    while cases < MAX_CASES && Instant::now() < end {
+    while cases < max_cases && Instant::now() < end {
         for _ in 0..1000 {
             let mut input = seeds[rng.below(seeds.len())].clone();
             let other = &seeds[rng.below(seeds.len())];
