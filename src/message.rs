@@ -103,6 +103,14 @@ pub struct Message {
 }
 
 impl Message {
+    /// Bytes it holds beyond its fixed size, as the byte limits count them:
+    /// topic, payload and MQTT 5 properties.
+    pub fn held_bytes(&self) -> usize {
+        self.topic.len()
+            + self.payload.len()
+            + crate::codec::held_properties_len(self.props.as_deref())
+    }
+
     /// The Message Expiry Interval (s) it was published with; None when it
     /// does not expire. An interval of 0 is taken as none (as Mosquitto does).
     pub fn expiry_interval_s(&self) -> Option<u32> {

@@ -42,6 +42,12 @@ pub use properties::Properties;
 pub use publish::{encode_publish, encode_publish_v5, publish_v5_len, PublishV5};
 pub use reason::Reason;
 
+/// Bytes of a set of MQTT 5 properties on the wire (0 when there are none):
+/// what they count against the byte limits of what the broker holds.
+pub(crate) fn held_properties_len(p: Option<&Properties>) -> usize {
+    p.map_or(0, |p| properties::properties_len(Some(p)))
+}
+
 use bytes::Bytes;
 use std::fmt;
 use std::sync::Arc;

@@ -201,7 +201,8 @@ impl Shard {
     ) -> Option<(Reason, &'static str)> {
         let limits = &self.cfg.limits;
         if let Some(w) = &connect.will {
-            let bytes = w.topic.len() + w.payload.len();
+            let props = crate::codec::held_properties_len(w.props.as_deref());
+            let bytes = w.topic.len() + w.payload.len() + props;
             if bytes > limits.max_will_bytes {
                 log::info!(
                     "{}: will of {bytes} bytes over max_will_bytes ({}), refused",

@@ -30,9 +30,10 @@ pub enum Applied {
     Stale,
 }
 
-/// Bytes a stored message counts against the byte budget: payload and topic.
+/// Bytes a stored message counts against the byte budget: payload, topic
+/// and MQTT 5 properties.
 fn cost(msg: &Message) -> usize {
-    msg.payload.len() + msg.topic.len()
+    msg.held_bytes()
 }
 
 /// One shard's replica.
@@ -161,6 +162,21 @@ mod tests {
             from: "c".into(),
             props: None,
         })
+    }
+
+    /// MQTT 5 properties are held with the message: they count against
+    /// `max_retained_bytes` as the payload does.
+    #[test]
+    fn properties_count_against_the_byte_budget() {
+        let mut g = MsgIdGen::new(0, 0);
+        let mut r = Retained::new(10, 100);
+        let mut m = Message::clone(&msg(&mut g, "a/b", b"1"));
+        m.props = Some(Box::new(crate::codec::Properties {
+            user_properties: vec![("k".into(), "v".repeat(1000))],
+            ..Default::default()
+        }));
+        assert_eq!(r.apply(&Arc::new(m)), Applied::Refused);
+        assert_eq!(r.len(), 0);
     }
 
     #[test]

@@ -91,9 +91,9 @@ impl Delivery {
 }
 
 impl mqueue::Weigh for Delivery {
-    /// Topic and payload: what the message's allocation holds.
+    /// Topic, payload and MQTT 5 properties: what the message's allocation holds.
     fn weight(&self) -> usize {
-        self.msg.topic.len() + self.msg.payload.len()
+        self.msg.held_bytes()
     }
 }
 
@@ -460,4 +460,31 @@ pub struct DurableView {
     pub window: Vec<WindowView>,
     pub queue: Vec<QueueView>,
     pub awaiting_rel: Vec<u16>,
+}
+
+#[cfg(test)]
+mod weight_tests {
+    use super::*;
+    use crate::message::MsgIdGen;
+    use mqueue::Weigh;
+
+    /// MQTT 5 properties are held with a queued message: they count
+    /// against `session.max_mqueue_bytes` as its payload does.
+    #[test]
+    fn a_delivery_weighs_its_properties() {
+        let props = crate::codec::Properties {
+            user_properties: vec![("k".into(), "v".repeat(1000))],
+            ..Default::default()
+        };
+        let msg = Arc::new(Message {
+            id: MsgIdGen::new(0, 0).next_id(),
+            topic: "t".into(),
+            payload: bytes::Bytes::from_static(b"x"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            from: "c".into(),
+            props: Some(Box::new(props)),
+        });
+        assert!(Delivery::plain(msg, false).weight() > 1000);
+    }
 }

@@ -90,7 +90,7 @@ impl MeshMsg {
         match self {
             MeshMsg::Publish(m)
             | MeshMsg::Retain { msg: m, .. }
-            | MeshMsg::Shared { msg: m, .. } => m.topic.len() + m.payload.len(),
+            | MeshMsg::Shared { msg: m, .. } => m.held_bytes(),
             MeshMsg::Interest { changes, .. } => changes.iter().map(|(f, _)| f.len()).sum(),
             MeshMsg::Members { changes, .. } => changes.iter().map(|c| c.share.len()).sum(),
             MeshMsg::Handoff(h) => h.initial.len(),

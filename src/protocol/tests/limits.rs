@@ -1,9 +1,9 @@
 //! What one client can make the broker hold: subscriptions, sessions, wills,
 //! keepalive, and keepalive judged fairly.
 
-use crate::codec::{LastWill, Packet, QoS, Reason, SubAckCode};
+use crate::codec::{LastWill, Packet, Properties, QoS, Reason, SubAckCode};
 use crate::config::Config;
-use crate::shard::harness::{connect_packet, H};
+use crate::shard::harness::{connect5_packet, connect_packet, H};
 use crate::shard::{CloseReason, TimerItem};
 use bytes::Bytes;
 
@@ -86,6 +86,34 @@ fn a_will_over_max_will_bytes_is_refused() {
     };
     let (_, ack) = h.connect_with(connect_packet("c", true, Some(will)));
     assert_eq!(ack.code, Reason::NOT_AUTHORIZED);
+    assert_eq!(h.shard.metrics.wills_refused, 1);
+}
+
+/// MQTT 5 will properties count against `max_will_bytes`: a will of one
+/// payload byte with a large user property is no way around the limit.
+#[test]
+fn will_properties_count_against_max_will_bytes() {
+    let mut cfg = Config::default();
+    cfg.limits.max_will_bytes = 100;
+    let mut h = H::with(cfg, 1);
+    let props = Properties {
+        user_properties: vec![("k".into(), "v".repeat(1000))],
+        ..Properties::default()
+    };
+    let will = LastWill {
+        topic: "w".into(),
+        payload: Bytes::from_static(b"x"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        props: Some(Box::new(props)),
+    };
+    let (_, ack) = h.connect_with(connect5_packet(
+        "c",
+        true,
+        Properties::default(),
+        Some(will),
+    ));
+    assert_eq!(ack.code, Reason::QUOTA_EXCEEDED);
     assert_eq!(h.shard.metrics.wills_refused, 1);
 }
 
