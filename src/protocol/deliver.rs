@@ -295,8 +295,12 @@ impl Shard {
             return;
         };
         s.retry_fired();
-        if s.conn().is_none() {
+        let Some(conn) = s.conn() else {
             return; // resent on reconnect
+        };
+        if self.conns.get(conn).is_some_and(|c| c.version().is_v5()) {
+            // MQTT 5 resends on reconnect only, never at any other time [MQTT-4.4.0-1].
+            return;
         }
         self.resend_due(sk, now.saturating_sub(interval), now);
         let Some(s) = self.sessions.get_mut(sk) else {

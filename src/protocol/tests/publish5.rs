@@ -639,3 +639,25 @@ fn the_size_check_counts_the_deliverys_subscription_identifier() {
     assert!(h.publishes(s).is_empty(), "over it with one");
     assert_eq!(h.shard.metrics.dropped_too_large, 1);
 }
+
+/// [MQTT-4.4.0-1] (MQTT 5): unacknowledged PUBLISHes are re-sent on
+/// reconnect only, never on a live connection; the retry timer is 3.1.1's.
+#[test]
+fn an_mqtt5_connection_gets_no_retry_while_it_lives() {
+    let mut h = H::new(1);
+    let s = v5(&mut h, "s");
+    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
+    let p = v5(&mut h, "p");
+    h.send(
+        p,
+        publish5("t", b"v", QoS::AtLeastOnce, 1, Properties::default()),
+    )
+    .unwrap();
+    assert_eq!(h.publishes(s).len(), 1);
+    let retry_ms = h.shard.cfg.session.retry_interval_s * 1000;
+    h.advance(retry_ms + 200);
+    assert!(
+        h.publishes(s).is_empty(),
+        "re-sent on a live MQTT 5 connection"
+    );
+}
