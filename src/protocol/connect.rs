@@ -110,8 +110,8 @@ impl Shard {
         } else {
             connect.client_id.as_str().into()
         };
-        let mut peer = v5.then(|| ConnV5::from_connect(connect.props.as_deref()));
-        let expiry = self.expiry_for(connect.clean_session, peer.as_mut());
+        let peer = v5.then(|| ConnV5::from_connect(connect.props.as_deref()));
+        let expiry = self.expiry_for(connect.clean_session, peer.as_ref());
         let (sk, present) = self.take_session(&client_id, connect.clean_session, expiry);
         let info = Rc::new(ClientInfo {
             client_id: client_id.clone(),

@@ -23,9 +23,9 @@ pub(super) fn expiry_secs(e: Expiry) -> u32 {
 impl Shard {
     /// The session expiry a CONNECT sets. MQTT 3.1.1: clean session 1 ends
     /// with the connection, 0 keeps it `session.expiry_s`. MQTT 5: what the
-    /// client asks (0 when absent) [MQTT-3.1.2-23], at most `session.expiry_s`;
-    /// the granted value is kept on the connection.
-    pub(super) fn expiry_for(&self, clean_session: bool, peer: Option<&mut ConnV5>) -> Expiry {
+    /// client asks (0 when absent) [MQTT-3.1.2-23], at most `session.expiry_s`
+    /// (the connection keeps what was asked: [MQTT-3.14.2-2] is about it).
+    pub(super) fn expiry_for(&self, clean_session: bool, peer: Option<&ConnV5>) -> Expiry {
         let cap = u32::try_from(self.cfg.session.expiry_s).unwrap_or(u32::MAX);
         let Some(peer) = peer else {
             return match clean_session {
@@ -33,7 +33,6 @@ impl Shard {
                 false => Expiry::AfterSecs(cap),
             };
         };
-        peer.session_expiry_s = peer.session_expiry_s.min(cap);
         self.expiry_of(peer.session_expiry_s)
     }
 

@@ -28,8 +28,8 @@ pub struct ConnV5 {
     /// other than PUBLISH, CONNACK and DISCONNECT (Request Problem
     /// Information) [MQTT-3.1.2-29].
     pub problem_information: bool,
-    /// The session expiry interval the connection set (CONNECT, then
-    /// DISCONNECT): a zero one may not be raised on DISCONNECT [MQTT-3.14.2-2].
+    /// The Session Expiry Interval the CONNECT asked for (before the broker's
+    /// cap): if it was 0, a DISCONNECT may not set one [MQTT-3.14.2-2].
     pub session_expiry_s: u32,
     /// The CONNECT's Authentication Method: a re-authentication must use
     /// the same one [MQTT-4.12.1-1]; none, no AUTH at all [MQTT-4.12.0-7].

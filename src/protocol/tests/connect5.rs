@@ -377,3 +377,18 @@ fn a_session_passes_between_versions() {
     h.drop_socket(c5);
     assert!(h.shard.sessions.find("c").is_none(), "its expiry is now 0");
 }
+
+#[test]
+fn the_disconnect_rule_is_about_what_connect_asked() {
+    // [MQTT-3.14.2-2] concerns the CONNECT's interval: one the broker capped
+    // to 0 (session.expiry_s = 0) was not 0, so DISCONNECT may set one.
+    let mut cfg = Config::default();
+    cfg.session.expiry_s = 0;
+    let mut h = H::with(cfg, 1);
+    let (c, _) = h.connect5("c", true, expiry(100));
+    let d = Disconnect {
+        reason: Reason::NORMAL_DISCONNECTION,
+        props: Some(Box::new(expiry(50))),
+    };
+    assert_eq!(h.send(c, Packet::Disconnect(d)), Err(CloseReason::Normal));
+}
