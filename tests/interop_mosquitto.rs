@@ -10,175 +10,30 @@
 //! shard 0 and subscribers on shard 1: every delivery crosses shards.
 
 mod common;
-use common::binary::{require_program, BrokerProcess, Finished, Proc};
-use common::id_on;
-use std::io::Write;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use common::binary::Proc;
+use common::mosquitto::{self, lines, Clients};
+use std::time::Duration;
 
 /// What any expected event may take.
-const WAIT: Duration = Duration::from_secs(5);
-/// Silence that stands for "nothing arrives".
-const QUIET: Duration = Duration::from_millis(300);
+const WAIT: Duration = mosquitto::WAIT;
 /// Hard bound on every mosquitto_sub (`-W`, seconds).
 const SUB_LIMIT_S: &str = "8";
 
-fn require_mosquitto() {
-    for p in ["mosquitto_pub", "mosquitto_sub"] {
-        require_program(p, "apt-get install -y mosquitto-clients");
-    }
-}
-
 /// Run `f` against a fresh broker binary with one, two and four shards.
 fn each_cores(f: impl Fn(&Ctx)) {
-    require_mosquitto();
-    for cores in common::SHARD_COUNTS {
-        let broker = BrokerProcess::start(cores);
-        let ctx = Ctx { broker };
-        f(&ctx);
-        ctx.broker.stop();
-    }
+    let clients = Clients {
+        version: &[],
+        sub_limit_s: SUB_LIMIT_S,
+        pub_prefix: "mpub-".into(),
+        sub_prefix: "msub-".into(),
+        describe: |cores| format!("cores {cores}"),
+        external: false,
+    };
+    mosquitto::each_broker(clients, f);
 }
 
-struct Ctx {
-    broker: BrokerProcess,
-}
-
-impl Ctx {
-    fn cores(&self) -> usize {
-        self.broker.cores
-    }
-
-    /// A publisher id, homed on shard 0.
-    fn pub_id(&self, name: &str) -> String {
-        id_on(&format!("mpub-{name}"), 0, self.cores())
-    }
-
-    /// A subscriber id, homed on the last shard.
-    fn sub_id(&self, name: &str) -> String {
-        id_on(&format!("msub-{name}"), self.cores() - 1, self.cores())
-    }
-
-    fn base(&self, program: &str, id: &str) -> Command {
-        let mut c = Command::new(program);
-        c.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.broker.port.to_string(),
-            "-i",
-            id,
-        ]);
-        c
-    }
-
-    /// Start a subscriber and wait until it is subscribed: it also subscribes
-    /// to `probe/ID`, and QoS 0 probes are published there until one is printed
-    /// (mosquitto_sub flushes stdout per message, but not its `-d` lines).
-    fn sub(&self, id: &str, args: &[&str]) -> Sub {
-        let probe = format!("probe/{id}");
-        let mut c = self.base("mosquitto_sub", id);
-        c.args(["-W", SUB_LIMIT_S, "-F", "MSG %t %q %r %p"]);
-        c.args(args).args(["-t", &probe]);
-        let mut p = Proc::spawn(c, false);
-        let end = Instant::now() + WAIT;
-        let prefix = format!("MSG {probe} ");
-        loop {
-            self.publish(
-                &self.pub_id("probe"),
-                &["-q", "0", "-t", &probe, "-m", "probe"],
-            );
-            if p.wait_line(Duration::from_millis(100), |l| l.starts_with(&prefix))
-                .is_some()
-            {
-                break;
-            }
-            if Instant::now() > end {
-                let (stdout, stderr) = p.output_so_far();
-                panic!(
-                    "[cores {}] {}: not subscribed within {WAIT:?}\nstdout: {stdout:?}\nstderr: {stderr}\nbroker log:\n{}",
-                    self.cores(),
-                    p.name,
-                    self.broker.log()
-                );
-            }
-        }
-        Sub { proc: p }
-    }
-
-    /// Run mosquitto_pub to completion; it must succeed.
-    fn publish(&self, id: &str, args: &[&str]) {
-        let mut c = self.base("mosquitto_pub", id);
-        c.args(args);
-        let out = Proc::spawn(c, false).finish(WAIT);
-        self.assert_ok("mosquitto_pub", args, &out);
-    }
-
-    /// `mosquitto_pub -l`: one message per line, in order, on one connection.
-    fn publish_lines(&self, id: &str, args: &[&str], lines: &[String]) {
-        let mut c = self.base("mosquitto_pub", id);
-        c.arg("-l").args(args);
-        let mut p = Proc::spawn(c, true);
-        for l in lines {
-            writeln!(p.stdin(), "{l}").expect("write to mosquitto_pub");
-        }
-        let out = p.finish(WAIT);
-        self.assert_ok("mosquitto_pub -l", args, &out);
-    }
-
-    fn assert_ok(&self, what: &str, args: &[&str], out: &Finished) {
-        assert!(
-            out.success(),
-            "[cores {}] {what} {args:?} failed: {:?}\nstdout: {:?}\nstderr: {}\nbroker log:\n{}",
-            self.cores(),
-            out.status,
-            out.stdout,
-            out.stderr,
-            self.broker.log()
-        );
-    }
-}
-
-/// A running mosquitto_sub (see [`Ctx::sub`]).
-struct Sub {
-    proc: Proc,
-}
-
-impl Sub {
-    /// Wait for `n` messages, then QUIET more for extras (duplicates), and
-    /// return every message printed (probes left out).
-    fn expect(self, n: usize) -> Vec<String> {
-        let end = Instant::now() + WAIT;
-        while Instant::now() < end {
-            let (stdout, _) = self.proc.output_so_far();
-            if stdout.iter().filter(|l| is_message(l)).count() >= n {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.quiet()
-    }
-
-    /// Wait QUIET, kill it, and return every message printed (probes left out).
-    fn quiet(self) -> Vec<String> {
-        std::thread::sleep(QUIET);
-        let out = self.proc.kill();
-        out.stdout.into_iter().filter(|l| is_message(l)).collect()
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        self.proc.signal(sig);
-    }
-}
-
-/// A message line, not a probe.
-fn is_message(l: &str) -> bool {
-    l.starts_with("MSG ") && !l.starts_with("MSG probe/")
-}
-
-fn lines(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{i}")).collect()
-}
+/// Subscribers print `MSG topic qos retain payload`, kept as the line.
+type Ctx = mosquitto::Ctx<String>;
 
 #[test]
 fn mosquitto_qos_levels() {

@@ -20,16 +20,13 @@
 //! last shard, so deliveries cross shards.
 
 mod common;
-use common::binary::{external_broker, require_program, BrokerProcess, Finished, Proc};
+use common::binary::Proc;
 use common::id_on;
-use std::io::Write;
-use std::process::Command;
+use common::mosquitto::{self, lines, Clients, Line};
 use std::time::{Duration, Instant};
 
 /// What any expected event may take.
-const WAIT: Duration = Duration::from_secs(5);
-/// Silence that stands for "nothing arrives".
-const QUIET: Duration = Duration::from_millis(300);
+const WAIT: Duration = mosquitto::WAIT;
 /// Hard bound on every mosquitto_sub (`-W`, seconds).
 const SUB_LIMIT_S: &str = "10";
 /// What a subscriber prints per message: topic, QoS, retain, then the MQTT 5
@@ -38,51 +35,28 @@ const SUB_LIMIT_S: &str = "10";
 /// alias), then the payload.
 const FORMAT: &str = "MSG %t|%q|%r|%P|%C|%R|%D|%E|%F|%S|%A|%p";
 
-fn require_mosquitto() {
-    for p in ["mosquitto_pub", "mosquitto_sub"] {
-        require_program(p, "apt-get install -y mosquitto-clients");
-    }
+/// Makes topics and client ids unique per test process (an external broker
+/// may keep sessions and retained messages between runs).
+fn run() -> u32 {
+    std::process::id()
 }
 
 /// Run `f` against the external broker (`COREMQ_INTEROP_BROKER`) if one is
 /// named, otherwise against a fresh coremq with one, two and four shards.
 fn each_broker(f: impl Fn(&Ctx)) {
-    require_mosquitto();
-    if let Some((host, port)) = external_broker() {
-        f(&Ctx {
-            broker: None,
-            host,
-            port,
-            cores: 1,
-            run: std::process::id(),
-        });
-        return;
-    }
-    for cores in common::SHARD_COUNTS {
-        let broker = BrokerProcess::start(cores);
-        let ctx = Ctx {
-            host: "127.0.0.1".into(),
-            port: broker.port,
-            cores,
-            broker: Some(broker),
-            run: std::process::id(),
-        };
-        f(&ctx);
-        if let Some(b) = ctx.broker {
-            b.stop();
-        }
-    }
+    let clients = Clients {
+        version: &["-V", "mqttv5"],
+        sub_limit_s: SUB_LIMIT_S,
+        pub_prefix: format!("m5-{}-p", run()),
+        sub_prefix: format!("m5-{}-s", run()),
+        describe: |cores| format!("coremq --cores {cores}"),
+        external: true,
+    };
+    mosquitto::each_broker(clients, f);
 }
 
-struct Ctx {
-    broker: Option<BrokerProcess>,
-    host: String,
-    port: u16,
-    cores: usize,
-    /// Makes topics and client ids unique per test process (an external
-    /// broker may keep sessions and retained messages between runs).
-    run: u32,
-}
+type Ctx = mosquitto::Ctx<Msg>;
+type Sub = mosquitto::Sub<Msg>;
 
 /// One message as printed with [`FORMAT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,76 +97,21 @@ impl Msg {
     }
 }
 
+impl Line for Msg {
+    const FORMAT: &'static str = FORMAT;
+    const SEP: char = '|';
+    fn parse(line: &str) -> Msg {
+        Msg::parse(line)
+    }
+}
+
 impl Ctx {
-    fn what(&self) -> String {
-        match &self.broker {
-            Some(_) => format!("coremq --cores {}", self.cores),
-            None => format!("{}:{}", self.host, self.port),
-        }
-    }
-
-    fn log(&self) -> String {
-        self.broker
-            .as_ref()
-            .map_or_else(|| "(external broker)".into(), BrokerProcess::log)
-    }
-
     fn topic(&self, name: &str) -> String {
-        format!("interop5/{}/{name}", self.run)
+        format!("interop5/{}/{name}", run())
     }
 
     fn id(&self, name: &str, shard: usize) -> String {
-        id_on(&format!("m5-{}-{name}", self.run), shard, self.cores)
-    }
-
-    /// A publisher id, homed on shard 0.
-    fn pub_id(&self, name: &str) -> String {
-        self.id(&format!("p{name}"), 0)
-    }
-
-    /// A subscriber id, homed on the last shard.
-    fn sub_id(&self, name: &str) -> String {
-        self.id(&format!("s{name}"), self.cores - 1)
-    }
-
-    fn base(&self, program: &str, id: &str) -> Command {
-        let mut c = Command::new(program);
-        c.args(["-V", "mqttv5", "-h", &self.host])
-            .args(["-p", &self.port.to_string(), "-i", id]);
-        c
-    }
-
-    /// Start a subscriber and wait until it is subscribed: it also subscribes
-    /// to `probe/ID`, and QoS 0 probes are published there until one is printed.
-    fn sub(&self, id: &str, args: &[&str]) -> Sub {
-        let probe = format!("probe/{id}");
-        let mut c = self.base("mosquitto_sub", id);
-        c.args(["-W", SUB_LIMIT_S, "-F", FORMAT]);
-        c.args(args).args(["-t", &probe]);
-        let mut p = Proc::spawn(c, false);
-        let end = Instant::now() + WAIT;
-        let prefix = format!("MSG {probe}|");
-        loop {
-            self.publish(
-                &self.pub_id("probe"),
-                &["-q", "0", "-t", &probe, "-m", "probe"],
-            );
-            if p.wait_line(Duration::from_millis(100), |l| l.starts_with(&prefix))
-                .is_some()
-            {
-                break;
-            }
-            if Instant::now() > end {
-                let (stdout, stderr) = p.output_so_far();
-                panic!(
-                    "[{}] {}: not subscribed within {WAIT:?}\nstdout: {stdout:?}\nstderr: {stderr}\nbroker log:\n{}",
-                    self.what(),
-                    p.name,
-                    self.log()
-                );
-            }
-        }
-        Sub { proc: p }
+        id_on(&format!("m5-{}-{name}", run()), shard, self.cores)
     }
 
     /// Connect, subscribe and DISCONNECT at once (`-E`): leaves a session behind
@@ -203,94 +122,6 @@ impl Ctx {
         let out = Proc::spawn(c, false).finish(WAIT);
         self.assert_ok("mosquitto_sub -E", args, &out);
     }
-
-    /// Run mosquitto_pub to completion; it must succeed.
-    fn publish(&self, id: &str, args: &[&str]) {
-        let mut c = self.base("mosquitto_pub", id);
-        c.args(args);
-        let out = Proc::spawn(c, false).finish(WAIT);
-        self.assert_ok("mosquitto_pub", args, &out);
-    }
-
-    /// `mosquitto_pub -l`: one message per line, in order, on one connection.
-    fn publish_lines(&self, id: &str, args: &[&str], lines: &[String]) {
-        let mut c = self.base("mosquitto_pub", id);
-        c.arg("-l").args(args);
-        let mut p = Proc::spawn(c, true);
-        for l in lines {
-            writeln!(p.stdin(), "{l}").expect("write to mosquitto_pub");
-        }
-        let out = p.finish(WAIT);
-        self.assert_ok("mosquitto_pub -l", args, &out);
-    }
-
-    fn assert_ok(&self, what: &str, args: &[&str], out: &Finished) {
-        assert!(
-            out.success(),
-            "[{}] {what} {args:?} failed: {:?}\nstdout: {:?}\nstderr: {}\nbroker log:\n{}",
-            self.what(),
-            out.status,
-            out.stdout,
-            out.stderr,
-            self.log()
-        );
-    }
-}
-
-/// A running mosquitto_sub (see [`Ctx::sub`]).
-struct Sub {
-    proc: Proc,
-}
-
-impl Sub {
-    /// The messages printed so far (probes left out), without stopping it.
-    fn so_far(&self) -> Vec<Msg> {
-        let (stdout, _) = self.proc.output_so_far();
-        stdout
-            .iter()
-            .filter(|l| is_message(l))
-            .map(|l| Msg::parse(l))
-            .collect()
-    }
-
-    /// Wait (at most `within`) for `n` messages.
-    fn wait_for(&self, n: usize, within: Duration) -> bool {
-        let end = Instant::now() + within;
-        while Instant::now() < end {
-            if self.so_far().len() >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.so_far().len() >= n
-    }
-
-    /// Wait for `n` messages, then QUIET more for extras (duplicates), and
-    /// return every message printed, stopping the subscriber.
-    fn expect(self, n: usize) -> Vec<Msg> {
-        self.wait_for(n, WAIT);
-        self.quiet()
-    }
-
-    /// Wait QUIET, kill it, and return every message printed (probes left out).
-    fn quiet(self) -> Vec<Msg> {
-        std::thread::sleep(QUIET);
-        let out = self.proc.kill();
-        out.stdout
-            .iter()
-            .filter(|l| is_message(l))
-            .map(|l| Msg::parse(l))
-            .collect()
-    }
-}
-
-/// A message line, not a probe.
-fn is_message(l: &str) -> bool {
-    l.starts_with("MSG ") && !l.starts_with("MSG probe/")
-}
-
-fn lines(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
 /// User Properties (several, a duplicate key, order kept) [MQTT-3.3.2-17]

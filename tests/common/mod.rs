@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod mosquitto;
 
 use bytes::{Bytes, BytesMut};
 use coremq::codec::{
