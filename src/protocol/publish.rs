@@ -34,7 +34,7 @@ impl Shard {
     ) -> Result<(), CloseReason> {
         self.metrics.publish_received += 1;
         self.refuse_unavailable(conn, &p)?;
-        p.topic = self.resolve_topic_alias(conn, &p)?;
+        self.resolve_topic_alias(conn, &mut p)?;
         self.refuse_control_chars(conn, [("PUBLISH topic", &*p.topic)])?;
         let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) else {
             return Err(CloseReason::ProtocolError);

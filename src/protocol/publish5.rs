@@ -7,7 +7,6 @@
 use crate::codec::Publish;
 use crate::config::Strictness;
 use crate::shard::{AliasError, CloseReason, ConnKey, SessionKey, Shard};
-use std::sync::Arc;
 
 impl Shard {
     /// A retained PUBLISH while `mqtt.retain_available` is off (0x9A)
@@ -39,22 +38,25 @@ impl Shard {
         Err(reason)
     }
 
-    /// The topic of an MQTT 5 PUBLISH, through the connection's topic
+    /// Resolve an MQTT 5 PUBLISH's topic through the connection's topic
     /// aliases: alias 0 or above `mqtt.topic_alias_maximum` closes with 0x94
     /// [MQTT-3.3.2-8/9], an empty topic with an alias never set with 0x82.
     pub(super) fn resolve_topic_alias(
         &mut self,
         conn: ConnKey,
-        p: &Publish,
-    ) -> Result<Arc<str>, CloseReason> {
+        p: &mut Publish,
+    ) -> Result<(), CloseReason> {
         let alias = p.props.as_deref().and_then(|props| props.topic_alias);
         let max = self.cfg.mqtt.topic_alias_maximum;
-        let resolved = match self.conns.get_mut(conn).and_then(|c| c.v5_mut()) {
-            Some(v5) => v5.aliases_in.resolve(p.topic.clone(), alias, max),
-            None => return Ok(p.topic.clone()),
+        // 3.1.1: nothing to resolve, the topic is not touched.
+        let Some(v5) = self.conns.get_mut(conn).and_then(|c| c.v5_mut()) else {
+            return Ok(());
         };
-        let err = match resolved {
-            Ok(topic) => return Ok(topic),
+        let err = match v5.aliases_in.resolve(p.topic.clone(), alias, max) {
+            Ok(topic) => {
+                p.topic = topic;
+                return Ok(());
+            }
             Err(e) => e,
         };
         self.metrics.protocol_errors += 1;
