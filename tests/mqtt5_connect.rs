@@ -15,10 +15,11 @@ fn expiry(secs: u32) -> Properties {
     }
 }
 
-fn server_disconnect(c: &mut Client) -> Option<Reason> {
-    match c.recv_match(|p| matches!(p, Packet::Disconnect(_))) {
-        Some(Packet::Disconnect(d)) => Some(d.reason),
-        _ => None,
+/// A normal DISCONNECT that sets the session expiry interval to `secs`.
+fn disconnect_setting(secs: u32) -> Disconnect {
+    Disconnect {
+        reason: Reason::NORMAL_DISCONNECTION,
+        props: Some(Box::new(expiry(secs))),
     }
 }
 
@@ -69,18 +70,12 @@ fn disconnect_sets_expiry_but_cannot_raise_zero() {
         let b = start(cores);
         let id = b.id_on("dx", cores - 1);
         let (mut c, _) = Client::connect5(b.addr, &id, true, Properties::default());
-        c.send(&Packet::Disconnect(Disconnect {
-            reason: Reason::NORMAL_DISCONNECTION,
-            props: Some(Box::new(expiry(60))),
-        }));
+        c.send(&Packet::Disconnect(disconnect_setting(60)));
         assert_eq!(server_disconnect(&mut c), Some(Reason::PROTOCOL_ERROR));
         assert!(c.closed());
         // 60 -> 0 on DISCONNECT ends the session at once.
         let (mut c, _) = Client::connect5(b.addr, &id, true, expiry(60));
-        c.send(&Packet::Disconnect(Disconnect {
-            reason: Reason::NORMAL_DISCONNECTION,
-            props: Some(Box::new(expiry(0))),
-        }));
+        c.send(&Packet::Disconnect(disconnect_setting(0)));
         assert!(c.closed());
         let (_c, ack) = Client::connect5(b.addr, &id, false, expiry(60));
         assert!(!ack.session_present);

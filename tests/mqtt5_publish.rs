@@ -36,13 +36,6 @@ fn props_of(p: &Publish) -> Properties {
     p.props.as_deref().cloned().unwrap_or_default()
 }
 
-fn server_disconnect(c: &mut Client) -> Option<Reason> {
-    match c.recv_match(|p| matches!(p, Packet::Disconnect(_))) {
-        Some(Packet::Disconnect(d)) => Some(d.reason),
-        _ => None,
-    }
-}
-
 /// The last shard (the publisher's home is shard 0).
 fn last(cores: usize) -> usize {
     cores - 1

@@ -540,3 +540,12 @@ pub fn wait_until(f: impl Fn() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The reason of the next DISCONNECT the broker sends `c` (other packets are
+/// kept for later), or None if none comes.
+pub fn server_disconnect(c: &mut Client) -> Option<codec::Reason> {
+    match c.recv_match(|p| matches!(p, Packet::Disconnect(_))) {
+        Some(Packet::Disconnect(d)) => Some(d.reason),
+        _ => None,
+    }
+}

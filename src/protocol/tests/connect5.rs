@@ -15,6 +15,14 @@ fn expiry(secs: u32) -> Properties {
     }
 }
 
+/// A normal DISCONNECT that sets the session expiry interval to `secs`.
+fn disconnect_setting(secs: u32) -> Disconnect {
+    Disconnect {
+        reason: Reason::NORMAL_DISCONNECTION,
+        props: Some(Box::new(expiry(secs))),
+    }
+}
+
 /// A will on "will/w" with these will properties.
 fn will(props: Properties) -> Option<LastWill> {
     Some(LastWill {
@@ -133,10 +141,7 @@ fn disconnect_changes_the_session_expiry() {
     // §3.14.2.2.2: DISCONNECT sets a new expiry.
     let mut h = H::new(1);
     let (c, _) = h.connect5("c", true, expiry(30));
-    let d = Disconnect {
-        reason: Reason::NORMAL_DISCONNECTION,
-        props: Some(Box::new(expiry(0))),
-    };
+    let d = disconnect_setting(0);
     assert_eq!(h.send(c, Packet::Disconnect(d)), Err(CloseReason::Normal));
     assert!(h.shard.sessions.find("c").is_none(), "ended at once");
 }
@@ -146,10 +151,7 @@ fn disconnect_may_not_raise_a_zero_expiry() {
     // [MQTT-3.14.2-2]: a protocol error, answered with DISCONNECT 0x82.
     let mut h = H::new(1);
     let (c, _) = h.connect5("c", true, Properties::default());
-    let d = Disconnect {
-        reason: Reason::NORMAL_DISCONNECTION,
-        props: Some(Box::new(expiry(60))),
-    };
+    let d = disconnect_setting(60);
     assert_eq!(
         h.send(c, Packet::Disconnect(d)),
         Err(CloseReason::ProtocolError)
@@ -243,9 +245,9 @@ fn response_information_when_asked_and_configured() {
     assert_eq!(ack.props.and_then(|p| p.response_information), None);
 }
 
-#[test]
-fn client_receive_maximum_bounds_the_window() {
-    // [MQTT-3.3.4-9]: at most Receive Maximum unacknowledged QoS 1/2 PUBLISHes.
+/// A subscriber "s" to "t" at QoS 1 with Receive Maximum 2, and a 3.1.1
+/// publisher "p".
+fn receive_maximum_2() -> (H, ConnKey, ConnKey) {
     let mut h = H::new(1);
     let ask = Properties {
         receive_maximum: Some(2),
@@ -254,6 +256,13 @@ fn client_receive_maximum_bounds_the_window() {
     let (s, _) = h.connect5("s", true, ask);
     h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
     let (p, _) = h.connect("p", true);
+    (h, s, p)
+}
+
+#[test]
+fn client_receive_maximum_bounds_the_window() {
+    // [MQTT-3.3.4-9]: at most Receive Maximum unacknowledged QoS 1/2 PUBLISHes.
+    let (mut h, s, p) = receive_maximum_2();
     for id in 1..=5 {
         let _ = h.send(p, publish("t", b"m", QoS::AtLeastOnce, id, false));
     }
@@ -324,14 +333,7 @@ fn a_will_above_maximum_qos_is_refused() {
 #[test]
 fn a_small_receive_maximum_still_delivers_everything_in_order() {
     // [MQTT-3.3.4-9] §4.9: one more per PUBACK, nothing lost or reordered.
-    let mut h = H::new(1);
-    let ask = Properties {
-        receive_maximum: Some(2),
-        ..Properties::default()
-    };
-    let (s, _) = h.connect5("s", true, ask);
-    h.subscribe(s, &[("t", QoS::AtLeastOnce)]);
-    let (p, _) = h.connect("p", true);
+    let (mut h, s, p) = receive_maximum_2();
     let payloads: [&'static [u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
     for (i, m) in payloads.iter().enumerate() {
         let _ = h.send(p, publish("t", m, QoS::AtLeastOnce, i as u16 + 1, false));
@@ -386,9 +388,6 @@ fn the_disconnect_rule_is_about_what_connect_asked() {
     cfg.session.expiry_s = 0;
     let mut h = H::with(cfg, 1);
     let (c, _) = h.connect5("c", true, expiry(100));
-    let d = Disconnect {
-        reason: Reason::NORMAL_DISCONNECTION,
-        props: Some(Box::new(expiry(50))),
-    };
+    let d = disconnect_setting(50);
     assert_eq!(h.send(c, Packet::Disconnect(d)), Err(CloseReason::Normal));
 }
