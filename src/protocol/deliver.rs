@@ -351,7 +351,13 @@ impl Shard {
         let Some(s) = self.sessions.get_mut(sk) else {
             return;
         };
-        if interval_s > 0 && !s.window_is_empty() && s.arm_retry() {
+        // MQTT 5 resends on reconnect only [MQTT-4.4.0-1]: no timer for it.
+        let v5 = || {
+            s.conn()
+                .and_then(|k| self.conns.get(k))
+                .is_some_and(|c| c.version().is_v5())
+        };
+        if interval_s > 0 && !s.window_is_empty() && !v5() && s.arm_retry() {
             self.timers
                 .arm(now + interval_s * 1000, TimerItem::Retry(sk));
         }

@@ -661,3 +661,33 @@ fn an_mqtt5_connection_gets_no_retry_while_it_lives() {
         "re-sent on a live MQTT 5 connection"
     );
 }
+
+#[test]
+fn an_mqtt5_connection_arms_no_retry_timer() {
+    // [MQTT-4.4.0-1]: nothing to retry on a live MQTT 5 connection, so no
+    // timer is armed for it (a 3.1.1 one gets one).
+    let retries = |h: &H| {
+        h.armed()
+            .iter()
+            .filter(|t| matches!(t, crate::shard::TimerItem::Retry(_)))
+            .count()
+    };
+    let mut h = H::new(1);
+    let s5 = v5(&mut h, "s5");
+    h.subscribe(s5, &[("t", QoS::AtLeastOnce)]);
+    let (s3, _) = h.connect("s3", true);
+    h.subscribe(s3, &[("u", QoS::AtLeastOnce)]);
+    let p = v5(&mut h, "p");
+    let _ = h.send(
+        p,
+        publish5("t", b"v", QoS::AtLeastOnce, 1, Properties::default()),
+    );
+    assert_eq!(h.publishes(s5).len(), 1);
+    assert_eq!(retries(&h), 0);
+    let _ = h.send(
+        p,
+        publish5("u", b"v", QoS::AtLeastOnce, 2, Properties::default()),
+    );
+    assert_eq!(h.publishes(s3).len(), 1);
+    assert_eq!(retries(&h), 1);
+}
