@@ -13,6 +13,7 @@ use crate::hooks::Hooks;
 use crate::host;
 use crate::listener;
 use crate::metrics::{Metrics, MetricsBoard};
+use crate::reload::{ReloadReport, Reloaders};
 use crate::shard::{mesh, tick, CloseReason, Shard, ShardRef};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -57,6 +58,8 @@ impl std::error::Error for StartError {}
 pub struct Broker {
     config: Config,
     hooks: Hooks,
+    /// What SIGHUP re-reads; the broker's own files are added at start.
+    reloaders: Reloaders,
     faults: Option<Arc<crate::faults::Faults>>,
 }
 
@@ -67,6 +70,7 @@ pub struct BrokerHandle {
     stop: Arc<AtomicBool>,
     board: Arc<MetricsBoard>,
     conns: Arc<ConnCount>,
+    reloaders: Reloaders,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     /// The listen address is ours until the shards are joined (or the
     /// handle is dropped).
@@ -92,6 +96,7 @@ impl Broker {
         Broker {
             config,
             hooks: Hooks::new(),
+            reloaders: Reloaders::default(),
             faults: None,
         }
     }
@@ -128,7 +133,7 @@ impl Broker {
         let early = (bind.port() != 0)
             .then(|| listener::claim(bind, listener::CLAIM_WAIT).map_err(claim_error(bind)))
             .transpose()?;
-        let (fds, addr) = listener::bind_all(bind, n, self.config.listener.backlog)
+        let (fds, addr) = listener::bind_all(bind, n, self.config.listener[0].backlog)
             .map_err(|e| StartError::Bind(bind, e))?;
         let claim = match early {
             Some(c) => c,
@@ -179,6 +184,7 @@ impl Broker {
             stop,
             board,
             conns,
+            reloaders: self.reloaders,
             threads,
             _claim: claim,
         })
@@ -209,6 +215,13 @@ impl BrokerHandle {
     /// Open connections on the node right now.
     pub fn connections(&self) -> usize {
         self.conns.get()
+    }
+
+    /// Re-read the files the configuration names (certificates, password
+    /// file, ACL), as on SIGHUP. Each that fails keeps its old contents and
+    /// is logged; connections stay up either way.
+    pub fn reload(&self) -> ReloadReport {
+        self.reloaders.run()
     }
 
     /// Ask every shard to stop: listeners close, connections close.
