@@ -18,7 +18,7 @@ use crate::codec::{self, ConnAck, DecodeError, Packet, ProtocolVersion, Reason, 
 use crate::conn_limit::Slot;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef, TimerItem};
-use crate::transport::{self, Detached, Handoff, Origin, Transport};
+use crate::transport::{Handoff, Origin, Resume, Transport};
 use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -47,16 +47,31 @@ pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
         return;
     }
     shard.borrow_mut().metrics.handoffs_received += 1;
-    let initial = BytesMut::from(&h.initial[..]);
-    match h.transport {
-        Detached::Tcp(fd) => start(
-            shard,
-            transport::tcp_from(fd),
-            initial,
-            (h.peer, h.origin),
-            h.slot,
-            true,
-        ),
+    let peer = h.peer;
+    let restart = Restart {
+        shard,
+        initial: BytesMut::from(&h.initial[..]),
+        peer: (peer, h.origin),
+        slot: h.slot,
+    };
+    if let Err(e) = h.transport.resume(restart) {
+        log::warn!("handoff from {peer}: cannot resume the transport: {e}");
+    }
+}
+
+/// The connection arriving in a handoff, waiting for its transport.
+struct Restart<'a> {
+    shard: &'a ShardRef,
+    initial: BytesMut,
+    peer: (SocketAddr, Origin),
+    slot: Slot,
+}
+
+impl Resume for Restart<'_> {
+    type Output = ();
+
+    fn resume<T: Transport>(self, stream: T) {
+        start(self.shard, stream, self.initial, self.peer, self.slot, true);
     }
 }
 
@@ -207,7 +222,7 @@ impl Conn {
                     Poll::Ready(Event::Read)
                 }
                 Poll::Ready(Err(e)) => {
-                    log::debug!("{}: read error: {e}", sh.who(self.key));
+                    sh.read_failed(self.key, &e);
                     Poll::Ready(Event::Eof)
                 }
                 Poll::Pending => {
@@ -401,6 +416,19 @@ impl Conn {
 }
 
 impl Shard {
+    /// Log a read error; a transport's refusal of the peer's bytes (a bad
+    /// WebSocket frame) is counted and logged rate-limited.
+    fn read_failed(&mut self, key: ConnKey, e: &std::io::Error) {
+        if e.kind() != std::io::ErrorKind::InvalidData {
+            log::debug!("{}: read error: {e}", self.who(key));
+            return;
+        }
+        self.metrics.transport_errors += 1;
+        if let Some(held) = self.lines.malformed.allow() {
+            log::info!("{}: {e}, closing{held}", self.who(key));
+        }
+    }
+
     /// Write a connection's pending output without waiting; refill it from
     /// the session queue as it empties. `Err` ends the connection.
     fn write_outbox<T: Transport>(

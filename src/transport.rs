@@ -5,16 +5,20 @@
 //! another one, [`Transport::detach`]es into a [`Detached`] value that can
 //! cross threads in a mesh message and resume there.
 //!
-//! Plain TCP is the only transport today: glommio's `TcpStream` is one as it
-//! is, and detaches as a dup'd fd. A TLS or WebSocket transport sits in the
-//! same place: its listener accepts a `TcpStream` the same way
-//! ([`crate::listener`]), wraps it (handshake state, record or frame
-//! decoding) and hands it to [`crate::conn::spawn_accepted`]; it detaches as
-//! the fd plus its own session state (a rustls connection, a WebSocket
-//! parser), one more [`Detached`] variant. The codec, the session and the
-//! protocol handlers see only MQTT bytes and never change for a transport.
+//! glommio's `TcpStream` is one as it is, and detaches as a dup'd fd.
+//! Other transports wrap a stream the listener accepted the same way
+//! ([`crate::listener`]) — handshake state, record or frame decoding — and
+//! hand it to [`crate::conn::spawn_accepted`]; each detaches as the fd plus
+//! its own state, one more [`Detached`] variant. [`ws::Ws`] (WebSocket) is
+//! a wrapper over any other transport, so `ws` and `wss` are one type each.
+//! The receiving shard calls [`Detached::resume`], which rebuilds the
+//! concrete type and hands it to a generic [`Resume`]. The codec, the
+//! session and the protocol handlers see only MQTT bytes and never change
+//! for a transport.
 //! A [`Handoff`] is what crosses the mesh: the detached transport with the
 //! bytes already read and the connection's slot.
+
+pub mod ws;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -74,6 +78,42 @@ pub struct Handoff {
 pub enum Detached {
     /// A plain TCP socket.
     Tcp(OwnedFd),
+    /// A WebSocket connection: the stream under it (`Tcp`, or TLS for
+    /// `wss`) and its framing state with the bytes read but not decoded.
+    Ws {
+        inner: Box<Detached>,
+        state: ws::WsState,
+    },
+}
+
+/// What to do with a transport once [`Detached::resume`] rebuilt it (the
+/// connection task is generic over the type, so this is a generic method
+/// rather than a closure).
+pub trait Resume {
+    type Output;
+    fn resume<T: Transport>(self, stream: T) -> Self::Output;
+}
+
+impl Detached {
+    /// Rebuild the transport on this shard and hand it to `then`.
+    pub fn resume<R: Resume>(self, then: R) -> io::Result<R::Output> {
+        match self {
+            Detached::Ws { inner, state } => inner.resume_stream(ws::Rewrap { state, then }),
+            other => other.resume_stream(then),
+        }
+    }
+
+    /// Resume a transport that is a stream of its own (not a wrapper such
+    /// as WebSocket, which sits on one of these).
+    fn resume_stream<R: Resume>(self, then: R) -> io::Result<R::Output> {
+        match self {
+            Detached::Tcp(fd) => Ok(then.resume(tcp_from(fd))),
+            Detached::Ws { .. } => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a websocket inside a websocket cannot be resumed",
+            )),
+        }
+    }
 }
 
 impl Transport for TcpStream {
@@ -154,7 +194,9 @@ mod tests {
             let (mut peer, _) = listener.accept().expect("accept");
             let detached = original.detach().expect("detach");
             drop(original);
-            let Detached::Tcp(fd) = detached;
+            let Detached::Tcp(fd) = detached else {
+                panic!("a TCP stream detaches as Detached::Tcp");
+            };
             let mut resumed = tcp_from(fd);
 
             resumed.write_now(b"now");
