@@ -22,7 +22,8 @@
 //! Every accepted socket becomes a [`Transport`](crate::transport::Transport)
 //! handed to [`crate::conn::spawn_accepted`]; plain TCP passes the stream as
 //! it is. A TLS or WebSocket listener reuses this loop (limit, backoff,
-//! slot) and differs only in wrapping the stream before that call.
+//! slot) and differs only in wrapping the stream before that call; for
+//! WebSocket that is [`spawn_ws_accepted`], which runs the upgrade first.
 
 use crate::config::ListenerConfig;
 use crate::conn_limit::ConnCount;
@@ -222,6 +223,64 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
     }
 }
 
+/// Upgrade a stream accepted on a WebSocket listener (`ws`: a `TcpStream`;
+/// `wss`: the TLS stream, with the identity its certificate gave in
+/// `origin`) serving `path`, then serve it as a connection.
+/// The upgrade gets `mqtt.connect_timeout_s` (counted in `connect_timeouts`
+/// when it runs out; CONNECT then gets its own timeout); refusals are
+/// counted in `ws_handshakes_refused` and logged rate-limited. Runs in a
+/// task of its own, so the accept loop goes on at once.
+// Called by the accept loop of `ws` / `wss` listeners, which the
+// `[[listener]]` list brings; until then only tests call it.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn spawn_ws_accepted<T: crate::transport::Transport>(
+    shard: &ShardRef,
+    stream: T,
+    (peer, origin): (SocketAddr, crate::transport::Origin),
+    slot: crate::conn_limit::Slot,
+    path: std::rc::Rc<str>,
+) {
+    use crate::transport::ws::{accept_ws, UpgradeError, MAX_REQUEST_BYTES};
+    let shard = shard.clone();
+    let (limit, max_frame) = {
+        let sh = shard.borrow();
+        let m = &sh.cfg.mqtt;
+        (Duration::from_secs(m.connect_timeout_s), m.max_packet_size)
+    };
+    glommio::spawn_local(async move {
+        let upgrade = accept_ws(stream, &path, MAX_REQUEST_BYTES, max_frame);
+        let expiry = async {
+            glommio::timer::sleep(limit).await;
+            Err(UpgradeError::Io(io::ErrorKind::TimedOut.into()))
+        };
+        let ws = match futures_lite::future::or(upgrade, expiry).await {
+            Ok(ws) => ws,
+            Err(e) => return upgrade_failed(&shard, peer, &e),
+        };
+        crate::conn::spawn_accepted(&shard, ws, peer, slot, origin);
+    })
+    .detach();
+}
+
+/// Count and log a WebSocket upgrade that did not happen (`slot` was
+/// released with the stream).
+fn upgrade_failed(shard: &ShardRef, peer: SocketAddr, e: &crate::transport::ws::UpgradeError) {
+    use crate::transport::ws::UpgradeError;
+    let mut sh = shard.borrow_mut();
+    match e {
+        UpgradeError::Refused(..) => {
+            sh.metrics.ws_handshakes_refused += 1;
+            if let Some(held) = sh.lines.ws_handshake.allow() {
+                log::info!("websocket upgrade from {peer} {e}{held}");
+            }
+        }
+        UpgradeError::Io(io) if io.kind() == io::ErrorKind::TimedOut => {
+            sh.metrics.connect_timeouts += 1;
+        }
+        UpgradeError::Io(io) => log::debug!("websocket upgrade from {peer} failed: {io}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +317,79 @@ mod tests {
         SocketTuning::new(&cfg).apply(a.as_fd()).unwrap();
         assert!(!SockRef::from(&a).keepalive().unwrap());
         assert!(SockRef::from(&a).nodelay().unwrap());
+    }
+
+    /// The glue for WebSocket listeners against a real shard: a refused
+    /// upgrade is answered and counted, and a client that upgrades gets its
+    /// CONNACK in a binary frame [MQTT-6.0.0-1].
+    #[test]
+    fn spawn_ws_accepted_upgrades_then_serves_mqtt() {
+        use crate::codec::{self, Packet, ProtocolVersion, Side};
+        use crate::shard::Shard;
+        use std::io::{Read, Write};
+        use tungstenite::client::IntoClientRequest;
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .make()
+            .unwrap();
+        ex.run(async {
+            let shard: ShardRef = std::rc::Rc::new(std::cell::RefCell::new(Shard::new(
+                0,
+                1,
+                Arc::new(crate::config::Config::default()),
+                Arc::new(crate::hooks::Hooks::new()),
+                crate::metrics::MetricsBoard::new(1),
+                Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            )));
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = std::thread::spawn(move || {
+                let mut refused = TcpStream::connect(addr).unwrap();
+                refused
+                    .write_all(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                let mut answer = String::new();
+                refused.read_to_string(&mut answer).unwrap();
+                assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+
+                let mut req = format!("ws://{addr}/mqtt").into_client_request().unwrap();
+                req.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+                let stream = TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                let (mut ws, _) = tungstenite::client(req, stream).unwrap();
+                let connect = crate::shard::harness::connect_packet("over-ws", true, None);
+                let mut bytes = Vec::new();
+                codec::encode(&connect, ProtocolVersion::V311, &mut bytes);
+                ws.send(tungstenite::Message::binary(bytes)).unwrap();
+                let reply = ws.read().unwrap().into_data();
+                let decoded = codec::decode(&reply, 1 << 20, Side::Client, ProtocolVersion::V311);
+                match decoded {
+                    Ok(Some((Packet::ConnAck(ack), n))) if n == reply.len() => ack,
+                    other => panic!("expected one CONNACK: {other:?}"),
+                }
+            });
+            let count = ConnCount::new();
+            for _ in 0..2 {
+                let stream = listener.accept().await.unwrap();
+                let peer = stream.peer_addr().unwrap();
+                let slot = count.try_acquire(10).unwrap();
+                let origin = (peer, Default::default());
+                spawn_ws_accepted(&shard, stream, origin, slot, "/mqtt".into());
+            }
+            for _ in 0..2000 {
+                if client.is_finished() {
+                    break;
+                }
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            let ack = client.join().expect("client");
+            assert_eq!(ack.code, crate::codec::Reason::SUCCESS);
+            let sh = shard.borrow();
+            assert_eq!(sh.metrics.ws_handshakes_refused, 1);
+            assert_eq!(sh.metrics.connects_accepted, 1);
+        });
     }
 
     #[test]

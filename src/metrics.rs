@@ -68,6 +68,12 @@ counters! {
     /// U+007F..U+009F) in a topic, filter, client id, user name or will
     /// topic (`strict.control_characters = "reject"`). Not in protocol_errors.
     control_chars_refused,
+    /// Connections closed because their transport refused the peer's bytes:
+    /// a WebSocket text, unmasked, malformed or oversized frame.
+    transport_errors,
+    /// WebSocket upgrade requests refused with an HTTP error: not an upgrade,
+    /// wrong path, no `mqtt` subprotocol, a request over 8 KiB.
+    ws_handshakes_refused,
     /// Connections closed because the packet exceeded max_packet_size.
     packets_too_large,
     /// Connections closed by keepalive expiry.

@@ -97,6 +97,8 @@ pub(crate) struct ShardLines {
     pub strict: RateLimit,
     /// Refused logins (anonymous, bad credentials).
     pub auth_refused: RateLimit,
+    /// Refused WebSocket upgrades.
+    pub ws_handshake: RateLimit,
 }
 
 impl Default for ShardLines {
@@ -112,6 +114,7 @@ impl Default for ShardLines {
             control_chars: RateLimit::per_second(),
             strict: RateLimit::per_second(),
             auth_refused: RateLimit::per_second(),
+            ws_handshake: RateLimit::per_second(),
         }
     }
 }
