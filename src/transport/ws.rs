@@ -123,6 +123,10 @@ struct Pending {
     sent: usize,
 }
 
+/// Reads one poll makes that yield no MQTT bytes (pings, empty frames)
+/// before it yields to other tasks.
+const MAX_EMPTY_READS: usize = 16;
+
 /// Longest queue of pongs kept while the socket does not drain.
 const MAX_PENDING_CTL: usize = 512;
 
@@ -260,7 +264,7 @@ impl<T: Transport> Ws<T> {
 
 impl<T: Transport> Transport for Ws<T> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        loop {
+        for _ in 0..MAX_EMPTY_READS {
             match self.st.phase {
                 Phase::Open => {}
                 Phase::CloseReceived => return Poll::Ready(Ok(0)),
@@ -297,6 +301,9 @@ impl<T: Transport> Transport for Ws<T> {
                 return Poll::Ready(Ok(d.data));
             }
         }
+        // A client sending only control frames: let other tasks run.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {

@@ -26,14 +26,19 @@ fn read(w: &mut Ws<Mock>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
     cx_do(|cx| w.poll_read(cx, buf))
 }
 
-/// Everything readable until EOF or Pending, with `buf_len`-byte reads.
+/// Everything readable until EOF, or Pending with nothing left to read
+/// (a Pending with bytes left is a read yielding), with `buf_len`-byte reads.
 fn read_all(w: &mut Ws<Mock>, buf_len: usize) -> Vec<u8> {
     let mut buf = vec![0; buf_len];
     let mut out = Vec::new();
-    while let Poll::Ready(r) = read(w, &mut buf) {
-        match r.expect("read") {
-            0 => break,
-            n => out.extend_from_slice(&buf[..n]),
+    loop {
+        match read(w, &mut buf) {
+            Poll::Ready(r) => match r.expect("read") {
+                0 => break,
+                n => out.extend_from_slice(&buf[..n]),
+            },
+            Poll::Pending if w.inner.0.borrow().inbound.is_empty() => break,
+            Poll::Pending => {}
         }
     }
     out
@@ -249,4 +254,26 @@ fn an_idle_connection_holds_no_heap() {
     assert!(w.st.ctl.is_none());
     let size = std::mem::size_of::<WsState>();
     assert!(size <= 96, "WsState grew to {size} bytes");
+}
+/// Frames that carry no MQTT bytes (pings, empty frames) do not keep one
+/// read going forever: it yields after a few, and the next read goes on.
+#[test]
+fn a_flood_of_empty_frames_yields() {
+    let mock = Mock::new();
+    for _ in 0..3 * MAX_EMPTY_READS {
+        mock.push(&frame(9, true, b"", Some(MASK)));
+    }
+    mock.push(&binary(b"x"));
+    let mut w = ws(&mock);
+    let mut buf = [0u8; 64];
+    let mut polls = 1;
+    while read(&mut w, &mut buf).is_pending() {
+        assert!(
+            !mock.0.borrow().inbound.is_empty(),
+            "pending with nothing to read"
+        );
+        polls += 1;
+    }
+    assert!(polls > 3, "{polls} polls");
+    assert_eq!(buf[0], b'x');
 }
