@@ -114,15 +114,6 @@ impl Conn {
 
     async fn serve<T: Transport>(&mut self, stream: &mut T) -> CloseReason {
         loop {
-            // A CONNECT held for its login check: run it (reading nothing
-            // more meanwhile), then go on with what was read after it.
-            let job = self.shard.borrow_mut().take_login_job(self.key);
-            if let Some(job) = job {
-                if let Err(reason) = self.check_login(job).await {
-                    self.flush_nonblocking(stream);
-                    return reason;
-                }
-            }
             if !self.inbuf.is_empty() && self.inbuf.len() >= self.need {
                 match self.process_input() {
                     Ok(None) => {}
@@ -131,6 +122,15 @@ impl Conn {
                         self.flush_nonblocking(stream);
                         return reason;
                     }
+                }
+            }
+            // A CONNECT held for its login check: run it (reading nothing
+            // more meanwhile); the packets read after it were held.
+            let job = self.shard.borrow_mut().take_login_job(self.key);
+            if let Some(job) = job {
+                if let Err(reason) = self.check_login(job).await {
+                    self.flush_nonblocking(stream);
+                    return reason;
                 }
             }
             if let Some(d) = self.injected_delay() {
