@@ -88,7 +88,12 @@ impl Shard {
         let hashed = pending.hashes();
         let (connect, held) = pending.into_parts();
         if let AuthDecision::Refuse(r) = decision {
-            return self.login_refused(conn, &connect, r, "refused");
+            let why = if hashed {
+                "wrong password"
+            } else {
+                "refused by the hook"
+            };
+            return self.login_refused(conn, &connect, r, why);
         }
         if let (true, Some(user), Some(pw)) = (hashed, &connect.username, &connect.password) {
             let now = self.timers.now_ms();
