@@ -82,11 +82,14 @@ pub struct Pending {
     held: Vec<Packet>,
     /// The job verifies a password hash (a success is remembered).
     hashes: bool,
+    /// The password table generation the decision was made from.
+    generation: u64,
 }
 
 impl Pending {
-    pub fn new(connect: Box<Connect>, job: Job) -> Pending {
+    pub fn new(connect: Box<Connect>, job: Job, generation: u64) -> Pending {
         Pending {
+            generation,
             connect,
             hashes: matches!(job, Job::Hash(..)),
             job: Some(job),
@@ -113,8 +116,9 @@ impl Pending {
         true
     }
 
-    pub fn connect(&self) -> &Connect {
-        &self.connect
+    /// The password table generation the decision was made from.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The CONNECT and the packets held after it.

@@ -240,9 +240,18 @@ impl Logins {
         Some(Outcome::Check(Check::Hash(hash)))
     }
 
-    /// A password check succeeded: remember it.
-    pub fn remember(&mut self, user: &str, password: &[u8], now_ms: u64) {
-        self.cache.insert(user, password, now_ms);
+    /// The password table generation decisions are made from now (a
+    /// check started under another one must not fill the cache).
+    pub fn generation(&self) -> u64 {
+        self.cache_generation
+    }
+
+    /// A password check started at `generation` succeeded: remember it,
+    /// unless the table was reloaded meanwhile.
+    pub fn remember(&mut self, user: &str, password: &[u8], now_ms: u64, generation: u64) {
+        if generation == self.cache_generation {
+            self.cache.insert(user, password, now_ms);
+        }
     }
 }
 
@@ -340,12 +349,16 @@ mod tests {
         let (mut l, table) = logins(false, false);
         let a = attempt("c", Some("alice"), Some(b"secret"));
         assert!(matches!(l.decide(&a, 0, 0), Outcome::Check(_)));
-        l.remember("alice", b"secret", 0);
+        let started = l.generation();
+        l.remember("alice", b"secret", 0, started);
         assert!(matches!(l.decide(&a, 1, 0), Outcome::Accept { .. }));
         table.store(PasswordFile::parse(FILE).unwrap());
         assert!(
             matches!(l.decide(&a, 2, 0), Outcome::Check(_)),
             "reload empties the cache"
         );
+        // A check that started before the reload is not remembered.
+        l.remember("alice", b"secret", 3, started);
+        assert!(matches!(l.decide(&a, 4, 0), Outcome::Check(_)));
     }
 }

@@ -36,6 +36,7 @@ impl Shard {
         };
         let unix_s = crate::message::wall_clock_us() / 1_000_000;
         let outcome = self.logins.decide(&attempt, self.timers.now_ms(), unix_s);
+        let generation = self.logins.generation();
         let job = match outcome {
             Outcome::Accept { method, username } => {
                 if method.ends_with("(cached)") {
@@ -64,8 +65,10 @@ impl Shard {
                 })
             }
         };
-        self.conns
-            .verifying(conn, Box::new(Pending::new(Box::new(connect), job)));
+        self.conns.verifying(
+            conn,
+            Box::new(Pending::new(Box::new(connect), job, generation)),
+        );
         Ok(())
     }
 
@@ -85,7 +88,7 @@ impl Shard {
         let Some(pending) = self.conns.verified(conn) else {
             return Ok(());
         };
-        let hashed = pending.hashes();
+        let (hashed, generation) = (pending.hashes(), pending.generation());
         let (connect, held) = pending.into_parts();
         if let AuthDecision::Refuse(r) = decision {
             let why = if hashed {
@@ -97,7 +100,7 @@ impl Shard {
         }
         if let (true, Some(user), Some(pw)) = (hashed, &connect.username, &connect.password) {
             let now = self.timers.now_ms();
-            self.logins.remember(user, pw, now);
+            self.logins.remember(user, pw, now, generation);
         }
         let method = if hashed { "password file" } else { "hook" };
         self.login_accepted(conn, *connect, method)?;
