@@ -64,6 +64,9 @@ counters! {
     auth_login_failures,
     /// Logins answered from the cache of verified passwords (no hashing).
     auth_cache_hits,
+    /// Logins refused 0x03 (0x88) at once: the shard already had its
+    /// most password hashes queued (a flood of logins).
+    auth_busy_refused,
     /// Logins refused because the authenticate hook took longer than
     /// auth.hook_timeout_ms (also counted in auth_login_failures).
     auth_hook_timeouts,

@@ -16,6 +16,7 @@ use super::passwd::Hash;
 use crate::codec::{Connect, Packet};
 use crate::hooks::Hooks;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Packets a client may send between CONNECT and CONNACK while its login
@@ -23,11 +24,48 @@ use std::sync::Arc;
 /// only bounds what one read brought).
 pub const MAX_HELD: usize = 1024;
 
+/// Password hashes one shard may have queued or running on its blocking
+/// pool; a login beyond it is refused 0x03 (MQTT 5 0x88) at once, so a
+/// flood of bad logins cannot queue unbounded work (counted in
+/// `auth_busy_refused`).
+pub const MAX_HASHING: usize = 128;
+
+/// A place among a shard's [`MAX_HASHING`] hashes, held until the hash is
+/// done (dropped on the blocking thread) or abandoned.
+#[derive(Debug)]
+pub struct HashSlot(Arc<AtomicUsize>);
+
+impl HashSlot {
+    /// A place, if fewer than [`MAX_HASHING`] are taken.
+    pub fn take(taken: &Arc<AtomicUsize>) -> Option<HashSlot> {
+        let ok = taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_HASHING).then_some(n + 1)
+            })
+            .is_ok();
+        ok.then(|| HashSlot(taken.clone()))
+    }
+}
+
+impl Clone for HashSlot {
+    /// Another place (a copy of a held CONNECT counts as one more).
+    fn clone(&self) -> HashSlot {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        HashSlot(self.0.clone())
+    }
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Which slow check a login needs (from the decision).
 #[derive(Debug, Clone)]
 pub enum Check {
     /// Verify the password against this hash.
-    Hash(Arc<Hash>),
+    Hash(Arc<Hash>, HashSlot),
     /// Ask the embedder's authenticate hook.
     Hook,
 }
@@ -35,14 +73,14 @@ pub enum Check {
 /// The work itself, with what it needs from the CONNECT.
 #[derive(Clone)]
 pub enum Job {
-    Hash(Arc<Hash>, Bytes),
+    Hash(Arc<Hash>, Bytes, HashSlot),
     Hook(LoginRequest),
 }
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Job::Hash(h, _) => write!(f, "Job::Hash({h:?})"),
+            Job::Hash(h, ..) => write!(f, "Job::Hash({h:?})"),
             Job::Hook(r) => write!(f, "Job::Hook({r:?})"),
         }
     }
@@ -52,9 +90,13 @@ impl std::fmt::Debug for Job {
 /// thread pool, the hook's future here. Never blocks the shard.
 pub async fn run(job: Job, hooks: Arc<Hooks>) -> AuthDecision {
     match job {
-        Job::Hash(hash, password) => {
+        Job::Hash(hash, password, slot) => {
             glommio::executor()
-                .spawn_blocking(move || verdict(hash.verify(&password)))
+                .spawn_blocking(move || {
+                    let ok = hash.verify(&password);
+                    drop(slot);
+                    verdict(ok)
+                })
                 .await
         }
         Job::Hook(req) => match hooks.authenticate(&req) {

@@ -22,7 +22,7 @@
 //!    anonymous (3.).
 
 use super::cache::Cache;
-use super::check::Check;
+use super::check::{Check, HashSlot};
 use super::jwt::JwtVerifier;
 use super::passwd::PasswordFile;
 use crate::config::{AuthConfig, ConfigError};
@@ -31,6 +31,7 @@ use bytes::Bytes;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// Why a login was refused, and so the CONNACK code.
@@ -153,6 +154,8 @@ pub struct Logins {
     cache: Cache,
     /// The password table generation the cache was filled from.
     cache_generation: u64,
+    /// Hashes queued or running on this shard's blocking pool.
+    hashing: Arc<AtomicUsize>,
 }
 
 impl Logins {
@@ -167,6 +170,7 @@ impl Logins {
             hook,
             cache: Cache::new(cfg.cache_size, cfg.cache_ttl_s * 1000),
             cache_generation: 0,
+            hashing: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -237,7 +241,13 @@ impl Logins {
                 username: None,
             });
         }
-        Some(Outcome::Check(Check::Hash(hash)))
+        match HashSlot::take(&self.hashing) {
+            Some(slot) => Some(Outcome::Check(Check::Hash(hash, slot))),
+            None => Some(Outcome::Refuse(
+                Refusal::Unavailable,
+                "too many password checks",
+            )),
+        }
     }
 
     /// The password table generation decisions are made from now (a
@@ -305,7 +315,7 @@ mod tests {
         // A listed id with a password is checked like any other.
         assert!(matches!(
             l.decide(&attempt("dev-1", Some("alice"), Some(b"pw")), 0, 0),
-            Outcome::Check(Check::Hash(_))
+            Outcome::Check(Check::Hash(..))
         ));
         assert!(matches!(
             l.decide(&attempt("c", None, None), 0, 0),

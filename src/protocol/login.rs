@@ -48,9 +48,14 @@ impl Shard {
                 return self.login_accepted(conn, connect, method);
             }
             Outcome::Anonymous => return self.anonymous(conn, connect),
-            Outcome::Refuse(r, why) => return self.login_refused(conn, &connect, r, why),
-            Outcome::Check(crate::auth::check::Check::Hash(hash)) => {
-                Job::Hash(hash, connect.password.clone().unwrap_or_default())
+            Outcome::Refuse(r, why) => {
+                if r == Refusal::Unavailable {
+                    self.metrics.auth_busy_refused += 1;
+                }
+                return self.login_refused(conn, &connect, r, why);
+            }
+            Outcome::Check(crate::auth::check::Check::Hash(hash, slot)) => {
+                Job::Hash(hash, connect.password.clone().unwrap_or_default(), slot)
             }
             Outcome::Check(crate::auth::check::Check::Hook) => {
                 let deadline = self.timers.now_ms() + self.cfg.auth.hook_timeout_ms;

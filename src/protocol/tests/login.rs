@@ -70,7 +70,7 @@ fn alice_waits(h: &mut H) -> ConnKey {
 /// Run the connection's hash job here, as the blocking pool would.
 fn run_hash(h: &mut H, conn: ConnKey) -> AuthDecision {
     match h.shard.take_login_job(conn) {
-        Some(Job::Hash(hash, pw)) if hash.verify(&pw) => AuthDecision::Allow,
+        Some(Job::Hash(hash, pw, _)) if hash.verify(&pw) => AuthDecision::Allow,
         Some(Job::Hash(..)) => AuthDecision::Refuse(Refusal::BadCredentials),
         other => panic!("expected a hash job, got {other:?}"),
     }
@@ -342,4 +342,25 @@ fn too_many_packets_before_connack_close_the_connection() {
     }
     assert!(closed);
     assert_eq!(h.closed.get(&conn), Some(&CloseReason::ProtocolError));
+}
+
+#[test]
+fn a_flood_of_password_checks_is_bounded_per_shard() {
+    let mut h = shard();
+    let max = crate::auth::check::MAX_HASHING;
+    let waiting: Vec<ConnKey> = (0..max)
+        .map(|i| {
+            pending(
+                &mut h,
+                login(&format!("c{i}"), "alice", "x", ProtocolVersion::V5),
+            )
+        })
+        .collect();
+    let conn = h.socket();
+    let over = h.connack_for(conn, login("one-more", "alice", "x", ProtocolVersion::V5));
+    assert_eq!(over.code, Reason::SERVER_UNAVAILABLE);
+    assert_eq!(h.shard.metrics.auth_busy_refused, 1);
+    // A connection that goes away gives its place back.
+    h.drop_socket(waiting[0]);
+    let _ = alice_waits(&mut h);
 }
