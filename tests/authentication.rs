@@ -136,13 +136,34 @@ fn coremq_passwd_writes_an_argon2id_entry_that_logs_in() {
         .output()
         .expect("run coremq passwd");
     assert!(out.status.success(), "{out:?}");
+    // Without -b the password is read twice (no echo on a terminal; here a pipe).
+    let mut asked = std::process::Command::new(env!("CARGO_BIN_EXE_coremq"))
+        .args(["passwd"])
+        .arg(&file.path)
+        .arg("carol")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run coremq passwd");
+    {
+        use std::io::Write;
+        let mut stdin = asked.stdin.take().expect("stdin");
+        stdin.write_all(b"s3cond\ns3cond\n").unwrap();
+    }
+    let out = asked.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
     let text = std::fs::read_to_string(&file.path).unwrap();
     assert!(text.starts_with("bob:$argon2id$"), "{text}");
-    assert!(!text.contains("hunter2"));
+    assert!(text.contains("\ncarol:$argon2id$"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("s3cond"));
     for cores in CORES {
         let b = start_with(with_file(cores, &file), Hooks::new());
         assert_eq!(
             codes_on_every_shard(&b, "bob", "hunter2"),
+            vec![Reason::SUCCESS; cores]
+        );
+        assert_eq!(
+            codes_on_every_shard(&b, "carol", "s3cond"),
             vec![Reason::SUCCESS; cores]
         );
         let bad = vec![Reason::BAD_USER_NAME_OR_PASSWORD; cores];
