@@ -2,7 +2,8 @@
 # Runs the whole coremq test suite: unit tests, integration tests over real
 # sockets, and the interoperability tests with third-party clients
 # (mosquitto_pub/mosquitto_sub from Debian's mosquitto-clients, paho-mqtt from
-# PyPI) and the load tool against Debian's mosquitto broker. Installs those
+# PyPI), the load tool against Debian's mosquitto broker, and password files
+# made by its mosquitto_passwd (same package). Installs those
 # first if they are missing, so it works on a fresh Debian/Ubuntu machine with
 # a Rust toolchain. Extra arguments go to `cargo test` (a --release among
 # them also to the build of the load tool).
@@ -18,7 +19,8 @@ apt_install() {
 
 need=()
 command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+if ! { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } \
+  || ! command -v mosquitto_passwd >/dev/null 2>&1; then need+=(mosquitto); fi
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 

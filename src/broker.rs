@@ -7,6 +7,7 @@
 //! the merged counters and stops the shards. The `coremq` binary is a thin
 //! main over this.
 
+use crate::auth::login::Logins;
 use crate::config::Config;
 use crate::conn_limit::ConnCount;
 use crate::hooks::Hooks;
@@ -16,7 +17,7 @@ use crate::metrics::{Metrics, MetricsBoard};
 use crate::reload::{ReloadReport, Reloaders};
 use crate::shard::{mesh, tick, CloseReason, Shard, ShardRef};
 use glommio::net::TcpListener;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
@@ -78,6 +79,9 @@ pub struct BrokerHandle {
 }
 
 /// What every shard thread is given.
+/// Threads of each shard's blocking pool (password hashing), not pinned.
+const BLOCKING_THREADS: usize = 2;
+
 struct ShardSeed {
     id: usize,
     shards: usize,
@@ -89,6 +93,8 @@ struct ShardSeed {
     listen_fd: OwnedFd,
     ends: mesh::MeshEnds,
     faults: Option<Arc<crate::faults::Faults>>,
+    /// The password table and JWT key every shard shares.
+    logins: crate::auth::login::Sources,
 }
 
 impl Broker {
@@ -139,6 +145,12 @@ impl Broker {
             Some(c) => c,
             None => listener::lock(addr).map_err(claim_error(addr))?,
         };
+        let logins =
+            crate::auth::login::Sources::load(&self.config.auth).map_err(StartError::Config)?;
+        let mut reloaders = self.reloaders;
+        if let Some(reload) = logins.reloader() {
+            reloaders.add("password file", reload);
+        }
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
         let config = Arc::new(self.config);
         let hooks = Arc::new(self.hooks);
@@ -162,6 +174,7 @@ impl Broker {
                 listen_fd,
                 ends,
                 faults: self.faults.clone(),
+                logins: logins.clone(),
             };
             let rt = &config.runtime;
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
@@ -169,6 +182,8 @@ impl Broker {
                 .io_memory(64 << 10)
                 .ring_depth(rt.ring_depth)
                 .spin_before_park(Duration::from_micros(rt.spin_before_park_us))
+                // Password hashing runs here, off the shard's CPU.
+                .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
                 .spawn(move || shard_main(seed));
             match spawned {
                 Ok(h) => threads.push(h),
@@ -184,7 +199,7 @@ impl Broker {
             stop,
             board,
             conns,
-            reloaders: self.reloaders,
+            reloaders,
             threads,
             _claim: claim,
         })
@@ -261,6 +276,10 @@ async fn shard_main(seed: ShardSeed) {
         seed.stop,
     )));
     shard.borrow_mut().faults = seed.faults;
+    {
+        let mut sh = shard.borrow_mut();
+        sh.logins = Logins::new(&sh.cfg.auth, &seed.logins, sh.hooks.has_authenticate());
+    }
     mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
     // SAFETY: a listening socket we own, moved into glommio on its executor.

@@ -20,7 +20,7 @@ use crate::shard::mesh::MeshMsg;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef, TimerItem};
 use crate::transport::{Handoff, Origin, Resume, Transport};
 use bytes::{Bytes, BytesMut};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -139,6 +139,15 @@ impl Conn {
                     }
                 }
             }
+            // A CONNECT held for its login check: run it (reading nothing
+            // more meanwhile); the packets read after it were held.
+            let job = self.shard.borrow_mut().take_login_job(self.key);
+            if let Some(job) = job {
+                if let Err(reason) = self.check_login(job).await {
+                    self.flush_nonblocking(stream);
+                    return reason;
+                }
+            }
             if let Some(d) = self.injected_delay() {
                 // Boxed: the connection task's future stays as small as
                 // without fault injection.
@@ -165,6 +174,31 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Run a login check without blocking the shard, giving up when the
+    /// connection is closed meanwhile (connect or hook timeout, shutdown);
+    /// hand its answer to the shard. `Err` ends the connection.
+    async fn check_login(&mut self, job: crate::auth::check::Job) -> Result<(), CloseReason> {
+        let hooks = self.shard.borrow().hooks.clone();
+        let mut check = std::pin::pin!(crate::auth::check::run(job, hooks));
+        let decision = poll_fn(|cx| {
+            match self.shard.borrow_mut().conns.get_mut(self.key) {
+                None => return Poll::Ready(Err(CloseReason::SocketClosed)),
+                Some(c) => match c.closing() {
+                    Some(r) => return Poll::Ready(Err(r)),
+                    None => c.set_waker(cx.waker()),
+                },
+            }
+            check.as_mut().poll(cx).map(Ok)
+        })
+        .await?;
+        let mut sh = self.shard.borrow_mut();
+        let result = sh.login_checked(self.key, decision);
+        if let Err(reason) = result {
+            sh.close_conn(self.key, reason);
+        }
+        result
     }
 
     /// Fault injection: wait before writing when the test slowed this shard.

@@ -8,13 +8,23 @@
 //! and must never block (hand slow work to a channel of your own).
 //!
 //! MQTT 5 enhanced authentication is driven by [`Authenticator`]s added with
-//! [`Hooks::add_authenticator`] (see `crate::auth`).
+//! [`Hooks::add_authenticator`] (see `crate::auth`). The one asynchronous
+//! hook, [`Hooks::set_authenticate`], checks logins (user name, password)
+//! that no built-in method decided: its future runs on the client's home
+//! shard while the CONNECT waits (bounded by `auth.hook_timeout_ms`).
 
+pub use crate::auth::{AuthDecision, LoginRequest, Refusal};
 pub use crate::auth::{AuthExchange, AuthRequest, AuthStep, Authenticator};
 use crate::codec::{ProtocolVersion, QoS};
 use crate::message::Message;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// The authenticate hook's answer: a future run on the client's home shard
+/// (it may be `!Send`: an HTTP, LDAP or database client of that shard).
+pub type AuthFuture = Pin<Box<dyn Future<Output = AuthDecision>>>;
 
 /// Who a hook is about.
 #[derive(Debug, Clone)]
@@ -66,6 +76,7 @@ type UnsubscribeFn = dyn Fn(&ClientInfo, &mut Vec<String>) + Send + Sync;
 type PublishFn = dyn Fn(&ClientInfo, Message) -> Option<Message> + Send + Sync;
 type AckedFn = dyn Fn(&ClientInfo, &Message) + Send + Sync;
 type DisconnectedFn = dyn Fn(&ClientInfo, &str) + Send + Sync;
+type AuthenticateFn = dyn Fn(&LoginRequest) -> AuthFuture + Send + Sync;
 
 /// The registered hooks, run in registration order.
 #[derive(Default, Clone)]
@@ -77,6 +88,7 @@ pub struct Hooks {
     acked: Vec<Arc<AckedFn>>,
     disconnected: Vec<Arc<DisconnectedFn>>,
     authenticators: Vec<Arc<dyn Authenticator>>,
+    authenticate: Option<Arc<AuthenticateFn>>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -89,6 +101,7 @@ impl std::fmt::Debug for Hooks {
             .field("acked", &self.acked.len())
             .field("disconnected", &self.disconnected.len())
             .field("authenticators", &self.authenticators.len())
+            .field("authenticate", &self.authenticate.is_some())
             .finish()
     }
 }
@@ -147,6 +160,28 @@ impl Hooks {
     /// method gets CONNACK 0x8C. Without an authenticator every method does.
     pub fn add_authenticator(&mut self, a: impl Authenticator + 'static) {
         self.authenticators.push(Arc::new(a));
+    }
+
+    /// The authenticate hook: asked about a login (user name and password)
+    /// that the built-in methods (certificate, client ids, password file,
+    /// JWT) did not decide. The CONNACK waits for its future, at most
+    /// `auth.hook_timeout_ms` (then 0x03 / MQTT 5 0x88). Setting it again
+    /// replaces it.
+    pub fn set_authenticate(
+        &mut self,
+        f: impl Fn(&LoginRequest) -> AuthFuture + Send + Sync + 'static,
+    ) {
+        self.authenticate = Some(Arc::new(f));
+    }
+
+    /// Whether an authenticate hook is set.
+    pub fn has_authenticate(&self) -> bool {
+        self.authenticate.is_some()
+    }
+
+    /// The hook's future for `req`, if a hook is set.
+    pub(crate) fn authenticate(&self, req: &LoginRequest) -> Option<AuthFuture> {
+        self.authenticate.as_ref().map(|f| f(req))
     }
 
     /// An exchange of `method`, from the first authenticator offering it.

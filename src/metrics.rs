@@ -55,6 +55,21 @@ counters! {
     /// CONNECTs refused (0x05 / 0x87): no credentials, and the listener's
     /// allow_anonymous does not let the client's address in.
     auth_anonymous_refused,
+    /// Logins accepted by a method (certificate identity, client id,
+    /// password file, JWT, authenticate hook); MQTT 5 enhanced
+    /// authentication counts in auth_successes instead.
+    auth_logins,
+    /// Logins refused by a method (wrong password, unknown user, bad
+    /// token, the hook's refusal or timeout): CONNACK 0x04/0x05/0x03.
+    auth_login_failures,
+    /// Logins answered from the cache of verified passwords (no hashing).
+    auth_cache_hits,
+    /// Logins refused 0x03 (0x88) at once: the shard already had its
+    /// most password hashes queued (a flood of logins).
+    auth_busy_refused,
+    /// Logins refused because the authenticate hook took longer than
+    /// auth.hook_timeout_ms (also counted in auth_login_failures).
+    auth_hook_timeouts,
     /// CONNECTs refused: the will was over max_will_bytes.
     wills_refused,
     /// CONNECTs refused: the shard held its share of max_sessions.

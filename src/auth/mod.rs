@@ -1,3 +1,14 @@
+//! Authentication: who a CONNECT says it is, and whether to believe it.
+//!
+//! Two families. **Logins** (a user name and password, a client id, a
+//! certificate identity) are decided by [`login`] in a fixed order: the
+//! TLS certificate identity, `auth.client_ids`, the password file
+//! ([`passwd`], verified off the reactor, remembered in [`cache`]), JWT
+//! ([`jwt`]), then the embedder's asynchronous authenticate hook
+//! ([`crate::hooks::Hooks::set_authenticate`]); [`check`] holds a CONNECT
+//! while a slow check runs. **MQTT 5 enhanced authentication** (below) is
+//! a CONNECT with an Authentication Method.
+//!
 //! MQTT 5 enhanced authentication (§4.12): the interface an embedding
 //! program implements, and the one method the broker ships (SCRAM-SHA-256,
 //! [`scram`]).
@@ -16,9 +27,16 @@
 //! step must be quick and must not block (SCRAM's PBKDF2 is done once per
 //! user when the table is filled, not per exchange). An authenticator that
 //! needs I/O (a database, an HTTP backend) cannot be written on this
-//! interface yet: an asynchronous variant is future work.
+//! interface; a login check can ([`crate::hooks::Hooks::set_authenticate`]).
 
+pub mod cache;
+pub mod check;
+pub mod jwt;
+pub mod login;
+pub mod passwd;
 pub mod scram;
+
+pub use login::{AuthDecision, LoginRequest, Refusal};
 
 use crate::codec::Reason;
 use bytes::Bytes;

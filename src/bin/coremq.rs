@@ -3,7 +3,10 @@
 //! Owns the command line (clap derive). Running the broker is the default
 //! command: `coremq [--config FILE] [--listen HOST:PORT] [--cores N|LIST]`,
 //! or the same after `coremq run`; `--print-default-config`, `--help` and
-//! `--version` print and exit. Subcommands to come go into [`Command`].
+//! `--version` print and exit. `coremq passwd [-c] [-b] FILE USER [PASSWORD]`
+//! and `coremq passwd -D FILE USER` edit a password file as
+//! `mosquitto_passwd` does (argon2id hashes; the password is asked twice,
+//! without echo, unless `-b` gives it). Subcommands to come go into [`Command`].
 //! SIGHUP re-reads the files the configuration names (certificates, the
 //! password file, the ACL) without dropping connections.
 //! Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or after printing, 2 for
@@ -38,11 +41,123 @@ struct Cli {
 }
 
 /// What `coremq` can do besides the default (running the broker). The
-/// administration commands (`passwd`, `ctl`, `storage`) are to come here.
+/// administration commands (`ctl`, `storage`) are to come here.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the broker (the default when no command is given).
     Run(RunArgs),
+    /// Add, update (-b: batch) or delete (-D) a user of a password file
+    /// (Mosquitto's format; new hashes are argon2id).
+    Passwd(PasswdArgs),
+}
+
+/// `coremq passwd`, with mosquitto_passwd's flags.
+#[derive(clap::Args, Debug)]
+struct PasswdArgs {
+    /// Create the file, overwriting one that exists.
+    #[arg(short = 'c', conflicts_with = "delete")]
+    create: bool,
+    /// Batch mode: the password is the last argument (it shows in `ps`).
+    #[arg(short = 'b', conflicts_with = "delete", requires = "password")]
+    batch: bool,
+    /// Delete the user.
+    #[arg(short = 'D')]
+    delete: bool,
+    file: PathBuf,
+    user: String,
+    /// The password, with -b.
+    #[arg(requires = "batch")]
+    password: Option<String>,
+}
+
+/// Edit the password file; exit 1 (with the reason) when it cannot be done.
+fn passwd(args: &PasswdArgs) -> ExitCode {
+    let password = match (&args.password, args.delete) {
+        (_, true) => None,
+        (Some(p), false) => Some(p.clone().into_bytes()),
+        (None, false) => match prompt::twice() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("coremq passwd: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    match coremq::auth::passwd::edit_file(&args.file, args.create, &args.user, password.as_deref())
+    {
+        Ok(done) => {
+            eprintln!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("coremq passwd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Reading a password from the terminal without echo.
+mod prompt {
+    use std::io::{BufRead, Write};
+
+    /// Ask for the password twice; they must match and not be empty.
+    pub fn twice() -> Result<Vec<u8>, String> {
+        let first = ask("Password: ")?;
+        let again = ask("Reenter password: ")?;
+        if first != again {
+            return Err("passwords do not match".into());
+        }
+        if first.is_empty() {
+            return Err("empty password".into());
+        }
+        Ok(first)
+    }
+
+    /// One line from stdin; echo is off while it is typed on a terminal.
+    fn ask(label: &str) -> Result<Vec<u8>, String> {
+        eprint!("{label}");
+        let _ = std::io::stderr().flush();
+        let echo = EchoOff::new();
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line);
+        drop(echo);
+        eprintln!();
+        match read {
+            Ok(0) => Err("no password given".into()),
+            Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Terminal echo off on stdin until dropped (nothing when not a terminal).
+    struct EchoOff(Option<libc::termios>);
+
+    impl EchoOff {
+        fn new() -> EchoOff {
+            // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own.
+            unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                if libc::isatty(0) != 1 || libc::tcgetattr(0, &mut t) != 0 {
+                    return EchoOff(None);
+                }
+                let saved = t;
+                t.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+                EchoOff(Some(saved))
+            }
+        }
+    }
+
+    impl Drop for EchoOff {
+        fn drop(&mut self) {
+            if let Some(t) = &self.0 {
+                // SAFETY: restores the settings read in `new`.
+                unsafe {
+                    libc::tcsetattr(0, libc::TCSANOW, t);
+                }
+            }
+        }
+    }
 }
 
 /// Where the broker's configuration comes from. A flag given twice takes
@@ -87,6 +202,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Run(args)) => run(&args),
+        Some(Command::Passwd(args)) => passwd(&args),
         None => run(&cli.run),
     }
 }
@@ -164,7 +280,26 @@ mod tests {
         match cli.command {
             Some(Command::Run(a)) => a,
             None => cli.run,
+            Some(other) => panic!("not a run: {other:?}"),
         }
+    }
+
+    #[test]
+    fn passwd_takes_mosquitto_passwd_flags() {
+        let cli = parse(&["passwd", "-c", "-b", "pw", "alice", "secret"]).unwrap();
+        let Some(Command::Passwd(a)) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert!(a.create && a.batch && !a.delete);
+        assert_eq!(
+            (a.user.as_str(), a.password.as_deref()),
+            ("alice", Some("secret"))
+        );
+        assert!(parse(&["passwd", "-D", "pw", "alice"]).is_ok());
+        // -b needs the password, a password needs -b, -D takes neither -c nor -b.
+        assert!(parse(&["passwd", "-b", "pw", "alice"]).is_err());
+        assert!(parse(&["passwd", "pw", "alice", "secret"]).is_err());
+        assert!(parse(&["passwd", "-D", "-c", "pw", "alice"]).is_err());
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! panic. The commented default file lives in `config/coremq.toml` and is
 //! embedded as [`DEFAULT_CONFIG_TOML`]; a unit test keeps the two in step.
 
+mod auth;
 mod listener;
 
+pub use auth::{AuthConfig, JwtConfig};
 pub use listener::{Anonymous, ListenerConfig, ListenerKind, Listeners};
 use serde::Deserialize;
 use std::fmt;
@@ -64,6 +66,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub limits: LimitsConfig,
     pub strict: StrictConfig,
+    /// `[auth]`: password file, client ids, JWT, the authenticate hook.
+    pub auth: AuthConfig,
 }
 
 /// Which CPUs run shards: all of the process's CPUs, a count, or a list.
@@ -421,7 +425,8 @@ impl Config {
             bounds::RETRY_INTERVAL_S,
         )?;
         in_range("session.expiry_s", s.expiry_s, 0, bounds::EXPIRY_S)?;
-        self.limits.validate()
+        self.limits.validate()?;
+        self.auth.validate()
     }
 }
 

@@ -8,7 +8,9 @@
 //! refused first for control characters (`strict.control_characters`: closed,
 //! no CONNACK), then with CONNACK 0x02 for its client id (too long, empty
 //! under MQTT 3.1 or with clean session 0, over 23 characters under 3.1 when
-//! `strict.mqtt31_client_id_over_23` rejects it), then for a limit.
+//! `strict.mqtt31_client_id_over_23` rejects it), then for a limit, then by
+//! its credentials (`auth.rs` for an MQTT 5 Authentication Method,
+//! `login.rs` for everything else).
 
 use super::connect5::expiry_secs;
 use crate::codec::{ConnAck, Connect, LastWill, Packet, Properties, ProtocolVersion, Reason};
@@ -83,14 +85,12 @@ impl Shard {
         if let Some((code, why)) = self.over_connect_limits(conn, &connect) {
             return self.refuse(conn, code, why);
         }
-        if self.anonymous_refused(conn, &connect) {
-            return self.refuse(conn, Reason::NOT_AUTHORIZED, "anonymous access not allowed");
-        }
         if super::auth::has_method(&connect) {
             // MQTT 5 enhanced authentication first (`auth.rs`) [MQTT-4.12.0-1].
             return self.start_connect_auth(conn, connect);
         }
-        self.accept_connect(conn, connect, None)
+        // Logins and anonymous clients (`login.rs`).
+        self.login(conn, connect)
     }
 
     /// The accepting half of CONNECT, for a CONNECT that passed the checks
@@ -179,35 +179,6 @@ impl Shard {
             self.refill_window(sk);
         }
         Ok(())
-    }
-
-    /// A client with no credentials (no user name, no certificate identity,
-    /// no authentication method) that its listener's `allow_anonymous` does
-    /// not let in from its address: logged and counted, CONNACK 0x05 / 0x87.
-    fn anonymous_refused(&mut self, conn: ConnKey, connect: &Connect) -> bool {
-        let Some(c) = self.conns.get(conn) else {
-            return false;
-        };
-        if connect.username.is_some() || c.identity().is_some() || super::auth::has_method(connect)
-        {
-            return false;
-        }
-        let policy = self
-            .cfg
-            .listener
-            .get(c.listener())
-            .map_or(Default::default(), |l| l.allow_anonymous);
-        if policy.allows(&c.peer()) {
-            return false;
-        }
-        self.metrics.auth_anonymous_refused += 1;
-        if let Some(held) = self.lines.auth_refused.allow() {
-            log::warn!(
-                "{}: anonymous client refused (listener allow_anonymous = {policy:?}){held}",
-                self.who(conn)
-            );
-        }
-        true
     }
 
     /// MQTT 3.1 (§3.1, Client Identifier) allows 1 to 23 characters: an

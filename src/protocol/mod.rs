@@ -8,6 +8,8 @@
 //! emits its session event. One file per packet family: `connect.rs`
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
 //! `auth.rs` (MQTT 5 enhanced authentication and re-authentication),
+//! `login.rs` (logins: password file, JWT, client ids, the hook, and the
+//! CONNECT held while one is checked),
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `publish5.rs`
 //! (the MQTT 5 checks before a PUBLISH is routed), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
@@ -24,6 +26,7 @@ mod auth;
 mod connect;
 mod connect5;
 pub mod deliver;
+mod login;
 mod publish;
 mod publish5;
 mod replay;
@@ -48,6 +51,7 @@ impl Shard {
             // Taken over or closing: ignore what is still in flight.
             Phase::Closing(reason) => Err(reason),
             Phase::Authenticating(_) => self.on_authenticating(conn, packet),
+            Phase::Verifying(_) => self.on_verifying(conn, packet),
             Phase::AwaitingConnect => match packet {
                 Packet::Connect(connect) => self.on_connect(conn, *connect),
                 _ => {

@@ -162,6 +162,10 @@ pub enum Phase {
     /// exchange runs (`protocol/auth.rs`): only AUTH and DISCONNECT are
     /// accepted, and the connect timeout still runs.
     Authenticating(Box<Connect>),
+    /// A CONNECT whose login is checked off the reactor (a password hash,
+    /// the authenticate hook: `protocol/login.rs`), with the packets that
+    /// came after it; the connect timeout still runs.
+    Verifying(Box<crate::auth::check::Pending>),
     /// CONNECT accepted: serving this session for this client.
     Connected {
         session: SessionKey,
@@ -277,7 +281,7 @@ impl Conn {
     pub fn awaiting_connack(&self) -> bool {
         matches!(
             self.phase,
-            Phase::AwaitingConnect | Phase::Authenticating(_)
+            Phase::AwaitingConnect | Phase::Authenticating(_) | Phase::Verifying(_)
         )
     }
 
@@ -669,6 +673,35 @@ impl Connections {
         let c = self.slab.get_mut(key)?;
         match std::mem::replace(&mut c.phase, Phase::AwaitingConnect) {
             Phase::Authenticating(connect) => Some(connect),
+            other => {
+                c.phase = other;
+                None
+            }
+        }
+    }
+
+    /// Hold a CONNECT while its login is checked.
+    pub fn verifying(&mut self, key: ConnKey, pending: Box<crate::auth::check::Pending>) {
+        if let Some(c) = self.slab.get_mut(key) {
+            c.phase = Phase::Verifying(pending);
+        }
+    }
+
+    /// The CONNECT held for its login check, if the connection is in that phase.
+    pub fn pending_mut(&mut self, key: ConnKey) -> Option<&mut crate::auth::check::Pending> {
+        match &mut self.slab.get_mut(key)?.phase {
+            Phase::Verifying(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The held CONNECT, its check over: the connection awaits its CONNECT's
+    /// acceptance again (within the same handler call). None when it is
+    /// not verifying (closed meanwhile).
+    pub fn verified(&mut self, key: ConnKey) -> Option<Box<crate::auth::check::Pending>> {
+        let c = self.slab.get_mut(key)?;
+        match std::mem::replace(&mut c.phase, Phase::AwaitingConnect) {
+            Phase::Verifying(p) => Some(p),
             other => {
                 c.phase = other;
                 None

@@ -288,6 +288,21 @@ impl H {
         codes.expect("SUBACK")
     }
 
+    /// Hand a login check's answer to the shard, as the connection task
+    /// does (an error closes the connection).
+    pub fn login_checked(
+        &mut self,
+        conn: ConnKey,
+        decision: crate::auth::AuthDecision,
+    ) -> Result<(), CloseReason> {
+        let result = self.shard.login_checked(conn, decision);
+        if let Err(reason) = result {
+            self.end_task(conn, reason);
+        }
+        self.settle();
+        result
+    }
+
     /// The peer closed the socket.
     pub fn drop_socket(&mut self, conn: ConnKey) {
         self.end_task(conn, CloseReason::SocketClosed);

@@ -12,6 +12,7 @@
 //! | `timers` | `timers.rs` | the clock and the timer wheel |
 //! | `fanout` | `fanout.rs` | large fan-outs in progress |
 //! | `journal` | `crate::session::event` | the session events every durable change emits |
+//! | `logins` | `crate::auth::login` | login methods' shard views, the cache of verified logins |
 //!
 //! The protocol handlers (`crate::protocol`) are `impl Shard` blocks that
 //! borrow the parts they need. The shard lives in an `Rc<RefCell<_>>`
@@ -77,6 +78,8 @@ pub struct Shard {
     pub timers: timers::Timers,
     pub fanout: fanout::Fanouts,
     pub journal: Journal,
+    /// Login methods and the cache of verified logins (`crate::auth::login`).
+    pub logins: crate::auth::login::Logins,
     /// Read buffer shared by all connections of the shard (the I/O layer's).
     pub scratch: Vec<u8>,
 }
@@ -106,6 +109,11 @@ impl Shard {
             timers: timers::Timers::default(),
             fanout: fanout::Fanouts::default(),
             journal: Journal::default(),
+            logins: crate::auth::login::Logins::new(
+                &cfg.auth,
+                &Default::default(),
+                hooks.has_authenticate(),
+            ),
             scratch: vec![0; SCRATCH_BYTES],
             cfg,
             hooks,

@@ -111,6 +111,7 @@ impl super::Shard {
                 }
             }
             TimerItem::Keepalive(k) => self.keepalive_due(k, now),
+            TimerItem::LoginTimeout(k) => self.login_timed_out(k),
             TimerItem::OutputStall(k, epoch) => {
                 if self.conns.get(k).is_some_and(|c| c.stalled_since(epoch)) {
                     if let Some(held) = self.lines.output_stalled.allow() {

@@ -31,6 +31,8 @@ pub enum TimerItem {
     OutputStall(ConnKey, u8),
     /// The connection's incomplete packet is due.
     PacketDeadline(ConnKey),
+    /// The authenticate hook's time for the connection's CONNECT is up.
+    LoginTimeout(ConnKey),
 }
 
 /// The clock and the wheel.

@@ -154,6 +154,13 @@ impl BrokerProcess {
         kb * 1024
     }
 
+    /// Send `sig` to the broker (SIGHUP: reload).
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            signal(c, sig);
+        }
+    }
+
     /// Everything the broker logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

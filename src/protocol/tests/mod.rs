@@ -9,6 +9,7 @@ mod connect;
 mod connect5;
 mod fuzz;
 mod limits;
+mod login;
 mod publish5;
 mod qos;
 mod retained;
