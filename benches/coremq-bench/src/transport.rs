@@ -477,3 +477,99 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::protocol::Role;
+
+    /// A client `Layers` with an upgraded WebSocket (no TLS), and the
+    /// broker's end of the same WebSocket, both over in-memory pipes.
+    fn ws_pair() -> (Layers, WebSocket<Pipe>) {
+        let client = Layers {
+            tls: None,
+            ws: Some(WebSocket::from_raw_socket(
+                Pipe::default(),
+                Role::Client,
+                None,
+            )),
+            wire: Vec::new(),
+        };
+        let server = WebSocket::from_raw_socket(Pipe::default(), Role::Server, None);
+        (client, server)
+    }
+
+    /// What the broker's end wrote, taken off its pipe.
+    fn sent(server: &mut WebSocket<Pipe>) -> Vec<u8> {
+        std::mem::take(&mut server.get_mut().tx)
+    }
+
+    #[test]
+    fn frames_and_packets_need_not_line_up() {
+        let (mut client, mut server) = ws_pair();
+        // PINGRESP twice in one frame, then a PUBLISH split over two frames.
+        let publish = [0x30, 0x05, 0x00, 0x01, b't', b'h', b'i'];
+        server
+            .send(Message::binary(vec![0xd0, 0, 0xd0, 0]))
+            .unwrap();
+        server.send(Message::binary(publish[..3].to_vec())).unwrap();
+        let mut mqtt = BytesMut::new();
+        let wire = sent(&mut server);
+        // Bytes arrive a few at a time, cutting frame headers too.
+        for piece in wire.chunks(3) {
+            client.open(piece, &mut mqtt).unwrap();
+        }
+        server.send(Message::binary(publish[3..].to_vec())).unwrap();
+        client.open(&sent(&mut server), &mut mqtt).unwrap();
+        let mut want = vec![0xd0, 0, 0xd0, 0];
+        want.extend_from_slice(&publish);
+        assert_eq!(&mqtt[..], &want[..]);
+        assert!(client.wire.is_empty(), "nothing to answer");
+    }
+
+    #[test]
+    fn sealed_bytes_are_one_masked_binary_frame_and_pings_get_pongs() {
+        let (mut client, mut server) = ws_pair();
+        client.seal(&[0xc0, 0x00]).unwrap();
+        let frame = std::mem::take(&mut client.wire);
+        assert_eq!(frame[0], 0x82, "FIN + binary");
+        assert_ne!(frame[1] & 0x80, 0, "a client masks its frames");
+        server.get_mut().rx.extend_from_slice(&frame);
+        assert_eq!(server.read().unwrap(), Message::binary(vec![0xc0, 0x00]));
+        server.send(Message::Ping(vec![7].into())).unwrap();
+        let mut mqtt = BytesMut::new();
+        client.open(&sent(&mut server), &mut mqtt).unwrap();
+        assert!(mqtt.is_empty());
+        server.get_mut().rx.extend_from_slice(&client.wire);
+        assert_eq!(server.read().unwrap(), Message::Pong(vec![7].into()));
+    }
+
+    #[test]
+    fn close_and_text_frames_end_the_connection() {
+        let (mut client, mut server) = ws_pair();
+        server.send(Message::text("hello")).unwrap();
+        let err = client
+            .open(&sent(&mut server), &mut BytesMut::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let (mut client, mut server) = ws_pair();
+        server.close(None).unwrap();
+        let err = client
+            .open(&sent(&mut server), &mut BytesMut::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+    }
+
+    #[test]
+    fn pipe_reads_what_was_put_then_would_block() {
+        let mut p = Pipe::default();
+        p.rx.extend_from_slice(b"abcde");
+        let mut buf = [0u8; 3];
+        assert_eq!(p.read(&mut buf).unwrap(), 3);
+        assert_eq!(p.read(&mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"de");
+        let e = p.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(p.rx.is_empty(), "consumed bytes are dropped");
+    }
+}
