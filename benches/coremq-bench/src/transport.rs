@@ -383,7 +383,8 @@ impl Conn {
 
     /// Read the socket once; append the MQTT bytes it carried to `acc`.
     pub async fn recv(&mut self, acc: &mut BytesMut) -> io::Result<()> {
-        let mut buf = [0u8; 4096];
+        // Small: it lives in every client task's future, plain ones too.
+        let mut buf = [0u8; 1024];
         let n = self.read_raw(&mut buf).await?;
         match self.layers.as_deref_mut() {
             None => acc.extend_from_slice(&buf[..n]),
@@ -413,7 +414,7 @@ impl Conn {
     }
 
     async fn tls_handshake(&mut self) -> io::Result<()> {
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 4096];
         loop {
             let Some(l) = self.layers.as_deref_mut() else {
                 return Ok(());
@@ -446,7 +447,7 @@ impl Conn {
             .into_client_request()
             .map_err(other)?;
         let mut mid = ClientHandshake::start(Pipe::default(), req, None).map_err(other)?;
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 4096];
         loop {
             match mid.handshake() {
                 Ok((ws, _response)) => {
