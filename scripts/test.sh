@@ -2,8 +2,9 @@
 # Runs the whole coremq test suite: unit tests, integration tests over real
 # sockets, and the interoperability tests with third-party clients
 # (mosquitto_pub/mosquitto_sub from Debian's mosquitto-clients, paho-mqtt from
-# PyPI), the load tool against Debian's mosquitto broker, and password files
-# made by its mosquitto_passwd (same package). Installs those
+# PyPI, MQTT.js from npm in Debian's headless Chromium), the load tool against
+# Debian's mosquitto broker, and password files made by its mosquitto_passwd
+# (same package). Installs those
 # first if they are missing, so it works on a fresh Debian/Ubuntu machine with
 # a Rust toolchain. Extra arguments go to `cargo test` (a --release among
 # them also to the build of the load tool).
@@ -22,6 +23,9 @@ command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
 if ! { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } \
   || ! command -v mosquitto_passwd >/dev/null 2>&1; then need+=(mosquitto); fi
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+# tests/interop_browser.rs: headless Chromium running MQTT.js from npm.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 if ! python3 -c "import paho.mqtt.client as m; assert hasattr(m, 'CallbackAPIVersion')" >/dev/null 2>&1; then
@@ -29,6 +33,14 @@ if ! python3 -c "import paho.mqtt.client as m; assert hasattr(m, 'CallbackAPIVer
   # A distribution Python may refuse a plain pip install (PEP 668): fall back.
   python3 -m pip install -q 'paho-mqtt>=2' \
     || python3 -m pip install -q --break-system-packages 'paho-mqtt>=2'
+fi
+
+# MQTT.js for the browser test, at the version package-lock.json pins.
+lock=tests/browser/package-lock.json
+stamp=tests/browser/node_modules/.package-lock.json
+if [ ! -f tests/browser/node_modules/mqtt/dist/mqtt.min.js ] || [ "$lock" -nt "$stamp" ]; then
+  echo "== npm ci (tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # tests/bench_tool.rs runs the load tool's binary, which belongs to another

@@ -5,132 +5,10 @@
 //! (`scripts/test.sh` builds it with `cargo build -p coremq-bench` first).
 
 mod common;
+use common::bench::{check_sane, int_field, run_bench, run_tool};
 use common::binary::BrokerProcess;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::mosquitto_server::Mosquitto;
 use std::time::{Duration, Instant};
-
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-/// A Mosquitto we started; stopped by its PID, and its directory removed, on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_mosquitto() -> Broker {
-    assert!(
-        std::path::Path::new(MOSQUITTO).exists(),
-        "{MOSQUITTO} is missing: apt-get install -y mosquitto (scripts/test.sh does)"
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("coremq-bench-test-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("mosquitto.conf");
-    let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n");
-    std::fs::write(&conf, text).unwrap();
-    let child = Command::new(MOSQUITTO)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Broker { child, port, dir }
-}
-
-/// The workspace's `coremq-bench`, built for the same profile as this test:
-/// `target/<profile>/deps/bench_tool-*` → `target/<profile>/coremq-bench`.
-/// It is another package's binary, so cargo does not build it for this test
-/// (no `CARGO_BIN_EXE_coremq-bench`): a missing one fails the test.
-fn bench_exe() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("path of the test executable");
-    let profile_dir = test_exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lies in target/<profile>/deps");
-    let exe = profile_dir.join("coremq-bench");
-    assert!(
-        exe.is_file(),
-        "{} is missing: run `cargo build -p coremq-bench` (with the same profile) first; \
-         scripts/test.sh does",
-        exe.display()
-    );
-    exe
-}
-
-/// Run the tool; return its exit code, stdout and stderr.
-fn run_tool(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(bench_exe()).args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Run the tool; return the JSON line (the last line of stdout).
-fn run_bench(args: &[&str]) -> String {
-    let (code, stdout, stderr) = run_tool(args);
-    assert_eq!(code, Some(0), "coremq-bench failed: {stderr}");
-    stdout.lines().last().unwrap_or("").to_string()
-}
-
-/// The integer value of `"key":N` in a flat JSON line.
-fn int_field(json: &str, key: &str) -> i64 {
-    let pat = format!("\"{key}\":");
-    let at = json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + pat.len();
-    let digits: String = json[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '-')
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not an integer in {json}"))
-}
-
-fn check_sane(json: &str, clients: i64) {
-    assert!(
-        json.starts_with('{') && json.ends_with('}'),
-        "not JSON: {json}"
-    );
-    assert_eq!(int_field(json, "connected"), clients, "{json}");
-    assert_eq!(int_field(json, "connect_failed"), 0, "{json}");
-    assert_eq!(int_field(json, "lost"), 0, "{json}");
-    assert_eq!(int_field(json, "duplicates"), 0, "{json}");
-    assert!(int_field(json, "sent") > 0, "{json}");
-    assert!(int_field(json, "received") > 0, "{json}");
-    assert!(
-        json.contains("\"delivered_per_s\":") && json.contains("\"p99\":"),
-        "{json}"
-    );
-    assert!(json.contains("\"problems\":[]"), "{json}");
-}
 
 /// QoS 1 pairs at a fixed rate, with broker sampling: every message arrives once.
 fn p2p(port: u16, pid: u32) {
@@ -170,8 +48,8 @@ fn p2p_against_coremq() {
 
 #[test]
 fn p2p_and_fanout_against_mosquitto() {
-    let b = start_mosquitto();
-    p2p(b.port, b.child.id());
+    let b = Mosquitto::start();
+    p2p(b.port, b.pid());
     // Two workers, QoS 1 at a fixed rate: every subscriber gets every message.
     let fan = fanout(b.port, &["--workers", "2"]);
     assert_eq!(int_field(&fan, "workers"), 2);

@@ -2,8 +2,10 @@
 //! blocking MQTT client over a real socket that speaks through coremq's codec.
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod binary;
 pub mod mosquitto;
+pub mod mosquitto_server;
 
 use bytes::{Bytes, BytesMut};
 use coremq::codec::{

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use coremq::codec::ProtocolVersion;
 use std::ffi::OsStr;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 /// What to run. The variants a `scenario NAME` can name are its values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -176,6 +177,30 @@ pub struct Args {
     /// Client id prefix.
     #[arg(long = "prefix", value_name = "ID", default_value = "bench")]
     pub client_prefix: String,
+    /// Connect over TLS (with --ws: wss); needs --cafile or --insecure.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificates (PEM) that verify the broker's certificate.
+    #[arg(long, value_name = "PEM", requires = "tls")]
+    pub cafile: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS; needs --key.
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+    /// Accept any broker certificate (handshake signatures still checked).
+    #[arg(long, requires = "tls", conflicts_with = "cafile")]
+    pub insecure: bool,
+    /// Name to verify in the broker's certificate, sent as SNI unless an IP [default: --host].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub server_name: Option<String>,
+    /// MQTT over WebSocket (binary frames, subprotocol mqtt); with --tls: wss.
+    #[arg(long)]
+    pub ws: bool,
+    /// HTTP path of the WebSocket upgrade.
+    #[arg(long, value_name = "PATH", default_value = "/mqtt", requires = "ws")]
+    pub ws_path: String,
     /// Print the JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -334,6 +359,12 @@ mod tests {
         assert_eq!(a.client_prefix, "bench");
         assert_eq!(a.version(), ProtocolVersion::V311);
         assert!(!a.json && !a.quiet);
+        assert!(!a.tls && !a.insecure && !a.ws);
+        assert_eq!(
+            (a.cafile, a.cert, a.key, a.server_name),
+            (None, None, None, None)
+        );
+        assert_eq!(a.ws_path, "/mqtt");
         assert_eq!(
             (a.broker_pid, a.worker_index, a.worker_count),
             (None, None, None)
@@ -420,6 +451,27 @@ mod tests {
         );
         let a = p("pub --ifaddr 127.0.0.9 --src-addrs 2 --json --json").unwrap();
         assert_eq!(a.src_addrs.len(), 2);
+    }
+
+    #[test]
+    fn tls_and_websocket_flags() {
+        let a =
+            p("pub --tls --cafile ca.pem --cert c.pem --key k.pem --server-name b.test").unwrap();
+        assert!(a.tls && !a.ws && !a.insecure);
+        assert_eq!(a.cafile, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            (a.cert, a.key),
+            (Some(PathBuf::from("c.pem")), Some(PathBuf::from("k.pem")))
+        );
+        assert_eq!(a.server_name.as_deref(), Some("b.test"));
+        let a = p("sub --tls --insecure --ws --ws-path /x").unwrap();
+        assert!(a.tls && a.ws && a.insecure);
+        assert_eq!(a.ws_path, "/x");
+        // TLS options without --tls, half a key pair, both ways to trust.
+        assert!(bad("pub --cafile ca.pem") && bad("pub --insecure"));
+        assert!(bad("pub --server-name x") && bad("pub --ws-path /x"));
+        assert!(bad("pub --tls --cert c.pem") && bad("pub --tls --key k.pem"));
+        assert!(bad("pub --tls --insecure --cafile ca.pem"));
     }
 
     #[test]

@@ -8,11 +8,15 @@
 //! task for acks, the executor's tick task for publishes and PINGREQs), and
 //! what the kernel does not take waits in the outbox for the next tick.
 //! Packets are decoded and encoded with `coremq::codec`, nothing else.
+//! Over TLS or WebSocket the client also holds its `transport::Layers`:
+//! reads go through [`Layers::open`], and the outbox is sealed into
+//! [`Layers::wire`] just before it is sent; a plain client has none.
 
 use crate::engine::{Exec, Phase};
 use crate::payload::{self, Stamp};
 use crate::scenario::ClientSpec;
 use crate::stats::{bump, record_latency};
+use crate::transport::{Conn, Layers};
 use crate::verify::Tracker;
 use bytes::{Bytes, BytesMut};
 use coremq::codec::Ack;
@@ -20,7 +24,7 @@ use coremq::codec::{
     self, Connect, Packet, Properties, ProtocolVersion, PublishV5, QoS, Side, SubAckCode,
     Subscribe, SubscribeFilter,
 };
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::cell::RefCell;
@@ -39,8 +43,10 @@ pub struct Client {
     pub spec: ClientSpec,
     fd: RawFd,
     pub open: bool,
-    /// Bytes the socket has not taken yet.
+    /// MQTT bytes the socket has not taken yet (with layers: not sealed yet).
     outbox: Vec<u8>,
+    /// TLS and/or WebSocket state; `None` on plain TCP.
+    layers: Option<Box<Layers>>,
     /// Payload template, restamped for each publish.
     payload: Vec<u8>,
     qos: QoS,
@@ -65,28 +71,25 @@ impl Client {
     /// Write as much of the outbox as the socket takes now. False if the
     /// socket is broken.
     pub fn flush(&mut self) -> bool {
-        while !self.outbox.is_empty() {
-            // SAFETY: fd is open while `open`; the buffer is valid for len bytes.
-            let n = unsafe {
-                libc::send(
-                    self.fd,
-                    self.outbox.as_ptr().cast(),
-                    self.outbox.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if n > 0 {
-                self.outbox.drain(..n as usize);
-                continue;
+        let Some(l) = self.layers.as_deref_mut() else {
+            return send_now(self.fd, &mut self.outbox);
+        };
+        if !self.outbox.is_empty() {
+            if l.seal(&self.outbox).is_err() {
+                return false;
             }
-            let err = std::io::Error::last_os_error().kind();
-            return err == std::io::ErrorKind::WouldBlock || err == std::io::ErrorKind::Interrupted;
+            self.outbox.clear();
         }
-        true
+        send_now(self.fd, &mut l.wire)
+    }
+
+    /// Bytes waiting for the socket (MQTT bytes and sealed ones).
+    fn pending(&self) -> usize {
+        self.outbox.len() + self.layers.as_ref().map_or(0, |l| l.wire.len())
     }
 
     pub fn has_backlog(&self) -> bool {
-        !self.outbox.is_empty()
+        self.pending() > 0
     }
 
     pub fn push_packet(&mut self, p: &Packet) {
@@ -96,7 +99,7 @@ impl Client {
     /// Whether another publish may be written now.
     pub fn can_publish(&self) -> bool {
         self.open
-            && self.outbox.len() < OUTBOX_HIGH
+            && self.pending() < OUTBOX_HIGH
             && (self.qos == QoS::AtMostOnce || self.inflight < self.window)
     }
 
@@ -130,6 +133,28 @@ impl Client {
     }
 }
 
+/// Write as much of `buf` as the socket takes now. False if it is broken.
+fn send_now(fd: RawFd, buf: &mut Vec<u8>) -> bool {
+    while !buf.is_empty() {
+        // SAFETY: fd is open while the client is; the buffer is valid for len bytes.
+        let n = unsafe {
+            libc::send(
+                fd,
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            buf.drain(..n as usize);
+            continue;
+        }
+        let err = std::io::Error::last_os_error().kind();
+        return err == std::io::ErrorKind::WouldBlock || err == std::io::ErrorKind::Interrupted;
+    }
+    true
+}
+
 /// Build a non-blocking socket bound to `src:0` and start connecting to `dst`.
 fn start_connect(src: std::net::Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
     let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
@@ -147,11 +172,10 @@ fn start_connect(src: std::net::Ipv4Addr, dst: SocketAddr) -> std::io::Result<Tc
 
 /// Read until one whole packet is decoded (handshake only).
 async fn read_packet(
-    stream: &mut TcpStream,
+    conn: &mut Conn,
     acc: &mut BytesMut,
     version: ProtocolVersion,
 ) -> std::io::Result<Packet> {
-    let mut buf = [0u8; 1024];
     loop {
         let chunk = acc.clone().freeze();
         match codec::decode(&chunk, MAX_PACKET, Side::Client, version) {
@@ -162,11 +186,7 @@ async fn read_packet(
             Ok(None) => {}
             Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        acc.extend_from_slice(&buf[..n]);
+        conn.recv(acc).await?;
     }
 }
 
@@ -201,15 +221,15 @@ fn connect_packet(exec: &Exec, spec: &ClientSpec) -> Packet {
 async fn handshake(
     exec: &Exec,
     spec: &ClientSpec,
-    stream: &mut TcpStream,
+    conn: &mut Conn,
     acc: &mut BytesMut,
 ) -> std::io::Result<u32> {
     let version = exec.args.version();
     let mut window = exec.args.inflight;
     let mut out = Vec::new();
     codec::encode(&connect_packet(exec, spec), version, &mut out);
-    stream.write_all(&out).await?;
-    match read_packet(stream, acc, version).await? {
+    conn.send(&out).await?;
+    match read_packet(conn, acc, version).await? {
         Packet::ConnAck(ack) if ack.code == codec::Reason::SUCCESS => {
             let theirs = ack.props.and_then(|p| p.receive_maximum);
             window = theirs.map_or(window, |m| window.min(u32::from(m)));
@@ -226,9 +246,9 @@ async fn handshake(
         props: None,
     };
     codec::encode(&Packet::Subscribe(sub), version, &mut out);
-    stream.write_all(&out).await?;
+    conn.send(&out).await?;
     loop {
-        match read_packet(stream, acc, version).await? {
+        match read_packet(conn, acc, version).await? {
             Packet::SubAck(s) if s.codes.iter().all(|c| matches!(c, SubAckCode::Granted(_))) => {
                 return Ok(window)
             }
@@ -246,12 +266,10 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
     let src = exec.args.src_addrs[(spec.index % exec.args.src_addrs.len() as u64) as usize];
     let mut acc = BytesMut::with_capacity(1024);
     let connected = match start_connect(src, exec.target) {
-        Ok(mut s) => handshake(&exec, &spec, &mut s, &mut acc)
-            .await
-            .map(|w| (s, w)),
+        Ok(s) => connect(&exec, &spec, s, &mut acc).await,
         Err(e) => Err(e),
     };
-    let (mut stream, window) = match connected {
+    let (Conn { mut stream, layers }, window) = match connected {
         Ok(s) if exec.phase() == Phase::Connecting => s,
         Ok(_) => return, // too late: already counted as a connect timeout
         Err(e) => {
@@ -266,6 +284,7 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
         fd: stream.as_raw_fd(),
         open: true,
         outbox: Vec::new(),
+        layers,
         payload: payload::build(
             exec.args.size,
             Stamp {
@@ -286,6 +305,7 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
         spec,
     }));
     exec.register(client.clone());
+    exec.clock.mark();
     bump(&exec.counters.connect_ok);
     exec.counters.connected.fetch_add(1, Relaxed);
     let res = read_loop(&exec, &client, &mut stream, acc).await;
@@ -297,6 +317,18 @@ pub async fn run_client(exec: Rc<Exec>, spec: ClientSpec) {
             exec.note_error(&e);
         }
     }
+}
+
+/// TLS and WebSocket handshakes (when asked for), then the MQTT one.
+async fn connect(
+    exec: &Exec,
+    spec: &ClientSpec,
+    stream: TcpStream,
+    acc: &mut BytesMut,
+) -> std::io::Result<(Conn, u32)> {
+    let mut conn = Conn::open(stream, exec.transport.as_deref()).await?;
+    let window = handshake(exec, spec, &mut conn, acc).await?;
+    Ok((conn, window))
 }
 
 async fn read_loop(
@@ -314,13 +346,25 @@ async fn read_loop(
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        acc.extend_from_slice(&buf[..n]);
+        let mut c = client.borrow_mut();
+        match c.layers.as_deref_mut() {
+            None => acc.extend_from_slice(&buf[..n]),
+            // A pong or a TLS alert it queues goes out with the next flush.
+            Some(l) => l.open(&buf[..n], &mut acc)?,
+        }
         if acc.len() < need {
+            if c.has_backlog() {
+                if !c.flush() {
+                    return Err(std::io::ErrorKind::BrokenPipe.into());
+                }
+                if c.has_backlog() {
+                    exec.mark_dirty(client);
+                }
+            }
             continue;
         }
         let chunk = acc.split().freeze();
         let mut off = 0;
-        let mut c = client.borrow_mut();
         let version = c.version;
         while off < chunk.len() {
             let rest: Bytes = chunk.slice(off..);

@@ -12,7 +12,8 @@ use crate::args::Args;
 use crate::client::{run_client, Client};
 use crate::procstat;
 use crate::scenario::{ClientSpec, Plan};
-use crate::stats::{new_histogram, Counters, WorkerResult};
+use crate::stats::{new_histogram, ConnectClock, Counters, WorkerResult};
+use crate::transport::Setup;
 use crate::verify::Tally;
 use coremq::codec::Disconnect;
 use coremq::codec::Packet;
@@ -57,6 +58,10 @@ pub struct Exec {
     pub counters: Arc<Counters>,
     phase: Arc<AtomicU8>,
     pub target: SocketAddr,
+    /// TLS / WebSocket settings; `None` for plain TCP.
+    pub transport: Option<Arc<Setup>>,
+    /// When this worker's clients finished connecting.
+    pub clock: Arc<ConnectClock>,
     pub bad_payload: Cell<u64>,
     pub hist: RefCell<Histogram<u64>>,
     clients: RefCell<Vec<Rc<RefCell<Client>>>>,
@@ -277,6 +282,8 @@ struct ExecInit {
     counters: Arc<Counters>,
     phase: Arc<AtomicU8>,
     target: SocketAddr,
+    transport: Option<Arc<Setup>>,
+    clock: Arc<ConnectClock>,
     specs: Vec<ClientSpec>,
     conn_rate: f64,
 }
@@ -288,6 +295,8 @@ async fn exec_main(init: ExecInit) -> ExecResult {
         counters: init.counters,
         phase: init.phase,
         target: init.target,
+        transport: init.transport,
+        clock: init.clock,
         bad_payload: Cell::new(0),
         hist: RefCell::new(new_histogram()),
         clients: RefCell::new(Vec::new()),
@@ -317,9 +326,11 @@ fn start_executors(
     plan: &Arc<Plan>,
     counters: &Arc<Counters>,
     phase: &Arc<AtomicU8>,
+    clock: &Arc<ConnectClock>,
     specs: Vec<ClientSpec>,
 ) -> Result<Vec<glommio::ExecutorJoinHandle<ExecResult>>, String> {
     let target = resolve(args)?;
+    let transport = Setup::from_args(args)?;
     let threads = args.threads as usize;
     let mut shares: Vec<Vec<ClientSpec>> = vec![Vec::new(); threads];
     for (k, s) in specs.into_iter().enumerate() {
@@ -335,6 +346,8 @@ fn start_executors(
             counters: counters.clone(),
             phase: phase.clone(),
             target,
+            transport: transport.clone(),
+            clock: clock.clone(),
             specs,
             conn_rate,
         };
@@ -393,7 +406,8 @@ pub fn run_worker(args: Args) -> i32 {
     let mine = specs.len() as u64;
     let counters = Arc::new(Counters::default());
     let phase = Arc::new(AtomicU8::new(Phase::Connecting as u8));
-    let handles = match start_executors(&args, &plan, &counters, &phase, specs) {
+    let clock = Arc::new(ConnectClock::start());
+    let handles = match start_executors(&args, &plan, &counters, &phase, &clock, specs) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("coremq-bench worker {w}: {e}");
@@ -456,6 +470,7 @@ pub fn run_worker(args: Args) -> i32 {
     res.window_sent = window.sent;
     res.window_received = window.received;
     res.connect_timeout = connect_timeout;
+    res.connect_secs = clock.secs();
     res.publish_secs = publish_secs;
     res.cpu_secs = procstat::self_cpu_secs();
     println!("{}", res.to_line());

@@ -4,7 +4,8 @@
 //! `coremq-bench` binary; it uses only the broker library's public API.
 //! [`main`] runs [`run`]: the parent process parses arguments (`args.rs`)
 //! and forks `--workers` copies of itself (`workers.rs`); each worker runs
-//! glommio executors full of clients (`engine.rs`, `client.rs`) shaped by a
+//! glommio executors full of clients (`engine.rs`, `client.rs`; over TLS
+//! and WebSocket through `transport.rs`) shaped by a
 //! scenario (`scenario.rs`), verifies every delivery
 //! (`payload.rs`, `verify.rs`), and reports counters and a latency histogram
 //! (`stats.rs`); the parent merges them, samples the broker (`procstat.rs`)
@@ -19,6 +20,7 @@ mod procstat;
 mod report;
 mod scenario;
 mod stats;
+mod transport;
 mod verify;
 mod workers;
 

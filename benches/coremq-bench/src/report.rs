@@ -7,6 +7,8 @@
 
 use crate::args::Args;
 use crate::scenario::Plan;
+use crate::stats::WorkerResult;
+use crate::transport::Setup;
 use crate::verify::lost;
 use crate::workers::{BrokerStats, Outcome};
 use hdrhistogram::Histogram;
@@ -60,6 +62,13 @@ pub fn broker_figures(b: &BrokerStats, connected: u64, delivered: u64) -> Broker
     }
 }
 
+/// Successful connects per second over the connect phase (every
+/// handshake: TCP, TLS, WebSocket, CONNECT/CONNACK, SUBSCRIBE/SUBACK).
+pub fn connects_per_s(r: &WorkerResult) -> Option<f64> {
+    (r.connect_secs > 0.0 && r.snap.connect_ok > 0)
+        .then(|| r.snap.connect_ok as f64 / r.connect_secs)
+}
+
 fn num(v: Option<f64>) -> String {
     match v {
         Some(x) if x.is_finite() => format!("{x:.3}"),
@@ -89,10 +98,11 @@ pub fn json(args: &Args, o: &Outcome) -> String {
     let mut s = String::from("{");
     let _ = write!(
         s,
-        "\"shape\":\"{}\",\"host\":\"{}\",\"port\":{},",
+        "\"shape\":\"{}\",\"host\":\"{}\",\"port\":{},\"transport\":\"{}\",",
         plan.shape.name(),
         esc(&args.host),
-        args.port
+        args.port,
+        Setup::name(args)
     );
     let _ = write!(
         s,
@@ -111,6 +121,12 @@ pub fn json(args: &Args, o: &Outcome) -> String {
         s,
         "\"connected\":{},\"connect_failed\":{},\"connect_timeouts\":{},\"closed\":{},",
         r.snap.connect_ok, r.snap.connect_fail, r.connect_timeout, r.snap.closed
+    );
+    let _ = write!(
+        s,
+        "\"connect_s\":{:.3},\"connects_per_s\":{},",
+        r.connect_secs,
+        num(connects_per_s(r))
     );
     let _ = write!(
         s,
@@ -161,10 +177,11 @@ pub fn summary(args: &Args, o: &Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "== coremq-bench {} against {}:{} ({} workers, {:.1}s)",
+        "== coremq-bench {} against {}:{} over {} ({} workers, {:.1}s)",
         plan.shape.name(),
         args.host,
         args.port,
+        Setup::name(args),
         o.workers,
         o.wall_secs
     );
@@ -173,6 +190,13 @@ pub fn summary(args: &Args, o: &Outcome) -> String {
         "connections: {} ok, {} failed, {} timed out, {} closed early (of {})",
         r.snap.connect_ok, r.snap.connect_fail, r.connect_timeout, r.snap.closed, plan.total
     );
+    if let Some(rate) = connects_per_s(r) {
+        let _ = writeln!(
+            s,
+            "connecting:  {:.2}s, {rate:.0} connects/s (handshakes included; capped by --conn-rate)",
+            r.connect_secs
+        );
+    }
     if r.publish_secs > 0.0 && plan.publishers > 0 {
         let _ = writeln!(
             s,

@@ -14,6 +14,7 @@ use crate::verify::Tally;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
 
 /// Highest latency recorded, microseconds (1 hour); higher values are clamped.
 const HIST_MAX_US: u64 = 3_600_000_000;
@@ -127,12 +128,41 @@ pub fn field<T: std::str::FromStr>(kv: &HashMap<&str, &str>, k: &str) -> Result<
     v.parse().map_err(|_| format!("bad field {k}={v}"))
 }
 
+/// When the last client of a worker finished connecting (TCP, TLS,
+/// WebSocket, CONNECT and SUBSCRIBE), from when its executors started:
+/// the span over which the connect (and handshake) rate is reported.
+pub struct ConnectClock {
+    t0: Instant,
+    last_us: AtomicU64,
+}
+
+impl ConnectClock {
+    pub fn start() -> ConnectClock {
+        ConnectClock {
+            t0: Instant::now(),
+            last_us: AtomicU64::new(0),
+        }
+    }
+
+    /// A client finished connecting now.
+    pub fn mark(&self) {
+        let us = self.t0.elapsed().as_micros() as u64;
+        self.last_us.fetch_max(us, Relaxed);
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.last_us.load(Relaxed) as f64 / 1e6
+    }
+}
+
 /// Everything one worker measured, sent to the parent as its last line.
 #[derive(Clone, Debug)]
 pub struct WorkerResult {
     pub snap: Snapshot,
     /// Clients still not connected when the connect phase ended.
     pub connect_timeout: u64,
+    /// Seconds from the worker's start to its last successful connect.
+    pub connect_secs: f64,
     /// Deliveries the shape promises for what this worker's publishers got acked.
     pub expected: u64,
     pub tally: Tally,
@@ -151,10 +181,12 @@ pub struct WorkerResult {
 impl WorkerResult {
     pub fn to_line(&self) -> String {
         format!(
-            "FINAL {} connect_timeout={} expected={} unique={} duplicates={} out_of_order={} \
-             bad_payload={} publish_secs={:.3} window_sent={} window_received={} cpu_secs={:.3} hist={}",
+            "FINAL {} connect_timeout={} connect_secs={:.6} expected={} unique={} duplicates={} \
+             out_of_order={} bad_payload={} publish_secs={:.3} window_sent={} window_received={} \
+             cpu_secs={:.3} hist={}",
             self.snap.to_kv(),
             self.connect_timeout,
+            self.connect_secs,
             self.expected,
             self.tally.unique,
             self.tally.duplicates,
@@ -176,6 +208,7 @@ impl WorkerResult {
         Ok(WorkerResult {
             snap: Snapshot::from_kv(&kv)?,
             connect_timeout: field(&kv, "connect_timeout")?,
+            connect_secs: field(&kv, "connect_secs")?,
             expected: field(&kv, "expected")?,
             tally: Tally {
                 unique: field(&kv, "unique")?,
@@ -195,6 +228,8 @@ impl WorkerResult {
     pub fn merge(&mut self, o: &WorkerResult) {
         self.snap.add(&o.snap);
         self.connect_timeout += o.connect_timeout;
+        // Workers connect side by side: the phase lasts as long as the slowest.
+        self.connect_secs = self.connect_secs.max(o.connect_secs);
         self.expected += o.expected;
         self.tally.add(&o.tally);
         self.bad_payload += o.bad_payload;
@@ -210,6 +245,7 @@ impl WorkerResult {
         WorkerResult {
             snap: Snapshot::default(),
             connect_timeout: 0,
+            connect_secs: 0.0,
             expected: 0,
             tally: Tally::default(),
             bad_payload: 0,
@@ -269,12 +305,14 @@ mod tests {
             out_of_order: 11,
         };
         r.publish_secs = 1.5;
+        r.connect_secs = 0.25;
         record_latency(&mut r.latency_us, 2_000_000);
         let line = r.to_line();
         let back = WorkerResult::from_kv_str(line.strip_prefix("FINAL ").unwrap()).unwrap();
         assert_eq!(back.snap, r.snap);
         assert_eq!(back.tally, r.tally);
         assert_eq!(back.expected, 8);
+        assert_eq!(back.connect_secs, 0.25);
         assert_eq!(back.latency_us.len(), 1);
         let mut sum = back.clone();
         sum.merge(&r);

@@ -142,6 +142,8 @@ fn progress(ws: &[Worker], prev: &mut Snapshot, t0: Instant, quiet: bool) {
 /// Run the whole thing from the parent's side.
 pub fn run_parent(args: &Args, argv: &[OsString]) -> Result<Outcome, String> {
     let plan = Plan::from_args(args);
+    // Bad TLS flags or files: say so once, before any worker starts.
+    crate::transport::Setup::from_args(args)?;
     let k = args
         .workers
         .unwrap_or(plan.total.div_ceil(PER_WORKER).max(1) as u32);
