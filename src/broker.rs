@@ -7,6 +7,7 @@
 //! the merged counters and stops the shards. The `coremq` binary is a thin
 //! main over this.
 
+use crate::acl::Acl;
 use crate::config::Config;
 use crate::conn_limit::ConnCount;
 use crate::hooks::Hooks;
@@ -85,6 +86,7 @@ struct ShardSeed {
     listen_fd: OwnedFd,
     ends: mesh::MeshEnds,
     faults: Option<Arc<crate::faults::Faults>>,
+    acl: Arc<Acl>,
 }
 
 impl Broker {
@@ -134,6 +136,7 @@ impl Broker {
             Some(c) => c,
             None => listener::lock(addr).map_err(claim_error(addr))?,
         };
+        let acl = Arc::new(Acl::load(&self.config.acl).map_err(StartError::Config)?);
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
         let config = Arc::new(self.config);
         let hooks = Arc::new(self.hooks);
@@ -157,6 +160,7 @@ impl Broker {
                 listen_fd,
                 ends,
                 faults: self.faults.clone(),
+                acl: acl.clone(),
             };
             let rt = &config.runtime;
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
@@ -248,6 +252,7 @@ async fn shard_main(seed: ShardSeed) {
         seed.stop,
     )));
     shard.borrow_mut().faults = seed.faults;
+    shard.borrow_mut().acl = seed.acl;
     mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
     // SAFETY: a listening socket we own, moved into glommio on its executor.

@@ -50,6 +50,7 @@
 //! harness) · `protocol` (packet handlers, replay) · `transport` ·
 //! `conn_limit` · `conn` (connection task) · `listener` · `host` · `broker`.
 
+pub mod acl;
 pub mod auth;
 pub mod broker;
 pub mod codec;

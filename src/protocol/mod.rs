@@ -8,6 +8,7 @@
 //! emits its session event. One file per packet family: `connect.rs`
 //! (CONNECT, takeover, the end of a connection, the will, session lifetime),
 //! `auth.rs` (MQTT 5 enhanced authentication and re-authentication),
+//! `acl.rs` (the access-control checks of PUBLISH, SUBSCRIBE and wills),
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `publish5.rs`
 //! (the MQTT 5 checks before a PUBLISH is routed), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
@@ -20,6 +21,7 @@
 //! drives the handlers through the sans-IO harness (`crate::shard::harness`).
 
 mod acks;
+mod acl;
 mod auth;
 mod connect;
 mod connect5;

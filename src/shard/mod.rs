@@ -67,6 +67,8 @@ pub struct Shard {
     pub stop: Arc<AtomicBool>,
     /// Rate limits of the log lines a peer can make repeat.
     pub lines: crate::ratelog::ShardLines,
+    /// The access-control rules in force (`crate::acl`; off by default).
+    pub acl: Arc<crate::acl::Acl>,
     /// Fault injection (tests); None in a normal broker.
     pub faults: Option<Arc<crate::faults::Faults>>,
     pub ids: MsgIdGen,
@@ -113,6 +115,7 @@ impl Shard {
             board,
             stop,
             lines: Default::default(),
+            acl: Arc::new(crate::acl::Acl::open()),
             faults: None,
         }
     }
