@@ -18,7 +18,7 @@ fn main() {
         .unwrap_or(10);
 
     let mut cfg = Config::default();
-    cfg.listener.bind = "127.0.0.1:0".into();
+    cfg.listener[0].bind = "127.0.0.1:0".into();
     cfg.runtime.cores = Cores::Count(2);
 
     let mut broker = Broker::new(cfg);

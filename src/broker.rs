@@ -14,6 +14,7 @@ use crate::hooks::Hooks;
 use crate::host;
 use crate::listener;
 use crate::metrics::{Metrics, MetricsBoard};
+use crate::reload::{Local, ReloadReport, Reloadable, Reloaders};
 use crate::shard::{mesh, tick, CloseReason, Shard, ShardRef};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -58,6 +59,8 @@ impl std::error::Error for StartError {}
 pub struct Broker {
     config: Config,
     hooks: Hooks,
+    /// What SIGHUP re-reads; the broker's own files are added at start.
+    reloaders: Reloaders,
     faults: Option<Arc<crate::faults::Faults>>,
 }
 
@@ -68,6 +71,7 @@ pub struct BrokerHandle {
     stop: Arc<AtomicBool>,
     board: Arc<MetricsBoard>,
     conns: Arc<ConnCount>,
+    reloaders: Reloaders,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     /// The listen address is ours until the shards are joined (or the
     /// handle is dropped).
@@ -86,7 +90,7 @@ struct ShardSeed {
     listen_fd: OwnedFd,
     ends: mesh::MeshEnds,
     faults: Option<Arc<crate::faults::Faults>>,
-    acl: Arc<Acl>,
+    acl: Arc<Reloadable<Acl>>,
 }
 
 impl Broker {
@@ -94,6 +98,7 @@ impl Broker {
         Broker {
             config,
             hooks: Hooks::new(),
+            reloaders: Reloaders::default(),
             faults: None,
         }
     }
@@ -130,13 +135,15 @@ impl Broker {
         let early = (bind.port() != 0)
             .then(|| listener::claim(bind, listener::CLAIM_WAIT).map_err(claim_error(bind)))
             .transpose()?;
-        let (fds, addr) = listener::bind_all(bind, n, self.config.listener.backlog)
+        let (fds, addr) = listener::bind_all(bind, n, self.config.listener[0].backlog)
             .map_err(|e| StartError::Bind(bind, e))?;
         let claim = match early {
             Some(c) => c,
             None => listener::lock(addr).map_err(claim_error(addr))?,
         };
-        let acl = Arc::new(Acl::load(&self.config.acl).map_err(StartError::Config)?);
+        let acl = Reloadable::new(Acl::load(&self.config.acl).map_err(StartError::Config)?);
+        let mut reloaders = self.reloaders;
+        reloaders.add("acl", acl_reloader(&acl, &self.config.acl));
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
         let config = Arc::new(self.config);
         let hooks = Arc::new(self.hooks);
@@ -183,6 +190,7 @@ impl Broker {
             stop,
             board,
             conns,
+            reloaders,
             threads,
             _claim: claim,
         })
@@ -215,6 +223,13 @@ impl BrokerHandle {
         self.conns.get()
     }
 
+    /// Re-read the files the configuration names (certificates, password
+    /// file, ACL), as on SIGHUP. Each that fails keeps its old contents and
+    /// is logged; connections stay up either way.
+    pub fn reload(&self) -> ReloadReport {
+        self.reloaders.run()
+    }
+
     /// Ask every shard to stop: listeners close, connections close.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -241,6 +256,21 @@ impl BrokerHandle {
     }
 }
 
+/// Re-read the ACL (the inline rules and `acl.file`); on an error the
+/// rules in force stay.
+fn acl_reloader(
+    shared: &Arc<Reloadable<Acl>>,
+    cfg: &crate::config::AclConfig,
+) -> impl Fn() -> Result<String, String> + Send + Sync + 'static {
+    let (shared, cfg) = (shared.clone(), cfg.clone());
+    move || {
+        let acl = Acl::load(&cfg).map_err(|e| e.0)?;
+        let n = acl.len();
+        shared.store(acl);
+        Ok(format!("{n} rules"))
+    }
+}
+
 /// The life of one shard's executor.
 async fn shard_main(seed: ShardSeed) {
     let shard: ShardRef = Rc::new(RefCell::new(Shard::new(
@@ -252,7 +282,7 @@ async fn shard_main(seed: ShardSeed) {
         seed.stop,
     )));
     shard.borrow_mut().faults = seed.faults;
-    shard.borrow_mut().acl = seed.acl;
+    shard.borrow_mut().acl = Local::new(seed.acl);
     mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
     // SAFETY: a listening socket we own, moved into glommio on its executor.

@@ -18,7 +18,7 @@ use crate::codec::{self, ConnAck, DecodeError, Packet, ProtocolVersion, Reason, 
 use crate::conn_limit::Slot;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef, TimerItem};
-use crate::transport::{self, Detached, Handoff, Transport};
+use crate::transport::{self, Detached, Handoff, Origin, Transport};
 use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -29,8 +29,14 @@ use std::task::{Context, Poll};
 const MAX_WRITES_PER_POLL: usize = 16;
 
 /// Start serving a stream accepted on this shard.
-pub fn spawn_accepted<T: Transport>(shard: &ShardRef, stream: T, peer: SocketAddr, slot: Slot) {
-    start(shard, stream, BytesMut::new(), peer, slot, false);
+pub fn spawn_accepted<T: Transport>(
+    shard: &ShardRef,
+    stream: T,
+    peer: SocketAddr,
+    slot: Slot,
+    origin: Origin,
+) {
+    start(shard, stream, BytesMut::new(), (peer, origin), slot, false);
 }
 
 /// Start serving a stream handed over by another shard: the broker
@@ -47,7 +53,7 @@ pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
             shard,
             transport::tcp_from(fd),
             initial,
-            h.peer,
+            (h.peer, h.origin),
             h.slot,
             true,
         ),
@@ -60,11 +66,13 @@ fn start<T: Transport>(
     shard: &ShardRef,
     stream: T,
     inbuf: BytesMut,
-    peer: SocketAddr,
+    (peer, origin): (SocketAddr, Origin),
     slot: Slot,
     handed: bool,
 ) {
-    let key = shard.borrow_mut().add_conn(peer, stream.socket_fd());
+    let key = shard
+        .borrow_mut()
+        .add_conn(peer, stream.socket_fd(), origin);
     let conn = Conn {
         shard: shard.clone(),
         key,
@@ -374,7 +382,7 @@ impl Conn {
             }
         };
         let mut sh = self.shard.borrow_mut();
-        let Some(peer) = sh.conns.get(self.key).map(|c| c.peer()) else {
+        let Some((peer, origin)) = sh.conns.get(self.key).map(|c| (c.peer(), c.origin())) else {
             return CloseReason::SocketClosed;
         };
         sh.metrics.handoffs_sent += 1;
@@ -384,6 +392,7 @@ impl Conn {
                 transport,
                 initial: bytes,
                 peer,
+                origin,
                 slot,
             }),
         );

@@ -127,7 +127,8 @@ pub fn resolve_cpus(cores: &Cores) -> Result<Vec<usize>, HostError> {
     }
 }
 
-/// The signals that stop the broker: SIGINT and SIGTERM.
+/// The signals the binary takes synchronously: SIGINT and SIGTERM (stop),
+/// SIGHUP (reload).
 fn stop_signals() -> libc::sigset_t {
     // SAFETY: initialising and filling a sigset_t we own.
     unsafe {
@@ -135,12 +136,13 @@ fn stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-/// Block SIGINT and SIGTERM in this thread (and the threads it starts), so
-/// [`wait_for_stop_signal`] can take them synchronously.
+/// Block SIGINT, SIGTERM and SIGHUP in this thread (and the threads it
+/// starts), so [`wait_for_stop_signal`] can take them synchronously.
 pub fn block_stop_signals() {
     let set = stop_signals();
     // SAFETY: changes this thread's mask from a set we own.
@@ -149,7 +151,7 @@ pub fn block_stop_signals() {
     }
 }
 
-/// Wait for SIGINT or SIGTERM (blocked beforehand); returns its number.
+/// Wait for SIGINT, SIGTERM or SIGHUP (blocked beforehand); returns its number.
 pub fn wait_for_stop_signal() -> i32 {
     let set = stop_signals();
     let mut sig = 0;

@@ -65,6 +65,7 @@ pub mod message;
 pub mod metrics;
 pub(crate) mod protocol;
 pub(crate) mod ratelog;
+pub mod reload;
 pub(crate) mod router;
 pub(crate) mod session;
 pub(crate) mod shard;

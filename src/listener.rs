@@ -164,7 +164,7 @@ pub fn bind_all(
 pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<ConnCount>) {
     let (id, max, tuning) = {
         let sh = shard.borrow();
-        let l = &sh.cfg.listener;
+        let l = &sh.cfg.listener[0];
         (sh.id, l.max_connections, SocketTuning::new(l))
     };
     // One warning line a second at most per kind: a connection storm or a
@@ -218,7 +218,7 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        crate::conn::spawn_accepted(&shard, stream, peer, slot);
+        crate::conn::spawn_accepted(&shard, stream, peer, slot, Default::default());
     }
 }
 

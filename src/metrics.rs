@@ -52,6 +52,9 @@ counters! {
     /// MQTT 5 enhanced authentications refused: by the authenticator, or
     /// for a method none offers (CONNACK 0x8C).
     auth_failures,
+    /// CONNECTs refused (0x05 / 0x87): no credentials, and the listener's
+    /// allow_anonymous does not let the client's address in.
+    auth_anonymous_refused,
     /// CONNECTs refused: the will was over max_will_bytes.
     wills_refused,
     /// CONNECTs refused: the shard held its share of max_sessions.

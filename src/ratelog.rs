@@ -97,6 +97,8 @@ pub(crate) struct ShardLines {
     pub strict: RateLimit,
     /// Publishes, subscriptions and wills the ACL denied.
     pub acl: RateLimit,
+    /// Refused logins (anonymous, bad credentials).
+    pub auth_refused: RateLimit,
 }
 
 impl Default for ShardLines {
@@ -112,6 +114,7 @@ impl Default for ShardLines {
             control_chars: RateLimit::per_second(),
             strict: RateLimit::per_second(),
             acl: RateLimit::per_second(),
+            auth_refused: RateLimit::per_second(),
         }
     }
 }

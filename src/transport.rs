@@ -44,6 +44,19 @@ pub trait Transport: Sized + 'static {
     fn socket_fd(&self) -> RawFd;
 }
 
+/// Where a connection came in, and what its transport proved about the
+/// peer: given by the accept loop, carried through a handoff, kept by the
+/// connection ([`Conn::origin`](crate::shard::conns::Conn::origin)) for
+/// authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// Index of the listener in `cfg.listener`.
+    pub listener: u16,
+    /// The identity a verified TLS client certificate gives (its CN or a SAN,
+    /// as the listener is configured), if any.
+    pub identity: Option<Box<str>>,
+}
+
 /// A connection moving to its home shard: the detached transport (closed on
 /// drop) and the bytes already read from it (the CONNECT, maybe more).
 #[derive(Debug)]
@@ -51,6 +64,7 @@ pub struct Handoff {
     pub transport: Detached,
     pub initial: bytes::Bytes,
     pub peer: std::net::SocketAddr,
+    pub origin: Origin,
     /// The node-wide connection slot this socket holds.
     pub slot: crate::conn_limit::Slot,
 }

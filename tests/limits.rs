@@ -14,7 +14,7 @@ use std::time::Duration;
 fn max_connections() {
     each_cores(|cores| {
         let mut cfg = config(cores);
-        cfg.listener.max_connections = 3;
+        cfg.listener[0].max_connections = 3;
         let b = start_with(cfg, Hooks::new());
         let conns = || b.handle.as_ref().unwrap().connections();
         let mut open: Vec<Client> = (0..3)

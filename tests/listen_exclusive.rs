@@ -189,7 +189,7 @@ fn in_process_the_address_is_refused_while_held_and_free_again_after_join() {
     let _serial = serial();
     let port = free_port();
     let mut cfg = common::config(1);
-    cfg.listener.bind = format!("127.0.0.1:{port}");
+    cfg.listener[0].bind = format!("127.0.0.1:{port}");
     let first = coremq::Broker::new(cfg.clone())
         .start()
         .expect("first start");

@@ -3,8 +3,9 @@
 //!
 //! Owns [`Acl`], an immutable, parsed rule list built once from `[acl]`
 //! (inline `[[acl.rule]]`s first, then the rules of `acl.file`; see
-//! [`file`]) and shared read-only by every shard (`Arc<Acl>`); a reload
-//! builds a new one. The protocol handlers ask it through the shard's glue
+//! [`file`]) and shared read-only by every shard through a
+//! `crate::reload::Reloadable<Acl>`; a reload (SIGHUP, `BrokerHandle::reload`)
+//! builds a new one, and a bad file on reload keeps the old. The protocol handlers ask it through the shard's glue
 //! (`crate::protocol::acl`), which keeps each connection's recent publish
 //! decisions in a [`cache::DecisionCache`].
 //!

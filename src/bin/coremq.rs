@@ -4,6 +4,8 @@
 //! command: `coremq [--config FILE] [--listen HOST:PORT] [--cores N|LIST]`,
 //! or the same after `coremq run`; `--print-default-config`, `--help` and
 //! `--version` print and exit. Subcommands to come go into [`Command`].
+//! SIGHUP re-reads the files the configuration names (certificates, the
+//! password file, the ACL) without dropping connections.
 //! Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or after printing, 2 for
 //! bad flags (clap's own exit code) or configuration, 1 when the broker cannot
 //! start (host or bind errors) or a shard fails.
@@ -51,7 +53,7 @@ struct RunArgs {
     /// TOML configuration (default: built-in defaults, see config/coremq.toml).
     #[arg(short = 'c', long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Override listener.bind.
+    /// Override the first listener's bind address.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
     /// Override runtime.cores.
@@ -66,7 +68,7 @@ fn load_config(args: &RunArgs) -> Result<Config, String> {
         None => Config::default(),
     };
     if let Some(l) = &args.listen {
-        cfg.listener.bind = l.clone();
+        cfg.listener[0].bind = l.clone();
     }
     if let Some(c) = &args.cores {
         cfg.runtime.cores = Cores::parse_cli(c).map_err(|e| e.to_string())?;
@@ -108,8 +110,17 @@ fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
+/// Serve, reloading the configured files on SIGHUP, until SIGINT/SIGTERM.
 fn serve_until_stopped(handle: BrokerHandle) -> ExitCode {
-    let sig = host::wait_for_stop_signal();
+    let sig = loop {
+        match host::wait_for_stop_signal() {
+            libc::SIGHUP => {
+                log::info!("SIGHUP: reloading");
+                handle.reload();
+            }
+            sig => break sig,
+        }
+    };
     log::info!("signal {sig}: stopping");
     handle.stop();
     let board = handle.metrics_board();

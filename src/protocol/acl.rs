@@ -4,8 +4,9 @@
 //! Called by `publish.rs` (each inbound PUBLISH, through the connection's
 //! decision cache), `subscribe.rs` (each filter, after its syntax is
 //! checked; a shared subscription by the filter it names) and `connect.rs`
-//! (a will, when it is due). Every denial is counted and logged on the
-//! shard's rate-limited `acl` line. With the ACL off nothing is looked at.
+//! (a will, when it is due). A reload is seen at the next check. Every
+//! denial is counted and logged on the shard's rate-limited `acl` line.
+//! With the ACL off nothing is looked at.
 
 use crate::acl::{Subject, Verdict};
 use crate::hooks::ClientInfo;
@@ -20,7 +21,7 @@ impl Shard {
         info: &ClientInfo,
         topic: &str,
     ) -> bool {
-        let acl = &self.acl;
+        let acl = self.acl.get();
         if acl.is_off() {
             return true;
         }
@@ -41,12 +42,13 @@ impl Shard {
 
     /// May the client subscribe to `filter` (a valid filter or share)?
     pub(super) fn acl_allows_subscribe(&mut self, info: &ClientInfo, filter: &str) -> bool {
-        if self.acl.is_off() {
+        let acl = self.acl.get();
+        if acl.is_off() {
             return true;
         }
         // A shared subscription is checked on the filter it names.
         let named = topic::share_parts(filter).map_or(filter, |(_, f)| f);
-        let verdict = self.acl.check_subscribe(&Subject::of(info), named);
+        let verdict = acl.check_subscribe(&Subject::of(info), named);
         if !verdict.allowed() {
             self.metrics.acl_denied_subscribe += 1;
             self.log_acl_denial(info, "SUBSCRIBE to", filter, Some(verdict));
@@ -56,10 +58,11 @@ impl Shard {
 
     /// May the will of the client that `info` describes be published now?
     pub(super) fn acl_allows_will(&mut self, info: &ClientInfo, topic: &str) -> bool {
-        if self.acl.is_off() {
+        let acl = self.acl.get();
+        if acl.is_off() {
             return true;
         }
-        let verdict = self.acl.check_publish(&Subject::of(info), topic);
+        let verdict = acl.check_publish(&Subject::of(info), topic);
         if !verdict.allowed() {
             self.metrics.acl_denied_will += 1;
             self.log_acl_denial(info, "will on", topic, Some(verdict));

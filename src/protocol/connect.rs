@@ -25,10 +25,16 @@ use std::sync::Arc;
 const MQTT31_MAX_CLIENT_ID_CHARS: usize = 23;
 
 impl Shard {
-    /// Register a new socket (`fd` -1 without one); arms its connect timeout.
-    pub fn add_conn(&mut self, peer: std::net::SocketAddr, fd: std::os::fd::RawFd) -> ConnKey {
+    /// Register a new socket (`fd` -1 without one) that came in as `origin`
+    /// says; arms its connect timeout.
+    pub fn add_conn(
+        &mut self,
+        peer: std::net::SocketAddr,
+        fd: std::os::fd::RawFd,
+        origin: crate::transport::Origin,
+    ) -> ConnKey {
         let now = self.timers.now_ms();
-        let key = self.conns.add(peer, fd, now);
+        let key = self.conns.add(peer, fd, origin, now);
         let deadline = now + self.cfg.mqtt.connect_timeout_s * 1000;
         self.timers.arm(deadline, TimerItem::ConnectTimeout(key));
         key
@@ -76,6 +82,9 @@ impl Shard {
         }
         if let Some((code, why)) = self.over_connect_limits(conn, &connect) {
             return self.refuse(conn, code, why);
+        }
+        if self.anonymous_refused(conn, &connect) {
+            return self.refuse(conn, Reason::NOT_AUTHORIZED, "anonymous access not allowed");
         }
         if super::auth::has_method(&connect) {
             // MQTT 5 enhanced authentication first (`auth.rs`) [MQTT-4.12.0-1].
@@ -170,6 +179,35 @@ impl Shard {
             self.refill_window(sk);
         }
         Ok(())
+    }
+
+    /// A client with no credentials (no user name, no certificate identity,
+    /// no authentication method) that its listener's `allow_anonymous` does
+    /// not let in from its address: logged and counted, CONNACK 0x05 / 0x87.
+    fn anonymous_refused(&mut self, conn: ConnKey, connect: &Connect) -> bool {
+        let Some(c) = self.conns.get(conn) else {
+            return false;
+        };
+        if connect.username.is_some() || c.identity().is_some() || super::auth::has_method(connect)
+        {
+            return false;
+        }
+        let policy = self
+            .cfg
+            .listener
+            .get(c.listener())
+            .map_or(Default::default(), |l| l.allow_anonymous);
+        if policy.allows(&c.peer()) {
+            return false;
+        }
+        self.metrics.auth_anonymous_refused += 1;
+        if let Some(held) = self.lines.auth_refused.allow() {
+            log::warn!(
+                "{}: anonymous client refused (listener allow_anonymous = {policy:?}){held}",
+                self.who(conn)
+            );
+        }
+        true
     }
 
     /// MQTT 3.1 (§3.1, Client Identifier) allows 1 to 23 characters: an

@@ -17,6 +17,7 @@ use crate::codec::{self, Connect, DecodeError, Disconnect, Packet, ProtocolVersi
 use crate::hooks::ClientInfo;
 use crate::message::Message;
 use crate::slab::{ConnKey, ConnTag, SessionKey, Slab};
+use crate::transport::Origin;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -224,11 +225,33 @@ pub struct Conn {
     /// Recent ACL publish decisions (absent until it publishes under an
     /// active ACL; `crate::acl::cache`).
     acl_cache: Option<Box<DecisionCache>>,
+    /// Index of the listener the connection came in on.
+    listener: u16,
+    /// What a TLS client certificate proved (None without one).
+    identity: Option<Box<str>>,
 }
 
 impl Conn {
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Where the connection came in (listener index, certificate identity).
+    pub fn origin(&self) -> Origin {
+        Origin {
+            listener: self.listener,
+            identity: self.identity.clone(),
+        }
+    }
+
+    /// Index of the listener the connection came in on (in `cfg.listener`).
+    pub fn listener(&self) -> usize {
+        usize::from(self.listener)
+    }
+
+    /// The identity a verified TLS client certificate gave, if any.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
     }
 
     pub fn phase(&self) -> &Phase {
@@ -515,7 +538,7 @@ pub struct Connections {
 
 impl Connections {
     /// Register a new socket (awaiting its CONNECT).
-    pub fn add(&mut self, peer: SocketAddr, fd: RawFd, now_ms: u64) -> ConnKey {
+    pub fn add(&mut self, peer: SocketAddr, fd: RawFd, origin: Origin, now_ms: u64) -> ConnKey {
         self.slab.insert(Conn {
             outbox: Vec::new(),
             out_pos: 0,
@@ -534,6 +557,8 @@ impl Connections {
             acl_cache: None,
             version: ProtocolVersion::V311,
             peer,
+            listener: origin.listener,
+            identity: origin.identity,
         })
     }
 

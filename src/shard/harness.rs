@@ -153,11 +153,29 @@ impl H {
         }
     }
 
-    /// A new socket, before CONNECT.
+    /// A new socket from 127.0.0.1 on the first listener, before CONNECT.
     pub fn socket(&mut self) -> ConnKey {
+        self.socket_from([127, 0, 0, 1].into(), Default::default())
+    }
+
+    /// A new socket from `ip`, as `origin` says (listener, certificate identity).
+    pub fn socket_from(
+        &mut self,
+        ip: std::net::IpAddr,
+        origin: crate::transport::Origin,
+    ) -> ConnKey {
         self.next_port += 1;
-        let peer = SocketAddr::from(([127, 0, 0, 1], self.next_port));
-        self.shard.add_conn(peer, -1)
+        self.shard
+            .add_conn(SocketAddr::new(ip, self.next_port), -1, origin)
+    }
+
+    /// The CONNACK a socket got for `packet` (the connection may be closed).
+    pub fn connack_for(&mut self, conn: ConnKey, packet: Packet) -> ConnAck {
+        let _ = self.send(conn, packet);
+        match self.out(conn).into_iter().next() {
+            Some(Packet::ConnAck(ack)) => ack,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
     }
 
     /// A socket that sent CONNECT; returns it and its CONNACK.

@@ -454,7 +454,7 @@ mod tests {
     #[test]
     fn barrier_completes_after_every_peer() {
         let mut conns = crate::shard::conns::Connections::default();
-        let conn = conns.add(([127, 0, 0, 1], 1).into(), -1, 0);
+        let conn = conns.add(([127, 0, 0, 1], 1).into(), -1, Default::default(), 0);
         let mut mesh = Mesh::new(4);
         let b = mesh.open_barrier(conn, 3);
         assert_eq!(mesh.barrier_answered(b), None);

@@ -68,7 +68,8 @@ pub struct Shard {
     /// Rate limits of the log lines a peer can make repeat.
     pub lines: crate::ratelog::ShardLines,
     /// The access-control rules in force (`crate::acl`; off by default).
-    pub acl: Arc<crate::acl::Acl>,
+    /// A reload swaps it; each use sees the newest (`crate::reload::Local`).
+    pub acl: crate::reload::Local<crate::acl::Acl>,
     /// Fault injection (tests); None in a normal broker.
     pub faults: Option<Arc<crate::faults::Faults>>,
     pub ids: MsgIdGen,
@@ -115,7 +116,7 @@ impl Shard {
             board,
             stop,
             lines: Default::default(),
-            acl: Arc::new(crate::acl::Acl::open()),
+            acl: crate::reload::Local::new(crate::reload::Reloadable::new(crate::acl::Acl::open())),
             faults: None,
         }
     }

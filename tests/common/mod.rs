@@ -75,7 +75,7 @@ pub fn id_on(prefix: &str, shard: usize, shards: usize) -> String {
 
 pub fn config(cores: usize) -> Config {
     let mut cfg = Config::default();
-    cfg.listener.bind = "127.0.0.1:0".into();
+    cfg.listener[0].bind = "127.0.0.1:0".into();
     cfg.runtime.cores = coremq::config::Cores::Count(cores);
     cfg
 }

@@ -3,6 +3,7 @@
 //! messages queued, timers armed, session events emitted. One file per
 //! packet family; each test names the spec statement it checks.
 
+mod anonymous;
 mod auth;
 mod connect;
 mod connect5;

@@ -7,13 +7,16 @@
 //! panic. The commented default file lives in `config/coremq.toml` and is
 //! embedded as [`DEFAULT_CONFIG_TOML`]; a unit test keeps the two in step.
 
+mod listener;
+
+pub use listener::{Anonymous, ListenerConfig, ListenerKind, Listeners};
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
 /// The fully commented default configuration (`coremq --print-default-config`).
-pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/coremq.toml");
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/coremq.toml");
 
 /// The most shards one broker runs (interest sets are 64-bit masks).
 pub const MAX_SHARDS: usize = 64;
@@ -55,7 +58,8 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub runtime: RuntimeConfig,
-    pub listener: ListenerConfig,
+    /// `[listener]` (one) or `[[listener]]` (a list).
+    pub listener: Listeners,
     pub mqtt: MqttConfig,
     pub session: SessionConfig,
     pub limits: LimitsConfig,
@@ -128,38 +132,6 @@ impl Default for RuntimeConfig {
             node_id: 0,
             mailbox_capacity: 128,
             fanout_inline_max: 16384,
-        }
-    }
-}
-
-/// `[listener]`: the TCP listener every shard binds with SO_REUSEPORT.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ListenerConfig {
-    /// `HOST:PORT`; port 0 picks a free port (tests).
-    pub bind: String,
-    /// Listen backlog per shard socket.
-    pub backlog: u32,
-    /// Connections the whole node accepts; beyond it new sockets are closed.
-    pub max_connections: usize,
-    /// Seconds an accepted socket is idle before TCP keepalive probes start
-    /// (0: no TCP keepalive).
-    pub tcp_keepalive_s: u64,
-    /// Seconds between unanswered TCP keepalive probes.
-    pub tcp_keepalive_interval_s: u64,
-    /// Unanswered TCP keepalive probes before the kernel drops the connection.
-    pub tcp_keepalive_probes: u32,
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        ListenerConfig {
-            bind: "0.0.0.0:1883".into(),
-            backlog: 4096,
-            max_connections: 1_000_000,
-            tcp_keepalive_s: 120,
-            tcp_keepalive_interval_s: 30,
-            tcp_keepalive_probes: 4,
         }
     }
 }
@@ -413,14 +385,9 @@ impl Config {
         Config::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
-    /// The listener address, parsed.
+    /// The first listener's address, parsed (the one `--listen` sets).
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listener.bind.parse().map_err(|_| {
-            ConfigError(format!(
-                "listener.bind: expected HOST:PORT with a numeric host, got {:?}",
-                self.listener.bind
-            ))
-        })
+        self.listener[0].bind_addr(&self.listener.key(0))
     }
 
     /// Check every value; the error names the key.
@@ -462,29 +429,7 @@ impl Config {
             0,
             bounds::SPIN_BEFORE_PARK_US,
         )?;
-        self.bind_addr()?;
-        let l = &self.listener;
-        if l.max_connections == 0 {
-            return bad("listener.max_connections", "must be at least 1");
-        }
-        in_range(
-            "listener.tcp_keepalive_s",
-            l.tcp_keepalive_s,
-            0,
-            bounds::TCP_KEEPALIVE_S,
-        )?;
-        in_range(
-            "listener.tcp_keepalive_interval_s",
-            l.tcp_keepalive_interval_s,
-            1,
-            bounds::TCP_KEEPALIVE_S,
-        )?;
-        in_range(
-            "listener.tcp_keepalive_probes",
-            u64::from(l.tcp_keepalive_probes),
-            1,
-            u64::from(bounds::TCP_KEEPALIVE_PROBES),
-        )?;
+        self.listener.validate()?;
         let m = &self.mqtt;
         if m.max_packet_size < 64 || m.max_packet_size > crate::codec::MAX_REMAINING_LENGTH + 5 {
             return bad("mqtt.max_packet_size", "must be 64..=268435460");
@@ -673,7 +618,7 @@ mod tests {
         }
         // 0 is a valid keepalive: it turns TCP keepalive off.
         let c = Config::from_toml("[listener]\ntcp_keepalive_s = 0\n").unwrap();
-        assert_eq!(c.listener.tcp_keepalive_s, 0);
+        assert_eq!(c.listener[0].tcp_keepalive_s, 0);
     }
 
     #[test]
