@@ -82,6 +82,8 @@ pub use shard::home_shard;
 /// stable API: embedders use [`Broker`], [`Config`], [`Hooks`] and the codec.
 #[doc(hidden)]
 pub mod bench_api {
+    pub use crate::acl::cache::DecisionCache;
+    pub use crate::acl::{Acl, Subject};
     pub use crate::router::trie::Trie;
     pub use crate::session::inflight::{Inflight, Phase};
     pub use crate::session::mqueue::{DropPolicy, Limits, MQueue};
