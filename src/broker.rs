@@ -142,6 +142,9 @@ impl Broker {
             None => listener::lock(addr).map_err(claim_error(addr))?,
         };
         let acl = Reloadable::new(Acl::load(&self.config.acl).map_err(StartError::Config)?);
+        if !acl.load().is_off() {
+            log::info!("ACL: {} rules in force", acl.load().len());
+        }
         let mut reloaders = self.reloaders;
         reloaders.add("acl", acl_reloader(&acl, &self.config.acl));
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
