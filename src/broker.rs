@@ -7,6 +7,7 @@
 //! the merged counters and stops the shards. The `coremq` binary is a thin
 //! main over this.
 
+use crate::acl::Acl;
 use crate::auth::login::Logins;
 use crate::config::Config;
 use crate::conn_limit::ConnCount;
@@ -14,7 +15,7 @@ use crate::hooks::Hooks;
 use crate::host;
 use crate::listener;
 use crate::metrics::{Metrics, MetricsBoard};
-use crate::reload::{ReloadReport, Reloaders};
+use crate::reload::{Local, ReloadReport, Reloadable, Reloaders};
 use crate::shard::{mesh, tick, CloseReason, Shard, ShardRef};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
@@ -95,6 +96,7 @@ struct ShardSeed {
     faults: Option<Arc<crate::faults::Faults>>,
     /// The password table and JWT key every shard shares.
     logins: crate::auth::login::Sources,
+    acl: Arc<Reloadable<Acl>>,
 }
 
 impl Broker {
@@ -151,6 +153,11 @@ impl Broker {
         if let Some(reload) = logins.reloader() {
             reloaders.add("password file", reload);
         }
+        let acl = Reloadable::new(Acl::load(&self.config.acl).map_err(StartError::Config)?);
+        if !acl.load().is_off() {
+            log::info!("ACL: {} rules in force", acl.load().len());
+        }
+        reloaders.add("acl", acl_reloader(&acl, &self.config.acl));
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
         let config = Arc::new(self.config);
         let hooks = Arc::new(self.hooks);
@@ -175,6 +182,7 @@ impl Broker {
                 ends,
                 faults: self.faults.clone(),
                 logins: logins.clone(),
+                acl: acl.clone(),
             };
             let rt = &config.runtime;
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
@@ -265,6 +273,21 @@ impl BrokerHandle {
     }
 }
 
+/// Re-read the ACL (the inline rules and `acl.file`); on an error the
+/// rules in force stay.
+fn acl_reloader(
+    shared: &Arc<Reloadable<Acl>>,
+    cfg: &crate::config::AclConfig,
+) -> impl Fn() -> Result<String, String> + Send + Sync + 'static {
+    let (shared, cfg) = (shared.clone(), cfg.clone());
+    move || {
+        let acl = Acl::load(&cfg).map_err(|e| e.0)?;
+        let n = acl.len();
+        shared.store(acl);
+        Ok(format!("{n} rules"))
+    }
+}
+
 /// The life of one shard's executor.
 async fn shard_main(seed: ShardSeed) {
     let shard: ShardRef = Rc::new(RefCell::new(Shard::new(
@@ -280,6 +303,7 @@ async fn shard_main(seed: ShardSeed) {
         let mut sh = shard.borrow_mut();
         sh.logins = Logins::new(&sh.cfg.auth, &seed.logins, sh.hooks.has_authenticate());
     }
+    shard.borrow_mut().acl = Local::new(seed.acl);
     mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
     // SAFETY: a listening socket we own, moved into glommio on its executor.

@@ -50,6 +50,7 @@
 //! harness) · `protocol` (packet handlers, replay) · `transport` ·
 //! `conn_limit` · `conn` (connection task) · `listener` · `host` · `broker`.
 
+pub mod acl;
 pub mod auth;
 pub mod broker;
 pub mod codec;
@@ -81,6 +82,8 @@ pub use shard::home_shard;
 /// stable API: embedders use [`Broker`], [`Config`], [`Hooks`] and the codec.
 #[doc(hidden)]
 pub mod bench_api {
+    pub use crate::acl::cache::DecisionCache;
+    pub use crate::acl::{Acl, Subject};
     pub use crate::router::trie::Trie;
     pub use crate::session::inflight::{Inflight, Phase};
     pub use crate::session::mqueue::{DropPolicy, Limits, MQueue};

@@ -144,6 +144,13 @@ counters! {
     /// Connections closed for a PUBLISH the broker does not take: retained
     /// with `retain_available = false`, or above `maximum_qos`.
     publishes_refused,
+    /// PUBLISHes the ACL denied (acknowledged as usual and dropped on
+    /// 3.1.1; PUBACK/PUBREC 0x87 on MQTT 5; QoS 0 dropped).
+    acl_denied_publish,
+    /// SUBSCRIBE filters the ACL denied (SUBACK 0x80; MQTT 5: 0x87).
+    acl_denied_subscribe,
+    /// Wills the ACL denied when they were due: dropped, not published.
+    acl_denied_will,
     /// Retained messages refused: max_retained reached.
     retained_refused,
     /// Retained messages not sent on subscribe: the session's backlog of

@@ -95,6 +95,8 @@ pub(crate) struct ShardLines {
     pub control_chars: RateLimit,
     /// Other strictness closes: an empty topic filter, a wrong-QoS ack.
     pub strict: RateLimit,
+    /// Publishes, subscriptions and wills the ACL denied.
+    pub acl: RateLimit,
     /// Refused logins (anonymous, bad credentials).
     pub auth_refused: RateLimit,
     /// Refused WebSocket upgrades.
@@ -113,6 +115,7 @@ impl Default for ShardLines {
             retained_full: RateLimit::per_second(),
             control_chars: RateLimit::per_second(),
             strict: RateLimit::per_second(),
+            acl: RateLimit::per_second(),
             auth_refused: RateLimit::per_second(),
             ws_handshake: RateLimit::per_second(),
         }

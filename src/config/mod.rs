@@ -68,6 +68,7 @@ pub struct Config {
     pub strict: StrictConfig,
     /// `[auth]`: password file, client ids, JWT, the authenticate hook.
     pub auth: AuthConfig,
+    pub acl: AclConfig,
 }
 
 /// Which CPUs run shards: all of the process's CPUs, a count, or a list.
@@ -314,6 +315,59 @@ impl Default for StrictConfig {
     }
 }
 
+/// `[acl]`: access control (see `crate::acl` and the README's "Access
+/// control (ACL)").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclConfig {
+    /// The decision when no rule matches (never opens `$SYS`).
+    pub no_match: crate::acl::Permission,
+    /// A TOML file of more `[[rule]]`s, tried after the inline ones; read at
+    /// start and on reload. Empty: none.
+    pub file: String,
+    /// The inline rules, in order.
+    pub rule: Vec<AclRuleConfig>,
+}
+
+impl Default for AclConfig {
+    fn default() -> Self {
+        AclConfig {
+            no_match: crate::acl::Permission::Allow,
+            file: String::new(),
+            rule: Vec::new(),
+        }
+    }
+}
+
+/// One ACL rule as written (`[[acl.rule]]`, or `[[rule]]` in `acl.file`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRuleConfig {
+    pub permission: crate::acl::Permission,
+    pub who: AclWho,
+    pub access: crate::acl::Access,
+    /// Filters with `%c` / `%u`, or `eq F` for the filter F literally.
+    pub topics: Vec<String>,
+}
+
+/// A rule's `who`: `"all"` or one of `{ clientid | username | ipaddr = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AclWho {
+    Keyword(String),
+    Match(AclWhoMatch),
+}
+
+/// `who = { clientid = "x" }` and the like: exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclWhoMatch {
+    pub clientid: Option<String>,
+    pub username: Option<String>,
+    /// A CIDR network (`10.0.0.0/8`, `fd00::/8`) or one address.
+    pub ipaddr: Option<String>,
+}
+
 impl Config {
     /// Parse TOML text and validate it.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
@@ -426,7 +480,9 @@ impl Config {
         )?;
         in_range("session.expiry_s", s.expiry_s, 0, bounds::EXPIRY_S)?;
         self.limits.validate()?;
-        self.auth.validate()
+        self.auth.validate()?;
+        // The rules parse, and `acl.file` is read and parses (errors name the rule).
+        crate::acl::Acl::load(&self.acl).map(drop)
     }
 }
 

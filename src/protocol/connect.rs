@@ -414,6 +414,9 @@ impl Shard {
             info.client_id,
             will.topic
         );
+        if !self.acl_allows_will(info, &will.topic) {
+            return;
+        }
         self.metrics.wills_published += 1;
         let p = crate::codec::Publish {
             dup: false,

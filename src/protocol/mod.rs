@@ -10,6 +10,7 @@
 //! `auth.rs` (MQTT 5 enhanced authentication and re-authentication),
 //! `login.rs` (logins: password file, JWT, client ids, the hook, and the
 //! CONNECT held while one is checked),
+//! `acl.rs` (the access-control checks of PUBLISH, SUBSCRIBE and wills),
 //! `publish.rs` (inbound PUBLISH and the acknowledgements), `publish5.rs`
 //! (the MQTT 5 checks before a PUBLISH is routed), `subscribe.rs`
 //! (SUBSCRIBE/UNSUBSCRIBE, interest table, retained on subscribe),
@@ -22,6 +23,7 @@
 //! drives the handlers through the sans-IO harness (`crate::shard::harness`).
 
 mod acks;
+mod acl;
 mod auth;
 mod connect;
 mod connect5;

@@ -42,12 +42,16 @@ impl Shard {
         let v5 = info.version.is_v5();
         if !self.payload_format_ok(&p) {
             self.metrics.dropped_payload_format += 1;
-            let ack = Ack::with(p.pkid, Reason::PAYLOAD_FORMAT_INVALID);
-            match p.qos {
-                QoS::AtMostOnce => {}
-                QoS::AtLeastOnce => self.send_ack(conn, Packet::PubAck(ack), 0),
-                QoS::ExactlyOnce => self.send_ack(conn, Packet::PubRec(ack), 0),
-            }
+            self.ack_unrouted(conn, &p, Reason::PAYLOAD_FORMAT_INVALID);
+            return Ok(());
+        }
+        if !self.acl_allows_publish(conn, &info, &p.topic) {
+            // Acknowledged as usual and dropped (3.1.1); 0x87 for MQTT 5.
+            let reason = match v5 {
+                true => Reason::NOT_AUTHORIZED,
+                false => Reason::SUCCESS,
+            };
+            self.ack_unrouted(conn, &p, reason);
             return Ok(());
         }
         let pkid = p.pkid;
@@ -86,6 +90,17 @@ impl Shard {
             }
         }
         Ok(())
+    }
+
+    /// Acknowledge a PUBLISH that is not routed with `reason` (QoS 0: nothing).
+    /// A QoS 2 one is not awaiting PUBREL: a PUBREL for it still gets PUBCOMP.
+    fn ack_unrouted(&mut self, conn: ConnKey, p: &Publish, reason: Reason) {
+        let ack = Ack::with(p.pkid, reason);
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send_ack(conn, Packet::PubAck(ack), 0),
+            QoS::ExactlyOnce => self.send_ack(conn, Packet::PubRec(ack), 0),
+        }
     }
 
     /// More inbound QoS 2 messages await PUBREL than `max_awaiting_rel`:

@@ -12,7 +12,7 @@
 
 use crate::codec::{Packet, QoS, Reason, SubAck, SubAckCode, Subscribe, SubscribeFilter};
 use crate::codec::{UnsubAck, Unsubscribe};
-use crate::hooks::SubscribeRequest;
+use crate::hooks::{ClientInfo, SubscribeRequest};
 use crate::message::{Message, MsgId};
 use crate::router::{Announce, SubOpts};
 use crate::session::RetainedSend;
@@ -46,8 +46,9 @@ impl Shard {
             .and_then(|p| p.subscription_identifiers.first().copied())
             .unwrap_or(0);
         let mut reqs: Vec<SubscribeRequest> = sub.filters.into_iter().map(request).collect();
-        if let Some(info) = self.conns.get(conn).and_then(|c| c.info().cloned()) {
-            self.hooks.client_subscribe(&info, &mut reqs);
+        let info = self.conns.get(conn).and_then(|c| c.info().cloned());
+        if let Some(info) = &info {
+            self.hooks.client_subscribe(info, &mut reqs);
         }
         let mut codes = Vec::with_capacity(reqs.len());
         let mut changes = Vec::new();
@@ -55,7 +56,7 @@ impl Shard {
         // QoS [MQTT-3.8.4-3]; its retained messages are looked up once.
         let mut granted: AHashMap<Arc<str>, QoS> = AHashMap::new();
         for req in reqs {
-            if let Some(reason) = self.refusal(sk, &req, sub_id) {
+            if let Some(reason) = self.refusal(sk, info.as_deref(), &req, sub_id) {
                 log::debug!(
                     "{}: filter {:?} refused: {reason:?}",
                     self.who(conn),
@@ -154,24 +155,43 @@ impl Shard {
     /// Why a subscription is refused, if it is, as its MQTT 5 SUBACK reason
     /// (3.1/3.1.1 clients get 0x80 for each): a hook rejected it (0x87), the
     /// filter is invalid (0x8F), shared subscriptions, wildcards or
-    /// subscription identifiers are off (0x9E, 0xA2, 0xA1), or a limit acts (0x97).
-    fn refusal(&mut self, sk: SessionKey, req: &SubscribeRequest, sub_id: u32) -> Option<Reason> {
-        let mqtt = &self.cfg.mqtt;
+    /// subscription identifiers are off (0x9E, 0xA2, 0xA1), the ACL denies
+    /// it (0x87; logged and counted), or a limit acts (0x97).
+    fn refusal(
+        &mut self,
+        sk: SessionKey,
+        info: Option<&ClientInfo>,
+        req: &SubscribeRequest,
+        sub_id: u32,
+    ) -> Option<Reason> {
         let filter = req.filter.as_str();
         let reason = if req.rejected {
             Reason::NOT_AUTHORIZED
         } else if !valid_filter_syntax(filter) {
             Reason::TOPIC_FILTER_INVALID
-        } else if topic::is_share(filter) && !mqtt.shared_subscriptions {
+        } else if let Some(reason) = self.unsupported(filter, sub_id) {
+            reason
+        } else if info.is_some_and(|i| !self.acl_allows_subscribe(i, filter)) {
+            Reason::NOT_AUTHORIZED
+        } else if let Some(why) = self.over_subscription_limits(sk, filter) {
+            log::debug!("shard {}: filter refused: {why}", self.id);
+            self.metrics.subscriptions_refused_limit += 1;
+            Reason::QUOTA_EXCEEDED
+        } else {
+            return None;
+        };
+        Some(reason)
+    }
+
+    /// What the broker does not offer that a valid filter asks for.
+    fn unsupported(&self, filter: &str, sub_id: u32) -> Option<Reason> {
+        let mqtt = &self.cfg.mqtt;
+        let reason = if topic::is_share(filter) && !mqtt.shared_subscriptions {
             Reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
         } else if topic::has_wildcards(filter) && !mqtt.wildcard_subscriptions {
             Reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
         } else if sub_id != 0 && !mqtt.subscription_identifiers {
             Reason::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED
-        } else if let Some(why) = self.over_subscription_limits(sk, filter) {
-            log::debug!("shard {}: filter refused: {why}", self.id);
-            self.metrics.subscriptions_refused_limit += 1;
-            Reason::QUOTA_EXCEEDED
         } else {
             return None;
         };

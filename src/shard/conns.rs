@@ -11,6 +11,7 @@
 
 pub use super::aliases::AliasError;
 pub use super::conn5::ConnV5;
+use crate::acl::cache::DecisionCache;
 use crate::auth::AuthExchange;
 use crate::codec::{self, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, QoS, Reason};
 use crate::hooks::ClientInfo;
@@ -225,6 +226,9 @@ pub struct Conn {
     version: ProtocolVersion,
     /// What an MQTT 5 client asked of the broker (None before MQTT 5).
     v5: Option<Box<ConnV5>>,
+    /// Recent ACL publish decisions (absent until it publishes under an
+    /// active ACL; `crate::acl::cache`).
+    acl_cache: Option<Box<DecisionCache>>,
     /// Index of the listener the connection came in on.
     listener: u16,
     /// What a TLS client certificate proved (None without one).
@@ -515,6 +519,12 @@ impl Conn {
     pub fn set_v5(&mut self, v5: ConnV5) {
         self.v5 = Some(Box::new(v5));
     }
+
+    /// Its ACL decision cache, made on first use.
+    pub fn acl_cache(&mut self, generation: u64) -> &mut DecisionCache {
+        self.acl_cache
+            .get_or_insert_with(|| Box::new(DecisionCache::new(generation)))
+    }
 }
 
 /// Every open connection of the shard, and the readers paused by backpressure.
@@ -548,6 +558,7 @@ impl Connections {
             fd,
             held_acks: None,
             v5: None,
+            acl_cache: None,
             version: ProtocolVersion::V311,
             peer,
             listener: origin.listener,

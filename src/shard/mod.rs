@@ -68,6 +68,9 @@ pub struct Shard {
     pub stop: Arc<AtomicBool>,
     /// Rate limits of the log lines a peer can make repeat.
     pub lines: crate::ratelog::ShardLines,
+    /// The access-control rules in force (`crate::acl`; off by default).
+    /// A reload swaps it; each use sees the newest (`crate::reload::Local`).
+    pub acl: crate::reload::Local<crate::acl::Acl>,
     /// Fault injection (tests); None in a normal broker.
     pub faults: Option<Arc<crate::faults::Faults>>,
     pub ids: MsgIdGen,
@@ -121,6 +124,7 @@ impl Shard {
             board,
             stop,
             lines: Default::default(),
+            acl: crate::reload::Local::new(crate::reload::Reloadable::new(crate::acl::Acl::open())),
             faults: None,
         }
     }
@@ -183,7 +187,9 @@ mod tests {
         // The shared-group tag sits in what was padding; MQTT 5's
         // subscription identifiers take one inline u32 and a thin box.
         assert_eq!(delivery, 24, "Delivery grew to {delivery} B");
-        assert!(conn <= 160, "Conn grew to {conn} B");
+        // 168: the ACL decision cache is one word (a box, absent until the
+        // connection publishes under an active ACL).
+        assert!(conn <= 168, "Conn grew to {conn} B");
         assert!(session <= 216, "Session grew to {session} B");
         assert!(info <= 96, "ClientInfo grew to {info} B");
     }
