@@ -14,21 +14,30 @@
 //! milliseconds while io_uring lets go of them, and connections the kernel
 //! hands them are reset.
 //!
-//! The accept loop enforces the node-wide connection limit, backs off when
-//! the process is out of file descriptors instead of spinning or dying, sets
-//! TCP_NODELAY and TCP keepalive on each socket ([`SocketTuning`]) and logs
-//! its warnings through [`crate::ratelog`].
+//! Every shard runs one accept loop per configured listener ([`Endpoint`]:
+//! its index, its own connection count, its TLS configuration). The loop
+//! enforces the listener's connection rate (this shard's share of
+//! `max_connection_rate`) and `max_connections`, backs off when the process
+//! is out of file descriptors instead of spinning or dying, sets TCP_NODELAY
+//! and TCP keepalive on each socket ([`SocketTuning`]) and logs its warnings
+//! through [`crate::ratelog`].
 //!
 //! Every accepted socket becomes a [`Transport`](crate::transport::Transport)
-//! handed to [`crate::conn::spawn_accepted`]; plain TCP passes the stream as
-//! it is. A TLS or WebSocket listener reuses this loop (limit, backoff,
-//! slot) and differs only in wrapping the stream before that call.
+//! handed to [`crate::conn::spawn_accepted`] with its [`Origin`]: plain TCP
+//! as it is; on a `proxy_protocol` listener after its PROXY header
+//! ([`crate::proxy`]) gave the client's address; on a `tls` listener after the
+//! handshake ([`crate::tls`]), both bounded by `mqtt.connect_timeout_s`
+//! ([`accepted`] is the one place that wraps a stream per kind).
 
-use crate::config::ListenerConfig;
-use crate::conn_limit::ConnCount;
+use crate::config::{IdentitySource, ListenerConfig};
+use crate::conn_limit::{ConnCount, Slot};
+use crate::proxy;
+use crate::rate::TokenBucket;
 use crate::ratelog::RateLimit;
+use crate::reload::{Local, Reloadable};
 use crate::shard::ShardRef;
-use glommio::net::TcpListener;
+use crate::transport::Origin;
+use glommio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::SocketAddr;
@@ -160,18 +169,34 @@ pub fn bind_all(
     Ok((fds, bound))
 }
 
-/// Accept connections on this shard until cancelled.
-pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<ConnCount>) {
-    let (id, max, tuning) = {
-        let sh = shard.borrow();
-        let l = &sh.cfg.listener[0];
-        (sh.id, l.max_connections, SocketTuning::new(l))
+/// What every shard shares about one listener.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Its index in `cfg.listener`.
+    pub index: u16,
+    /// Its open connections (`max_connections` is per listener).
+    pub count: Arc<ConnCount>,
+    /// A `tls` listener's server configuration, replaced on reload.
+    pub tls: Option<Arc<Reloadable<rustls::ServerConfig>>>,
+}
+
+/// Accept connections of one listener on this shard until cancelled.
+pub async fn accept_loop(shard: ShardRef, listener: TcpListener, ep: Arc<Endpoint>) {
+    let (id, cfg, mut rate) = {
+        let mut sh = shard.borrow_mut();
+        let cfg = sh.cfg.listener[usize::from(ep.index)].clone();
+        let now = sh.timers.now_ms();
+        (sh.id, cfg.clone(), connection_rate(&cfg, sh.shards, now))
     };
+    let (max, tuning) = (cfg.max_connections, SocketTuning::new(&cfg));
+    let mut tls = ep.tls.clone().map(Local::new);
+    let at = format!("shard {id}, listener {} ({})", ep.index, cfg.bind);
     // One warning line a second at most per kind: a connection storm or a
     // long fd shortage must not flood the log.
     let mut fd_warn = RateLimit::per_second();
     let mut accept_warn = RateLimit::per_second();
     let mut limit_warn = RateLimit::per_second();
+    let mut rate_warn = RateLimit::per_second();
     let mut tune_warn = RateLimit::per_second();
     loop {
         let stream = match listener.accept().await {
@@ -184,41 +209,177 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
                 if matches!(os, Some(libc::EMFILE) | Some(libc::ENFILE)) {
                     shard.borrow_mut().metrics.accept_fd_exhausted += 1;
                     if let Some(s) = fd_warn.allow() {
-                        log::warn!(
-                            "shard {id}: out of file descriptors, pausing accepts for 100 ms{s}"
-                        );
+                        log::warn!("{at}: out of file descriptors, pausing accepts for 100 ms{s}");
                     }
                 } else if let Some(s) = accept_warn.allow() {
-                    log::warn!("shard {id}: accept failed: {e}{s}");
+                    log::warn!("{at}: accept failed: {e}{s}");
                 }
                 glommio::timer::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        shard.borrow_mut().metrics.connections_accepted += 1;
-        let Some(slot) = count.try_acquire(max) else {
+        let now = {
+            let mut sh = shard.borrow_mut();
+            sh.metrics.connections_accepted += 1;
+            sh.timers.now_ms()
+        };
+        if rate.as_mut().is_some_and(|b| !b.try_take(1.0, now)) {
+            let refused = {
+                let mut sh = shard.borrow_mut();
+                sh.metrics.connections_refused_rate += 1;
+                sh.metrics.connections_refused_rate
+            };
+            if let Some(s) = rate_warn.allow() {
+                log::warn!("{at}: max_connection_rate ({}/s) exceeded, closing new sockets ({refused} so far on this shard){s}", cfg.max_connection_rate);
+            }
+            continue;
+        }
+        let Some(slot) = ep.count.try_acquire(max) else {
             let refused = {
                 let mut sh = shard.borrow_mut();
                 sh.metrics.connections_refused_limit += 1;
                 sh.metrics.connections_refused_limit
             };
             if let Some(s) = limit_warn.allow() {
-                log::warn!("shard {id}: max_connections ({max}) reached, closing new sockets ({refused} so far){s}");
+                log::warn!("{at}: max_connections ({max}) reached, closing new sockets ({refused} so far on this shard){s}");
             }
-            drop(stream);
             continue;
         };
         // SAFETY: the stream owns this fd and outlives the borrow.
         let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
         if let Err(e) = tuning.apply(fd) {
             if let Some(s) = tune_warn.allow() {
-                log::warn!("shard {id}: cannot set socket options on an accepted socket: {e}{s}");
+                log::warn!("{at}: cannot set socket options on an accepted socket: {e}{s}");
             }
         }
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        crate::conn::spawn_accepted(&shard, stream, peer, slot, Default::default());
+        let setup = Setup {
+            listener: ep.index,
+            proxy: cfg.proxy_protocol,
+            tls: tls.as_mut().map(|t| t.get().clone()),
+            identity: cfg
+                .tls
+                .as_ref()
+                .map_or(IdentitySource::None, |t| t.identity_as_username),
+        };
+        accepted(&shard, stream, peer, slot, setup);
+    }
+}
+
+/// This shard's share of a listener's `max_connection_rate`, if it has one.
+fn connection_rate(cfg: &ListenerConfig, shards: usize, now_ms: u64) -> Option<TokenBucket> {
+    (cfg.max_connection_rate > 0).then(|| {
+        let n = shards.max(1) as f64;
+        let burst = (f64::from(cfg.connection_rate_burst) / n).ceil();
+        TokenBucket::new(f64::from(cfg.max_connection_rate) / n, burst, now_ms)
+    })
+}
+
+/// What an accepted socket goes through before its connection task starts.
+struct Setup {
+    listener: u16,
+    /// Read a PROXY protocol header first.
+    proxy: bool,
+    /// Run a TLS handshake with this configuration.
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// Which certificate name becomes the identity.
+    identity: IdentitySource,
+}
+
+/// The one place a stream is wrapped for its listener's kind: plain TCP
+/// without a PROXY header starts its connection at once; otherwise a short
+/// task reads the header and/or runs the TLS handshake first. (A WebSocket
+/// kind wraps here too, after the same PROXY step.)
+fn accepted(shard: &ShardRef, stream: TcpStream, peer: SocketAddr, slot: Slot, setup: Setup) {
+    if !setup.proxy && setup.tls.is_none() {
+        let origin = Origin {
+            listener: setup.listener,
+            identity: None,
+        };
+        crate::conn::spawn_accepted(shard, stream, peer, slot, origin);
+        return;
+    }
+    glommio::spawn_local(prepare(shard.clone(), stream, peer, slot, setup)).detach();
+}
+
+/// Where [`prepare`] failed.
+enum Failed {
+    Proxy(String),
+    Tls(String),
+}
+
+/// Read the PROXY header, then handshake, within `mqtt.connect_timeout_s`;
+/// start the connection or count and log why not (the socket closes on drop).
+async fn prepare(
+    shard: ShardRef,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    setup: Setup,
+) {
+    let timeout = Duration::from_secs(shard.borrow().cfg.mqtt.connect_timeout_s);
+    let Setup {
+        listener,
+        proxy: use_proxy,
+        tls,
+        identity,
+    } = setup;
+    let proxied = std::cell::Cell::new(!use_proxy);
+    let work = async {
+        let mut peer = peer;
+        if use_proxy {
+            let h = proxy::read_header(&mut stream)
+                .await
+                .map_err(|e| Failed::Proxy(e.to_string()))?;
+            peer = h.source.unwrap_or(peer);
+            proxied.set(true);
+        }
+        let Some(config) = tls else {
+            let origin = Origin {
+                listener,
+                identity: None,
+            };
+            crate::conn::spawn_accepted(&shard, stream, peer, slot, origin);
+            return Ok(());
+        };
+        let (tls, identity) = crate::tls::handshake(stream, config, identity)
+            .await
+            .map_err(|e| Failed::Tls(e.to_string()))?;
+        shard.borrow_mut().metrics.tls_handshakes += 1;
+        let origin = Origin { listener, identity };
+        crate::conn::spawn_accepted(&shard, tls, peer, slot, origin);
+        Ok(())
+    };
+    let deadline = async {
+        glommio::timer::sleep(timeout).await;
+        let why = format!("not done within {} s", timeout.as_secs());
+        Err(if proxied.get() {
+            Failed::Tls(why)
+        } else {
+            Failed::Proxy(why)
+        })
+    };
+    let Err(failed) = futures_lite::future::or(work, deadline).await else {
+        return;
+    };
+    let mut sh = shard.borrow_mut();
+    match failed {
+        Failed::Proxy(why) => {
+            sh.metrics.proxy_header_failures += 1;
+            if let Some(s) = sh.lines.proxy_failed.allow() {
+                log::info!(
+                    "listener {listener}: {peer}: no valid PROXY header ({why}), closing{s}"
+                );
+            }
+        }
+        Failed::Tls(why) => {
+            sh.metrics.tls_handshake_failures += 1;
+            if let Some(s) = sh.lines.tls_failed.allow() {
+                log::info!("listener {listener}: {peer}: TLS handshake failed ({why}), closing{s}");
+            }
+        }
     }
 }
 

@@ -97,6 +97,10 @@ pub(crate) struct ShardLines {
     pub strict: RateLimit,
     /// Refused logins (anonymous, bad credentials).
     pub auth_refused: RateLimit,
+    /// Failed TLS handshakes.
+    pub tls_failed: RateLimit,
+    /// Connections without a valid PROXY header.
+    pub proxy_failed: RateLimit,
 }
 
 impl Default for ShardLines {
@@ -112,6 +116,8 @@ impl Default for ShardLines {
             control_chars: RateLimit::per_second(),
             strict: RateLimit::per_second(),
             auth_refused: RateLimit::per_second(),
+            tls_failed: RateLimit::per_second(),
+            proxy_failed: RateLimit::per_second(),
         }
     }
 }

@@ -8,12 +8,14 @@
 //! embedded as [`DEFAULT_CONFIG_TOML`]; a unit test keeps the two in step.
 
 mod listener;
+mod tls;
 
 pub use listener::{Anonymous, ListenerConfig, ListenerKind, Listeners};
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+pub use tls::{ClientAuth, IdentitySource, MinVersion, TlsConfig};
 
 /// The fully commented default configuration (`coremq --print-default-config`).
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/coremq.toml");

@@ -31,6 +31,8 @@ pub enum TimerItem {
     OutputStall(ConnKey, u8),
     /// The connection's incomplete packet is due.
     PacketDeadline(ConnKey),
+    /// The connection paused reading for its inbound byte rate may read again.
+    InputResume(ConnKey),
 }
 
 /// The clock and the wheel.
