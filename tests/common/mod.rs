@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod mosquitto;
+pub mod tls;
 
 use bytes::{Bytes, BytesMut};
 use coremq::codec::{
