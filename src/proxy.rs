@@ -91,26 +91,30 @@ fn parse_v1(buf: &[u8]) -> Result<Option<Header>, ProxyError> {
         return Ok(Some(Header { len, source: None }));
     }
     let fields: Vec<&str> = parts.collect();
-    let [src, _dst, sport, _dport] = fields[..] else {
+    let [src, dst, sport, dport] = fields[..] else {
         return Err(ProxyError::Malformed("v1 needs 4 fields after the family"));
     };
-    let ip: IpAddr = match family {
-        "TCP4" => src
-            .parse::<Ipv4Addr>()
-            .map_err(|_| ProxyError::Malformed("v1 source IPv4"))?
-            .into(),
-        "TCP6" => src
-            .parse::<Ipv6Addr>()
-            .map_err(|_| ProxyError::Malformed("v1 source IPv6"))?
-            .into(),
+    let ip = match family {
+        "TCP4" => v1_ip::<Ipv4Addr>(src, dst, "v1 IPv4 address")?,
+        "TCP6" => v1_ip::<Ipv6Addr>(src, dst, "v1 IPv6 address")?,
         _ => return Err(ProxyError::Malformed("v1 family")),
     };
     let port = v1_port(sport)?;
-    v1_port(fields[3])?;
+    v1_port(dport)?;
     Ok(Some(Header {
         len,
         source: Some(SocketAddr::new(ip, port)),
     }))
+}
+
+/// A v1 line's source address, its destination checked to be one too.
+fn v1_ip<A: std::str::FromStr + Into<IpAddr>>(
+    src: &str,
+    dst: &str,
+    what: &'static str,
+) -> Result<IpAddr, ProxyError> {
+    dst.parse::<A>().map_err(|_| ProxyError::Malformed(what))?;
+    Ok(src.parse::<A>().map_err(|_| ProxyError::Malformed(what))?.into())
 }
 
 /// A v1 port: decimal digits, no sign, no leading zero.
@@ -259,6 +263,8 @@ mod tests {
     fn v1_malformed() {
         for bad in [
             &b"PROXY TCP4 10.1.2.3 192.168.0.1 56324\r\n"[..],
+            b"PROXY TCP4 10.1.2.3 nope 1 2\r\n",
+            b"PROXY TCP6 2001:db8::1 127.0.0.1 1 2\r\n",
             b"PROXY TCP4 10.1.2 192.168.0.1 1 2\r\n",
             b"PROXY TCP4 ::1 ::1 1 2\r\n",
             b"PROXY TCP4 10.1.2.3 1.1.1.1 65536 2\r\n",

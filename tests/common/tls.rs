@@ -134,6 +134,26 @@ impl TlsClient {
         client: Option<&Pem>,
         version: Version,
     ) -> Result<TlsClient, String> {
+        TlsClient::open_inner(addr, &[], ca_file, client, version)
+    }
+
+    /// [`open`](Self::open) after sending `prefix` (a PROXY header) in clear.
+    pub fn open_after(
+        addr: SocketAddr,
+        prefix: &[u8],
+        ca_file: &Path,
+        version: Version,
+    ) -> Result<TlsClient, String> {
+        TlsClient::open_inner(addr, prefix, ca_file, None, version)
+    }
+
+    fn open_inner(
+        addr: SocketAddr,
+        prefix: &[u8],
+        ca_file: &Path,
+        client: Option<&Pem>,
+        version: Version,
+    ) -> Result<TlsClient, String> {
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca_file).unwrap() {
             roots.add(c.unwrap()).unwrap();
@@ -160,7 +180,8 @@ impl TlsClient {
         };
         let name = ServerName::try_from("localhost").unwrap();
         let conn = ClientConnection::new(Arc::new(config), name).unwrap();
-        let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        let mut sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        sock.write_all(prefix).map_err(|e| e.to_string())?;
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let mut tls = StreamOwned::new(conn, sock);
