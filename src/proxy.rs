@@ -114,7 +114,10 @@ fn v1_ip<A: std::str::FromStr + Into<IpAddr>>(
     what: &'static str,
 ) -> Result<IpAddr, ProxyError> {
     dst.parse::<A>().map_err(|_| ProxyError::Malformed(what))?;
-    Ok(src.parse::<A>().map_err(|_| ProxyError::Malformed(what))?.into())
+    Ok(src
+        .parse::<A>()
+        .map_err(|_| ProxyError::Malformed(what))?
+        .into())
 }
 
 /// A v1 port: decimal digits, no sign, no leading zero.
