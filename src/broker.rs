@@ -91,6 +91,21 @@ struct BoundListener {
     claim: listener::AddressClaim,
 }
 
+/// How the start log describes listener `i`.
+fn describe(i: usize, l: &crate::config::ListenerConfig, addr: SocketAddr) -> String {
+    let mut line = format!("listener {i}: {:?} on {addr}", l.kind);
+    if l.proxy_protocol {
+        line.push_str(", PROXY protocol");
+    }
+    if l.max_connection_rate > 0 {
+        line.push_str(&format!(
+            ", at most {} connections/s",
+            l.max_connection_rate
+        ));
+    }
+    line
+}
+
 /// Claim listener `i`'s address and bind one socket per shard to it.
 fn bind_listener(config: &Config, i: usize, shards: usize) -> Result<BoundListener, StartError> {
     let l = &config.listener[i];
@@ -202,27 +217,13 @@ impl Broker {
         let board = MetricsBoard::new(n);
         let mut per_shard: Vec<Vec<OwnedFd>> = (0..n).map(|_| Vec::new()).collect();
         let mut endpoints = Vec::with_capacity(bound.len());
-        let (mut addrs, mut claims) = (Vec::new(), Vec::new());
+        let (mut addrs, mut claims, mut described) = (Vec::new(), Vec::new(), Vec::new());
         for (i, (b, tls)) in bound.into_iter().zip(tls).enumerate() {
             for (shard, fd) in b.fds.into_iter().enumerate() {
                 per_shard[shard].push(fd);
             }
             let l = &config.listener[i];
-            log::info!(
-                "listener {i}: {:?} on {}{}{}",
-                l.kind,
-                b.addr,
-                if l.proxy_protocol {
-                    ", PROXY protocol"
-                } else {
-                    ""
-                },
-                if l.max_connection_rate > 0 {
-                    format!(", at most {} connections/s", l.max_connection_rate)
-                } else {
-                    String::new()
-                }
-            );
+            described.push(describe(i, l, b.addr));
             endpoints.push(Arc::new(listener::Endpoint {
                 index: i as u16,
                 count: ConnCount::new(),
@@ -232,10 +233,14 @@ impl Broker {
             claims.push(b.claim);
         }
         let endpoints = Arc::new(endpoints);
+        // This line first: scripts and tests read the address from it.
         log::info!(
             "coremq listening on {} with {n} shards on CPUs {cpus:?} (fd limit {nofile})",
             addrs[0]
         );
+        for line in described {
+            log::info!("{line}");
+        }
         let mut threads = Vec::with_capacity(n);
         for ((id, cpu), (listen_fds, ends)) in
             cpus.iter().enumerate().zip(per_shard.into_iter().zip(ends))

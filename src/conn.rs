@@ -1,7 +1,7 @@
 //! The per-connection task: read → decode → protocol handlers → write.
 //!
 //! One glommio task per socket, on the shard that owns the client. It owns
-//! the [`Transport`] (a `TcpStream` today) and the bytes of an incomplete
+//! the [`Transport`] (a `TcpStream` or a [`TlsStream`](crate::tls::TlsStream)) and the bytes of an incomplete
 //! packet; everything else about the connection is in the shard's
 //! connections part ([`Conn`](crate::shard::conns::Conn)), whose phase says
 //! whether CONNECT has been accepted.
@@ -9,6 +9,11 @@
 //! scratch buffer inside a synchronous poll (glommio's plain stream is
 //! readiness-based, so a pending read pins no buffer), and only the bytes of
 //! an incomplete packet are kept. The outbox is freed once written.
+//!
+//! A listener's `max_inbound_bytes_per_s` is a token bucket in the task: a
+//! connection that read more than it allows stops reading (its bytes stay in
+//! the kernel, TCP pushes back) until the shard's timer wheel wakes it
+//! (`TimerItem::InputResume`).
 //!
 //! The first packet must be CONNECT. The accepting shard decodes it and, if
 //! the client's home shard is another one, hands the socket there (the

@@ -185,8 +185,8 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, ep: Arc<Endpoin
     let (id, cfg, mut rate) = {
         let mut sh = shard.borrow_mut();
         let cfg = sh.cfg.listener[usize::from(ep.index)].clone();
-        let now = sh.timers.now_ms();
-        (sh.id, cfg.clone(), connection_rate(&cfg, sh.shards, now))
+        let rate = connection_rate(&cfg, sh.shards, sh.timers.now_ms());
+        (sh.id, cfg, rate)
     };
     let (max, tuning) = (cfg.max_connections, SocketTuning::new(&cfg));
     let mut tls = ep.tls.clone().map(Local::new);
