@@ -269,21 +269,40 @@ fn mosquitto_clients_over_tls_with_a_client_certificate() {
             cert.key.display().to_string(),
         ]
     };
-    let sub = std::process::Command::new("mosquitto_sub")
+    // Line-buffered (stdbuf), so its -d lines arrive as they happen.
+    let mut sub = std::process::Command::new("stdbuf")
+        .args(["-oL", "mosquitto_sub"])
         .args(tls_args(&b.id_on("msub", 1)))
-        .args(["-t", "tls/mosq", "-C", "1", "-W", "10", "-q", "1"])
+        .args(["-t", "tls/mosq", "-C", "1", "-W", "10", "-q", "1", "-d"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
-    // Retained: the subscriber gets it whether it subscribed before or after.
+    // -d prints the flow: publish once the SUBACK is in.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sub.stdout.take().unwrap()));
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        seen.push(line.clone());
+        if line.starts_with("Subscribed") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.starts_with("Subscribed")),
+        "mosquitto_sub: {seen:?}"
+    );
     let status = std::process::Command::new("mosquitto_pub")
         .args(tls_args(&b.id_on("mpub", 0)))
-        .args(["-t", "tls/mosq", "-m", "over tls", "-q", "1", "-r"])
+        .args(["-t", "tls/mosq", "-m", "over tls", "-q", "1"])
         .status()
         .expect("mosquitto_pub");
     assert!(status.success(), "mosquitto_pub over TLS");
-    let out = sub.wait_with_output().expect("mosquitto_sub ends");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over tls");
+    let got: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        got.iter().any(|l| l == "over tls"),
+        "mosquitto_sub printed {got:?}"
+    );
+    assert!(sub.wait().expect("mosquitto_sub ends").success());
 }
 
 #[test]
