@@ -1,9 +1,11 @@
 //! The broker as a library: configure, hook, start on any port, stop.
 //!
-//! [`Broker::start`] checks the host, claims the listen address (a second
-//! broker on it fails with "address in use"), binds one SO_REUSEPORT socket per
-//! shard, builds the mailbox mesh and starts one pinned glommio executor per
-//! shard; it returns a [`BrokerHandle`] that knows the bound address, reads
+//! [`Broker::start`] checks the host, reads each TLS listener's files (a bad
+//! one is a [`StartError::Tls`] naming it; a reloader re-reads them on
+//! SIGHUP), claims every listener's address (a second broker on it fails
+//! with "address in use"), binds one SO_REUSEPORT socket per shard and
+//! listener, builds the mailbox mesh and starts one pinned glommio executor per
+//! shard; it returns a [`BrokerHandle`] that knows the bound addresses, reads
 //! the merged counters and stops the shards. The `coremq` binary is a thin
 //! main over this.
 
@@ -36,6 +38,9 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     /// Another coremq, or another program, listens on the address; says which.
     AddressInUse(SocketAddr, &'static str),
+    /// A TLS listener's certificate, key or CA file is missing or bad; names
+    /// the listener and the file.
+    Tls(String),
     Executor(String),
 }
 
@@ -48,6 +53,7 @@ impl fmt::Display for StartError {
             StartError::AddressInUse(a, why) => {
                 write!(f, "cannot listen on {a}: address in use ({why})")
             }
+            StartError::Tls(e) => write!(f, "bad TLS files: {e}"),
             StartError::Executor(e) => write!(f, "cannot start shard executors: {e}"),
         }
     }
@@ -67,22 +73,97 @@ pub struct Broker {
 
 /// A running broker.
 pub struct BrokerHandle {
-    addr: SocketAddr,
+    /// Each listener's bound address, in configuration order.
+    addrs: Vec<SocketAddr>,
     shards: usize,
     stop: Arc<AtomicBool>,
     board: Arc<MetricsBoard>,
-    conns: Arc<ConnCount>,
+    endpoints: Arc<Vec<Arc<listener::Endpoint>>>,
     reloaders: Reloaders,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
-    /// The listen address is ours until the shards are joined (or the
+    /// The listen addresses are ours until the shards are joined (or the
     /// handle is dropped).
-    _claim: listener::AddressClaim,
+    _claims: Vec<listener::AddressClaim>,
 }
 
-/// What every shard thread is given.
+/// One listener's sockets (one per shard), its address and its claim.
+struct BoundListener {
+    fds: Vec<OwnedFd>,
+    addr: SocketAddr,
+    claim: listener::AddressClaim,
+}
+
+/// How the start log describes listener `i`.
+fn describe(i: usize, l: &crate::config::ListenerConfig, addr: SocketAddr) -> String {
+    let mut line = format!("listener {i}: {:?} on {addr}", l.kind);
+    if l.proxy_protocol {
+        line.push_str(", PROXY protocol");
+    }
+    if l.max_connection_rate > 0 {
+        line.push_str(&format!(
+            ", at most {} connections/s",
+            l.max_connection_rate
+        ));
+    }
+    line
+}
+
+/// Claim listener `i`'s address and bind one socket per shard to it.
+fn bind_listener(config: &Config, i: usize, shards: usize) -> Result<BoundListener, StartError> {
+    let l = &config.listener[i];
+    let bind = l
+        .bind_addr(&config.listener.key(i))
+        .map_err(StartError::Config)?;
+    let claim_error = |a: SocketAddr| {
+        move |e| match e {
+            listener::ClaimError::InUse(why) => StartError::AddressInUse(a, why),
+            listener::ClaimError::Io(e) => StartError::Bind(a, e),
+        }
+    };
+    // Port 0: the kernel picks a port nobody listens on; lock that one.
+    let early = (bind.port() != 0)
+        .then(|| listener::claim(bind, listener::CLAIM_WAIT).map_err(claim_error(bind)))
+        .transpose()?;
+    let (fds, addr) =
+        listener::bind_all(bind, shards, l.backlog).map_err(|e| StartError::Bind(bind, e))?;
+    let claim = match early {
+        Some(c) => c,
+        None => listener::lock(addr).map_err(claim_error(addr))?,
+    };
+    Ok(BoundListener { fds, addr, claim })
+}
+
+/// Each listener's TLS configuration (None for plain ones), read from its
+/// files now; a reloader re-reads them on SIGHUP.
+fn tls_configs(
+    config: &Config,
+    reloaders: &mut Reloaders,
+) -> Result<Vec<Option<Arc<Reloadable<rustls::ServerConfig>>>>, StartError> {
+    let mut out = Vec::with_capacity(config.listener.len());
+    for (i, l) in config.listener.iter().enumerate() {
+        let Some(t) = l.tls.as_ref() else {
+            out.push(None);
+            continue;
+        };
+        let key = format!("{}.tls", config.listener.key(i));
+        let built = crate::tls::config::server_config(t)
+            .map_err(|e| StartError::Tls(format!("{key}: {e}")))?;
+        let shared = Reloadable::new(built);
+        let (t, target) = (t.clone(), shared.clone());
+        reloaders.add("tls certificates", move || {
+            let built = crate::tls::config::server_config(&t).map_err(|e| format!("{key}: {e}"))?;
+            target.store(built);
+            Ok(format!("{key}: {} reloaded", t.cert_file))
+        });
+        out.push(Some(shared));
+    }
+    Ok(out)
+}
+
 /// Threads of each shard's blocking pool (password hashing), not pinned.
 const BLOCKING_THREADS: usize = 2;
 
+/// What every shard thread is given.
 struct ShardSeed {
     id: usize,
     shards: usize,
@@ -90,8 +171,9 @@ struct ShardSeed {
     hooks: Arc<Hooks>,
     board: Arc<MetricsBoard>,
     stop: Arc<AtomicBool>,
-    conns: Arc<ConnCount>,
-    listen_fd: OwnedFd,
+    endpoints: Arc<Vec<Arc<listener::Endpoint>>>,
+    /// One listening socket per listener, in configuration order.
+    listen_fds: Vec<OwnedFd>,
     ends: mesh::MeshEnds,
     faults: Option<Arc<crate::faults::Faults>>,
     /// The password table and JWT key every shard shares.
@@ -130,26 +212,14 @@ impl Broker {
         let nofile = host::raise_nofile();
         let cpus = host::resolve_cpus(&self.config.runtime.cores).map_err(StartError::Host)?;
         let n = cpus.len();
-        let bind = self.config.bind_addr().map_err(StartError::Config)?;
-        let claim_error = |a: SocketAddr| {
-            move |e| match e {
-                listener::ClaimError::InUse(why) => StartError::AddressInUse(a, why),
-                listener::ClaimError::Io(e) => StartError::Bind(a, e),
-            }
-        };
-        // Port 0: the kernel picks a port nobody listens on; lock that one.
-        let early = (bind.port() != 0)
-            .then(|| listener::claim(bind, listener::CLAIM_WAIT).map_err(claim_error(bind)))
-            .transpose()?;
-        let (fds, addr) = listener::bind_all(bind, n, self.config.listener[0].backlog)
-            .map_err(|e| StartError::Bind(bind, e))?;
-        let claim = match early {
-            Some(c) => c,
-            None => listener::lock(addr).map_err(claim_error(addr))?,
-        };
+        let mut reloaders = self.reloaders;
+        let tls = tls_configs(&self.config, &mut reloaders)?;
+        let mut bound = Vec::with_capacity(self.config.listener.len());
+        for i in 0..self.config.listener.len() {
+            bound.push(bind_listener(&self.config, i, n)?);
+        }
         let logins =
             crate::auth::login::Sources::load(&self.config.auth).map_err(StartError::Config)?;
-        let mut reloaders = self.reloaders;
         if let Some(reload) = logins.reloader() {
             reloaders.add("password file", reload);
         }
@@ -163,12 +233,35 @@ impl Broker {
         let hooks = Arc::new(self.hooks);
         let stop = Arc::new(AtomicBool::new(false));
         let board = MetricsBoard::new(n);
-        let conns = ConnCount::new();
+        let mut per_shard: Vec<Vec<OwnedFd>> = (0..n).map(|_| Vec::new()).collect();
+        let mut endpoints = Vec::with_capacity(bound.len());
+        let (mut addrs, mut claims, mut described) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (b, tls)) in bound.into_iter().zip(tls).enumerate() {
+            for (shard, fd) in b.fds.into_iter().enumerate() {
+                per_shard[shard].push(fd);
+            }
+            let l = &config.listener[i];
+            described.push(describe(i, l, b.addr));
+            endpoints.push(Arc::new(listener::Endpoint {
+                index: i as u16,
+                count: ConnCount::new(),
+                tls,
+            }));
+            addrs.push(b.addr);
+            claims.push(b.claim);
+        }
+        let endpoints = Arc::new(endpoints);
+        // This line first: scripts and tests read the address from it.
         log::info!(
-            "coremq listening on {addr} with {n} shards on CPUs {cpus:?} (fd limit {nofile})"
+            "coremq listening on {} with {n} shards on CPUs {cpus:?} (fd limit {nofile})",
+            addrs[0]
         );
+        for line in described {
+            log::info!("{line}");
+        }
         let mut threads = Vec::with_capacity(n);
-        for ((id, cpu), (listen_fd, ends)) in cpus.iter().enumerate().zip(fds.into_iter().zip(ends))
+        for ((id, cpu), (listen_fds, ends)) in
+            cpus.iter().enumerate().zip(per_shard.into_iter().zip(ends))
         {
             let seed = ShardSeed {
                 id,
@@ -177,8 +270,8 @@ impl Broker {
                 hooks: hooks.clone(),
                 board: board.clone(),
                 stop: stop.clone(),
-                conns: conns.clone(),
-                listen_fd,
+                endpoints: endpoints.clone(),
+                listen_fds,
                 ends,
                 faults: self.faults.clone(),
                 logins: logins.clone(),
@@ -202,22 +295,27 @@ impl Broker {
             }
         }
         Ok(BrokerHandle {
-            addr,
+            addrs,
             shards: n,
             stop,
             board,
-            conns,
+            endpoints,
             reloaders,
             threads,
-            _claim: claim,
+            _claims: claims,
         })
     }
 }
 
 impl BrokerHandle {
-    /// The address the listeners are bound to (port 0 resolved).
+    /// The address the first listener is bound to (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
+    }
+
+    /// The address listener `i` is bound to (port 0 resolved); None past the last.
+    pub fn listener_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.addrs.get(i).copied()
     }
 
     /// Number of shards running.
@@ -235,9 +333,9 @@ impl BrokerHandle {
         self.board.clone()
     }
 
-    /// Open connections on the node right now.
+    /// Open connections on the node right now (all listeners).
     pub fn connections(&self) -> usize {
-        self.conns.get()
+        self.endpoints.iter().map(|e| e.count.get()).sum()
     }
 
     /// Re-read the files the configuration names (certificates, password
@@ -256,7 +354,7 @@ impl BrokerHandle {
     /// The listen address is released once every shard has stopped.
     pub fn join(self) -> Result<(), String> {
         let BrokerHandle {
-            threads, _claim, ..
+            threads, _claims, ..
         } = self;
         let mut errors = Vec::new();
         for (i, t) in threads.into_iter().enumerate() {
@@ -264,7 +362,7 @@ impl BrokerHandle {
                 errors.push(format!("shard {i}: {e}"));
             }
         }
-        drop(_claim);
+        drop(_claims);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -306,11 +404,21 @@ async fn shard_main(seed: ShardSeed) {
     shard.borrow_mut().acl = Local::new(seed.acl);
     mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
-    // SAFETY: a listening socket we own, moved into glommio on its executor.
-    let listener = unsafe { TcpListener::from_raw_fd(seed.listen_fd.into_raw_fd()) };
-    let acceptor = glommio::spawn_local(listener::accept_loop(shard.clone(), listener, seed.conns));
+    let mut acceptors = Vec::with_capacity(seed.listen_fds.len());
+    for (fd, ep) in seed.listen_fds.into_iter().zip(seed.endpoints.iter()) {
+        // SAFETY: a listening socket we own, moved into glommio on its executor.
+        let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
+        let ep = ep.clone();
+        acceptors.push(glommio::spawn_local(listener::accept_loop(
+            shard.clone(),
+            listener,
+            ep,
+        )));
+    }
     tick::run(shard.clone()).await;
-    acceptor.cancel().await;
+    for a in acceptors {
+        a.cancel().await;
+    }
     shutdown(&shard).await;
 }
 

@@ -1,7 +1,7 @@
 //! The per-connection task: read → decode → protocol handlers → write.
 //!
 //! One glommio task per socket, on the shard that owns the client. It owns
-//! the [`Transport`] (a `TcpStream` today) and the bytes of an incomplete
+//! the [`Transport`] (a `TcpStream` or a [`TlsStream`](crate::tls::TlsStream)) and the bytes of an incomplete
 //! packet; everything else about the connection is in the shard's
 //! connections part ([`Conn`](crate::shard::conns::Conn)), whose phase says
 //! whether CONNECT has been accepted.
@@ -10,12 +10,18 @@
 //! readiness-based, so a pending read pins no buffer), and only the bytes of
 //! an incomplete packet are kept. The outbox is freed once written.
 //!
+//! A listener's `max_inbound_bytes_per_s` is a token bucket in the task: a
+//! connection that read more than it allows stops reading (its bytes stay in
+//! the kernel, TCP pushes back) until the shard's timer wheel wakes it
+//! (`TimerItem::InputResume`).
+//!
 //! The first packet must be CONNECT. The accepting shard decodes it and, if
 //! the client's home shard is another one, hands the socket there (the
 //! detached transport plus the bytes already read) and ends.
 
 use crate::codec::{self, ConnAck, DecodeError, Packet, ProtocolVersion, Reason, Side};
 use crate::conn_limit::Slot;
+use crate::rate::TokenBucket;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef, TimerItem};
 use crate::transport::{Handoff, Origin, Resume, Transport};
@@ -85,9 +91,11 @@ fn start<T: Transport>(
     slot: Slot,
     handed: bool,
 ) {
-    let key = shard
-        .borrow_mut()
-        .add_conn(peer, stream.socket_fd(), origin);
+    let (key, rate) = {
+        let mut sh = shard.borrow_mut();
+        let rate = inbound_rate(&sh, origin.listener);
+        (sh.add_conn(peer, stream.socket_fd(), origin), rate)
+    };
     let conn = Conn {
         shard: shard.clone(),
         key,
@@ -95,8 +103,33 @@ fn start<T: Transport>(
         need: 0,
         handed,
         slot: Some(slot),
+        rate,
     };
     glommio::spawn_local(conn.run(stream)).detach();
+}
+
+/// The inbound byte-rate bucket of a connection on listener `listener`, if
+/// it sets `max_inbound_bytes_per_s`.
+fn inbound_rate(sh: &Shard, listener: u16) -> Option<Box<InboundRate>> {
+    let l = sh.cfg.listener.get(usize::from(listener))?;
+    (l.max_inbound_bytes_per_s > 0).then(|| {
+        Box::new(InboundRate {
+            bucket: TokenBucket::new(
+                l.max_inbound_bytes_per_s as f64,
+                l.inbound_burst_bytes as f64,
+                sh.timers.clock_ms(),
+            ),
+            paused_until: 0,
+        })
+    })
+}
+
+/// A connection's `max_inbound_bytes_per_s`: the bytes it may still read,
+/// and until when it is not read from after going over.
+struct InboundRate {
+    bucket: TokenBucket,
+    /// Shard milliseconds; 0 when not paused.
+    paused_until: u64,
 }
 
 /// What woke the connection task.
@@ -119,6 +152,19 @@ struct Conn {
     handed: bool,
     /// The node-wide connection slot, held until the socket closes or moves.
     slot: Option<Slot>,
+    /// The listener's inbound byte rate, if it has one (boxed: most have none).
+    rate: Option<Box<InboundRate>>,
+}
+
+impl InboundRate {
+    /// Whether reading must wait (and the pause, if one ended, is over).
+    fn over(&mut self, now: u64) -> bool {
+        if self.bucket.wait_ms(now) > 0 {
+            return true;
+        }
+        self.paused_until = 0;
+        false
+    }
 }
 
 impl Conn {
@@ -248,11 +294,32 @@ impl Conn {
                 return Poll::Pending;
             }
             c.output_ok();
+            let now = sh.timers.now_ms();
+            if let Some(rate) = self.rate.as_deref_mut() {
+                if rate.over(now) {
+                    // Sent faster than the listener allows: leave its bytes
+                    // in the kernel (TCP pushes back) until the debt is paid.
+                    c.set_waker(cx.waker());
+                    if now >= rate.paused_until {
+                        // A new pause (counted), or its timer came early.
+                        if rate.paused_until == 0 {
+                            sh.metrics.inbound_rate_pauses += 1;
+                        }
+                        rate.paused_until = now + rate.bucket.wait_ms(now).max(1);
+                        sh.timers
+                            .arm(rate.paused_until, TimerItem::InputResume(self.key));
+                    }
+                    return Poll::Pending;
+                }
+            }
             match stream.poll_read(cx, &mut sh.scratch) {
                 Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
                 Poll::Ready(Ok(n)) => {
                     self.inbuf.extend_from_slice(&sh.scratch[..n]);
-                    c.touch(sh.timers.now_ms());
+                    if let Some(rate) = self.rate.as_deref_mut() {
+                        rate.bucket.spend(n as f64, now);
+                    }
+                    c.touch(now);
                     Poll::Ready(Event::Read)
                 }
                 Poll::Ready(Err(e)) => {
@@ -416,7 +483,7 @@ impl Conn {
     }
 
     /// Move the stream to its home shard: detach it and mail it with the bytes read so far.
-    fn hand_off<T: Transport>(&mut self, stream: &T, home: usize, bytes: Bytes) -> CloseReason {
+    fn hand_off<T: Transport>(&mut self, stream: &mut T, home: usize, bytes: Bytes) -> CloseReason {
         let Some(slot) = self.slot.take() else {
             return CloseReason::SocketClosed;
         };
@@ -479,7 +546,11 @@ impl Shard {
                 return Err(Event::Close(r));
             }
             if c.unsent() == 0 {
-                return Ok(());
+                // What the transport itself still holds (TLS records).
+                return match stream.poll_flush(cx) {
+                    Poll::Ready(Err(_)) => Err(Event::Eof),
+                    _ => Ok(()),
+                };
             }
             if self.faults.as_ref().is_some_and(|f| f.writes_fail(self.id)) {
                 return Err(Event::Eof);

@@ -48,7 +48,8 @@
 //! · `hooks` · `session` (session, window, queue, store, events) · `router`
 //! (index, trie, retained) · `shard` (parts, mesh, timers, fan-out, tick,
 //! harness) · `protocol` (packet handlers, replay) · `transport` ·
-//! `conn_limit` · `conn` (connection task) · `listener` · `host` · `broker`.
+//! `conn_limit` · `conn` (connection task) · `tls` · `proxy` · `rate` ·
+//! `listener` · `host` · `broker`.
 
 pub mod acl;
 pub mod auth;
@@ -64,12 +65,15 @@ pub(crate) mod listener;
 pub mod message;
 pub mod metrics;
 pub(crate) mod protocol;
+pub mod proxy;
+pub(crate) mod rate;
 pub(crate) mod ratelog;
 pub mod reload;
 pub(crate) mod router;
 pub(crate) mod session;
 pub(crate) mod shard;
 pub(crate) mod slab;
+pub(crate) mod tls;
 pub mod topic;
 pub(crate) mod transport;
 

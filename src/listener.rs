@@ -14,28 +14,39 @@
 //! milliseconds while io_uring lets go of them, and connections the kernel
 //! hands them are reset.
 //!
-//! The accept loop enforces the node-wide connection limit, backs off when
-//! the process is out of file descriptors instead of spinning or dying, sets
-//! TCP_NODELAY and TCP keepalive on each socket ([`SocketTuning`]) and logs
-//! its warnings through [`crate::ratelog`].
+//! Every shard runs one accept loop per configured listener ([`Endpoint`]:
+//! its index, its own connection count, its TLS configuration). The loop
+//! enforces the listener's connection rate (this shard's share of
+//! `max_connection_rate`) and `max_connections`, backs off when the process
+//! is out of file descriptors instead of spinning or dying, sets TCP_NODELAY
+//! and TCP keepalive on each socket ([`SocketTuning`]) and logs its warnings
+//! through [`crate::ratelog`].
 //!
 //! Every accepted socket becomes a [`Transport`](crate::transport::Transport)
-//! handed to [`crate::conn::spawn_accepted`]; plain TCP passes the stream as
-//! it is. A TLS or WebSocket listener reuses this loop (limit, backoff,
-//! slot) and differs only in wrapping the stream before that call; for
-//! WebSocket that is [`spawn_ws_accepted`], which runs the upgrade first.
+//! handed to [`crate::conn::spawn_accepted`] with its [`Origin`]: plain TCP
+//! as it is; on a `proxy_protocol` listener after its PROXY header
+//! ([`crate::proxy`]) gave the client's address; on a `tls` listener after the
+//! handshake ([`crate::tls`]), both bounded by `mqtt.connect_timeout_s`
+//! ([`accepted`] is the one place that wraps a stream per kind); on a `ws`
+//! or `wss` listener after the WebSocket upgrade ([`spawn_ws_accepted`]).
 
-use crate::config::ListenerConfig;
-use crate::conn_limit::ConnCount;
+use crate::config::{IdentitySource, ListenerConfig, ListenerKind};
+use crate::conn_limit::{ConnCount, Slot};
+use crate::proxy;
+use crate::rate::TokenBucket;
 use crate::ratelog::RateLimit;
+use crate::reload::{Local, Reloadable};
 use crate::shard::ShardRef;
-use glommio::net::TcpListener;
+use crate::transport::ws::{accept_ws, UpgradeError, MAX_REQUEST_BYTES};
+use crate::transport::Origin;
+use glommio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,18 +172,36 @@ pub fn bind_all(
     Ok((fds, bound))
 }
 
-/// Accept connections on this shard until cancelled.
-pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<ConnCount>) {
-    let (id, max, tuning) = {
-        let sh = shard.borrow();
-        let l = &sh.cfg.listener[0];
-        (sh.id, l.max_connections, SocketTuning::new(l))
+/// What every shard shares about one listener.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Its index in `cfg.listener`.
+    pub index: u16,
+    /// Its open connections (`max_connections` is per listener).
+    pub count: Arc<ConnCount>,
+    /// A `tls` listener's server configuration, replaced on reload.
+    pub tls: Option<Arc<Reloadable<rustls::ServerConfig>>>,
+}
+
+/// Accept connections of one listener on this shard until cancelled.
+pub async fn accept_loop(shard: ShardRef, listener: TcpListener, ep: Arc<Endpoint>) {
+    let (id, cfg, mut rate) = {
+        let mut sh = shard.borrow_mut();
+        let cfg = sh.cfg.listener[usize::from(ep.index)].clone();
+        let rate = connection_rate(&cfg, sh.shards, sh.timers.now_ms());
+        (sh.id, cfg, rate)
     };
+    let (max, tuning) = (cfg.max_connections, SocketTuning::new(&cfg));
+    let mut tls = ep.tls.clone().map(Local::new);
+    let ws_path: Option<Rc<str>> =
+        matches!(cfg.kind, ListenerKind::Ws | ListenerKind::Wss).then(|| cfg.path.as_str().into());
+    let at = format!("shard {id}, listener {} ({})", ep.index, cfg.bind);
     // One warning line a second at most per kind: a connection storm or a
     // long fd shortage must not flood the log.
     let mut fd_warn = RateLimit::per_second();
     let mut accept_warn = RateLimit::per_second();
     let mut limit_warn = RateLimit::per_second();
+    let mut rate_warn = RateLimit::per_second();
     let mut tune_warn = RateLimit::per_second();
     loop {
         let stream = match listener.accept().await {
@@ -185,99 +214,229 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, count: Arc<Conn
                 if matches!(os, Some(libc::EMFILE) | Some(libc::ENFILE)) {
                     shard.borrow_mut().metrics.accept_fd_exhausted += 1;
                     if let Some(s) = fd_warn.allow() {
-                        log::warn!(
-                            "shard {id}: out of file descriptors, pausing accepts for 100 ms{s}"
-                        );
+                        log::warn!("{at}: out of file descriptors, pausing accepts for 100 ms{s}");
                     }
                 } else if let Some(s) = accept_warn.allow() {
-                    log::warn!("shard {id}: accept failed: {e}{s}");
+                    log::warn!("{at}: accept failed: {e}{s}");
                 }
                 glommio::timer::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        shard.borrow_mut().metrics.connections_accepted += 1;
-        let Some(slot) = count.try_acquire(max) else {
+        let now = {
+            let mut sh = shard.borrow_mut();
+            sh.metrics.connections_accepted += 1;
+            sh.timers.now_ms()
+        };
+        if rate.as_mut().is_some_and(|b| !b.try_take(1.0, now)) {
+            let refused = {
+                let mut sh = shard.borrow_mut();
+                sh.metrics.connections_refused_rate += 1;
+                sh.metrics.connections_refused_rate
+            };
+            if let Some(s) = rate_warn.allow() {
+                log::warn!("{at}: max_connection_rate ({}/s) exceeded, closing new sockets ({refused} so far on this shard){s}", cfg.max_connection_rate);
+            }
+            continue;
+        }
+        let Some(slot) = ep.count.try_acquire(max) else {
             let refused = {
                 let mut sh = shard.borrow_mut();
                 sh.metrics.connections_refused_limit += 1;
                 sh.metrics.connections_refused_limit
             };
             if let Some(s) = limit_warn.allow() {
-                log::warn!("shard {id}: max_connections ({max}) reached, closing new sockets ({refused} so far){s}");
+                log::warn!("{at}: max_connections ({max}) reached, closing new sockets ({refused} so far on this shard){s}");
             }
-            drop(stream);
             continue;
         };
         // SAFETY: the stream owns this fd and outlives the borrow.
         let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
         if let Err(e) = tuning.apply(fd) {
             if let Some(s) = tune_warn.allow() {
-                log::warn!("shard {id}: cannot set socket options on an accepted socket: {e}{s}");
+                log::warn!("{at}: cannot set socket options on an accepted socket: {e}{s}");
             }
         }
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        crate::conn::spawn_accepted(&shard, stream, peer, slot, Default::default());
+        let setup = Setup {
+            listener: ep.index,
+            proxy: cfg.proxy_protocol,
+            tls: tls.as_mut().map(|t| t.get().clone()),
+            identity: cfg
+                .tls
+                .as_ref()
+                .map_or(IdentitySource::None, |t| t.identity_as_username),
+            ws: ws_path.clone(),
+        };
+        accepted(&shard, stream, peer, slot, setup);
     }
 }
 
-/// Upgrade a stream accepted on a WebSocket listener (`ws`: a `TcpStream`;
-/// `wss`: the TLS stream, with the identity its certificate gave in
-/// `origin`) serving `path`, then serve it as a connection.
-/// The upgrade gets `mqtt.connect_timeout_s` (counted in `connect_timeouts`
-/// when it runs out; CONNECT then gets its own timeout); refusals are
-/// counted in `ws_handshakes_refused` and logged rate-limited. Runs in a
-/// task of its own, so the accept loop goes on at once.
-// Called by the accept loop of `ws` / `wss` listeners, which the
-// `[[listener]]` list brings; until then only tests call it.
-#[cfg_attr(not(test), allow(dead_code))]
-pub fn spawn_ws_accepted<T: crate::transport::Transport>(
-    shard: &ShardRef,
-    stream: T,
-    (peer, origin): (SocketAddr, crate::transport::Origin),
-    slot: crate::conn_limit::Slot,
-    path: std::rc::Rc<str>,
-) {
-    use crate::transport::ws::{accept_ws, UpgradeError, MAX_REQUEST_BYTES};
-    let shard = shard.clone();
-    let (limit, max_frame) = {
-        let sh = shard.borrow();
-        let m = &sh.cfg.mqtt;
-        (Duration::from_secs(m.connect_timeout_s), m.max_packet_size)
-    };
-    glommio::spawn_local(async move {
-        let upgrade = accept_ws(stream, &path, MAX_REQUEST_BYTES, max_frame);
-        let expiry = async {
-            glommio::timer::sleep(limit).await;
-            Err(UpgradeError::Io(io::ErrorKind::TimedOut.into()))
-        };
-        let ws = match futures_lite::future::or(upgrade, expiry).await {
-            Ok(ws) => ws,
-            Err(e) => return upgrade_failed(&shard, peer, &e),
-        };
-        crate::conn::spawn_accepted(&shard, ws, peer, slot, origin);
+/// This shard's share of a listener's `max_connection_rate`, if it has one.
+fn connection_rate(cfg: &ListenerConfig, shards: usize, now_ms: u64) -> Option<TokenBucket> {
+    (cfg.max_connection_rate > 0).then(|| {
+        let n = shards.max(1) as f64;
+        let burst = (f64::from(cfg.connection_rate_burst) / n).ceil();
+        TokenBucket::new(f64::from(cfg.max_connection_rate) / n, burst, now_ms)
     })
-    .detach();
 }
 
-/// Count and log a WebSocket upgrade that did not happen (`slot` was
-/// released with the stream).
-fn upgrade_failed(shard: &ShardRef, peer: SocketAddr, e: &crate::transport::ws::UpgradeError) {
-    use crate::transport::ws::UpgradeError;
+/// What an accepted socket goes through before its connection task starts.
+struct Setup {
+    listener: u16,
+    /// Read a PROXY protocol header first.
+    proxy: bool,
+    /// Run a TLS handshake with this configuration.
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// Which certificate name becomes the identity.
+    identity: IdentitySource,
+    /// Upgrade to WebSocket on this path (after TLS, for `wss`).
+    ws: Option<Rc<str>>,
+}
+
+/// The one place a stream is wrapped for its listener's kind: plain TCP
+/// without a PROXY header starts its connection at once; otherwise a short
+/// task reads the header, runs the TLS handshake and/or the WebSocket
+/// upgrade first, in that order.
+fn accepted(shard: &ShardRef, stream: TcpStream, peer: SocketAddr, slot: Slot, setup: Setup) {
+    if !setup.proxy && setup.tls.is_none() && setup.ws.is_none() {
+        let origin = Origin {
+            listener: setup.listener,
+            identity: None,
+        };
+        crate::conn::spawn_accepted(shard, stream, peer, slot, origin);
+        return;
+    }
+    glommio::spawn_local(prepare(shard.clone(), stream, peer, slot, setup)).detach();
+}
+
+/// Where [`prepare`] failed.
+enum Failed {
+    Proxy(String),
+    Tls(String),
+    Ws(UpgradeError),
+}
+
+/// How far [`prepare`] got, for what a timeout is counted as.
+#[derive(Clone, Copy, PartialEq)]
+enum Stage {
+    Proxy,
+    Tls,
+    Ws,
+}
+
+/// Read the PROXY header, then handshake (TLS, then WebSocket), all within
+/// `mqtt.connect_timeout_s`; start the connection or count and log why not
+/// (the socket closes on drop).
+async fn prepare(
+    shard: ShardRef,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    setup: Setup,
+) {
+    let timeout = Duration::from_secs(shard.borrow().cfg.mqtt.connect_timeout_s);
+    let Setup {
+        listener,
+        proxy: use_proxy,
+        tls,
+        identity,
+        ws,
+    } = setup;
+    let stage = std::cell::Cell::new(Stage::Proxy);
+    let peer = std::cell::Cell::new(peer);
+    let work = async {
+        if use_proxy {
+            let h = proxy::read_header(&mut stream)
+                .await
+                .map_err(|e| Failed::Proxy(e.to_string()))?;
+            peer.set(h.source.unwrap_or(peer.get()));
+        }
+        stage.set(Stage::Tls);
+        let Some(config) = tls else {
+            let origin = Origin {
+                listener,
+                identity: None,
+            };
+            return start(&shard, stream, (peer.get(), origin), slot, ws, &stage).await;
+        };
+        let (tls, identity) = crate::tls::handshake(stream, config, identity)
+            .await
+            .map_err(|e| Failed::Tls(e.to_string()))?;
+        shard.borrow_mut().metrics.tls_handshakes += 1;
+        let origin = Origin { listener, identity };
+        start(&shard, tls, (peer.get(), origin), slot, ws, &stage).await
+    };
+    let deadline = async {
+        glommio::timer::sleep(timeout).await;
+        let why = format!("not done within {} s", timeout.as_secs());
+        Err(match stage.get() {
+            Stage::Proxy => Failed::Proxy(why),
+            Stage::Tls => Failed::Tls(why),
+            Stage::Ws => Failed::Ws(UpgradeError::Io(io::ErrorKind::TimedOut.into())),
+        })
+    };
+    let Err(failed) = futures_lite::future::or(work, deadline).await else {
+        return;
+    };
+    prepare_failed(&shard, listener, peer.get(), failed);
+}
+
+/// The last step of [`prepare`]: the WebSocket upgrade where the listener
+/// has one, then the connection task.
+async fn start<T: crate::transport::Transport>(
+    shard: &ShardRef,
+    stream: T,
+    (peer, origin): (SocketAddr, Origin),
+    slot: Slot,
+    ws: Option<Rc<str>>,
+    stage: &std::cell::Cell<Stage>,
+) -> Result<(), Failed> {
+    let Some(path) = ws else {
+        crate::conn::spawn_accepted(shard, stream, peer, slot, origin);
+        return Ok(());
+    };
+    stage.set(Stage::Ws);
+    let max_frame = shard.borrow().cfg.mqtt.max_packet_size;
+    let ws = accept_ws(stream, &path, MAX_REQUEST_BYTES, max_frame)
+        .await
+        .map_err(Failed::Ws)?;
+    crate::conn::spawn_accepted(shard, ws, peer, slot, origin);
+    Ok(())
+}
+
+/// Count and log why [`prepare`] gave up on a socket.
+fn prepare_failed(shard: &ShardRef, listener: u16, peer: SocketAddr, failed: Failed) {
     let mut sh = shard.borrow_mut();
-    match e {
-        UpgradeError::Refused(..) => {
-            sh.metrics.ws_handshakes_refused += 1;
-            if let Some(held) = sh.lines.ws_handshake.allow() {
-                log::info!("websocket upgrade from {peer} {e}{held}");
+    match failed {
+        Failed::Proxy(why) => {
+            sh.metrics.proxy_header_failures += 1;
+            if let Some(s) = sh.lines.proxy_failed.allow() {
+                log::info!(
+                    "listener {listener}: {peer}: no valid PROXY header ({why}), closing{s}"
+                );
             }
         }
-        UpgradeError::Io(io) if io.kind() == io::ErrorKind::TimedOut => {
+        Failed::Tls(why) => {
+            sh.metrics.tls_handshake_failures += 1;
+            if let Some(s) = sh.lines.tls_failed.allow() {
+                log::info!("listener {listener}: {peer}: TLS handshake failed ({why}), closing{s}");
+            }
+        }
+        Failed::Ws(e @ UpgradeError::Refused(..)) => {
+            sh.metrics.ws_handshakes_refused += 1;
+            if let Some(held) = sh.lines.ws_handshake.allow() {
+                log::info!("listener {listener}: {peer}: websocket upgrade {e}{held}");
+            }
+        }
+        Failed::Ws(UpgradeError::Io(io)) if io.kind() == io::ErrorKind::TimedOut => {
             sh.metrics.connect_timeouts += 1;
         }
-        UpgradeError::Io(io) => log::debug!("websocket upgrade from {peer} failed: {io}"),
+        Failed::Ws(UpgradeError::Io(io)) => {
+            log::debug!("listener {listener}: {peer}: websocket upgrade failed: {io}");
+        }
     }
 }
 
@@ -319,11 +478,11 @@ mod tests {
         assert!(SockRef::from(&a).nodelay().unwrap());
     }
 
-    /// The glue for WebSocket listeners against a real shard: a refused
+    /// A `ws` listener's setup against a real shard: a refused
     /// upgrade is answered and counted, and a client that upgrades gets its
     /// CONNACK in a binary frame [MQTT-6.0.0-1].
     #[test]
-    fn spawn_ws_accepted_upgrades_then_serves_mqtt() {
+    fn a_ws_setup_upgrades_then_serves_mqtt() {
         use crate::codec::{self, Packet, ProtocolVersion, Side};
         use crate::shard::Shard;
         use std::io::{Read, Write};
@@ -375,8 +534,14 @@ mod tests {
                 let stream = listener.accept().await.unwrap();
                 let peer = stream.peer_addr().unwrap();
                 let slot = count.try_acquire(10).unwrap();
-                let origin = (peer, Default::default());
-                spawn_ws_accepted(&shard, stream, origin, slot, "/mqtt".into());
+                let setup = Setup {
+                    listener: 0,
+                    proxy: false,
+                    tls: None,
+                    identity: IdentitySource::None,
+                    ws: Some("/mqtt".into()),
+                };
+                accepted(&shard, stream, peer, slot, setup);
             }
             for _ in 0..2000 {
                 if client.is_finished() {

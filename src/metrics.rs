@@ -34,6 +34,20 @@ counters! {
     connections_accepted,
     /// Sockets closed at once: the node was at max_connections.
     connections_refused_limit,
+    /// Sockets closed at once: their listener's max_connection_rate was
+    /// exceeded (beyond connection_rate_burst).
+    connections_refused_rate,
+    /// TLS handshakes completed.
+    tls_handshakes,
+    /// TLS handshakes that failed (bad or missing client certificate, no
+    /// common version or cipher, not TLS, timeout).
+    tls_handshake_failures,
+    /// Connections closed on a proxy_protocol listener: no valid PROXY
+    /// header in time.
+    proxy_header_failures,
+    /// Times a connection stopped being read: it sent faster than its
+    /// listener's max_inbound_bytes_per_s.
+    inbound_rate_pauses,
     /// accept() failed for lack of file descriptors (EMFILE/ENFILE).
     accept_fd_exhausted,
     /// Connections currently open on this shard (a gauge).

@@ -101,6 +101,10 @@ pub(crate) struct ShardLines {
     pub auth_refused: RateLimit,
     /// Refused WebSocket upgrades.
     pub ws_handshake: RateLimit,
+    /// Failed TLS handshakes.
+    pub tls_failed: RateLimit,
+    /// Connections without a valid PROXY header.
+    pub proxy_failed: RateLimit,
 }
 
 impl Default for ShardLines {
@@ -118,6 +122,8 @@ impl Default for ShardLines {
             acl: RateLimit::per_second(),
             auth_refused: RateLimit::per_second(),
             ws_handshake: RateLimit::per_second(),
+            tls_failed: RateLimit::per_second(),
+            proxy_failed: RateLimit::per_second(),
         }
     }
 }

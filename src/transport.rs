@@ -5,12 +5,13 @@
 //! another one, [`Transport::detach`]es into a [`Detached`] value that can
 //! cross threads in a mesh message and resume there.
 //!
-//! glommio's `TcpStream` is one as it is, and detaches as a dup'd fd.
-//! Other transports wrap a stream the listener accepted the same way
-//! ([`crate::listener`]) — handshake state, record or frame decoding — and
-//! hand it to [`crate::conn::spawn_accepted`]; each detaches as the fd plus
-//! its own state, one more [`Detached`] variant. [`ws::Ws`] (WebSocket) is
-//! a wrapper over any other transport, so `ws` and `wss` are one type each.
+//! glommio's `TcpStream` is one as it is, and detaches as a dup'd fd. TLS
+//! ([`crate::tls::TlsStream`]) detaches as the fd plus its rustls
+//! connection. Other transports wrap a stream the listener accepted the same
+//! way ([`crate::listener`]) — handshake state, record or frame decoding —
+//! and hand it to [`crate::conn::spawn_accepted`]; each detaches as the fd
+//! plus its own state, one more [`Detached`] variant. [`ws::Ws`] (WebSocket)
+//! is a wrapper over any other transport, so `ws` and `wss` are one type each.
 //! The receiving shard calls [`Detached::resume`], which rebuilds the
 //! concrete type and hands it to a generic [`Resume`]. The codec, the
 //! session and the protocol handlers see only MQTT bytes and never change
@@ -36,13 +37,19 @@ pub trait Transport: Sized + 'static {
     /// Write MQTT bytes from `buf`, as many as the stream takes now.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
 
+    /// Send output the transport still holds (TLS records the socket did not
+    /// take yet); called when the connection's own outbox is empty.
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
     /// Best effort and never waiting: send `buf` just before closing
     /// (a refusing CONNACK, say). Whatever does not fit is dropped.
     fn write_now(&mut self, buf: &[u8]);
 
     /// A copy of this stream that another shard can take over; this one is
     /// dropped (and its fd closed) by the caller afterwards.
-    fn detach(&self) -> io::Result<Detached>;
+    fn detach(&mut self) -> io::Result<Detached>;
 
     /// The socket under it (keepalive asks the kernel for unread bytes).
     fn socket_fd(&self) -> RawFd;
@@ -78,6 +85,12 @@ pub struct Handoff {
 pub enum Detached {
     /// A plain TCP socket.
     Tcp(OwnedFd),
+    /// A TLS socket: the fd and its rustls connection, with the records
+    /// (and plaintext) it already read but the connection did not consume.
+    Tls {
+        fd: OwnedFd,
+        tls: Box<rustls::ServerConnection>,
+    },
     /// A WebSocket connection: the stream under it (`Tcp`, or TLS for
     /// `wss`) and its framing state with the bytes read but not decoded.
     Ws {
@@ -108,6 +121,7 @@ impl Detached {
     fn resume_stream<R: Resume>(self, then: R) -> io::Result<R::Output> {
         match self {
             Detached::Tcp(fd) => Ok(then.resume(tcp_from(fd))),
+            Detached::Tls { fd, tls } => Ok(then.resume(crate::tls::TlsStream::resume(fd, tls))),
             Detached::Ws { .. } => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a websocket inside a websocket cannot be resumed",
@@ -126,30 +140,40 @@ impl Transport for TcpStream {
     }
 
     fn write_now(&mut self, buf: &[u8]) {
-        // SAFETY: plain send(2) on our own open socket, from a valid buffer.
-        unsafe {
-            libc::send(
-                self.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            );
-        }
+        send_now(self.as_raw_fd(), buf);
     }
 
-    fn detach(&self) -> io::Result<Detached> {
-        // SAFETY: dup(2) of an fd we own; the result is checked before use.
-        let fd = unsafe { libc::dup(self.as_raw_fd()) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        Ok(Detached::Tcp(unsafe { OwnedFd::from_raw_fd(fd) }))
+    fn detach(&mut self) -> io::Result<Detached> {
+        dup_socket(self.as_raw_fd()).map(Detached::Tcp)
     }
 
     fn socket_fd(&self) -> RawFd {
         self.as_raw_fd()
     }
+}
+
+/// send(2) without waiting; what the socket does not take is dropped.
+pub fn send_now(fd: RawFd, buf: &[u8]) {
+    // SAFETY: plain send(2) on an open socket, from a valid buffer.
+    unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+    }
+}
+
+/// A second descriptor for socket `fd`, for another shard to take over.
+pub fn dup_socket(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: dup(2) of an open fd; the result is checked before use.
+    let fd = unsafe { libc::dup(fd) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Bytes received on socket `fd` and not read yet (0 when it cannot tell,
@@ -190,7 +214,7 @@ mod tests {
             .make()
             .expect("executor");
         ex.run(async move {
-            let original = TcpStream::connect(addr).await.expect("connect");
+            let mut original = TcpStream::connect(addr).await.expect("connect");
             let (mut peer, _) = listener.accept().expect("accept");
             let detached = original.detach().expect("detach");
             drop(original);

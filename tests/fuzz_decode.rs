@@ -1,7 +1,9 @@
 //! The stable-toolchain fuzz pass of the codec: the seed corpus of
 //! `fuzz/corpus/decode/` (written by `COREMQ_WRITE_CORPUS=1 cargo test --lib
 //! write_fuzz_corpus`), then seeded mutations of it, each input run through
-//! `fuzz/check.rs` as the cargo-fuzz target `decode` runs it.
+//! `fuzz/check.rs` as the cargo-fuzz target `decode` runs it; and the same
+//! for the PROXY protocol parser (`fuzz/corpus/proxy/`, `fuzz/check_proxy.rs`,
+//! cargo-fuzz target `proxy`).
 //!
 //! Bounded by `COREMQ_FUZZ_SECS` (default 3 s; CI sets 60) and by a count
 //! that grows with it; the mutations are seeded from the clock (printed;
@@ -9,6 +11,8 @@
 
 #[path = "../fuzz/check.rs"]
 mod check;
+#[path = "../fuzz/check_proxy.rs"]
+mod check_proxy;
 
 use std::time::{Duration, Instant};
 
@@ -31,9 +35,16 @@ fn seed() -> u64 {
 }
 
 fn corpus() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    corpus_of("decode")
+}
+
+/// The seed files of `fuzz/corpus/<target>/`, in name order.
+fn corpus_of(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fuzz/corpus/decode")
+        .expect("fuzz/corpus/<target>")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     files.sort();
@@ -87,8 +98,22 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, other: &[u8]) {
 fn corpus_and_seeded_mutations() {
     let seeds = corpus();
     assert!(seeds.len() >= 30, "seed corpus missing");
-    for s in &seeds {
-        check::check(s);
+    run("fuzz_decode", &seeds, check::check);
+}
+
+/// The PROXY protocol header parser, the same way (seeds in
+/// `fuzz/corpus/proxy/`, the check in `fuzz/check_proxy.rs`).
+#[test]
+fn proxy_header_corpus_and_seeded_mutations() {
+    let seeds = corpus_of("proxy");
+    assert!(seeds.len() >= 5, "proxy seed corpus missing");
+    run("fuzz_proxy", &seeds, check_proxy::check);
+}
+
+/// Check every seed, then seeded mutations of them for `COREMQ_FUZZ_SECS`.
+fn run(name: &str, seeds: &[Vec<u8>], check: fn(&[u8])) {
+    for s in seeds {
+        check(s);
     }
     let secs = std::env::var("COREMQ_FUZZ_SECS")
         .ok()
@@ -97,7 +122,7 @@ fn corpus_and_seeded_mutations() {
     let end = Instant::now() + Duration::from_secs(secs);
     let seed = seed();
     // Printed first, so a failure's output says how to repeat it.
-    eprintln!("fuzz_decode: seed {seed:#x} (COREMQ_FUZZ_SEED={seed:x} repeats this run)");
+    eprintln!("{name}: seed {seed:#x} (COREMQ_FUZZ_SEED={seed:x} repeats this run)");
     let mut rng = Rng(seed);
     let max_cases = secs.max(1).saturating_mul(CASES_PER_SEC);
     let mut cases = 0u64;
@@ -108,9 +133,9 @@ fn corpus_and_seeded_mutations() {
             for _ in 0..=rng.below(3) {
                 mutate(&mut rng, &mut input, other);
             }
-            check::check(&input);
+            check(&input);
             cases += 1;
         }
     }
-    eprintln!("fuzz_decode: {cases} mutated inputs");
+    eprintln!("{name}: {cases} mutated inputs");
 }

@@ -9,7 +9,7 @@
 //! (`broker.rs`, `listener.rs`) binds them in order; a connection remembers
 //! the index of the listener it came in on.
 
-use super::{bounds, ConfigError};
+use super::{bounds, ConfigError, TlsConfig};
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -101,6 +101,24 @@ pub struct ListenerConfig {
     pub tcp_keepalive_probes: u32,
     /// Who may connect without credentials on this listener.
     pub allow_anonymous: Anonymous,
+    /// `ws` / `wss`: the HTTP path the WebSocket upgrade must ask for.
+    pub path: String,
+    /// `[listener.tls]`: certificate and client-certificate policy; needed
+    /// by (and only allowed on) a `tls` listener.
+    pub tls: Option<TlsConfig>,
+    /// Every connection starts with a PROXY protocol v1 or v2 header (from
+    /// a load balancer); its source address becomes the client's address.
+    pub proxy_protocol: bool,
+    /// New connections per second this listener takes (0: no limit), spread
+    /// over the shards; sockets over it are closed at once.
+    pub max_connection_rate: u32,
+    /// How many connections may arrive at once above that rate.
+    pub connection_rate_burst: u32,
+    /// Bytes per second one connection may send (0: no limit); a faster
+    /// client is not read from until it is under the rate again.
+    pub max_inbound_bytes_per_s: u64,
+    /// Bytes a connection may send at once above that rate.
+    pub inbound_burst_bytes: u64,
 }
 
 impl Default for ListenerConfig {
@@ -114,6 +132,13 @@ impl Default for ListenerConfig {
             tcp_keepalive_interval_s: 30,
             tcp_keepalive_probes: 4,
             allow_anonymous: Anonymous::Loopback,
+            path: "/mqtt".into(),
+            tls: None,
+            proxy_protocol: false,
+            max_connection_rate: 0,
+            connection_rate_burst: 100,
+            max_inbound_bytes_per_s: 0,
+            inbound_burst_bytes: 1 << 20,
         }
     }
 }
@@ -158,6 +183,38 @@ impl ListenerConfig {
                     "{key}.{name}: must be {min}..={max}, got {value}"
                 )));
             }
+        }
+        self.validate_kind(key)?;
+        if self.max_connection_rate > 0 && self.connection_rate_burst == 0 {
+            return Err(ConfigError(format!(
+                "{key}.connection_rate_burst: must be at least 1 with a max_connection_rate"
+            )));
+        }
+        if self.max_inbound_bytes_per_s > 0 && self.inbound_burst_bytes < 1024 {
+            return Err(ConfigError(format!(
+                "{key}.inbound_burst_bytes: must be at least 1024 with a max_inbound_bytes_per_s"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The kind and its `[listener.tls]` table go together.
+    fn validate_kind(&self, key: &str) -> Result<(), ConfigError> {
+        match (self.kind, &self.tls) {
+            (ListenerKind::Tls | ListenerKind::Wss, Some(t)) => t.validate(&format!("{key}.tls")),
+            (ListenerKind::Tls | ListenerKind::Wss, None) => Err(ConfigError(format!(
+                "{key}.tls: a tls or wss listener needs a [listener.tls] table (cert_file, key_file)"
+            ))),
+            (ListenerKind::Tcp | ListenerKind::Ws, Some(_)) => Err(ConfigError(format!(
+                "{key}.tls: only a kind = \"tls\" or \"wss\" listener takes one"
+            ))),
+            (ListenerKind::Tcp | ListenerKind::Ws, None) => Ok(()),
+        }?;
+        if !self.path.starts_with('/') || self.path.len() > 1024 {
+            return Err(ConfigError(format!(
+                "{key}.path: must start with / (and be at most 1024 bytes), got {:?}",
+                self.path
+            )));
         }
         Ok(())
     }
@@ -248,11 +305,13 @@ mod tests {
         assert_eq!(one.listener.len(), 1);
         assert_eq!(one.listener[0].bind, "127.0.0.1:1");
         let two = Config::from_toml(
-            "[[listener]]\nbind = \"127.0.0.1:1\"\n[[listener]]\nkind = \"ws\"\nbind = \"127.0.0.1:2\"\nallow_anonymous = false\n",
+            "[[listener]]\nbind = \"127.0.0.1:1\"\n[[listener]]\nkind = \"tls\"\nbind = \"127.0.0.1:2\"\nallow_anonymous = false\n[listener.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n",
         )
         .unwrap();
         assert_eq!(two.listener.len(), 2);
-        assert_eq!(two.listener[1].kind, ListenerKind::Ws);
+        assert_eq!(two.listener[1].kind, ListenerKind::Tls);
+        assert_eq!(two.listener[1].tls.as_ref().unwrap().cert_file, "c");
+        assert!(two.listener[0].tls.is_none());
         assert_eq!(two.listener[1].allow_anonymous, Anonymous::Never);
         assert_eq!(two.listener[0].allow_anonymous, Anonymous::Loopback);
     }
@@ -274,6 +333,24 @@ mod tests {
             (
                 "[[listener]]\nmax_connections = 0\n",
                 "listener.max_connections",
+            ),
+            ("[listener]\nkind = \"wss\"\n", "listener.tls"),
+            (
+                "[listener]\nkind = \"ws\"\npath = \"mqtt\"\n",
+                "listener.path",
+            ),
+            ("[listener]\nkind = \"tls\"\n", "listener.tls"),
+            (
+                "[listener]\n[listener.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n",
+                "listener.tls",
+            ),
+            (
+                "[listener]\nmax_connection_rate = 5\nconnection_rate_burst = 0\n",
+                "listener.connection_rate_burst",
+            ),
+            (
+                "[listener]\nmax_inbound_bytes_per_s = 5\ninbound_burst_bytes = 10\n",
+                "listener.inbound_burst_bytes",
             ),
         ] {
             let err = Config::from_toml(toml).unwrap_err();

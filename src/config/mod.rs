@@ -9,6 +9,7 @@
 
 mod auth;
 mod listener;
+mod tls;
 
 pub use auth::{AuthConfig, JwtConfig};
 pub use listener::{Anonymous, ListenerConfig, ListenerKind, Listeners};
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+pub use tls::{ClientAuth, IdentitySource, MinVersion, TlsConfig};
 
 /// The fully commented default configuration (`coremq --print-default-config`).
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/coremq.toml");

@@ -386,7 +386,7 @@ impl Conn {
     }
 
     /// Wake the connection's task if it is waiting.
-    fn wake(&mut self) {
+    pub fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
         }

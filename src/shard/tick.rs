@@ -127,6 +127,11 @@ impl super::Shard {
                 }
             }
             TimerItem::PacketDeadline(k) => self.packet_due(k, now),
+            TimerItem::InputResume(k) => {
+                if let Some(c) = self.conns.get_mut(k) {
+                    c.wake();
+                }
+            }
             TimerItem::Retry(sk) => self.retry_session(sk, now),
             TimerItem::Will(sk, epoch) => self.will_delay_over(sk, epoch),
             TimerItem::Expire(sk, epoch) => {

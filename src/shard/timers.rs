@@ -33,6 +33,8 @@ pub enum TimerItem {
     PacketDeadline(ConnKey),
     /// The authenticate hook's time for the connection's CONNECT is up.
     LoginTimeout(ConnKey),
+    /// The connection paused reading for its inbound byte rate may read again.
+    InputResume(ConnKey),
 }
 
 /// The clock and the wheel.

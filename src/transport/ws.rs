@@ -348,7 +348,16 @@ impl<T: Transport> Transport for Ws<T> {
         self.send_close(buf, 1000);
     }
 
-    fn detach(&self) -> io::Result<Detached> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Control frames owed (pongs, a close), then what the stream under
+        // it holds (TLS records, for wss).
+        if self.st.phase == Phase::Open && !self.st.tx.in_frame() {
+            ready!(self.flush_ctl(cx))?;
+        }
+        self.inner.poll_flush(cx)
+    }
+
+    fn detach(&mut self) -> io::Result<Detached> {
         Ok(Detached::Ws {
             inner: Box::new(self.inner.detach()?),
             state: self.st.clone(),

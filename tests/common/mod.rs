@@ -6,6 +6,7 @@ pub mod bench;
 pub mod binary;
 pub mod mosquitto;
 pub mod mosquitto_server;
+pub mod tls;
 
 use bytes::{Bytes, BytesMut};
 use coremq::codec::{

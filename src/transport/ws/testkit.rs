@@ -133,7 +133,7 @@ impl Transport for Mock {
         self.0.borrow_mut().written.extend_from_slice(buf);
     }
 
-    fn detach(&self) -> io::Result<Detached> {
+    fn detach(&mut self) -> io::Result<Detached> {
         Err(io::ErrorKind::Unsupported.into())
     }
 
