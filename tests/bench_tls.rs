@@ -1,16 +1,15 @@
 //! The load tool over TLS, mutual TLS, WebSocket and WebSocket over TLS
 //! (`coremq-bench --tls --cafile`, `--cert/--key`, `--ws`), end to end
 //! against a broker with one listener of each kind, with a CA and
-//! certificates made here by rcgen. The broker is Debian's mosquitto for
-//! now; [`BROKER`] names the function that starts it, so that pointing
-//! these tests at coremq's listeners is a one-line change (a function that
-//! starts coremq with the same four listeners and returns [`Endpoints`]).
-//! Fails, not skips, where mosquitto or the tool's binary is missing
-//! (`scripts/test.sh` installs and builds both).
+//! certificates made here by rcgen. The broker is coremq (in this process,
+//! 2 shards) with one listener of each kind; the tool is its own process.
+//! Fails, not skips, where the tool's binary is missing (`scripts/test.sh`
+//! builds it).
 
 mod common;
 use common::bench::{check_sane, int_field, run_bench, run_tool};
-use common::mosquitto_server::{free_port, Mosquitto};
+use coremq::config::{ClientAuth, ListenerConfig, ListenerKind, TlsConfig};
+use coremq::Hooks;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -18,7 +17,7 @@ use rcgen::{
 use std::path::{Path, PathBuf};
 
 /// The broker under test.
-const BROKER: fn(&Certs) -> Endpoints = mosquitto;
+const BROKER: fn(&Certs) -> Endpoints = coremq_listeners;
 
 /// The listeners of the broker under test, all on 127.0.0.1, and what
 /// keeps the broker running (dropped at the end of the test).
@@ -31,37 +30,41 @@ struct Endpoints {
     ws: u16,
     /// MQTT over WebSocket over TLS.
     wss: u16,
-    _broker: Box<dyn std::any::Any>,
+    _broker: common::TestBroker,
 }
 
-/// Mosquitto with the four listeners (and its plain one).
-fn mosquitto(c: &Certs) -> Endpoints {
-    let ports = [free_port(), free_port(), free_port(), free_port()];
-    let [tls, mtls, ws, wss] = ports;
-    assert!(
-        (1..4).all(|i| !ports[..i].contains(&ports[i])),
-        "free ports collide: {ports:?}"
-    );
-    let (ca, cert, key) = (
-        c.ca.display(),
-        c.server_cert.display(),
-        c.server_key.display(),
-    );
-    let server = format!("certfile {cert}\nkeyfile {key}\n");
-    let b = Mosquitto::start_with(|_| {
-        format!(
-            "listener {tls} 127.0.0.1\n{server}\
-             listener {mtls} 127.0.0.1\n{server}cafile {ca}\nrequire_certificate true\n\
-             listener {ws} 127.0.0.1\nprotocol websockets\n\
-             listener {wss} 127.0.0.1\nprotocol websockets\n{server}"
-        )
-    });
-    Endpoints {
+/// coremq (2 shards) with the four listeners beside its plain one.
+fn coremq_listeners(c: &Certs) -> Endpoints {
+    let tls = |client_auth| TlsConfig {
+        cert_file: path(&c.server_cert).into(),
+        key_file: path(&c.server_key).into(),
+        ca_file: path(&c.ca).into(),
+        client_auth,
+        ..TlsConfig::default()
+    };
+    let listener = |kind, tls| ListenerConfig {
+        kind,
+        bind: "127.0.0.1:0".into(),
         tls,
-        mtls,
-        ws,
-        wss,
-        _broker: Box::new(b),
+        ..ListenerConfig::default()
+    };
+    let mut cfg = common::config(2);
+    cfg.listener
+        .push(listener(ListenerKind::Tls, Some(tls(ClientAuth::None))));
+    cfg.listener
+        .push(listener(ListenerKind::Tls, Some(tls(ClientAuth::Require))));
+    cfg.listener.push(listener(ListenerKind::Ws, None));
+    cfg.listener
+        .push(listener(ListenerKind::Wss, Some(tls(ClientAuth::None))));
+    let b = common::start_with(cfg, Hooks::new());
+    let h = b.handle.as_ref().unwrap();
+    let port = |i| h.listener_addr(i).unwrap().port();
+    Endpoints {
+        tls: port(1),
+        mtls: port(2),
+        ws: port(3),
+        wss: port(4),
+        _broker: b,
     }
 }
 
@@ -119,7 +122,6 @@ impl Certs {
         std::fs::create_dir_all(&dir).expect("cert dir");
         let write = |name: &str, pem: &str| {
             let path = dir.join(name);
-            // Readable by the broker after it drops root (mosquitto does).
             std::fs::write(&path, pem).expect("write PEM");
             path
         };
@@ -189,19 +191,17 @@ fn p2p_over_tls_websocket_and_wss() {
 
 /// 100 KB messages, more than a TLS record (16 KB) and more than one read
 /// of the tool: each PUBLISH spans many records and reads, over TLS and
-/// over wss; three subscribers get every one of them. Over wss at 1 msg/s
-/// with a long drain: mosquitto 2.0.11 sends large WebSocket messages
-/// slowly (about seven 100 KB deliveries a second here, to paho-mqtt too).
+/// over wss; three subscribers get every one of them.
 #[test]
 fn large_messages_over_tls_and_wss() {
     let c = Certs::make("large");
     let b = BROKER(&c);
     let ca = path(&c.ca);
-    for (port, rate, drain, ws) in [(b.tls, "20", "1", None), (b.wss, "1", "4", Some("--ws"))] {
+    for (port, ws) in [(b.tls, None), (b.wss, Some("--ws"))] {
         let port = port.to_string();
         let mut args = vec![
-            "scenario", "fanout", "-c", "3", "-r", rate, "-q", "1", "-s", "100000", "--port",
-            &port, "-d", "2", "--drain", drain, "--json", "--quiet", "--tls", "--cafile", ca,
+            "scenario", "fanout", "-c", "3", "-r", "20", "-q", "1", "-s", "100000", "--port",
+            &port, "-d", "2", "--drain", "1", "--json", "--quiet", "--tls", "--cafile", ca,
         ];
         args.extend(ws);
         let json = run_bench(&args);

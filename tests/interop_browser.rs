@@ -3,16 +3,17 @@
 //! HTTP server on loopback run by this test; the page connects to the
 //! broker's `ws://` listener, publishes a retained message, subscribes,
 //! publishes at QoS 0 and 1, and POSTs what came back to `/result`. The
-//! test asserts on that report. The broker is Debian's mosquitto for now:
-//! [`BROKER`] names the function that starts it, so pointing the test at
-//! coremq's WebSocket listener is a one-line change.
+//! test asserts on that report. The broker is coremq with a `ws` listener,
+//! at 1 and 2 shards.
 //!
-//! Fails, not skips, where Chromium (/usr/bin/chromium), mosquitto or
+//! Fails, not skips, where Chromium (/usr/bin/chromium) or
 //! tests/browser/node_modules is missing: `scripts/test.sh` installs
 //! Chromium (apt) and runs `npm ci` in tests/browser.
 
 mod common;
-use common::mosquitto_server::{free_port, Mosquitto};
+use common::mosquitto_server::free_port;
+use coremq::config::{ListenerConfig, ListenerKind};
+use coremq::Hooks;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -27,14 +28,17 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// Bound on the whole page run, Chromium's start included.
 const PAGE_WAIT: Duration = Duration::from_secs(60);
 
-/// The broker under test: its `ws://` URL and what keeps it running.
-const BROKER: fn() -> (String, Box<dyn std::any::Any>) = mosquitto_ws;
-
-/// Mosquitto with a WebSocket listener (it ignores the path).
-fn mosquitto_ws() -> (String, Box<dyn std::any::Any>) {
-    let ws = free_port();
-    let b = Mosquitto::start_with(|_| format!("listener {ws} 127.0.0.1\nprotocol websockets\n"));
-    (format!("ws://127.0.0.1:{ws}/mqtt"), Box::new(b))
+/// coremq with a `ws` listener on `/mqtt`: its URL and the broker.
+fn coremq_ws(shards: usize) -> (String, common::TestBroker) {
+    let mut cfg = common::config(shards);
+    cfg.listener.push(ListenerConfig {
+        kind: ListenerKind::Ws,
+        bind: "127.0.0.1:0".into(),
+        ..ListenerConfig::default()
+    });
+    let b = common::start_with(cfg, Hooks::new());
+    let ws = b.handle.as_ref().unwrap().listener_addr(1).unwrap();
+    (format!("ws://{ws}/mqtt"), b)
 }
 
 fn browser_dir() -> PathBuf {
@@ -245,10 +249,12 @@ fn check_report(lines: &[String], topic: &str, v: u8) {
 
 #[test]
 fn mqtt_js_in_headless_chromium_over_websocket() {
-    let (ws_url, _broker) = BROKER();
-    for v in [4u8, 5] {
-        let topic = format!("browser/{}/v{v}", std::process::id());
-        let lines = run_page(&ws_url, v, &topic);
-        check_report(&lines, &topic, v);
+    for shards in [1, 2] {
+        let (ws_url, _broker) = coremq_ws(shards);
+        for v in [4u8, 5] {
+            let topic = format!("browser/{}/s{shards}/v{v}", std::process::id());
+            let lines = run_page(&ws_url, v, &topic);
+            check_report(&lines, &topic, v);
+        }
     }
 }

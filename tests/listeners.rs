@@ -13,8 +13,8 @@ use coremq::Hooks;
 fn alice_hook() -> Hooks {
     let mut hooks = Hooks::new();
     hooks.set_authenticate(|req| {
-        let ok = req.username.as_deref() == Some("alice")
-            && req.password.as_deref() == Some(&b"pw"[..]);
+        let ok =
+            req.username.as_deref() == Some("alice") && req.password.as_deref() == Some(&b"pw"[..]);
         Box::pin(async move {
             match ok {
                 true => AuthDecision::Allow,

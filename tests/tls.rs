@@ -307,35 +307,15 @@ fn mosquitto_clients_over_tls_with_a_client_certificate() {
 
 #[test]
 fn paho_over_tls_with_a_client_certificate() {
-    common::binary::require_program("python3", "apt-get install -y python3");
     let dir = common::tls::temp_dir("tls-paho");
     let ca = Ca::new(&dir, "main");
     let cert = ca.client("paho");
     let b = tls_broker(2, &ca.server(), Some(&ca), ClientAuth::Require);
-    let script = format!("{}/tests/paho/tls.py", env!("CARGO_MANIFEST_DIR"));
-    let port = b.addr.port().to_string();
     let (cafile, certfile, keyfile) = (
         ca.file.display().to_string(),
         cert.cert.display().to_string(),
         cert.key.display().to_string(),
     );
-    let out = std::process::Command::new("timeout")
-        .args([
-            "30",
-            "python3",
-            &script,
-            "--host",
-            "localhost",
-            "--port",
-            &port,
-        ])
-        .args(["--cafile", &cafile, "--cert", &certfile, "--key", &keyfile])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "paho over TLS failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = ["--cafile", &cafile, "--cert", &certfile, "--key", &keyfile];
+    common::binary::paho_over(b.addr.port(), &args);
 }

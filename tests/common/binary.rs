@@ -52,6 +52,35 @@ pub fn require_program(program: &str, install_hint: &str) {
     );
 }
 
+/// Runs tests/paho/transports.py against `port` on localhost with `args`
+/// (`--cafile`, `--cert`, `--key`, `--transport websockets`, `--path`):
+/// paho-mqtt subscribes and publishes over that transport. Panics with
+/// the script's output when it fails.
+pub fn paho_over(port: u16, args: &[&str]) {
+    require_program("python3", "apt-get install -y python3");
+    let script = format!("{}/tests/paho/transports.py", env!("CARGO_MANIFEST_DIR"));
+    let port = port.to_string();
+    let out = std::process::Command::new("timeout")
+        .args([
+            "30",
+            "python3",
+            &script,
+            "--host",
+            "localhost",
+            "--port",
+            &port,
+        ])
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "paho {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The `coremq` binary, started on 127.0.0.1 with a free port.
 pub struct BrokerProcess {
     child: Option<Child>,

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod mosquitto;
 pub mod mosquitto_server;
 pub mod tls;
+pub mod ws;
 
 use bytes::{Bytes, BytesMut};
 use coremq::codec::{
@@ -113,9 +114,10 @@ pub fn each_cores(f: impl Fn(usize)) {
     }
 }
 
-/// A blocking MQTT client for tests.
-pub struct Client {
-    pub stream: TcpStream,
+/// A blocking MQTT client for tests, over a TCP socket by default or any
+/// byte stream with a read timeout (a WebSocket in `ws`).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buf: BytesMut,
     pending: VecDeque<Packet>,
     next_pkid: u16,
@@ -175,24 +177,12 @@ impl Client {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         stream.set_nodelay(true).unwrap();
-        Client {
-            stream,
-            buf: BytesMut::new(),
-            pending: VecDeque::new(),
-            next_pkid: 0,
-            version: ProtocolVersion::V311,
-        }
+        Client::over(stream)
     }
 
     /// Connect and return the CONNACK.
     pub fn connect_with(addr: SocketAddr, connect: Connect) -> (Client, ConnAck) {
-        let mut c = Client::raw(addr);
-        c.version = connect.version;
-        c.send(&Packet::Connect(Box::new(connect)));
-        match c.recv() {
-            Some(Packet::ConnAck(ack)) => (c, ack),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
+        Client::raw(addr).handshake(connect)
     }
 
     /// Connect (3.1.1, keepalive 60) expecting acceptance.
@@ -217,6 +207,30 @@ impl Client {
         );
         (c, ack)
     }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// A client over `stream`, which has sent nothing yet; reads on it
+    /// must time out (100 ms) rather than block.
+    pub fn over(stream: S) -> Client<S> {
+        Client {
+            stream,
+            buf: BytesMut::new(),
+            pending: VecDeque::new(),
+            next_pkid: 0,
+            version: ProtocolVersion::V311,
+        }
+    }
+
+    /// Send CONNECT over this stream and return the CONNACK.
+    pub fn handshake(mut self, connect: Connect) -> (Client<S>, ConnAck) {
+        self.version = connect.version;
+        self.send(&Packet::Connect(Box::new(connect)));
+        match self.recv() {
+            Some(Packet::ConnAck(ack)) => (self, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
 
     pub fn send(&mut self, p: &Packet) {
         let mut out = Vec::new();
@@ -226,6 +240,7 @@ impl Client {
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes);
+        let _ = self.stream.flush();
     }
 
     fn pkid(&mut self) -> u16 {
@@ -501,7 +516,7 @@ pub fn text(p: &Publish) -> String {
     String::from_utf8_lossy(&p.payload).into_owned()
 }
 
-impl Client {
+impl<S: Read + Write> Client<S> {
     /// Send DISCONNECT and wait until the broker closes the socket: by then
     /// the broker has detached (or discarded) the session.
     pub fn disconnect_wait(mut self) {
@@ -546,7 +561,7 @@ pub fn wait_until(f: impl Fn() -> bool) -> bool {
 
 /// The reason of the next DISCONNECT the broker sends `c` (other packets are
 /// kept for later), or None if none comes.
-pub fn server_disconnect(c: &mut Client) -> Option<codec::Reason> {
+pub fn server_disconnect<S: Read + Write>(c: &mut Client<S>) -> Option<codec::Reason> {
     match c.recv_match(|p| matches!(p, Packet::Disconnect(_))) {
         Some(Packet::Disconnect(d)) => Some(d.reason),
         _ => None,

@@ -199,6 +199,11 @@ impl TlsClient {
         })
     }
 
+    /// The TLS stream under the client (for a WebSocket over it).
+    pub fn into_stream(self) -> StreamOwned<ClientConnection, TcpStream> {
+        self.tls
+    }
+
     /// The TLS version agreed on.
     pub fn version(&self) -> Option<rustls::ProtocolVersion> {
         self.tls.conn.protocol_version()
