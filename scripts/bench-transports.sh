@@ -7,18 +7,20 @@
 # deliveries at QoS 0 and 1.
 #
 # usage: scripts/bench-transports.sh [--rounds N] [--cores N] [--out DIR]
+#                                   [--scenarios "connect idle fanout-q0 fanout-q1"]
 # A fresh release broker per measurement, on 127.0.0.1 ports from
 # BENCH_PORT_BASE (default 24883), stopped by its PID afterwards. The test
 # certificate (ECDSA P-256 for localhost and 127.0.0.1) is made with openssl
 # in OUT. Every run is bounded (--duration and timeout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=2 CORES=2 OUT="bench-results/transports-$(date +%Y%m%d-%H%M%S)"
+ROUNDS=2 CORES=2 OUT="bench-results/transports-$(date +%Y%m%d-%H%M%S)" PICK=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2;;
     --cores) CORES=$2; shift 2;;
     --out) OUT=$2; shift 2;;
+    --scenarios) PICK=$2; shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -73,12 +75,21 @@ SCENARIOS=(
   "fanout-q1|scenario fanout -c 100 -q 1 -d 10"
 )
 
+if [ -n "$PICK" ]; then
+  kept=()
+  for s in "${SCENARIOS[@]}"; do
+    case " $PICK " in *" ${s%%|*} "*) kept+=("$s");; esac
+  done
+  SCENARIOS=("${kept[@]}")
+fi
+
 run_one() { # scenario-name args transport round
   local name=$1 args=$2 t=$3 r=$4 log="$OUT/$1-$3-$4"
-  RUST_LOG=warn "$COREMQ" --config "$OUT/coremq.toml" 2>"$log.broker.log" &
+  RUST_LOG=info "$COREMQ" --config "$OUT/coremq.toml" 2>"$log.broker.log" &
   local pid=$!
+  # The last listener's start line: every listener is bound by then.
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/${PORT[tcp]}") 2>/dev/null && break
+    grep -q "listener 3:" "$log.broker.log" && break
     sleep 0.1
   done
   # shellcheck disable=SC2086 # words
@@ -108,23 +119,25 @@ def values(name, t, key):
             continue
         j = json.loads(line[-1])
         v = j.get("broker", {}).get(key) if key in ("bytes_per_conn", "cpu_s_per_million_deliveries") else j.get(key)
-        if key == "lost":
-            v = j.get("lost", 0) + j.get("duplicates", 0)
+        if key in ("lost", "duplicates"):
+            v = j.get(key) or 0
         if v is not None:
             vals.append(v)
     return vals
 def med(vals, fmt):
     return fmt.format(statistics.median(vals)) + f" ({len(vals)})" if vals else "-"
-print("| transport | connects/s | broker B per idle conn | fan-out q0 delivered/s | q0 CPU-s/M | fan-out q1 delivered/s | q1 CPU-s/M | lost+dup |")
-print("|---|---|---|---|---|---|---|---|")
+print("| transport | connects/s | broker B per idle conn | fan-out q0 delivered/s | q0 CPU-s/M | fan-out q1 delivered/s | q1 CPU-s/M | q0 lost | q1 dropped by queue policy | duplicates |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for t in ["tcp", "tls", "ws", "wss"]:
-    lost = sum(values("fanout-q0", t, "lost") + values("fanout-q1", t, "lost"))
+    lost = sum(values("fanout-q0", t, "lost"))
+    dropped = sum(values("fanout-q1", t, "lost"))
+    dups = sum(values("fanout-q0", t, "duplicates") + values("fanout-q1", t, "duplicates"))
     print(f"| {t} | {med(values('connect', t, 'connects_per_s'), '{:,.0f}')} "
           f"| {med(values('idle', t, 'bytes_per_conn'), '{:,.0f}')} "
           f"| {med(values('fanout-q0', t, 'delivered_per_s'), '{:,.0f}')} "
           f"| {med(values('fanout-q0', t, 'cpu_s_per_million_deliveries'), '{:.2f}')} "
           f"| {med(values('fanout-q1', t, 'delivered_per_s'), '{:,.0f}')} "
           f"| {med(values('fanout-q1', t, 'cpu_s_per_million_deliveries'), '{:.2f}')} "
-          f"| {lost} |")
+          f"| {lost} | {dropped:,} | {dups} |")
 print(f"\n(median of the rounds; the count of runs in brackets; raw JSON in {out})")
 PY

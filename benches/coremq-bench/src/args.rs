@@ -177,6 +177,12 @@ pub struct Args {
     /// Client id prefix.
     #[arg(long = "prefix", value_name = "ID", default_value = "bench")]
     pub client_prefix: String,
+    /// User name in every CONNECT.
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+    /// Password in every CONNECT.
+    #[arg(long, value_name = "PW")]
+    pub password: Option<String>,
     /// Connect over TLS (with --ws: wss); needs --cafile or --insecure.
     #[arg(long)]
     pub tls: bool,
@@ -377,7 +383,7 @@ mod tests {
             "sub -p 7 -c 3 -t x/%i -r 5 -I 2.5 -s 100 -q 2 -d 1 -R 10 -k 30 \
                    --host h --publishers 2 --topics 4 --drain 0 --connect-timeout 9 \
                    --inflight 5 --batch 6 --workers 2 --threads 3 --prefix id \
-                   --broker-pid 42 --quiet",
+                   --broker-pid 42 --username u --password pw --quiet",
         )
         .unwrap();
         assert_eq!(a.shape, Shape::Sub);
@@ -400,6 +406,10 @@ mod tests {
             (5, 6, Some(2), 3)
         );
         assert_eq!((a.client_prefix.as_str(), a.broker_pid), ("id", Some(42)));
+        assert_eq!(
+            (a.username.as_deref(), a.password.as_deref()),
+            (Some("u"), Some("pw"))
+        );
         assert!(a.quiet);
     }
 

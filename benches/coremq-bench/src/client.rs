@@ -194,8 +194,9 @@ fn protocol_err(m: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string())
 }
 
-/// The client's CONNECT, at `--protocol`: clean, no will; MQTT 5 with one
-/// property, Receive Maximum = `--inflight` (what it takes unacknowledged).
+/// The client's CONNECT, at `--protocol`: clean, no will, `--username` and
+/// `--password` if given; MQTT 5 with one property, Receive Maximum =
+/// `--inflight` (what it takes unacknowledged).
 fn connect_packet(exec: &Exec, spec: &ClientSpec) -> Packet {
     let version = exec.args.version();
     let props = version.is_v5().then(|| {
@@ -210,8 +211,12 @@ fn connect_packet(exec: &Exec, spec: &ClientSpec) -> Packet {
         clean_session: true,
         keep_alive: exec.args.keepalive,
         will: None,
-        username: None,
-        password: None,
+        username: exec.args.username.clone(),
+        password: exec
+            .args
+            .password
+            .as_deref()
+            .map(|p| p.as_bytes().to_vec().into()),
         props,
     }))
 }
