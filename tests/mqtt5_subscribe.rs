@@ -160,6 +160,11 @@ fn suback_and_unsuback_reason_codes() {
                 SubAckCode::Refused(Reason::QUOTA_EXCEEDED),
             ]
         );
+        let m = b.wait_metrics(|m| m.subscriptions_refused_limit >= 1);
+        assert_eq!(
+            m.subscriptions_refused_limit, 1,
+            "max_topic_levels is counted"
+        );
         assert_eq!(
             s.subscribe5(vec![q1("u")], Some(4)),
             vec![SubAckCode::Refused(
@@ -228,5 +233,10 @@ fn suback_bytes_for_3_1_1_are_unchanged() {
         again.stream.set_read_timeout(Some(WAIT)).unwrap();
         again.stream.read_exact(&mut got).expect("SUBACK bytes");
         assert_eq!(got, [0x90, 7, 0, 5, 0x00, 0x01, 0x80, 0x01, 0x80]);
+        let m = b.wait_metrics(|m| m.subscriptions_refused_limit >= 1);
+        assert_eq!(
+            m.subscriptions_refused_limit, 1,
+            "max_subscriptions_per_client is counted"
+        );
     });
 }
