@@ -223,6 +223,9 @@ impl Broker {
         if let Some(reload) = logins.reloader() {
             reloaders.add("password file", reload);
         }
+        if let Some(reload) = logins.jwt_reloader() {
+            reloaders.add("jwt key", reload);
+        }
         let acl = Reloadable::new(Acl::load(&self.config.acl).map_err(StartError::Config)?);
         if !acl.load().is_off() {
             log::info!("ACL: {} rules in force", acl.load().len());

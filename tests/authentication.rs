@@ -238,6 +238,38 @@ fn jwt_tokens_are_accepted_until_they_expire_and_forged_ones_never() {
     assert_eq!(code(&b, wrong_kind), Reason::BAD_USER_NAME_OR_PASSWORD);
 }
 
+/// The RS256 public key file is re-read on reload: tokens signed by the
+/// new key log in, those of the old one no longer do; a file that does not
+/// load keeps the key in force.
+#[test]
+fn reload_rereads_the_jwt_public_key_file() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/jwt/");
+    let read = |f: &str| std::fs::read_to_string(format!("{data}{f}")).unwrap();
+    let key = TempFile::new("coremq-jwt-key", ".pem", &read("jwt-rs256.pub.pem"));
+    let mut cfg = config(2);
+    cfg.auth.jwt.public_key_file = key.path.display().to_string();
+    let b = start_with(cfg, Hooks::new());
+    let claims = serde_json::json!({"sub": "dev-1", "exp": now_s() + 600});
+    let (old, new) = (
+        rs256(&read("jwt-rs256.pem"), &claims),
+        rs256(&read("jwt-other.pem"), &claims),
+    );
+    let each = |token: &str| codes_on_every_shard(&b, "dev-1", token);
+    let (ok, bad) = (
+        vec![Reason::SUCCESS; 2],
+        vec![Reason::BAD_USER_NAME_OR_PASSWORD; 2],
+    );
+    assert_eq!((each(&old), each(&new)), (ok.clone(), bad.clone()));
+    std::fs::write(&key.path, read("jwt-other.pub.pem")).unwrap();
+    let handle = b.handle.as_ref().unwrap();
+    assert!(handle.reload().ok());
+    assert_eq!((each(&old), each(&new)), (bad.clone(), ok.clone()));
+    std::fs::write(&key.path, "not a key").unwrap();
+    let report = handle.reload();
+    assert!(!report.ok(), "{:?}", report.results);
+    assert_eq!((each(&old), each(&new)), (bad, ok));
+}
+
 /// An authenticate hook that answers after `delay_ms` (a glommio timer on
 /// the client's home shard): bob/pw allowed, "slow" never answers in time.
 fn delayed_hook(delay_ms: u64) -> Hooks {

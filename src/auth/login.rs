@@ -25,7 +25,7 @@ use super::cache::Cache;
 use super::check::{Check, HashSlot};
 use super::jwt::JwtVerifier;
 use super::passwd::PasswordFile;
-use crate::config::{AuthConfig, ConfigError};
+use crate::config::{AuthConfig, ConfigError, JwtConfig};
 use crate::reload::{Local, Reloadable};
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -85,7 +85,8 @@ impl std::fmt::Debug for LoginRequest {
 pub struct Sources {
     /// The password file and its table (None without `password_file`).
     passwords: Option<(PathBuf, Arc<Reloadable<PasswordFile>>)>,
-    jwt: Option<Arc<JwtVerifier>>,
+    /// The JWT settings and the verifier made from them (None when off).
+    jwt: Option<(JwtConfig, Arc<Reloadable<JwtVerifier>>)>,
 }
 
 impl Sources {
@@ -100,7 +101,8 @@ impl Sources {
                 Some((PathBuf::from(path), Reloadable::new(table)))
             }
         };
-        let jwt = JwtVerifier::from_config(&cfg.jwt)?.map(Arc::new);
+        let jwt =
+            JwtVerifier::from_config(&cfg.jwt)?.map(|v| (cfg.jwt.clone(), Reloadable::new(v)));
         Ok(Sources { passwords, jwt })
     }
 
@@ -113,6 +115,26 @@ impl Sources {
             let n = new.len();
             table.store(new);
             Ok(format!("{}: {n} users", path.display()))
+        })
+    }
+
+    /// The SIGHUP action for an RS256 public key file, if one is set:
+    /// re-read it; a file that does not load keeps the old key. (An HS256
+    /// secret lives in the configuration, which is read at start only.)
+    pub fn jwt_reloader(
+        &self,
+    ) -> Option<impl Fn() -> Result<String, String> + Send + Sync + 'static> {
+        let (cfg, verifier) = self.jwt.clone()?;
+        if cfg.public_key_file.is_empty() {
+            return None;
+        }
+        Some(move || match JwtVerifier::from_config(&cfg) {
+            Ok(Some(v)) => {
+                verifier.store(v);
+                Ok(cfg.public_key_file.clone())
+            }
+            Ok(None) => Err("auth.jwt: no key configured".into()),
+            Err(e) => Err(e.to_string()),
         })
     }
 }
@@ -147,7 +169,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Logins {
     passwords: Option<Local<PasswordFile>>,
-    jwt: Option<Arc<JwtVerifier>>,
+    jwt: Option<Local<JwtVerifier>>,
     client_ids: HashSet<Box<str>>,
     /// The embedder set an authenticate hook.
     hook: bool,
@@ -165,7 +187,7 @@ impl Logins {
                 .passwords
                 .as_ref()
                 .map(|(_, t)| Local::new(t.clone())),
-            jwt: sources.jwt.clone(),
+            jwt: sources.jwt.as_ref().map(|(_, v)| Local::new(v.clone())),
             client_ids: cfg.client_ids.iter().map(|s| s.as_str().into()).collect(),
             hook,
             cache: Cache::new(cfg.cache_size, cfg.cache_ttl_s * 1000),
@@ -200,9 +222,9 @@ impl Logins {
         if let Some(outcome) = self.by_password_file(a, now_ms) {
             return outcome;
         }
-        if let (Some(jwt), Some(p)) = (&self.jwt, a.password) {
+        if let (Some(jwt), Some(p)) = (&mut self.jwt, a.password) {
             if JwtVerifier::looks_like_token(p) {
-                return match jwt.verify(p, a.username, unix_s) {
+                return match jwt.get().verify(p, a.username, unix_s) {
                     Ok(user) => Outcome::Accept {
                         method: "jwt",
                         username: Some(user),
@@ -281,7 +303,9 @@ mod tests {
         cfg.jwt.secret = if jwt { "k".into() } else { String::new() };
         let sources = Sources {
             passwords: Some(("pw".into(), table.clone())),
-            jwt: JwtVerifier::from_config(&cfg.jwt).unwrap().map(Arc::new),
+            jwt: JwtVerifier::from_config(&cfg.jwt)
+                .unwrap()
+                .map(|v| (cfg.jwt.clone(), Reloadable::new(v))),
         };
         (Logins::new(&cfg, &sources, hook), table)
     }
