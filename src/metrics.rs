@@ -165,6 +165,10 @@ counters! {
     acl_denied_subscribe,
     /// Wills the ACL denied when they were due: dropped, not published.
     acl_denied_will,
+    /// Subscriptions removed because the ACL in force no longer allows
+    /// them: after a reload, or when a session is resumed by a client the
+    /// rules treat differently.
+    acl_revoked_subscriptions,
     /// Retained messages refused: max_retained reached.
     retained_refused,
     /// Retained messages not sent on subscribe: the session's backlog of

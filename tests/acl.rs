@@ -409,6 +409,58 @@ fn reload_reads_the_file_again_and_keeps_the_old_rules_on_error() {
     }
 }
 
+/// Subscriptions follow the rules in force: a reload that takes away the
+/// right to subscribe removes the connected subscriber's subscription
+/// (the tick checks every connected session, within a second), and a
+/// persistent session resumed by a user the rules do not allow loses it.
+#[test]
+fn subscriptions_the_rules_no_longer_allow_are_removed() {
+    let reads = |who: &str| {
+        format!(
+            "[[rule]]\npermission = \"allow\"\nwho = {who}\naccess = \"subscribe\"\ntopics = [\"news/#\"]\n"
+        )
+    };
+    for cores in [1, 2] {
+        let file = TempFile::new("coremq-acl-revoke", ".toml", &reads("\"all\""));
+        let mut cfg = acl_config(cores, "deny", "");
+        cfg.acl.file = file.path.display().to_string();
+        cfg.acl.rule = Config::from_toml(
+            "[[acl.rule]]\npermission = \"allow\"\nwho = \"all\"\naccess = \"publish\"\ntopics = [\"#\"]\n",
+        )
+        .unwrap()
+        .acl
+        .rule;
+        let b = start_with(cfg, Hooks::new());
+        let handle = b.handle.as_ref().expect("running");
+        let mut p = user(&b, "p", None, 0);
+        // Connected: revoked by a reload.
+        let mut sub = user(&b, "s", Some("reader"), cores - 1);
+        assert!(granted(sub.subscribe("news/#", QoS::AtLeastOnce)));
+        check_delivery(&mut p, &mut sub, "news/1", true);
+        std::fs::write(&file.path, reads("{ username = \"editor\" }")).unwrap();
+        assert!(handle.reload().ok());
+        b.wait_metrics(|m| m.acl_revoked_subscriptions >= 1);
+        check_delivery(&mut p, &mut sub, "news/2", false);
+        // Persistent: subscribed as editor, resumed as reader.
+        let id = b.id_on("pers", cores - 1);
+        let login = |name: &str| {
+            let mut c = connect_packet(&id, false);
+            c.username = Some(name.into());
+            let (client, ack) = Client::connect_with(b.addr, c);
+            assert_eq!(ack.code, Reason::SUCCESS);
+            client
+        };
+        let mut editor = login("editor");
+        assert!(granted(editor.subscribe("news/#", QoS::AtLeastOnce)));
+        check_delivery(&mut p, &mut editor, "news/3", true);
+        editor.disconnect_wait();
+        let mut reader = login("reader");
+        check_delivery(&mut p, &mut reader, "news/4", false);
+        let m = b.wait_metrics(|m| m.acl_revoked_subscriptions >= 2);
+        assert_eq!(m.acl_revoked_subscriptions, 2);
+    }
+}
+
 /// A bad ACL file at start: the broker does not start, and the error names
 /// the file and the rule; the binary exits 2.
 #[test]

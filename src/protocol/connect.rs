@@ -131,6 +131,9 @@ impl Shard {
         });
         let keepalive_s = self.keepalive_for(connect.keep_alive);
         self.link(conn, sk, info.clone(), keepalive_s);
+        if present {
+            self.acl_recheck_session(sk, &info);
+        }
         let props = v5.then(|| {
             let granted = expiry_secs(expiry);
             let asked = connect

@@ -89,8 +89,8 @@ impl Sessions {
         self.slab.len()
     }
 
-    /// Every session with its key (harness tests).
-    #[cfg(test)]
+    /// Every session with its key (the ACL re-check after a reload;
+    /// harness tests).
     pub fn iter(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
         self.slab.iter()
     }

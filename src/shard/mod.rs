@@ -71,6 +71,9 @@ pub struct Shard {
     /// The access-control rules in force (`crate::acl`; off by default).
     /// A reload swaps it; each use sees the newest (`crate::reload::Local`).
     pub acl: crate::reload::Local<crate::acl::Acl>,
+    /// The ACL generation whose rules connected sessions' subscriptions
+    /// were last checked against (`protocol::acl`, from the tick).
+    pub acl_rechecked: u64,
     /// Fault injection (tests); None in a normal broker.
     pub faults: Option<Arc<crate::faults::Faults>>,
     pub ids: MsgIdGen,
@@ -125,6 +128,7 @@ impl Shard {
             stop,
             lines: Default::default(),
             acl: crate::reload::Local::new(crate::reload::Reloadable::new(crate::acl::Acl::open())),
+            acl_rechecked: 0,
             faults: None,
         }
     }

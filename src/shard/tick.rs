@@ -83,6 +83,7 @@ impl super::Shard {
             self.fire(item, now);
         }
         self.router.prune_tombstones();
+        self.recheck_subscriptions_after_reload();
         self.post_metrics();
     }
 
