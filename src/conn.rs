@@ -477,9 +477,9 @@ impl Conn {
             Some(c) => c.take_unsent(),
             None => return,
         };
-        if !out.is_empty() {
-            stream.write_now(&out);
-        }
+        // Even with nothing left: TLS and WebSocket say goodbye
+        // (close_notify, a close frame) in write_now.
+        stream.write_now(&out);
     }
 
     /// Move the stream to its home shard: detach it and mail it with the bytes read so far.

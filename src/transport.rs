@@ -43,8 +43,11 @@ pub trait Transport: Sized + 'static {
         Poll::Ready(Ok(()))
     }
 
-    /// Best effort and never waiting: send `buf` just before closing
-    /// (a refusing CONNACK, say). Whatever does not fit is dropped.
+    /// Best effort and never waiting: send `buf` (a refusing CONNACK, an
+    /// MQTT 5 DISCONNECT; possibly nothing) just before the broker closes
+    /// the connection, then the transport's own goodbye if it has one (TLS
+    /// close_notify, a WebSocket close frame). Whatever does not fit is
+    /// dropped.
     fn write_now(&mut self, buf: &[u8]);
 
     /// A copy of this stream that another shard can take over; this one is
@@ -140,7 +143,9 @@ impl Transport for TcpStream {
     }
 
     fn write_now(&mut self, buf: &[u8]) {
-        send_now(self.as_raw_fd(), buf);
+        if !buf.is_empty() {
+            send_now(self.as_raw_fd(), buf);
+        }
     }
 
     fn detach(&mut self) -> io::Result<Detached> {

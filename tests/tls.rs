@@ -73,6 +73,30 @@ fn tls_12_and_13_carry_messages_between_clients_homed_on_any_shard() {
     }
 }
 
+/// A connection the broker ends with nothing left to send (a 3.1.1
+/// takeover) still gets a TLS close_notify, so the client can tell a clean
+/// close from a cut connection (rustls reads end with Ok(0), not an
+/// unexpected-EOF error).
+#[test]
+fn a_takeover_ends_the_tls_session_with_close_notify() {
+    let dir = common::tls::temp_dir("tls-close");
+    let ca = Ca::new(&dir, "main");
+    for shards in [1, 2] {
+        let b = tls_broker(shards, &ca.server(), None, ClientAuth::None);
+        for home in 0..shards {
+            let id = b.id_on("taken", home);
+            let (mut old, _) =
+                TlsClient::connect(b.addr, &ca.file, None, Version::V13, &id).unwrap();
+            let (_new, _) = TlsClient::connect(b.addr, &ca.file, None, Version::V13, &id).unwrap();
+            assert_eq!(
+                old.recv_within(common::WAIT),
+                Err("closed".to_string()),
+                "shard {home}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_server_fails_and_is_counted() {
     let dir = common::tls::temp_dir("tls-untrusted");

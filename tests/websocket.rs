@@ -236,6 +236,36 @@ fn ping_is_answered_and_a_close_is_echoed_then_the_will_goes_out() {
     }
 }
 
+/// When the broker ends a connection with nothing left to send (a
+/// takeover of a 3.1.1 client, a keepalive timeout) it still sends a close
+/// frame first (RFC 6455 §5.5.1), so the client sees a clean close.
+#[test]
+fn the_broker_closes_with_a_close_frame_even_with_nothing_to_send() {
+    for shards in SHARDS {
+        let (b, wsa) = ws_broker(shards, "/mqtt");
+        for home in 0..shards {
+            let id = b.id_on("taken", home);
+            let mut old = ws_client(wsa, &id);
+            let _new = ws_client(wsa, &id);
+            assert_eq!(
+                old.stream.close_code(),
+                Some(1000),
+                "takeover, shard {home}"
+            );
+            let mut connect = connect_packet(&b.id_on("silent", home), true);
+            connect.keep_alive = 1;
+            let (mut quiet, ack) = Client::over(ws::connect(wsa, "/mqtt")).handshake(connect);
+            assert_eq!(ack.code, Reason::SUCCESS);
+            // [MQTT-3.1.2-24]: closed after 1.5 keepalives without a packet.
+            assert_eq!(
+                quiet.stream.close_code(),
+                Some(1000),
+                "keepalive, shard {home}"
+            );
+        }
+    }
+}
+
 #[test]
 fn frames_a_client_must_not_send_close_the_connection_with_the_rfc_code() {
     for shards in SHARDS {
