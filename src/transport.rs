@@ -92,7 +92,7 @@ pub enum Detached {
     /// (and plaintext) it already read but the connection did not consume.
     Tls {
         fd: OwnedFd,
-        tls: Box<rustls::ServerConnection>,
+        tls: Box<crate::tls::TlsSession>,
     },
     /// A WebSocket connection: the stream under it (`Tcp`, or TLS for
     /// `wss`) and its framing state with the bytes read but not decoded.

@@ -97,6 +97,48 @@ fn a_takeover_ends_the_tls_session_with_close_notify() {
     }
 }
 
+/// Garbage where TLS records should be — after the handshake, and in the
+/// middle of a record — closes that connection (a TLS alert, best effort)
+/// and nothing else: the broker and its other clients go on.
+#[test]
+fn garbage_after_the_handshake_closes_only_that_connection() {
+    use std::io::{Read, Write};
+    let dir = common::tls::temp_dir("tls-garbage");
+    let ca = Ca::new(&dir, "main");
+    for shards in [1, 2] {
+        let b = tls_broker(shards, &ca.server(), None, ClientAuth::None);
+        let (mut bystander, _) =
+            TlsClient::connect(b.addr, &ca.file, None, Version::V13, &b.id_on("by", 0)).unwrap();
+        for (home, garbage) in [
+            (0, vec![0x17u8, 0x03, 0x03, 0x00, 0x20, 1, 2, 3]),
+            (shards - 1, vec![0xffu8; 300]),
+            (0, b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+        ] {
+            let (c, _) =
+                TlsClient::connect(b.addr, &ca.file, None, Version::V12, &b.id_on("g", home))
+                    .unwrap();
+            let mut tls = c.into_stream();
+            tls.sock.write_all(&garbage).unwrap();
+            if garbage.len() == 8 {
+                // The rest of the record, 32 bytes that do not decrypt.
+                tls.sock.write_all(&[9u8; 29]).unwrap();
+            }
+            tls.sock.set_read_timeout(Some(common::WAIT)).unwrap();
+            let mut sink = [0u8; 256];
+            // An alert may come first; then the end (or a reset), not a timeout.
+            let closed = (0..20).any(|_| match tls.sock.read(&mut sink) {
+                Ok(n) => n == 0,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            });
+            assert!(closed, "shard {home}: the connection stays open");
+        }
+        assert!(bystander.ping(), "the other client is served");
+    }
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_server_fails_and_is_counted() {
     let dir = common::tls::temp_dir("tls-untrusted");

@@ -3,10 +3,11 @@
 //! ([`crate::listener`]), which races it against `mqtt.connect_timeout_s`,
 //! counts it and logs failures rate-limited.
 
-use super::stream::{flush_tls, read_records, TlsStream};
+use super::session::{Stage, TlsSession};
+use super::stream::{flush_unsent, read_once, TlsStream};
 use crate::config::IdentitySource;
 use glommio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConfig;
 use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
@@ -21,23 +22,28 @@ pub async fn handshake(
     config: Arc<ServerConfig>,
     identity: IdentitySource,
 ) -> io::Result<(TlsStream, Option<Box<str>>)> {
-    let mut tls = Box::new(ServerConnection::new(config).map_err(io::Error::other)?);
+    let mut tls = TlsSession::new(config).map_err(io::Error::other)?;
     poll_fn(|cx| loop {
-        let flushed = flush_tls(&mut tls, &mut sock, cx);
-        if let Poll::Ready(Err(e)) = flushed {
-            return Poll::Ready(Err(e));
+        // Our flight goes out before we wait for the client's.
+        match flush_unsent(&mut tls, &mut sock, cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
         }
         if !tls.is_handshaking() {
-            // Done; whatever output is left (tickets) goes with later writes.
             return Poll::Ready(Ok(()));
         }
-        if flushed.is_pending() {
-            return Poll::Pending;
-        }
-        match read_records(&mut tls, &mut sock, cx) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+        // No plaintext can come before the handshake ends; what comes
+        // with the client's last flight is kept for the first read.
+        match read_once(&mut tls, &mut sock, cx, &mut []) {
+            Poll::Ready(Ok((_, Stage::PeerClosed))) => {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
+            }
             Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => {
+                // The alert rustls made, best effort.
+                let _ = flush_unsent(&mut tls, &mut sock, cx);
+                return Poll::Ready(Err(e));
+            }
             Poll::Pending => return Poll::Pending,
         }
     })

@@ -1,101 +1,115 @@
-//! [`TlsStream`]: a glommio `TcpStream` with a boxed rustls
-//! `ServerConnection` on top, read and written without a buffer of its own.
+//! [`TlsStream`]: a glommio `TcpStream` with a boxed [`TlsSession`] on top,
+//! read and written through the shard thread's buffers.
 //!
-//! rustls reads ciphertext straight from the socket (`read_tls` through
-//! [`SocketIo`], a non-blocking `Read`/`Write` view of the socket inside one
-//! poll) and the plaintext goes into the caller's buffer (the shard's
-//! scratch), so an idle TLS connection holds only what rustls itself keeps.
-//! Encrypted output that the socket did not take yet stays in rustls and is
-//! sent by the next write, read or [`poll_flush`](Transport::poll_flush).
+//! A read takes ciphertext from the socket into the thread's input buffer
+//! (after the start of a record an earlier read left), decrypts it and puts
+//! the plaintext into the caller's buffer (the shard's scratch). A write
+//! encrypts at most [`WRITE_CHUNK`] bytes into the thread's output buffer
+//! and sends it; only what the socket does not take stays with the
+//! connection, and the next write, read or [`poll_flush`](Transport::poll_flush)
+//! sends it first. An idle TLS connection holds no buffer.
 
+use super::session::{Stage, TlsSession, INPUT, OUTPUT, RECORD_ROOM};
 use crate::transport::{Detached, Transport};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use rustls::ServerConnection;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+/// Plaintext encrypted per write: four full records.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// MQTT over TLS on one socket.
 pub struct TlsStream {
     sock: TcpStream,
     /// Boxed: the connection task's future stays small. `None` only after
     /// [`detach`](Transport::detach) moved it out.
-    tls: Option<Box<ServerConnection>>,
+    tls: Option<Box<TlsSession>>,
 }
 
-/// The socket as a non-blocking `Read`/`Write` for rustls, within one poll:
-/// `Pending` becomes `WouldBlock` (the waker is registered all the same).
-pub(super) struct SocketIo<'a, 'b> {
-    pub sock: &'a mut TcpStream,
-    pub cx: &'a mut Context<'b>,
-}
-
-fn would_block<T>(p: Poll<io::Result<T>>) -> io::Result<T> {
-    match p {
-        Poll::Ready(r) => r,
-        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-    }
-}
-
-impl Read for SocketIo<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        would_block(Pin::new(&mut *self.sock).poll_read(self.cx, buf))
-    }
-}
-
-impl Write for SocketIo<'_, '_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        would_block(Pin::new(&mut *self.sock).poll_write(self.cx, buf))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Send what rustls has queued. `Ready(Ok)` once all is out; `Pending` when
-/// the socket is full (woken when it drains).
-pub(super) fn flush_tls(
-    tls: &mut ServerConnection,
+/// Send what the session owes the socket. `Ready(Ok)` once all is out;
+/// `Pending` when the socket is full (woken when it drains).
+pub(super) fn flush_unsent(
+    tls: &mut TlsSession,
     sock: &mut TcpStream,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    while tls.wants_write() {
-        match tls.write_tls(&mut SocketIo { sock, cx }) {
-            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-            Err(e) => return Poll::Ready(Err(e)),
+    while !tls.unsent().is_empty() {
+        match Pin::new(&mut *sock).poll_write(cx, tls.unsent()) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => tls.sent(n),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
         }
     }
     Poll::Ready(Ok(()))
 }
 
-/// Feed rustls what the socket has: `Ready(Ok(0))` at end of stream,
-/// `Ready(Ok(n))` after n ciphertext bytes were processed, `Pending` if none
-/// arrived. A TLS error tries to send its alert and becomes `InvalidData`.
-pub(super) fn read_records(
-    tls: &mut ServerConnection,
+/// Write `out` (fresh ciphertext; the session owes nothing older) as far
+/// as the socket takes it now; the session keeps the rest.
+fn send_out(tls: &mut TlsSession, sock: &mut TcpStream, cx: &mut Context<'_>, out: &[u8]) {
+    let mut at = 0;
+    while at < out.len() {
+        match Pin::new(&mut *sock).poll_write(cx, &out[at..]) {
+            Poll::Ready(Ok(n)) if n > 0 => at += n,
+            // An error shows again at the next write or read.
+            _ => break,
+        }
+    }
+    tls.keep_unsent(&out[at..]);
+}
+
+/// One read from the socket into the thread's input buffer, then through
+/// the session: `Ready(Ok((plaintext bytes put into buf, stage)))`, with
+/// `Stage::PeerClosed` also for the end of the TCP stream; `Pending` when
+/// the socket has nothing. Output the session made (alerts, handshake
+/// messages, tickets) is sent or kept.
+pub(super) fn read_once(
+    tls: &mut TlsSession,
     sock: &mut TcpStream,
     cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    match tls.read_tls(&mut SocketIo { sock, cx }) {
-        Ok(0) => Poll::Ready(Ok(0)),
-        Ok(n) => match tls.process_new_packets() {
-            Ok(_) => Poll::Ready(Ok(n)),
-            Err(e) => {
-                let _ = flush_tls(tls, sock, cx);
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)))
-            }
-        },
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-        Err(e) => Poll::Ready(Err(e)),
+    buf: &mut [u8],
+) -> Poll<io::Result<(usize, Stage)>> {
+    INPUT.with_borrow_mut(|input| {
+        input.clear();
+        input.extend_from_slice(tls.partial_in());
+        let used = input.len();
+        input.resize(used + RECORD_ROOM, 0);
+        let n = match Pin::new(&mut *sock).poll_read(cx, &mut input[used..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Ok((0, Stage::PeerClosed))),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        OUTPUT.with_borrow_mut(|out| {
+            out.clear();
+            let absorbed = tls.absorb(&mut input[..used + n], buf, out);
+            flush_then_send(tls, sock, cx, out);
+            Poll::Ready(absorbed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)))
+        })
+    })
+}
+
+/// Send `out` after whatever the session still owes (which goes first).
+pub(super) fn flush_then_send(
+    tls: &mut TlsSession,
+    sock: &mut TcpStream,
+    cx: &mut Context<'_>,
+    out: &[u8],
+) {
+    if out.is_empty() {
+        return;
+    }
+    match flush_unsent(tls, sock, cx) {
+        Poll::Ready(Ok(())) => send_out(tls, sock, cx, out),
+        _ => tls.keep_unsent(out),
     }
 }
 
 impl TlsStream {
-    pub(super) fn new(sock: TcpStream, tls: Box<ServerConnection>) -> TlsStream {
+    pub(super) fn new(sock: TcpStream, tls: Box<TlsSession>) -> TlsStream {
         TlsStream {
             sock,
             tls: Some(tls),
@@ -103,7 +117,7 @@ impl TlsStream {
     }
 
     /// Rebuild a stream that arrived as [`Detached::Tls`] on its home shard.
-    pub fn resume(fd: OwnedFd, tls: Box<ServerConnection>) -> TlsStream {
+    pub fn resume(fd: OwnedFd, tls: Box<TlsSession>) -> TlsStream {
         TlsStream::new(crate::transport::tcp_from(fd), tls)
     }
 
@@ -114,7 +128,7 @@ impl TlsStream {
         self.tls.as_ref()?.peer_certificates()
     }
 
-    fn parts(&mut self) -> io::Result<(&mut ServerConnection, &mut TcpStream)> {
+    fn parts(&mut self) -> io::Result<(&mut TlsSession, &mut TcpStream)> {
         match self.tls.as_deref_mut() {
             Some(tls) => Ok((tls, &mut self.sock)),
             None => Err(io::ErrorKind::NotConnected.into()),
@@ -128,22 +142,23 @@ impl Transport for TlsStream {
             Ok(p) => p,
             Err(e) => return Poll::Ready(Err(e)),
         };
+        let kept = tls.take_plain(buf);
+        if kept > 0 {
+            return Poll::Ready(Ok(kept));
+        }
+        if tls.peer_closed() {
+            return Poll::Ready(Ok(0));
+        }
+        // Answers owed to the peer (alerts, key updates) go out first.
+        if let Poll::Ready(Err(e)) = flush_unsent(tls, sock, cx) {
+            return Poll::Ready(Err(e));
+        }
         loop {
-            // Answers rustls owes the peer (alerts, key updates, tickets).
-            if let Poll::Ready(Err(e)) = flush_tls(tls, sock, cx) {
-                return Poll::Ready(Err(e));
-            }
-            match tls.reader().read(buf) {
-                Ok(n) => return Poll::Ready(Ok(n)), // 0: close_notify
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The peer closed without close_notify: an end all the same.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(0)),
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-            match read_records(tls, sock, cx) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
-                Poll::Ready(Ok(_)) => continue,
-                other => return other,
+            match read_once(tls, sock, cx, buf) {
+                Poll::Ready(Ok((0, Stage::PeerClosed))) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok((0, _))) => continue, // a record not whole yet
+                Poll::Ready(Ok((n, _))) => return Poll::Ready(Ok(n)),
+                other => return other.map(|r| r.map(|(n, _)| n)),
             }
         }
     }
@@ -154,26 +169,27 @@ impl Transport for TlsStream {
             Err(e) => return Poll::Ready(Err(e)),
         };
         // Older ciphertext first; new plaintext only once it is out, so at
-        // most one write's worth is buffered here.
-        match flush_tls(tls, sock, cx) {
+        // most one chunk's worth waits here.
+        match flush_unsent(tls, sock, cx) {
             Poll::Ready(Ok(())) => {}
             other => return other.map(|r| r.map(|()| 0)),
         }
-        let n = match tls.writer().write(buf) {
-            Ok(n) => n,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        // Push it out now; what the socket does not take waits in rustls
-        // (the waker is registered for writability).
-        if let Poll::Ready(Err(e)) = flush_tls(tls, sock, cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(n))
+        let n = buf.len().min(WRITE_CHUNK);
+        OUTPUT.with_borrow_mut(|out| {
+            out.clear();
+            if let Err(e) = tls.encrypt(&buf[..n], out) {
+                return Poll::Ready(Err(e));
+            }
+            // What the socket does not take waits in the session (the
+            // waker is registered for writability).
+            send_out(tls, sock, cx, out);
+            Poll::Ready(Ok(n))
+        })
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.parts() {
-            Ok((tls, sock)) => flush_tls(tls, sock, cx),
+            Ok((tls, sock)) => flush_unsent(tls, sock, cx),
             Err(_) => Poll::Ready(Ok(())),
         }
     }
@@ -183,9 +199,15 @@ impl Transport for TlsStream {
         let Some(tls) = self.tls.as_deref_mut() else {
             return;
         };
-        let _ = tls.writer().write_all(buf);
-        tls.send_close_notify();
-        let _ = tls.write_tls(&mut NowWriter(fd));
+        OUTPUT.with_borrow_mut(|out| {
+            out.clear();
+            out.extend_from_slice(tls.unsent());
+            if !buf.is_empty() {
+                let _ = tls.encrypt(buf, out);
+            }
+            let _ = tls.close_notify(out);
+            crate::transport::send_now(fd, out);
+        });
     }
 
     fn detach(&mut self) -> io::Result<Detached> {
@@ -196,18 +218,5 @@ impl Transport for TlsStream {
 
     fn socket_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
-    }
-}
-
-/// A socket written with send(MSG_DONTWAIT): what does not fit is dropped.
-struct NowWriter(RawFd);
-
-impl Write for NowWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        crate::transport::send_now(self.0, buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
