@@ -139,6 +139,42 @@ fn garbage_after_the_handshake_closes_only_that_connection() {
     }
 }
 
+/// A ClientHello that claims 16 MB and keeps coming: refused long before
+/// the broker holds that much of it (rustls takes handshake messages up to
+/// 64 KB; coremq keeps at most ~82 KB of an incomplete one).
+#[test]
+fn an_endless_handshake_message_is_refused() {
+    use std::io::{Read, Write};
+    let dir = common::tls::temp_dir("tls-endless");
+    let ca = Ca::new(&dir, "main");
+    let b = tls_broker(1, &ca.server(), None, ClientAuth::None);
+    let mut sock = std::net::TcpStream::connect(b.addr).unwrap();
+    let mut record = vec![0x16u8, 0x03, 0x01, 0x40, 0x00];
+    record.extend([0x01, 0xff, 0xff, 0xff]);
+    record.resize(5 + 16384, 0);
+    let mut sent = 0;
+    for _ in 0..64 {
+        if sock.write_all(&record).is_err() {
+            break;
+        }
+        sent += record.len();
+        record.truncate(5);
+        record.resize(5 + 16384, 0);
+    }
+    sock.set_read_timeout(Some(common::WAIT)).unwrap();
+    let mut sink = [0u8; 512];
+    let closed = (0..20).any(|_| match sock.read(&mut sink) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    });
+    assert!(closed, "still open after {sent} bytes of one ClientHello");
+    let m = b.wait_metrics(|m| m.tls_handshake_failures >= 1);
+    assert_eq!(m.tls_handshake_failures, 1);
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_server_fails_and_is_counted() {
     let dir = common::tls::temp_dir("tls-untrusted");

@@ -28,6 +28,11 @@ use std::sync::Arc;
 /// Room for one more full TLS record (16 KB of payload plus its overhead).
 pub(super) const RECORD_ROOM: usize = 16 * 1024 + 2048;
 
+/// Most ciphertext kept waiting for the rest of a record or of a
+/// handshake message (rustls takes handshake messages up to 64 KB): a
+/// client sending more without completing one is refused.
+const MAX_PARTIAL: usize = 64 * 1024 + RECORD_ROOM;
+
 thread_local! {
     /// Ciphertext being decrypted: one per shard thread.
     pub(super) static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -184,6 +189,11 @@ impl TlsSession {
                 }
             }
         };
+        if input.len() - at > MAX_PARTIAL {
+            return Err(rustls::Error::General(
+                "incomplete TLS data over 82 KB".into(),
+            ));
+        }
         self.partial_in.clear();
         self.partial_in.extend_from_slice(&input[at..]);
         if self.partial_in.is_empty() {

@@ -73,10 +73,11 @@ pub(super) fn read_once(
     buf: &mut [u8],
 ) -> Poll<io::Result<(usize, Stage)>> {
     INPUT.with_borrow_mut(|input| {
-        input.clear();
-        input.extend_from_slice(tls.partial_in());
-        let used = input.len();
-        input.resize(used + RECORD_ROOM, 0);
+        let used = tls.partial_in().len();
+        if input.len() < used + RECORD_ROOM {
+            input.resize(used + RECORD_ROOM, 0);
+        }
+        input[..used].copy_from_slice(tls.partial_in());
         let n = match Pin::new(&mut *sock).poll_read(cx, &mut input[used..]) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Ok((0, Stage::PeerClosed))),
             Poll::Ready(Ok(n)) => n,
