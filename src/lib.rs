@@ -77,6 +77,10 @@ pub(crate) mod tls;
 pub mod topic;
 pub(crate) mod transport;
 
+/// The WebSocket frame decoder (RFC 6455, server side), public for its fuzz
+/// target (`fuzz/check_ws.rs`); the rest of the transports stay inside.
+pub use transport::ws::frame as ws_frame;
+
 pub use broker::{Broker, BrokerHandle, StartError};
 pub use config::Config;
 pub use hooks::Hooks;

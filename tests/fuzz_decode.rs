@@ -3,7 +3,8 @@
 //! write_fuzz_corpus`), then seeded mutations of it, each input run through
 //! `fuzz/check.rs` as the cargo-fuzz target `decode` runs it; and the same
 //! for the PROXY protocol parser (`fuzz/corpus/proxy/`, `fuzz/check_proxy.rs`,
-//! cargo-fuzz target `proxy`).
+//! cargo-fuzz target `proxy`) and the WebSocket frame decoder
+//! (`fuzz/corpus/ws/`, `fuzz/check_ws.rs`, cargo-fuzz target `ws`).
 //!
 //! Bounded by `COREMQ_FUZZ_SECS` (default 3 s; CI sets 60) and by a count
 //! that grows with it; the mutations are seeded from the clock (printed;
@@ -13,6 +14,8 @@
 mod check;
 #[path = "../fuzz/check_proxy.rs"]
 mod check_proxy;
+#[path = "../fuzz/check_ws.rs"]
+mod check_ws;
 
 use std::time::{Duration, Instant};
 
@@ -108,6 +111,15 @@ fn proxy_header_corpus_and_seeded_mutations() {
     let seeds = corpus_of("proxy");
     assert!(seeds.len() >= 5, "proxy seed corpus missing");
     run("fuzz_proxy", &seeds, check_proxy::check);
+}
+
+/// The WebSocket frame decoder, the same way (seeds in `fuzz/corpus/ws/`,
+/// the check in `fuzz/check_ws.rs`: decoding whole and read by read agree).
+#[test]
+fn websocket_frames_corpus_and_seeded_mutations() {
+    let seeds = corpus_of("ws");
+    assert!(seeds.len() >= 10, "ws seed corpus missing");
+    run("fuzz_ws", &seeds, check_ws::check);
 }
 
 /// Check every seed, then seeded mutations of them for `COREMQ_FUZZ_SECS`.

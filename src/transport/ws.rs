@@ -17,7 +17,7 @@
 //! while it waits to be written. A detached `Ws` carries all of this in
 //! [`Detached::Ws`], so the home shard resumes mid-frame.
 
-mod frame;
+pub mod frame;
 mod handshake;
 
 pub use handshake::{accept_ws, UpgradeError, MAX_REQUEST_BYTES};
