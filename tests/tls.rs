@@ -136,6 +136,8 @@ fn garbage_after_the_handshake_closes_only_that_connection() {
             assert!(closed, "shard {home}: the connection stays open");
         }
         assert!(bystander.ping(), "the other client is served");
+        let m = b.wait_metrics(|m| m.transport_errors >= 3);
+        assert_eq!(m.transport_errors, 3, "each bad connection counted once");
     }
 }
 
