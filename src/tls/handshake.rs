@@ -3,7 +3,7 @@
 //! ([`crate::listener`]), which races it against `mqtt.connect_timeout_s`,
 //! counts it and logs failures rate-limited.
 
-use super::session::{Stage, TlsSession};
+use super::session::TlsSession;
 use super::stream::{flush_unsent, read_once, TlsStream};
 use crate::config::IdentitySource;
 use glommio::net::TcpStream;
@@ -35,7 +35,7 @@ pub async fn handshake(
         // No plaintext can come before the handshake ends; what comes
         // with the client's last flight is kept for the first read.
         match read_once(&mut tls, &mut sock, cx, &mut []) {
-            Poll::Ready(Ok((_, Stage::PeerClosed))) => {
+            Poll::Ready(Ok(_)) if tls.peer_closed() => {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
             }
             Poll::Ready(Ok(_)) => {}

@@ -28,27 +28,11 @@ use std::sync::Arc;
 /// Room for one more full TLS record (16 KB of payload plus its overhead).
 pub(super) const RECORD_ROOM: usize = 16 * 1024 + 2048;
 
-/// Most ciphertext kept waiting for the rest of a record or of a
-/// handshake message (rustls takes handshake messages up to 64 KB): a
-/// client sending more without completing one is refused.
-const MAX_PARTIAL: usize = 64 * 1024 + RECORD_ROOM;
-
 thread_local! {
     /// Ciphertext being decrypted: one per shard thread.
     pub(super) static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// Ciphertext being written: one per shard thread.
     pub(super) static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Where the connection stands after the input was processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stage {
-    /// More ciphertext is needed (mid-handshake, or a record is incomplete).
-    NeedInput,
-    /// The handshake is over and everything given was processed.
-    Traffic,
-    /// The peer sent close_notify: nothing more will be read.
-    PeerClosed,
 }
 
 /// One connection's rustls state and the bytes it had to keep.
@@ -84,8 +68,15 @@ impl TlsSession {
         self.conn.peer_certificates()
     }
 
+    /// The peer sent close_notify, or (see [`end_of_stream`](Self::end_of_stream))
+    /// closed the TCP stream: nothing more will be read.
     pub(super) fn peer_closed(&self) -> bool {
         self.peer_closed
+    }
+
+    /// The TCP stream ended: an end like close_notify for the reader.
+    pub(super) fn end_of_stream(&mut self) {
+        self.peer_closed = true;
     }
 
     /// The start of an incomplete record kept from the last read.
@@ -125,20 +116,23 @@ impl TlsSession {
     /// Process `input` (what [`partial_in`](Self::partial_in) held, then
     /// new ciphertext): plaintext goes into `buf` (what does not fit is
     /// kept for the next read), handshake messages, alerts and tickets into
-    /// `out`; an incomplete record at the end is kept. Returns how many
-    /// plaintext bytes went into `buf`, and the stage reached.
+    /// `out`; an incomplete record at the end is kept (rustls bounds it: a
+    /// record of at most 18 KB, a handshake message of at most 64 KB).
+    /// Returns how many plaintext bytes went into `buf`; stops early at the
+    /// peer's close_notify ([`peer_closed`](Self::peer_closed)).
     pub(super) fn absorb(
         &mut self,
         input: &mut [u8],
         buf: &mut [u8],
         out: &mut Vec<u8>,
-    ) -> Result<(usize, Stage), rustls::Error> {
+    ) -> Result<usize, rustls::Error> {
         let mut filled = 0;
         let mut at = 0;
-        let stage = loop {
+        loop {
             let UnbufferedStatus { discard, state } =
                 self.conn.process_tls_records(&mut input[at..]);
-            let stage = match state {
+            // Some(true): more input is needed; Some(false): the peer closed.
+            let stop = match state {
                 Ok(ConnectionState::ReadTraffic(mut r)) => {
                     let mut failed = None;
                     while let Some(record) = r.next_record() {
@@ -164,42 +158,33 @@ impl TlsSession {
                     t.done();
                     Ok(None)
                 }
-                Ok(ConnectionState::BlockedHandshake) => Ok(Some(Stage::NeedInput)),
-                Ok(ConnectionState::WriteTraffic(_)) => Ok(Some(Stage::Traffic)),
-                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => {
-                    Ok(Some(Stage::PeerClosed))
+                // Mid-handshake, or in traffic with nothing whole left.
+                Ok(ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_)) => {
+                    Ok(Some(true))
                 }
+                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => Ok(Some(false)),
                 Ok(_) => Err(rustls::Error::General("unexpected TLS state".into())),
                 Err(e) => Err(e),
             };
             at += discard;
-            match stage {
+            match stop {
                 Ok(None) => {}
-                // TLS 1.3 lets a server write before the client's last
-                // flight: the handshake is over only when rustls says so.
-                Ok(Some(Stage::Traffic)) if self.conn.is_handshaking() => break Stage::NeedInput,
-                Ok(Some(Stage::PeerClosed)) => {
-                    self.peer_closed = true;
-                    break Stage::PeerClosed;
+                Ok(Some(more)) => {
+                    self.peer_closed |= !more;
+                    break;
                 }
-                Ok(Some(stage)) => break stage,
                 Err(e) => {
                     self.alert_into(&mut input[at..], out);
                     return Err(e);
                 }
             }
-        };
-        if input.len() - at > MAX_PARTIAL {
-            return Err(rustls::Error::General(
-                "incomplete TLS data over 82 KB".into(),
-            ));
         }
         self.partial_in.clear();
         self.partial_in.extend_from_slice(&input[at..]);
         if self.partial_in.is_empty() {
             self.partial_in = Vec::new();
         }
-        Ok((filled, stage))
+        Ok(filled)
     }
 
     /// After an error: the alert rustls queued for the peer, if any. Only
@@ -238,21 +223,17 @@ impl TlsSession {
     fn with_traffic(
         &mut self,
         out: &mut Vec<u8>,
-        f: impl FnOnce(
+        mut f: impl FnMut(
             &mut rustls::unbuffered::WriteTraffic<'_, rustls::server::ServerConnectionData>,
             &mut Vec<u8>,
         ) -> Result<(), rustls::Error>,
     ) -> io::Result<()> {
-        let mut f = Some(f);
         // Bounded: each round either encodes owed output or ends.
         for _ in 0..64 {
             let status = self.conn.process_tls_records(&mut self.partial_in);
             let discard = status.discard;
             let done = match status.state {
-                Ok(ConnectionState::WriteTraffic(mut w)) => match f.take() {
-                    Some(f) => Some(f(&mut w, out).map_err(invalid)),
-                    None => Some(Err(io::Error::other("TLS write repeated"))),
-                },
+                Ok(ConnectionState::WriteTraffic(mut w)) => Some(f(&mut w, out).map_err(invalid)),
                 Ok(ConnectionState::EncodeTlsData(mut e)) => {
                     write_into(out, |room| e.encode(room).map_err(EncodeFail::from))
                         .err()

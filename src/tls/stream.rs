@@ -9,7 +9,7 @@
 //! connection, and the next write, read or [`poll_flush`](Transport::poll_flush)
 //! sends it first. An idle TLS connection holds no buffer.
 
-use super::session::{Stage, TlsSession, INPUT, OUTPUT, RECORD_ROOM};
+use super::session::{TlsSession, INPUT, OUTPUT, RECORD_ROOM};
 use crate::transport::{Detached, Transport};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -47,31 +47,18 @@ pub(super) fn flush_unsent(
     Poll::Ready(Ok(()))
 }
 
-/// Write `out` (fresh ciphertext; the session owes nothing older) as far
-/// as the socket takes it now; the session keeps the rest.
-fn send_out(tls: &mut TlsSession, sock: &mut TcpStream, cx: &mut Context<'_>, out: &[u8]) {
-    let mut at = 0;
-    while at < out.len() {
-        match Pin::new(&mut *sock).poll_write(cx, &out[at..]) {
-            Poll::Ready(Ok(n)) if n > 0 => at += n,
-            // An error shows again at the next write or read.
-            _ => break,
-        }
-    }
-    tls.keep_unsent(&out[at..]);
-}
-
 /// One read from the socket into the thread's input buffer, then through
-/// the session: `Ready(Ok((plaintext bytes put into buf, stage)))`, with
-/// `Stage::PeerClosed` also for the end of the TCP stream; `Pending` when
-/// the socket has nothing. Output the session made (alerts, handshake
-/// messages, tickets) is sent or kept.
+/// the session: `Ready(Ok(plaintext bytes put into buf))`, 0 also when
+/// the session ended ([`TlsSession::peer_closed`], set at the end of the
+/// TCP stream too) or a record is not whole yet; `Pending` when the socket
+/// has nothing. Output the session made (alerts, handshake messages,
+/// tickets) is sent or kept.
 pub(super) fn read_once(
     tls: &mut TlsSession,
     sock: &mut TcpStream,
     cx: &mut Context<'_>,
     buf: &mut [u8],
-) -> Poll<io::Result<(usize, Stage)>> {
+) -> Poll<io::Result<usize>> {
     INPUT.with_borrow_mut(|input| {
         let used = tls.partial_in().len();
         if input.len() < used + RECORD_ROOM {
@@ -79,7 +66,10 @@ pub(super) fn read_once(
         }
         input[..used].copy_from_slice(tls.partial_in());
         let n = match Pin::new(&mut *sock).poll_read(cx, &mut input[used..]) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Ok((0, Stage::PeerClosed))),
+            Poll::Ready(Ok(0)) => {
+                tls.end_of_stream();
+                return Poll::Ready(Ok(0));
+            }
             Poll::Ready(Ok(n)) => n,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
@@ -87,26 +77,26 @@ pub(super) fn read_once(
         OUTPUT.with_borrow_mut(|out| {
             out.clear();
             let absorbed = tls.absorb(&mut input[..used + n], buf, out);
-            flush_then_send(tls, sock, cx, out);
+            send(tls, sock, cx, out);
             Poll::Ready(absorbed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)))
         })
     })
 }
 
-/// Send `out` after whatever the session still owes (which goes first).
-pub(super) fn flush_then_send(
-    tls: &mut TlsSession,
-    sock: &mut TcpStream,
-    cx: &mut Context<'_>,
-    out: &[u8],
-) {
-    if out.is_empty() {
-        return;
+/// Send `out` (fresh ciphertext) after whatever the session still owes,
+/// as far as the socket takes it now; the session keeps the rest.
+fn send(tls: &mut TlsSession, sock: &mut TcpStream, cx: &mut Context<'_>, out: &[u8]) {
+    let mut at = 0;
+    if let Poll::Ready(Ok(())) = flush_unsent(tls, sock, cx) {
+        while at < out.len() {
+            match Pin::new(&mut *sock).poll_write(cx, &out[at..]) {
+                Poll::Ready(Ok(n)) if n > 0 => at += n,
+                // An error shows again at the next write or read.
+                _ => break,
+            }
+        }
     }
-    match flush_unsent(tls, sock, cx) {
-        Poll::Ready(Ok(())) => send_out(tls, sock, cx, out),
-        _ => tls.keep_unsent(out),
-    }
+    tls.keep_unsent(&out[at..]);
 }
 
 impl TlsStream {
@@ -156,10 +146,8 @@ impl Transport for TlsStream {
         }
         loop {
             match read_once(tls, sock, cx, buf) {
-                Poll::Ready(Ok((0, Stage::PeerClosed))) => return Poll::Ready(Ok(0)),
-                Poll::Ready(Ok((0, _))) => continue, // a record not whole yet
-                Poll::Ready(Ok((n, _))) => return Poll::Ready(Ok(n)),
-                other => return other.map(|r| r.map(|(n, _)| n)),
+                Poll::Ready(Ok(0)) if !tls.peer_closed() => continue, // a record not whole yet
+                other => return other,
             }
         }
     }
@@ -183,7 +171,7 @@ impl Transport for TlsStream {
             }
             // What the socket does not take waits in the session (the
             // waker is registered for writability).
-            send_out(tls, sock, cx, out);
+            send(tls, sock, cx, out);
             Poll::Ready(Ok(n))
         })
     }
