@@ -13,6 +13,8 @@
 # BENCH_PORT_BASE (default 25883). Every run is bounded by timeout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 ROUNDS=2 CLIENTS=400 OUT="bench-results/logins-$(date +%Y%m%d-%H%M%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -22,13 +24,9 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BENCH=$CARGO_TARGET_DIR/release/coremq-bench
-COREMQ=$CARGO_TARGET_DIR/release/coremq
-cargo build --release --workspace --bins >&2
+bench_build
 command -v mosquitto_passwd >/dev/null || apt-get install -y mosquitto >&2
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+OUT=$(bench_out "$OUT")
 PORT=${BENCH_PORT_BASE:-25883}
 rm -f "$OUT/passwd"
 "$COREMQ" passwd -b -c "$OUT/passwd" argon secret 2>/dev/null
@@ -48,19 +46,13 @@ done
 
 run_one() { # user cache round
   local log="$OUT/$1-cache$2-$3"
-  RUST_LOG=info "$COREMQ" --config "$OUT/cache-$2.toml" 2>"$log.broker.log" &
-  local pid=$!
-  for _ in $(seq 100); do
-    grep -q "listener 0:" "$log.broker.log" && break
-    sleep 0.1
-  done
+  broker_start "$OUT/cache-$2.toml" "$log.broker.log" "listener 0:"
   for pass in first again; do
     timeout 300 "$BENCH" conn -c "$CLIENTS" -R 100000 -d 0.5 --drain 0 --connect-timeout 240 \
       --port "$PORT" --username "$1" --password secret --json --quiet \
       >"$log-$pass.json" 2>"$log-$pass.err" || echo "  $1 cache $2 round $3: tool failed" >&2
   done
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  broker_stop
   python3 -c '
 import json, sys
 def rate(f):

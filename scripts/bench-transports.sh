@@ -14,6 +14,8 @@
 # in OUT. Every run is bounded (--duration and timeout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 ROUNDS=2 CORES=2 OUT="bench-results/transports-$(date +%Y%m%d-%H%M%S)" PICK=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,12 +26,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BENCH=$CARGO_TARGET_DIR/release/coremq-bench
-COREMQ=$CARGO_TARGET_DIR/release/coremq
-cargo build --release --workspace --bins >&2
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+bench_build
+OUT=$(bench_out "$OUT")
 BASE=${BENCH_PORT_BASE:-24883}
 
 # A CA and a server certificate signed by it.
@@ -85,18 +83,11 @@ fi
 
 run_one() { # scenario-name args transport round
   local name=$1 args=$2 t=$3 r=$4 log="$OUT/$1-$3-$4"
-  RUST_LOG=info "$COREMQ" --config "$OUT/coremq.toml" 2>"$log.broker.log" &
-  local pid=$!
-  # The last listener's start line: every listener is bound by then.
-  for _ in $(seq 100); do
-    grep -q "listener 3:" "$log.broker.log" && break
-    sleep 0.1
-  done
+  broker_start "$OUT/coremq.toml" "$log.broker.log" "listener 3:"
   # shellcheck disable=SC2086 # words
-  timeout 120 "$BENCH" $args --port "${PORT[$t]}" ${FLAGS[$t]} --broker-pid "$pid" \
+  timeout 120 "$BENCH" $args --port "${PORT[$t]}" ${FLAGS[$t]} --broker-pid "$BROKER_PID" \
     --json --quiet >"$log.json" 2>"$log.err" || echo "  $name $t round $r: tool failed" >&2
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  broker_stop
 }
 
 for r in $(seq "$ROUNDS"); do
