@@ -41,6 +41,9 @@ pub enum StartError {
     /// A TLS listener's certificate, key or CA file is missing or bad; names
     /// the listener and the file.
     Tls(String),
+    /// The storage directory is locked by another broker, unreadable, or
+    /// its log is damaged (the message says what to do).
+    Storage(String),
     Executor(String),
 }
 
@@ -54,6 +57,7 @@ impl fmt::Display for StartError {
                 write!(f, "cannot listen on {a}: address in use ({why})")
             }
             StartError::Tls(e) => write!(f, "bad TLS files: {e}"),
+            StartError::Storage(e) => write!(f, "{e}"),
             StartError::Executor(e) => write!(f, "cannot start shard executors: {e}"),
         }
     }
@@ -69,6 +73,8 @@ pub struct Broker {
     /// What SIGHUP re-reads; the broker's own files are added at start.
     reloaders: Reloaders,
     faults: Option<Arc<crate::faults::Faults>>,
+    /// Start even if the log is damaged before its end (`--recover`).
+    recover: bool,
 }
 
 /// A running broker.
@@ -84,6 +90,8 @@ pub struct BrokerHandle {
     /// The listen addresses are ours until the shards are joined (or the
     /// handle is dropped).
     _claims: Vec<listener::AddressClaim>,
+    /// The storage directory is ours likewise.
+    _storage_lock: Option<crate::storage::layout::DirLock>,
 }
 
 /// One listener's sockets (one per shard), its address and its claim.
@@ -179,6 +187,9 @@ struct ShardSeed {
     /// The password table and JWT key every shard shares.
     logins: crate::auth::login::Sources,
     acl: Arc<Reloadable<Acl>>,
+    /// The storage start plan (None: storage off).
+    storage: Option<Arc<crate::storage::start::Plan>>,
+    durable: Arc<crate::storage::DurableBoard>,
 }
 
 impl Broker {
@@ -188,7 +199,15 @@ impl Broker {
             hooks: Hooks::new(),
             reloaders: Reloaders::default(),
             faults: None,
+            recover: false,
         }
+    }
+
+    /// Start even when a shard's log is damaged before its end, keeping
+    /// what is readable (`coremq --recover`).
+    pub fn recover(mut self, yes: bool) -> Self {
+        self.recover = yes;
+        self
     }
 
     /// Start with fault injection: `faults` can slow or fail a shard's
@@ -231,6 +250,8 @@ impl Broker {
             log::info!("ACL: {} rules in force", acl.load().len());
         }
         reloaders.add("acl", acl_reloader(&acl, &self.config.acl));
+        let (storage_lock, plan) = open_storage(&self.config, n, self.recover)?;
+        let durable = crate::storage::DurableBoard::new(n);
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
         let config = Arc::new(self.config);
         let hooks = Arc::new(self.hooks);
@@ -254,14 +275,6 @@ impl Broker {
             claims.push(b.claim);
         }
         let endpoints = Arc::new(endpoints);
-        // This line first: scripts and tests read the address from it.
-        log::info!(
-            "coremq listening on {} with {n} shards on CPUs {cpus:?} (fd limit {nofile})",
-            addrs[0]
-        );
-        for line in described {
-            log::info!("{line}");
-        }
         let mut threads = Vec::with_capacity(n);
         for ((id, cpu), (listen_fds, ends)) in
             cpus.iter().enumerate().zip(per_shard.into_iter().zip(ends))
@@ -279,6 +292,8 @@ impl Broker {
                 faults: self.faults.clone(),
                 logins: logins.clone(),
                 acl: acl.clone(),
+                storage: plan.as_ref().map(|(p, _)| p.clone()),
+                durable: durable.clone(),
             };
             let rt = &config.runtime;
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
@@ -297,6 +312,24 @@ impl Broker {
                 }
             }
         }
+        let mut replayed = Vec::new();
+        if let Some((plan, reports)) = &plan {
+            match storage_ready(plan, reports, n) {
+                Ok(lines) => replayed = lines,
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+        }
+        // This line first: scripts and tests read the address from it.
+        log::info!(
+            "coremq listening on {} with {n} shards on CPUs {cpus:?} (fd limit {nofile})",
+            addrs[0]
+        );
+        for line in described.iter().chain(&replayed) {
+            log::info!("{line}");
+        }
         Ok(BrokerHandle {
             addrs,
             shards: n,
@@ -306,6 +339,7 @@ impl Broker {
             reloaders,
             threads,
             _claims: claims,
+            _storage_lock: storage_lock,
         })
     }
 }
@@ -374,6 +408,61 @@ impl BrokerHandle {
     }
 }
 
+/// The storage start plan and the channel its shards report on.
+type StoragePlan = (
+    Arc<crate::storage::start::Plan>,
+    std::sync::mpsc::Receiver<Result<String, String>>,
+);
+
+/// Lock the storage directory and plan the start (None: storage off).
+fn open_storage(
+    config: &Config,
+    shards: usize,
+    recover: bool,
+) -> Result<(Option<crate::storage::layout::DirLock>, Option<StoragePlan>), StartError> {
+    if !config.storage.enabled {
+        return Ok((None, None));
+    }
+    let dir = std::path::Path::new(&config.storage.dir);
+    let lock = crate::storage::layout::lock(dir).map_err(|e| StartError::Storage(e.0))?;
+    let layout =
+        crate::storage::layout::Layout::open(dir, shards).map_err(|e| StartError::Storage(e.0))?;
+    if layout.resharding() {
+        log::info!(
+            "storage: {} shards now, {} before: every persistent session moves to its new home shard",
+            shards,
+            layout.old_shards
+        );
+    }
+    let plan = crate::storage::start::Plan::new(layout, recover);
+    Ok((Some(lock), Some(plan)))
+}
+
+/// Wait for every shard's replay; on success make the new generation the
+/// one in force and let the shards serve.
+fn storage_ready(
+    plan: &crate::storage::start::Plan,
+    reports: &std::sync::mpsc::Receiver<Result<String, String>>,
+    shards: usize,
+) -> Result<Vec<String>, StartError> {
+    let (mut failure, mut lines) = (None, Vec::new());
+    for _ in 0..shards {
+        match reports.recv() {
+            Ok(Ok(line)) => lines.push(line),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(_) => {
+                failure = failure.or(Some("storage: a shard stopped during its replay".into()))
+            }
+        }
+    }
+    let result = match failure {
+        None => plan.layout.commit().map_err(|e| e.0),
+        Some(e) => Err(e),
+    };
+    plan.release(result.is_ok());
+    result.map(|()| lines).map_err(StartError::Storage)
+}
+
 /// Re-read the ACL (the inline rules and `acl.file`); on an error the
 /// rules in force stay.
 fn acl_reloader(
@@ -407,6 +496,24 @@ async fn shard_main(seed: ShardSeed) {
     shard.borrow_mut().acl = Local::new(seed.acl);
     mesh::spawn_tasks(&shard, seed.ends, crate::conn::spawn_handoff);
     glommio::spawn_local(crate::protocol::deliver::fanout_task(shard.clone())).detach();
+    shard.borrow_mut().storage.set_board(seed.durable);
+    let mut writer = None;
+    if let Some(plan) = &seed.storage {
+        match crate::storage::start::open(&shard, plan).await {
+            Some(seg) => {
+                writer = Some(glommio::spawn_local(crate::storage::writer::run(
+                    shard.clone(),
+                    seg,
+                )))
+            }
+            None => {
+                // Another shard failed: the broker does not start.
+                tick::run(shard.clone()).await;
+                shard.borrow_mut().mesh.close();
+                return;
+            }
+        }
+    }
     let mut acceptors = Vec::with_capacity(seed.listen_fds.len());
     for (fd, ep) in seed.listen_fds.into_iter().zip(seed.endpoints.iter()) {
         // SAFETY: a listening socket we own, moved into glommio on its executor.
@@ -423,6 +530,10 @@ async fn shard_main(seed: ShardSeed) {
         a.cancel().await;
     }
     shutdown(&shard).await;
+    if let Some(w) = writer {
+        shard.borrow_mut().storage.close();
+        w.await;
+    }
 }
 
 /// Close every connection, give them a moment to finish, stop the mesh.

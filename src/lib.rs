@@ -73,6 +73,7 @@ pub(crate) mod router;
 pub(crate) mod session;
 pub(crate) mod shard;
 pub(crate) mod slab;
+pub(crate) mod storage;
 pub(crate) mod tls;
 pub mod topic;
 pub(crate) mod transport;
@@ -85,6 +86,8 @@ pub use broker::{Broker, BrokerHandle, StartError};
 pub use config::Config;
 pub use hooks::Hooks;
 pub use shard::home_shard;
+/// `coremq storage inspect|compact` (the log read by a process not serving it).
+pub use storage::tool as storage_tool;
 
 /// Internal types the micro-benchmarks in `benches/` time directly. Not a
 /// stable API: embedders use [`Broker`], [`Config`], [`Hooks`] and the codec.

@@ -60,6 +60,13 @@ impl MsgIdGen {
         }
     }
 
+    /// Make every later id newer than `id` (read back at start: ids stay
+    /// unique across restarts even if the clock stepped back meanwhile).
+    pub fn advance_past(&mut self, id: MsgId) {
+        self.last_us = self.last_us.max(id.timestamp_us());
+        self.seq = u32::MAX;
+    }
+
     /// The next id.
     pub fn next_id(&mut self) -> MsgId {
         let now = wall_clock_us();

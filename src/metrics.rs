@@ -30,6 +30,21 @@ macro_rules! counters {
 }
 
 counters! {
+    /// Bytes the storage writer appended to the log.
+    storage_bytes_written,
+    /// fdatasyncs of the log (with fsync = "always", one per group of acks).
+    storage_syncs,
+    /// Log writes that failed (a full disk, an I/O error); each is retried.
+    storage_write_errors,
+    /// Online compactions finished.
+    storage_compactions,
+    /// Bytes of snapshot records online compactions wrote (the part of
+    /// `storage_bytes_written` that is rewriting, not new events).
+    storage_compaction_bytes,
+    /// Records read back from the log at start.
+    storage_records_replayed,
+    /// Persistent sessions refused because the log could not be written.
+    storage_refused_sessions,
     /// Sockets accepted.
     connections_accepted,
     /// Sockets closed at once: the node was at max_connections.

@@ -46,6 +46,11 @@ impl<T> Key<T> {
             kind: PhantomData,
         }
     }
+
+    /// The key as one number (the storage log names sessions by it).
+    pub fn to_raw(self) -> u64 {
+        u64::from(self.gen) << 32 | u64::from(self.idx)
+    }
 }
 
 // Written by hand: derives would require `T` itself to be Copy, Eq, ...

@@ -6,7 +6,9 @@
 //! `--version` print and exit. `coremq passwd [-c] [-b] FILE USER [PASSWORD]`
 //! and `coremq passwd -D FILE USER` edit a password file as
 //! `mosquitto_passwd` does (argon2id hashes; the password is asked twice,
-//! without echo, unless `-b` gives it). Subcommands to come go into [`Command`].
+//! without echo, unless `-b` gives it). `coremq storage inspect|compact DIR`
+//! read or rewrite a storage directory no broker is using (`--data-dir` and
+//! `--recover` are the storage flags of a run).
 //! SIGHUP re-reads the files the configuration names (certificates, the
 //! password file, the ACL) without dropping connections.
 //! Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or after printing, 2 for
@@ -49,6 +51,62 @@ enum Command {
     /// Add, update (-b: batch) or delete (-D) a user of a password file
     /// (Mosquitto's format; new hashes are argon2id).
     Passwd(PasswdArgs),
+    /// Read or rewrite a storage directory while no broker runs on it.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+/// `coremq storage ...`.
+#[derive(Subcommand, Debug)]
+enum StorageCommand {
+    /// Describe the log: segments, persistent sessions, retained messages.
+    Inspect(StorageArgs),
+    /// Rewrite the log as its live state and remove the old segments.
+    Compact(StorageArgs),
+}
+
+/// Arguments of the storage commands.
+#[derive(clap::Args, Debug)]
+struct StorageArgs {
+    /// The storage directory ([storage] dir).
+    dir: PathBuf,
+    /// The configuration the broker runs with (queue limits apply to the replay).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Keep what is readable of a segment damaged before its end.
+    #[arg(long)]
+    recover: bool,
+    /// JSON instead of tables (inspect).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run a storage command: exit 0, or 1 with the reason.
+fn storage(cmd: &StorageCommand) -> ExitCode {
+    let (StorageCommand::Inspect(a) | StorageCommand::Compact(a)) = cmd;
+    let cfg = match &a.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    };
+    let result = cfg.and_then(|cfg| match cmd {
+        StorageCommand::Inspect(_) => {
+            coremq::storage_tool::inspect(&cfg, &a.dir, a.recover).map(|r| match a.json {
+                true => serde_json::to_string_pretty(&r).unwrap_or_default(),
+                false => coremq::storage_tool::render(&r),
+            })
+        }
+        StorageCommand::Compact(_) => coremq::storage_tool::compact(&cfg, &a.dir, a.recover),
+    });
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("coremq storage: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// `coremq passwd`, with mosquitto_passwd's flags.
@@ -174,6 +232,13 @@ struct RunArgs {
     /// Override runtime.cores.
     #[arg(long, value_name = "all|N|a,b,c")]
     cores: Option<String>,
+    /// Override storage.dir.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Start even if a shard's log is damaged before its end, keeping what
+    /// is readable (the rest of that segment is dropped, and logged).
+    #[arg(long)]
+    recover: bool,
 }
 
 /// The file (or the defaults), then the flags over it, then one validation.
@@ -188,12 +253,20 @@ fn load_config(args: &RunArgs) -> Result<Config, String> {
     if let Some(c) = &args.cores {
         cfg.runtime.cores = Cores::parse_cli(c).map_err(|e| e.to_string())?;
     }
+    if let Some(d) = &args.data_dir {
+        cfg.storage.dir = d.clone();
+    }
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        // glommio logs an error the first time a shard opens a file on a
+        // device without I/O polling support (it then uses the normal ring):
+        // harmless, and not the operator's to act on.
+        .filter_module("glommio::reactor", log::LevelFilter::Off)
+        .init();
     // Prints help/version (exit 0) or the error (exit 2) and exits itself.
     let cli = Cli::parse();
     if cli.print_default_config {
@@ -203,6 +276,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Passwd(args)) => passwd(&args),
+        Some(Command::Storage(cmd)) => storage(&cmd),
         None => run(&cli.run),
     }
 }
@@ -217,7 +291,7 @@ fn run(args: &RunArgs) -> ExitCode {
         }
     };
     host::block_stop_signals();
-    match Broker::new(cfg).start() {
+    match Broker::new(cfg).recover(args.recover).start() {
         Ok(handle) => serve_until_stopped(handle),
         Err(e) => {
             eprintln!("coremq: {e}");

@@ -38,7 +38,7 @@ mod v5_tests;
 
 pub use header::MAX_REMAINING_LENGTH;
 pub use packet::{decode, encode, encoded_len, frame_len};
-pub use properties::Properties;
+pub use properties::{read_message_properties, write_message_properties, Properties};
 pub use publish::{encode_publish, encode_publish_v5, publish_v5_len, PublishV5};
 pub use reason::Reason;
 

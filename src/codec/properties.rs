@@ -496,3 +496,19 @@ pub(crate) fn write_if_v5(out: &mut Vec<u8>, version: ProtocolVersion, p: Option
         write_properties(out, p);
     }
 }
+
+/// A message's forwarded properties as the storage log keeps them: the
+/// property length and the properties, as in a PUBLISH.
+pub fn write_message_properties(out: &mut Vec<u8>, p: Option<&Properties>) {
+    write_properties(out, p);
+}
+
+/// Read back what [`write_message_properties`] wrote (`None`: none).
+pub fn read_message_properties(buf: &Bytes) -> Result<Option<Box<Properties>>, DecodeError> {
+    let mut r = Reader::new(buf, 0, buf.len());
+    let props = read_properties(&mut r, super::header::PUBLISH, Side::Any)?;
+    if !r.is_empty() {
+        return Err(DecodeError::MalformedProperty);
+    }
+    Ok(props)
+}

@@ -9,6 +9,7 @@
 
 mod auth;
 mod listener;
+mod storage;
 mod tls;
 
 pub use auth::{AuthConfig, JwtConfig};
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+pub use storage::{Fsync, StorageConfig};
 pub use tls::{ClientAuth, IdentitySource, MinVersion, TlsConfig};
 
 /// The fully commented default configuration (`coremq --print-default-config`).
@@ -71,6 +73,8 @@ pub struct Config {
     /// `[auth]`: password file, client ids, JWT, the authenticate hook.
     pub auth: AuthConfig,
     pub acl: AclConfig,
+    /// `[storage]`: the durable log.
+    pub storage: StorageConfig,
 }
 
 /// Which CPUs run shards: all of the process's CPUs, a count, or a list.
@@ -483,6 +487,7 @@ impl Config {
         in_range("session.expiry_s", s.expiry_s, 0, bounds::EXPIRY_S)?;
         self.limits.validate()?;
         self.auth.validate()?;
+        self.storage.validate()?;
         // The rules parse, and `acl.file` is read and parses (errors name the rule).
         crate::acl::Acl::load(&self.acl).map(drop)
     }

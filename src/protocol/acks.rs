@@ -38,6 +38,10 @@ impl Shard {
         barrier: u64,
         retained: Vec<RetainedSend>,
     ) {
+        if self.conns.get(conn).is_none() {
+            return;
+        }
+        let barrier = self.durable_barrier(conn, barrier);
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };

@@ -121,6 +121,17 @@ impl Shard {
         };
         let peer = v5.then(|| ConnV5::from_connect(connect.props.as_deref()));
         let expiry = self.expiry_for(connect.clean_session, peer.as_ref());
+        if self.storage.is_full()
+            && matches!(expiry, Expiry::AfterSecs(_))
+            && (connect.clean_session || self.sessions.find(&client_id).is_none())
+        {
+            self.metrics.storage_refused_sessions += 1;
+            log::warn!(
+                "{}: the storage log cannot be written (disk full?): new persistent session refused",
+                self.who(conn)
+            );
+            return self.refuse(conn, Reason::SERVER_UNAVAILABLE, "storage full");
+        }
         let (sk, present) = self.take_session(&client_id, connect.clean_session, expiry);
         let info = Rc::new(ClientInfo {
             client_id: client_id.clone(),
@@ -401,6 +412,12 @@ impl Shard {
         };
         let expiry = s.expiry();
         let epoch = self.sessions.set_conn(sk, None);
+        let at_ms = crate::message::wall_clock_us() / 1000;
+        self.journal
+            .emit_for(sk, || crate::session::event::SessionEvent::Offline {
+                session: sk,
+                at_ms,
+            });
         match expiry {
             Expiry::OnDisconnect => self.end_session(sk, Ending::Discarded),
             Expiry::AfterSecs(secs) => {
@@ -445,7 +462,7 @@ impl Shard {
     /// As [`end_session`](Self::end_session); `live` false (a replay) hands
     /// nothing back to the groups and publishes no will: the live shard's
     /// events for that follow.
-    pub(super) fn end_session_as(&mut self, sk: SessionKey, how: Ending, live: bool) {
+    pub(crate) fn end_session_as(&mut self, sk: SessionKey, how: Ending, live: bool) {
         // A will still waiting out its delay goes now [MQTT-3.1.3-9].
         let will = self
             .sessions

@@ -107,6 +107,8 @@ impl Shard {
             }
             if end < total {
                 self.fanout.put_back(batch, end);
+            } else if !self.fanout.busy() {
+                self.fanout_drained();
             }
         }
     }

@@ -45,6 +45,8 @@ impl Shard {
     /// Handle one packet from a connection, in whatever phase it is.
     /// `Err` closes the connection (after its outbox is flushed).
     pub fn on_packet(&mut self, conn: ConnKey, packet: Packet) -> Result<(), CloseReason> {
+        self.packet_mark = self.journal.appended();
+        self.mesh.take_touched();
         let Some(c) = self.conns.get(conn) else {
             return Err(CloseReason::SocketClosed);
         };

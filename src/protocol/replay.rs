@@ -7,18 +7,17 @@
 //! subscriptions (shared-group membership too: a `$share/...` filter joins
 //! its group), windows, queues, awaiting-PUBREL sets and retained messages.
 //! An ended session's shared deliveries are not handed back during a replay:
-//! the events of their new members follow in the log. Connections, timers and send times are not durable and are not
-//! rebuilt. Called by the harness's property test today, by the storage
-//! layer's recovery later.
+//! the events of their new members follow in the log. Connections, timers and
+//! send times are not durable and are not rebuilt. Called by the property
+//! test below and by the storage replay (`crate::storage::replay`).
 
 use crate::session::event::SessionEvent;
 use crate::session::store::Ending;
 use crate::shard::Shard;
 
-// Called by the property test; the storage layer's recovery is next.
-#[cfg_attr(not(test), allow(dead_code))]
 impl Shard {
-    /// Apply recorded events, in order.
+    /// Apply recorded events, in order (the property test).
+    #[cfg(test)]
     pub fn replay(&mut self, events: impl IntoIterator<Item = SessionEvent>) {
         let now = self.timers.now_ms();
         for ev in events {
@@ -26,7 +25,9 @@ impl Shard {
         }
     }
 
-    fn replay_one(&mut self, ev: SessionEvent, now: u64) {
+    /// Apply one event; its session key names a session of this shard
+    /// (`crate::storage::replay` maps the log's keys to them).
+    pub(crate) fn replay_one(&mut self, ev: SessionEvent, now: u64) {
         let j = &mut self.journal;
         match ev {
             SessionEvent::Created {
@@ -52,15 +53,19 @@ impl Shard {
                 filter,
                 opts,
             } => {
-                self.subscribe_session(session, filter, opts);
+                // Peers learn of the filter as from a live subscribe.
+                let change = self.subscribe_session(session, filter, opts);
+                self.announce(change.into_iter().collect(), 0);
             }
             SessionEvent::Unsubscribed { session, filter } => {
-                self.unsubscribe_session(session, &filter);
+                let change = self.unsubscribe_session(session, &filter);
+                self.announce(change.into_iter().collect(), 0);
             }
             SessionEvent::Queued {
                 session,
                 delivery,
                 qos,
+                ..
             } => {
                 self.sessions.queue(j, session, delivery, qos);
             }
@@ -69,16 +74,16 @@ impl Shard {
                 delivery,
                 qos,
                 pkid,
+                ..
             } => {
                 self.sessions
                     .window(j, session, delivery, qos, Some(pkid), now);
             }
             SessionEvent::Sent { session, pkid } => {
-                let mut got = None;
-                self.sessions
-                    .send_queued(j, session, now, |_, _, id| got = Some(id));
-                debug_assert_eq!(got, Some(pkid), "replayed send took another packet id");
+                self.sessions.resend_queued_as(j, session, pkid, now);
             }
+            // The storage replay keeps offline times itself.
+            SessionEvent::Offline { .. } => {}
             SessionEvent::Unqueued { session } => {
                 self.sessions.drop_queued(j, session);
             }
@@ -333,6 +338,7 @@ mod tests {
             cfg.session.expiry_s = 60;
             cfg.session.max_awaiting_rel = 3;
             let mut live = H::with(cfg.clone(), 1);
+            live.shard.journal.attach(Box::default());
             let mut clients = Clients {
                 conns: [None; CLIENTS],
                 v5: [false; CLIENTS],
@@ -342,9 +348,37 @@ mod tests {
             for op in ops {
                 clients.apply(&mut live, op);
             }
-            let mut rebuilt = H::with(cfg, 1);
+            let mut rebuilt = H::with(cfg.clone(), 1);
             rebuilt.shard.replay(live.events());
             prop_assert_eq!(live.durable(), rebuilt.durable());
+            // The storage log: its records, read back, rebuild the durable
+            // sessions and the retained messages; so does a snapshot of the
+            // live state alone, and the log followed by that snapshot (a
+            // compaction in the middle of the stream).
+            let durable_ids: Vec<String> = {
+                let enc = live.shard.journal.log().unwrap();
+                live.shard
+                    .sessions
+                    .iter()
+                    .filter(|(sk, _)| enc.is_durable(*sk))
+                    .map(|(_, s)| s.client_id().to_string())
+                    .collect()
+            };
+            let want = live.durable().only_sessions(&durable_ids);
+            let log = live.shard.journal.log_mut().unwrap().take();
+            let snap = {
+                let sh = &mut live.shard;
+                let enc = sh.journal.log_mut().unwrap();
+                enc.new_segment();
+                crate::storage::start::write_state((&sh.sessions, &sh.router), enc, 1);
+                enc.take()
+            };
+            for bytes in [log.clone(), snap.clone(), [log, snap].concat()] {
+                let mut from_log = H::with(cfg.clone(), 1);
+                let mut rp = crate::storage::replay::Replayer::new(None);
+                prop_assert!(rp.segment(&mut from_log.shard, &bytes).is_none());
+                prop_assert_eq!(&want, &from_log.durable().only_sessions(&durable_ids));
+            }
         }
     }
 }

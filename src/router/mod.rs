@@ -156,8 +156,8 @@ impl Router {
         (self.shards > 1).then(|| Announce::Interest(filter.clone(), false))
     }
 
-    /// The options of `sk` on `filter` (a shared one too), if subscribed (harness tests).
-    #[cfg(test)]
+    /// The options of `sk` on `filter` (a shared one too), if subscribed
+    /// (storage snapshots, harness tests).
     pub fn granted(&self, filter: &str, sk: SessionKey) -> Option<SubOpts> {
         if crate::topic::is_share(filter) {
             return self.shared.granted(filter, sk);
@@ -260,6 +260,11 @@ impl Router {
     /// Forget old delete tombstones (once a tick).
     pub fn prune_tombstones(&mut self) {
         self.retained.prune_tombstones();
+    }
+
+    /// The retained replica itself (storage snapshots and start-up read it).
+    pub fn retained(&self) -> &retained::Retained {
+        &self.retained
     }
 
     /// Every retained message, for snapshots (harness tests).

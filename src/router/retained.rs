@@ -132,6 +132,16 @@ impl Retained {
         out
     }
 
+    /// Every stored message, in no order (the storage snapshot).
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Message>> {
+        self.map.values()
+    }
+
+    /// Every delete still remembered: topic and the delete's id.
+    pub fn tombstones(&self) -> impl Iterator<Item = (&Arc<str>, MsgId)> {
+        self.tombstones.iter().map(|(t, id)| (t, *id))
+    }
+
     /// Forget tombstones older than a minute.
     pub fn prune_tombstones(&mut self) {
         if self.tombstones.is_empty() {

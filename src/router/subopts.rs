@@ -49,6 +49,16 @@ impl SubOpts {
         SubOpts(bits)
     }
 
+    /// The options as one number (the storage log keeps them so).
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Options read back from [`bits`](Self::bits); None if the QoS is over 2.
+    pub fn from_bits(bits: u32) -> Option<SubOpts> {
+        (bits & QOS_MASK <= 2).then_some(SubOpts(bits))
+    }
+
     /// The granted QoS.
     pub fn qos(self) -> QoS {
         match self.0 & QOS_MASK {

@@ -308,6 +308,11 @@ impl Session {
         self.rare.as_ref()?.shares.tag_of(share)
     }
 
+    /// The share a delivery's tag names (None: an ordinary subscription).
+    pub fn share_of(&self, tag: Option<ShareTag>) -> Option<Arc<str>> {
+        self.rare.as_ref()?.shares.share_of(tag?).cloned()
+    }
+
     /// Give `share` a tag (when the session joins its group). A slot is
     /// reused once no subscription and no delivery refers to it.
     fn intern_share(&mut self, share: &Arc<str>) -> Option<ShareTag> {
@@ -384,6 +389,23 @@ impl Session {
     /// Oldest send time in the window (for arming the retry timer).
     pub fn oldest_sent_ms(&self) -> Option<u64> {
         self.inflight.oldest_sent_ms()
+    }
+
+    /// The window's entries, in send order (the storage snapshot).
+    pub fn window_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.inflight.iter()
+    }
+
+    /// The queued messages with their QoS, oldest first (the storage snapshot).
+    pub fn queued(&self) -> impl Iterator<Item = (&Delivery, QoS)> {
+        self.mqueue.iter()
+    }
+
+    /// The inbound QoS 2 packet ids awaiting PUBREL.
+    pub fn awaiting_rel_ids(&self) -> Vec<u16> {
+        let mut ids = Vec::with_capacity(self.awaiting_rel.len());
+        self.awaiting_rel.for_each(|k, _| ids.push(*k));
+        ids
     }
 
     /// What must survive a restart, in a comparable form (harness tests).

@@ -128,7 +128,7 @@ impl Sessions {
             self.inflight_window,
         ));
         self.by_client.insert(client_id.clone(), sk);
-        j.emit(|| SessionEvent::Created {
+        j.emit_life(sk, expiry, || SessionEvent::Created {
             session: sk,
             client_id,
             expiry,
@@ -141,7 +141,7 @@ impl Sessions {
     pub fn resume(&mut self, j: &mut Journal, sk: SessionKey, expiry: Expiry) {
         if let Some(s) = self.slab.get_mut(sk) {
             s.expiry = expiry;
-            j.emit(|| SessionEvent::Resumed {
+            j.emit_life(sk, expiry, || SessionEvent::Resumed {
                 session: sk,
                 expiry,
             });
@@ -152,7 +152,7 @@ impl Sessions {
     pub fn set_expiry(&mut self, j: &mut Journal, sk: SessionKey, expiry: Expiry) {
         if let Some(s) = self.slab.get_mut(sk) {
             s.expiry = expiry;
-            j.emit(|| SessionEvent::ExpirySet {
+            j.emit_life(sk, expiry, || SessionEvent::ExpirySet {
                 session: sk,
                 expiry,
             });
@@ -166,7 +166,7 @@ impl Sessions {
         if self.by_client.get(&s.client_id) == Some(&sk) {
             self.by_client.remove(&s.client_id);
         }
-        j.emit(|| match how {
+        j.emit_end(sk, || match how {
             Ending::Discarded => SessionEvent::Discarded { session: sk },
             Ending::Expired => SessionEvent::Expired { session: sk },
         });
@@ -187,7 +187,7 @@ impl Sessions {
             log::warn!("{:?}: no share tag left for {filter:?}", s.client_id);
         }
         s.filters.insert(filter.clone(), ());
-        j.emit(|| SessionEvent::Subscribed {
+        j.emit_for(sk, || SessionEvent::Subscribed {
             session: sk,
             filter: filter.clone(),
             opts,
@@ -203,7 +203,7 @@ impl Sessions {
         filter: &str,
     ) -> Option<Arc<str>> {
         let (filter, ()) = self.slab.get_mut(sk)?.filters.remove_entry(filter)?;
-        j.emit(|| SessionEvent::Unsubscribed {
+        j.emit_for(sk, || SessionEvent::Unsubscribed {
             session: sk,
             filter: filter.clone(),
         });
@@ -219,8 +219,9 @@ impl Sessions {
         qos: QoS,
     ) -> Option<Push<Delivery>> {
         let s = self.slab.get_mut(sk)?;
-        j.emit(|| SessionEvent::Queued {
+        j.emit_for(sk, || SessionEvent::Queued {
             session: sk,
+            share: s.share_of(delivery.share),
             delivery: delivery.clone(),
             qos,
         });
@@ -239,15 +240,17 @@ impl Sessions {
         now_ms: u64,
     ) -> Option<&Entry> {
         let s = self.slab.get_mut(sk)?;
+        let share = s.share_of(delivery.share);
         let e = match pkid {
             None => s.inflight.push(delivery, qos, now_ms),
             Some(id) => s.inflight.push_as(id, delivery, qos, now_ms),
         };
-        j.emit(|| SessionEvent::Windowed {
+        j.emit_for(sk, || SessionEvent::Windowed {
             session: sk,
             delivery: e.delivery.clone(),
             qos,
             pkid: e.pkid,
+            share,
         });
         Some(e)
     }
@@ -279,15 +282,30 @@ impl Sessions {
             send(&e.delivery, qos, e.pkid);
             e.pkid
         };
-        j.emit(|| SessionEvent::Sent { session: sk, pkid });
+        j.emit_for(sk, || SessionEvent::Sent { session: sk, pkid });
         true
+    }
+
+    /// Replaying [`SessionEvent::Sent`]: the oldest queued message moves into
+    /// the window under the packet id it had (a QoS 0 one, `pkid` 0, goes).
+    pub fn resend_queued_as(&mut self, j: &mut Journal, sk: SessionKey, pkid: u16, now_ms: u64) {
+        let Some(s) = self.slab.get_mut(sk) else {
+            return;
+        };
+        let Some((d, qos)) = s.mqueue.pop() else {
+            return;
+        };
+        if qos != QoS::AtMostOnce {
+            s.inflight.push_as(pkid, d, qos, now_ms);
+        }
+        j.emit_for(sk, || SessionEvent::Sent { session: sk, pkid });
     }
 
     /// Drop the oldest queued message unsent (its expiry passed, or it is
     /// over the client's Maximum Packet Size); returns it.
     pub fn drop_queued(&mut self, j: &mut Journal, sk: SessionKey) -> Option<Delivery> {
         let (d, _) = self.slab.get_mut(sk)?.mqueue.pop()?;
-        j.emit(|| SessionEvent::Unqueued { session: sk });
+        j.emit_for(sk, || SessionEvent::Unqueued { session: sk });
         Some(d)
     }
 
@@ -302,7 +320,7 @@ impl Sessions {
         phase: Phase,
     ) -> Option<Entry> {
         let e = self.slab.get_mut(sk)?.inflight.complete(pkid, qos, phase)?;
-        j.emit(|| SessionEvent::Acked { session: sk, pkid });
+        j.emit_for(sk, || SessionEvent::Acked { session: sk, pkid });
         Some(e)
     }
 
@@ -313,7 +331,7 @@ impl Sessions {
             .get_mut(sk)
             .is_some_and(|s| s.inflight.pubrec(pkid, now_ms));
         if known {
-            j.emit(|| SessionEvent::PubRecReceived { session: sk, pkid });
+            j.emit_for(sk, || SessionEvent::PubRecReceived { session: sk, pkid });
         }
         known
     }
@@ -332,7 +350,7 @@ impl Sessions {
             return Awaiting::Full;
         }
         s.awaiting_rel.insert(pkid, ());
-        j.emit(|| SessionEvent::PubRelAwaited { session: sk, pkid });
+        j.emit_for(sk, || SessionEvent::PubRelAwaited { session: sk, pkid });
         Awaiting::New
     }
 
@@ -343,7 +361,7 @@ impl Sessions {
             .get_mut(sk)
             .is_some_and(|s| s.awaiting_rel.remove(&pkid).is_some());
         if known {
-            j.emit(|| SessionEvent::PubRelReceived { session: sk, pkid });
+            j.emit_for(sk, || SessionEvent::PubRelReceived { session: sk, pkid });
         }
     }
 }

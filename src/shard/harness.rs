@@ -55,6 +55,16 @@ pub(crate) struct Durable {
     retained: Vec<(String, u128)>,
 }
 
+impl Durable {
+    /// Only the sessions of these client ids, and no shared-group view
+    /// (what the storage log keeps: durable sessions and retained messages).
+    pub fn only_sessions(mut self, ids: &[String]) -> Durable {
+        self.sessions.retain(|(v, _)| ids.contains(&v.client_id));
+        self.shared.clear();
+        self
+    }
+}
+
 pub(crate) fn connect_packet(id: &str, clean: bool, will: Option<LastWill>) -> Packet {
     Packet::Connect(Box::new(Connect {
         version: ProtocolVersion::V311,

@@ -58,6 +58,9 @@ pub enum MeshMsg {
     },
     /// A peer applied the change of this barrier.
     Ack { barrier: u64 },
+    /// Answer `barrier` once what this peer sent before is on disk
+    /// (`crate::storage`: an ack with `fsync = "always"`).
+    Sync { barrier: u64 },
     /// Set (or with an empty payload, delete) a retained message in this replica;
     /// `barrier` != 0 asks for an [`MeshMsg::Ack`] once applied.
     Retain { msg: Arc<Message>, barrier: u64 },
@@ -94,7 +97,7 @@ impl MeshMsg {
             MeshMsg::Interest { changes, .. } => changes.iter().map(|(f, _)| f.len()).sum(),
             MeshMsg::Members { changes, .. } => changes.iter().map(|c| c.share.len()).sum(),
             MeshMsg::Handoff(h) => h.initial.len(),
-            MeshMsg::Ack { .. } => 0,
+            MeshMsg::Ack { .. } | MeshMsg::Sync { .. } => 0,
         }
     }
 }
@@ -122,6 +125,9 @@ pub struct Mesh {
     closed: bool,
     barriers: AHashMap<u64, Barrier>,
     next_barrier: u64,
+    /// Peers sent a message to fan out since [`Mesh::take_touched`] (a bit
+    /// each): the storage asks them to sync before an ack.
+    touched: u64,
 }
 
 impl Mesh {
@@ -135,6 +141,7 @@ impl Mesh {
             closed: false,
             barriers: AHashMap::new(),
             next_barrier: 1,
+            touched: 0,
         }
     }
 
@@ -175,6 +182,9 @@ impl Mesh {
 
     /// Queue a message for `peer`; it leaves with the next batch.
     pub fn push(&mut self, peer: usize, msg: MeshMsg) {
+        if matches!(msg, MeshMsg::Publish(_) | MeshMsg::Shared { .. }) {
+            self.touched |= 1 << peer;
+        }
         if let Some(p) = self.pending.get_mut(peer) {
             self.queued_bytes += msg.weight();
             p.push(msg);
@@ -189,6 +199,18 @@ impl Mesh {
     pub fn ack(&mut self, peer: usize, barrier: u64) {
         if barrier != 0 {
             self.push(peer, MeshMsg::Ack { barrier });
+        }
+    }
+
+    /// The peers sent a message to fan out since the last call.
+    pub fn take_touched(&mut self) -> u64 {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// `more` answers are now expected for `barrier` too.
+    pub fn expect_more(&mut self, barrier: u64, more: usize) {
+        if let Some(b) = self.barriers.get_mut(&barrier) {
+            b.remaining += more;
         }
     }
 
@@ -368,6 +390,7 @@ impl super::Shard {
                 hops,
             } => self.on_shared(&msg, share, member, hops),
             MeshMsg::Ack { barrier } => self.barrier_answered(barrier),
+            MeshMsg::Sync { barrier } => self.on_sync(peer, barrier),
             MeshMsg::Handoff(h) => {
                 log::warn!("shard {}: a handoff reached on_mesh; closed", self.id);
                 drop(h);

@@ -12,6 +12,7 @@
 //! | `timers` | `timers.rs` | the clock and the timer wheel |
 //! | `fanout` | `fanout.rs` | large fan-outs in progress |
 //! | `journal` | `crate::session::event` | the session events every durable change emits |
+//! | `storage` | `crate::storage` | the log's durable position, acks waiting for the disk |
 //! | `logins` | `crate::auth::login` | login methods' shard views, the cache of verified logins |
 //!
 //! The protocol handlers (`crate::protocol`) are `impl Shard` blocks that
@@ -84,6 +85,11 @@ pub struct Shard {
     pub timers: timers::Timers,
     pub fanout: fanout::Fanouts,
     pub journal: Journal,
+    /// The durable log's position, the acks waiting for it (`crate::storage`).
+    pub storage: crate::storage::Storage,
+    /// The journal's position when the packet being handled arrived: an
+    /// ack waits for the disk only if its packet wrote something.
+    pub packet_mark: u64,
     /// Login methods and the cache of verified logins (`crate::auth::login`).
     pub logins: crate::auth::login::Logins,
     /// Read buffer shared by all connections of the shard (the I/O layer's).
@@ -115,6 +121,8 @@ impl Shard {
             timers: timers::Timers::default(),
             fanout: fanout::Fanouts::default(),
             journal: Journal::default(),
+            storage: crate::storage::Storage::new(cfg.storage.enabled, cfg.storage.acks_wait()),
+            packet_mark: 0,
             logins: crate::auth::login::Logins::new(
                 &cfg.auth,
                 &Default::default(),

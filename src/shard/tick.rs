@@ -84,6 +84,7 @@ impl super::Shard {
         }
         self.router.prune_tombstones();
         self.recheck_subscriptions_after_reload();
+        self.post_durable();
         self.post_metrics();
     }
 
