@@ -33,6 +33,23 @@ mod tempfile_path {
         std::fs::write(&p, text).expect("write temp config");
         TempPath(p)
     }
+
+    /// A storage directory for one broker, removed when dropped.
+    pub struct DataDir(pub PathBuf);
+    impl Drop for DataDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    pub fn data_dir() -> DataDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        DataDir(std::env::temp_dir().join(format!(
+            "coremq-test-data-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        )))
+    }
 }
 
 #[test]
@@ -113,8 +130,10 @@ fn bind_failure_exits_1_with_a_message() {
 #[test]
 fn serves_and_stops_cleanly_on_sigterm() {
     for cores in ["1", "2"] {
+        let data = tempfile_path::data_dir();
         let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--cores", cores])
+            .args(["--listen", "127.0.0.1:0", "--cores", cores, "--data-dir"])
+            .arg(&data.0)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -197,8 +216,10 @@ impl Drop for KillOnPanic {
 #[test]
 fn out_of_file_descriptors_pauses_accepting_and_recovers() {
     use std::os::unix::process::CommandExt;
+    let data = tempfile_path::data_dir();
     let mut cmd = Command::new(BIN);
-    cmd.args(["--listen", "127.0.0.1:0", "--cores", "1"])
+    cmd.args(["--listen", "127.0.0.1:0", "--cores", "1", "--data-dir"])
+        .arg(&data.0)
         .env("RUST_LOG", "warn,coremq::broker=info")
         .stderr(Stdio::piped());
     // SAFETY: only async-signal-safe setrlimit between fork and exec.

@@ -12,6 +12,8 @@
 
 #[path = "../fuzz/check.rs"]
 mod check;
+#[path = "../fuzz/check_log.rs"]
+mod check_log;
 #[path = "../fuzz/check_proxy.rs"]
 mod check_proxy;
 #[path = "../fuzz/check_ws.rs"]
@@ -120,6 +122,16 @@ fn websocket_frames_corpus_and_seeded_mutations() {
     let seeds = corpus_of("ws");
     assert!(seeds.len() >= 10, "ws seed corpus missing");
     run("fuzz_ws", &seeds, check_ws::check);
+}
+
+/// The storage log reader, the same way (seeds in `fuzz/corpus/log/`:
+/// segments a broker wrote; the check in `fuzz/check_log.rs`: no panic,
+/// and the good records read again end cleanly).
+#[test]
+fn storage_log_corpus_and_seeded_mutations() {
+    let seeds = corpus_of("log");
+    assert!(seeds.len() >= 3, "log seed corpus missing");
+    run("fuzz_log", &seeds, check_log::check);
 }
 
 /// Check every seed, then seeded mutations of them for `COREMQ_FUZZ_SECS`.

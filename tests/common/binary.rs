@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -89,6 +89,11 @@ pub struct BrokerProcess {
     log: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
     _config: Option<TempFile>,
+    /// The storage directory (`--data-dir`).
+    data_dir: PathBuf,
+    /// A fresh directory of [`start_on`](Self::start_on), removed after the
+    /// broker stopped (fields drop after `Drop::drop`).
+    _owned_dir: Option<TempDir>,
 }
 
 impl BrokerProcess {
@@ -102,30 +107,123 @@ impl BrokerProcess {
         BrokerProcess::start_on("127.0.0.1:0", cores, toml)
     }
 
-    /// `coremq --listen LISTEN --cores N` (with `toml` as its configuration
-    /// file); returns once it logged its port.
+    /// `coremq --listen LISTEN --cores N --data-dir <fresh temp dir>` (with
+    /// `toml` as its configuration file); returns once it logged its port.
+    /// The directory is removed when the broker is dropped.
     pub fn start_on(listen: &str, cores: usize, toml: Option<&str>) -> BrokerProcess {
+        let dir = TempDir::new("coremq-data");
+        let mut b = BrokerProcess::spawn(listen, cores, toml, &dir.path, &[]);
+        b._owned_dir = Some(dir);
+        b
+    }
+
+    /// The broker on 127.0.0.1:0 with its storage in `dir`, which is kept
+    /// (not removed) when the broker stops: restart on it to check recovery.
+    pub fn start_in(dir: &Path, cores: usize, toml: Option<&str>) -> BrokerProcess {
+        BrokerProcess::spawn("127.0.0.1:0", cores, toml, dir, &[])
+    }
+
+    /// As [`start_in`](Self::start_in) with extra flags (`--recover`).
+    pub fn start_in_with(
+        dir: &Path,
+        cores: usize,
+        toml: Option<&str>,
+        extra_args: &[&str],
+    ) -> BrokerProcess {
+        BrokerProcess::spawn("127.0.0.1:0", cores, toml, dir, extra_args)
+    }
+
+    /// `coremq --data-dir DIR --listen 127.0.0.1:0 --cores N [extra_args]`
+    /// expected to exit at start. Waits at most [`START_WAIT`]; returns the
+    /// exit code (None if it started listening instead, and was killed, or
+    /// died of a signal) and everything it wrote on stdout and stderr.
+    pub fn run_expect_exit(
+        dir: &Path,
+        cores: usize,
+        extra_args: &[&str],
+        toml: Option<&str>,
+    ) -> (Option<i32>, String) {
+        match BrokerProcess::try_start_in(dir, cores, toml, extra_args) {
+            Ok(b) => {
+                let log = b.log();
+                b.kill9();
+                (None, log)
+            }
+            Err(failed) => failed,
+        }
+    }
+
+    /// As [`start_in_with`](Self::start_in_with), but a broker that exits
+    /// before it reports its port is an `Err` of its exit code and output.
+    /// Panics only if it neither listens nor exits within [`START_WAIT`].
+    pub fn try_start_in(
+        dir: &Path,
+        cores: usize,
+        toml: Option<&str>,
+        extra_args: &[&str],
+    ) -> Result<BrokerProcess, (Option<i32>, String)> {
+        BrokerProcess::try_spawn("127.0.0.1:0", cores, toml, dir, extra_args)
+    }
+
+    /// Spawn `coremq --data-dir DIR --listen LISTEN --cores N [extra]` and
+    /// wait for its port; panics with its log if it does not listen.
+    fn spawn(
+        listen: &str,
+        cores: usize,
+        toml: Option<&str>,
+        data_dir: &Path,
+        extra_args: &[&str],
+    ) -> BrokerProcess {
+        match BrokerProcess::try_spawn(listen, cores, toml, data_dir, extra_args) {
+            Ok(b) => b,
+            Err((code, log)) => panic!(
+                "coremq --cores {cores} --data-dir {} {extra_args:?} exited at start \
+                 (code {code:?}); its output:\n{log}",
+                data_dir.display()
+            ),
+        }
+    }
+
+    fn try_spawn(
+        listen: &str,
+        cores: usize,
+        toml: Option<&str>,
+        data_dir: &Path,
+        extra_args: &[&str],
+    ) -> Result<BrokerProcess, (Option<i32>, String)> {
         let config = toml.map(|t| TempFile::new("coremq-interop", ".toml", t));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_coremq"));
         if let Some(c) = &config {
             cmd.arg("--config").arg(&c.path);
         }
+        cmd.arg("--data-dir").arg(data_dir);
         cmd.args(["--listen", listen, "--cores", &cores.to_string()])
+            .args(extra_args)
             .env(
                 "RUST_LOG",
                 std::env::var("COREMQ_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn the coremq binary");
         let stderr = child.stderr.take().expect("piped stderr");
+        let stdout = child.stdout.take().expect("piped stdout");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let log2 = log.clone();
-        // The reader keeps draining stderr for the broker's whole life, so
-        // its logging can never block on a full pipe.
+        // The readers keep draining stderr and stdout for the broker's whole
+        // life, so its output can never block on a full pipe.
         let reader = std::thread::spawn(move || {
+            let log3 = log2.clone();
+            let out = std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let mut l = log3.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(port) = parse_port(&line) {
@@ -135,6 +233,7 @@ impl BrokerProcess {
                 l.push_str(&line);
                 l.push('\n');
             }
+            let _ = out.join();
         });
         let mut b = BrokerProcess {
             child: Some(child),
@@ -143,22 +242,55 @@ impl BrokerProcess {
             log,
             reader: Some(reader),
             _config: config,
+            data_dir: data_dir.to_path_buf(),
+            _owned_dir: None,
         };
-        match rx.recv_timeout(START_WAIT) {
-            Ok(port) => b.port = port,
-            Err(_) => {
-                let status = b
-                    .child
-                    .as_mut()
-                    .and_then(|c| wait_timeout(c, Duration::ZERO));
+        let end = Instant::now() + START_WAIT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(port) => {
+                    b.port = port;
+                    return Ok(b);
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            }
+            let exited = b.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                b.child = None;
+                // The pipes close with the process: the readers end.
+                if let Some(r) = b.reader.take() {
+                    let _ = r.join();
+                }
+                return Err((status.code(), b.log()));
+            }
+            if Instant::now() > end {
                 panic!(
-                    "coremq --cores {cores} did not report its port within {START_WAIT:?} \
-                     (exit: {status:?}); its log:\n{}",
+                    "coremq --cores {cores} --data-dir {} neither reported its port nor \
+                     exited within {START_WAIT:?}; its log:\n{}",
+                    data_dir.display(),
                     b.log()
                 );
             }
         }
-        b
+    }
+
+    /// The storage directory this broker runs on.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Wait (at most `within`) until the log satisfies `f`; returns whether it did.
+    pub fn wait_log(&self, within: Duration, f: impl Fn(&str) -> bool) -> bool {
+        let end = Instant::now() + within;
+        loop {
+            if f(&self.log()) {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -244,6 +376,69 @@ fn parse_port(line: &str) -> Option<u16> {
     let rest = &line[line.find("coremq listening on ")? + "coremq listening on ".len()..];
     let addr = rest.split_whitespace().next()?;
     addr.parse::<SocketAddr>().ok().map(|a| a.port())
+}
+
+/// A directory (with everything in it) removed when dropped:
+/// `$TMPDIR/PREFIX-PID-N`.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Run `cmd` (stdin closed, stdout and stderr collected) for at most
+/// `within`, then kill it. Returns its exit code (None if it had to be killed
+/// or died of a signal), stdout and stderr.
+pub fn run_bounded(mut cmd: Command, within: Duration) -> (Option<i32>, String, String) {
+    let name = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {name}: {e}"));
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let r1 = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let r2 = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let status = wait_timeout(&mut child, within);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = r1.join().unwrap_or_default();
+    let err = r2.join().unwrap_or_default();
+    (status.and_then(|s| s.code()), out, err)
+}
+
+/// `coremq storage ARGS...`, bounded to 30 s: (exit code, stdout, stderr).
+pub fn storage_cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coremq"));
+    cmd.arg("storage").args(args);
+    run_bounded(cmd, Duration::from_secs(30))
 }
 
 /// A file removed when dropped.

@@ -81,6 +81,10 @@ pub fn config(cores: usize) -> Config {
     let mut cfg = Config::default();
     cfg.listener[0].bind = "127.0.0.1:0".into();
     cfg.runtime.cores = coremq::config::Cores::Count(cores);
+    // In-process brokers test the protocol; the durable log has its own
+    // tests (tests/durability.rs and others start the binary on a temporary
+    // directory, as tests/common/binary.rs does for every broker process).
+    cfg.storage.enabled = false;
     cfg
 }
 
@@ -432,6 +436,21 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
+    /// Publish at QoS 1 and wait for its PUBACK: false if none came within
+    /// [`WAIT`] (the broker died, or the connection closed), where
+    /// [`publish`](Self::publish) would panic. Chaos tests count on it.
+    pub fn publish_acked(&mut self, topic: &str, payload: &[u8]) -> bool {
+        let pkid = self.pkid();
+        let p = publish_packet(topic, payload, QoS::AtLeastOnce, pkid, false, false);
+        let mut out = Vec::new();
+        codec::encode(&Packet::Publish(p), self.version, &mut out);
+        if self.stream.write_all(&out).is_err() {
+            return false;
+        }
+        self.recv_match(|q| matches!(q, Packet::PubAck(a) if a.pkid == pkid))
+            .is_some()
+    }
+
     /// Send `p` (any version, properties as given) and finish its QoS flow;
     /// returns the reason of its PUBACK or PUBREC (SUCCESS for QoS 0).
     pub fn publish_for_reason(&mut self, p: Publish) -> codec::Reason {
@@ -566,4 +585,20 @@ pub fn server_disconnect<S: Read + Write>(c: &mut Client<S>) -> Option<codec::Re
         Some(Packet::Disconnect(d)) => Some(d.reason),
         _ => None,
     }
+}
+
+/// The environment variable `name` parsed, or `default` (unset or bad).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A step of xorshift64: the seeded random numbers of chaos tests.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
