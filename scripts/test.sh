@@ -4,7 +4,7 @@
 # (mosquitto_pub/mosquitto_sub from Debian's mosquitto-clients, paho-mqtt from
 # PyPI, MQTT.js from npm in Debian's headless Chromium), the load tool against
 # Debian's mosquitto broker, and password files made by its mosquitto_passwd
-# (same package). Installs those
+# (same package), and e2fsprogs for the full-disk test. Installs those
 # first if they are missing, so it works on a fresh Debian/Ubuntu machine with
 # a Rust toolchain. Extra arguments go to `cargo test` (a --release among
 # them also to the build of the load tool).
@@ -26,6 +26,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 # tests/interop_browser.rs: headless Chromium running MQTT.js from npm.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# tests/storage_full.rs: a small ext4 filesystem, loop-mounted, filled up.
+command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /sbin/mkfs.ext4 ] || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 if ! python3 -c "import paho.mqtt.client as m; assert hasattr(m, 'CallbackAPIVersion')" >/dev/null 2>&1; then

@@ -218,6 +218,18 @@ pub(crate) fn compact(payload: Bytes) -> Bytes {
 mod tests {
     use super::*;
 
+    /// Ids read back from the log at start: every new id is newer, even
+    /// one from a clock behind them (a restart after the clock stepped back).
+    #[test]
+    fn ids_after_a_restart_are_newer_than_those_read_back() {
+        let future = MsgId((u128::from(wall_clock_us() + 60_000_000) << 64) | 5);
+        let mut ids = MsgIdGen::new(0, 0);
+        ids.advance_past(future);
+        let a = ids.next_id();
+        let b = ids.next_id();
+        assert!(a > future && b > a, "{a:?} {b:?} after {future:?}");
+    }
+
     #[test]
     fn compact_copies_small_payloads_only() {
         let buffer = Bytes::from(vec![7u8; 64 * 1024]);

@@ -117,6 +117,9 @@ fn full_disk_refuses_persistence_and_recovers() {
     let (mut sub, _) = Client::connect(b.addr(), "full-sub", false);
     sub.subscribe("full/#", QoS::AtLeastOnce);
     sub.disconnect_wait();
+    // An operator watching the broker's alarms (the seeds' $SYS alarm topics).
+    let (mut alarms, _) = Client::connect(b.addr(), "full-alarms", true);
+    alarms.subscribe("$SYS/brokers/+/alarms/#", QoS::AtMostOnce);
 
     let filler = fs.mnt.join("filler");
     let filled = fill(&filler);
@@ -154,6 +157,12 @@ fn full_disk_refuses_persistence_and_recovers() {
     }
     eprintln!("storage_full: full after {sent} sent, {acked} acknowledged");
     drop(pubc);
+    let alert = alarms
+        .recv_publish()
+        .unwrap_or_else(|| panic!("a storage_full alarm raised; log:\n{}", b.log()));
+    assert!(alert.topic.ends_with("/alarms/alert"), "{}", alert.topic);
+    let json: serde_json::Value = serde_json::from_slice(&alert.payload).expect("alarm JSON");
+    assert_eq!(json["title"], "storage_full", "{json}");
 
     // A clean session needs no disk: it connects, subscribes and gets QoS 0
     // messages [MQTT-3.1.2-6].
@@ -200,10 +209,30 @@ fn full_disk_refuses_persistence_and_recovers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let clear = alarms
+        .recv_publish()
+        .unwrap_or_else(|| panic!("the storage_full alarm cleared; log:\n{}", b.log()));
+    assert!(clear.topic.ends_with("/alarms/clear"), "{}", clear.topic);
     // And persistence works again: a QoS 1 message for full-sub is acknowledged.
     let (mut p, _) = Client::connect(b.addr(), "full-pub", true);
     p.publish("full/x", b"after-space", QoS::AtLeastOnce, false);
     p.disconnect();
+    // Nothing acknowledged was lost on the way: full-sub gets every message
+    // whose PUBACK came, and the one after the space came back.
+    let (mut sub, present) = Client::connect(b.addr(), "full-sub", false);
+    assert!(present, "[MQTT-3.2.2-2]");
+    let mut got = Vec::new();
+    while let Some(Packet::Publish(p)) = sub.recv_within(Duration::from_secs(2)) {
+        sub.ack(&p);
+        got.push(p);
+    }
+    assert!(
+        got.len() as u32 > acked && got.last().is_some_and(|p| text(p) == "after-space"),
+        "{} delivered for {acked} acknowledged before the disk filled, then after-space",
+        got.len()
+    );
+    sub.disconnect();
+    alarms.disconnect();
     clean.disconnect();
     b.stop();
     drop(fs);

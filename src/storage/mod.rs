@@ -268,6 +268,42 @@ impl Shard {
         }
     }
 
+    /// Raise (or clear) this shard's `storage_full` alarm: a JSON message
+    /// on `$SYS/brokers/<node>/alarms/alert` (or `.../clear`), as the seeds'
+    /// emqttd published its alarms, from the broker itself (no client id).
+    pub(crate) fn storage_alarm(&mut self, raise: bool, message: &str) {
+        let node = self.cfg.runtime.node_id;
+        let topic = format!(
+            "$SYS/brokers/{node}/alarms/{}",
+            if raise { "alert" } else { "clear" }
+        );
+        let payload = serde_json::json!({
+            "id": format!("storage_full/shard-{}", self.id),
+            "severity": "critical",
+            "title": "storage_full",
+            "summary": message,
+            "timestamp": crate::message::wall_clock_us() / 1000,
+        })
+        .to_string();
+        let info = crate::hooks::ClientInfo {
+            client_id: "".into(),
+            username: None,
+            peer: None,
+            version: crate::codec::ProtocolVersion::V311,
+            shard: self.id,
+        };
+        let p = crate::codec::Publish {
+            dup: false,
+            qos: crate::codec::QoS::AtMostOnce,
+            retain: false,
+            topic: topic.into(),
+            pkid: 0,
+            payload: payload.into(),
+            props: None,
+        };
+        self.publish_message(&info, p, None);
+    }
+
     /// Tell the other shards whether this one holds durable sessions (on
     /// each change, so a publisher asks it to sync before its ack).
     pub fn post_durable(&mut self) {

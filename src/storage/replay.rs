@@ -86,8 +86,6 @@ impl Replayer {
             let at = frames.pos();
             match frames.next_frame() {
                 Frame::Record(payload) => {
-                    self.counts.records += 1;
-                    self.counts.bytes += (payload.len() + record::HEADER) as u64;
                     if let Err(Bad(why)) = self.apply(shard, payload) {
                         return Some(Damage {
                             offset: at,
@@ -95,6 +93,8 @@ impl Replayer {
                             why,
                         });
                     }
+                    self.counts.records += 1;
+                    self.counts.bytes += (payload.len() + record::HEADER) as u64;
                 }
                 Frame::End => return None,
                 Frame::Damaged(offset, why) => {

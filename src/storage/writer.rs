@@ -309,14 +309,21 @@ fn fail(shard: &ShardRef, log: &mut Log, e: &std::io::Error) {
             log.id
         );
     }
+    if log.failed_at.is_none() {
+        let why = format!("storage: shard {}: cannot write the log: {e}", log.id);
+        sh.storage_alarm(true, &why);
+    }
     log.failed_at = Some(Instant::now());
     sh.storage.set_full(true);
 }
 
 fn recovered(shard: &ShardRef, log: &mut Log) {
     if log.failed_at.take().is_some() {
-        log::warn!("storage: shard {}: writing the log again", log.id);
-        shard.borrow_mut().storage.set_full(false);
+        let line = format!("storage: shard {}: writing the log again", log.id);
+        log::warn!("{line}");
+        let mut sh = shard.borrow_mut();
+        sh.storage.set_full(false);
+        sh.storage_alarm(false, &line);
     }
 }
 

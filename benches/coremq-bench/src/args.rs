@@ -177,6 +177,11 @@ pub struct Args {
     /// Client id prefix.
     #[arg(long = "prefix", value_name = "ID", default_value = "bench")]
     pub client_prefix: String,
+    /// Persistent sessions: CONNECT with clean session 0 (MQTT 5: clean
+    /// start 0 and a Session Expiry Interval of 300 s), so the broker keeps
+    /// (and, with storage on, writes) every session's state.
+    #[arg(long)]
+    pub persistent: bool,
     /// User name in every CONNECT.
     #[arg(long, value_name = "NAME")]
     pub username: Option<String>,

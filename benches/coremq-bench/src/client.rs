@@ -194,21 +194,23 @@ fn protocol_err(m: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string())
 }
 
-/// The client's CONNECT, at `--protocol`: clean, no will, `--username` and
-/// `--password` if given; MQTT 5 with one property, Receive Maximum =
-/// `--inflight` (what it takes unacknowledged).
+/// The client's CONNECT, at `--protocol`: clean unless `--persistent`, no
+/// will, `--username` and `--password` if given; MQTT 5 with Receive
+/// Maximum = `--inflight` (what it takes unacknowledged) and, persistent,
+/// a Session Expiry Interval.
 fn connect_packet(exec: &Exec, spec: &ClientSpec) -> Packet {
     let version = exec.args.version();
     let props = version.is_v5().then(|| {
         Box::new(Properties {
             receive_maximum: u16::try_from(exec.args.inflight).ok(),
+            session_expiry_interval: exec.args.persistent.then_some(300),
             ..Properties::default()
         })
     });
     Packet::Connect(Box::new(Connect {
         version,
         client_id: spec.client_id.clone(),
-        clean_session: true,
+        clean_session: !exec.args.persistent,
         keep_alive: exec.args.keepalive,
         will: None,
         username: exec.args.username.clone(),
