@@ -126,6 +126,12 @@ fn sigkill_during_compaction_loses_nothing_acknowledged() {
     let mut mid_compaction = 0;
     let b = BrokerProcess::start_in(&dir.path, 2, Some(TINY));
     offline(b.addr(), "keep", "c/keep");
+    // Idle persistent sessions make each compaction's snapshot take several
+    // writer rounds, so kills land in the middle of one.
+    for i in 0..1500 {
+        let (c, _) = Client::connect(b.addr(), &format!("idle-{i}"), false);
+        c.disconnect_wait();
+    }
     let mut b = Some(b);
     for round in 0..rounds {
         let broker = b.take().unwrap();
@@ -150,11 +156,20 @@ fn sigkill_during_compaction_loses_nothing_acknowledged() {
                 }
             })
         };
-        let wait = 150 + xorshift(&mut rng) % 500;
+        let wait = 50 + xorshift(&mut rng) % 300;
         std::thread::sleep(Duration::from_millis(wait));
-        let log = broker.log();
-        let started = log.matches("compacting").count();
-        let done = log.matches("compaction done").count();
+        // Then kill as soon as a compaction is in progress (within 3 s).
+        let in_progress = || {
+            let log = broker.log();
+            let started = log.matches("compacting").count();
+            (started, log.matches("compaction done").count())
+        };
+        let until = Instant::now() + Duration::from_secs(3);
+        let (mut started, mut done) = in_progress();
+        while started == done && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+            (started, done) = in_progress();
+        }
         if started > done {
             mid_compaction += 1;
         }

@@ -160,7 +160,8 @@ impl Storage {
 
     /// The writer waits here for waiters (or its period).
     pub fn poll_wanted(&mut self, cx: &Context<'_>) -> Poll<()> {
-        if self.closing || !self.waits.is_empty() {
+        let behind = self.waits.back().is_some_and(|(at, _)| *at > self.durable);
+        if self.closing || behind {
             return Poll::Ready(());
         }
         self.waker = Some(cx.waker().clone());
@@ -199,7 +200,19 @@ impl Shard {
             return barrier;
         }
         self.post_durable();
-        let local = self.journal.appended() > self.packet_mark;
+        let wrote = self.journal.appended() > self.packet_mark;
+        // A retried QoS 2 step (DUP PUBLISH, PUBREL) writes nothing itself
+        // but must not get ahead of what its first try wrote.
+        let durable_session = self
+            .conns
+            .get(conn)
+            .and_then(|c| c.session())
+            .zip(self.journal.log())
+            .is_some_and(|(sk, log)| log.is_durable(sk));
+        let behind = durable_session && self.journal.appended() > self.storage.durable();
+        // Deliveries deferred to the fan-out task are written when it gets to them.
+        let deferred = self.fanout.busy();
+        let local = wrote || behind || deferred;
         let board = self.storage.board().cloned();
         let mut ask = Vec::new();
         let mut mask = peers;
@@ -222,7 +235,9 @@ impl Shard {
             self.mesh
                 .push(peer, crate::shard::mesh::MeshMsg::Sync { barrier: b });
         }
-        if local {
+        if deferred {
+            self.storage.after_fanout.push(Waiter::Local(b));
+        } else if local {
             let upto = self.journal.appended();
             self.storage.wait(upto, Waiter::Local(b));
         }
@@ -252,6 +267,9 @@ impl Shard {
         for who in std::mem::take(&mut self.storage.after_fanout) {
             self.storage.wait(upto, who);
         }
+        // What is on disk already answers at once.
+        let durable = self.storage.durable();
+        self.log_durable(durable);
     }
 
     /// The writer made the log durable up to `upto`.

@@ -47,6 +47,8 @@ pub struct Replayer {
     sids: AHashMap<(usize, u64), SessionKey>,
     /// The old shard whose log is being read (keys are per shard).
     source: usize,
+    /// The reverse of `sids`.
+    keys: AHashMap<SessionKey, (usize, u64)>,
     msgs: AHashMap<MsgId, Arc<Message>>,
     /// When each offline session went offline (wall clock, ms).
     offline: AHashMap<SessionKey, u64>,
@@ -64,6 +66,7 @@ impl Replayer {
         Replayer {
             sids: AHashMap::new(),
             source: 0,
+            keys: AHashMap::new(),
             msgs: AHashMap::new(),
             offline: AHashMap::new(),
             last_tick: 0,
@@ -149,8 +152,7 @@ impl Replayer {
     fn created(&mut self, shard: &mut Shard, sid: u64, client_id: Arc<str>, expiry: Expiry) {
         let sid = (self.source, sid);
         if let Some(old) = self.sids.remove(&sid) {
-            self.offline.remove(&old);
-            shard.end_session_as(old, Ending::Discarded, false);
+            self.forget(shard, old);
         }
         if self
             .keep
@@ -159,11 +161,21 @@ impl Replayer {
             return;
         }
         if let Some(old) = shard.sessions.find(&client_id) {
-            self.offline.remove(&old);
-            shard.end_session_as(old, Ending::Discarded, false);
+            if let Some(old_sid) = self.keys.get(&old).copied() {
+                self.sids.remove(&old_sid);
+            }
+            self.forget(shard, old);
         }
         let sk = shard.sessions.create(&mut shard.journal, client_id, expiry);
         self.sids.insert(sid, sk);
+        self.keys.insert(sk, sid);
+    }
+
+    /// End a replayed session that a later record replaces.
+    fn forget(&mut self, shard: &mut Shard, old: SessionKey) {
+        self.offline.remove(&old);
+        self.keys.remove(&old);
+        shard.end_session_as(old, Ending::Discarded, false);
     }
 
     fn session_event(
@@ -187,7 +199,9 @@ impl Replayer {
             },
             record::TAG_DISCARDED | record::TAG_EXPIRED => {
                 self.offline.remove(&session);
-                self.sids.retain(|_, sk| *sk != session);
+                if let Some(sid) = self.keys.remove(&session) {
+                    self.sids.remove(&sid);
+                }
                 match tag {
                     record::TAG_DISCARDED => SessionEvent::Discarded { session },
                     _ => SessionEvent::Expired { session },

@@ -166,7 +166,10 @@ pub async fn run(shard: ShardRef, seg: Segment) {
         failed_at: None,
     };
     loop {
-        if log.compaction.as_ref().is_some_and(|c| c.end.is_none()) {
+        if let Some(at) = log.failed_at {
+            // Writing failed: wait for the retry (acks that wait keep waiting).
+            glommio::timer::sleep(RETRY_EVERY.saturating_sub(at.elapsed())).await;
+        } else if log.compaction.as_ref().is_some_and(|c| c.end.is_none()) {
             futures_lite::future::yield_now().await;
         } else {
             let wanted = std::future::poll_fn(|cx| shard.borrow_mut().storage.poll_wanted(cx));
@@ -257,7 +260,10 @@ fn take(shard: &ShardRef, log: &mut Log) -> (Vec<u8>, u64) {
     let Some(enc) = sh.journal.log_mut() else {
         return (Vec::new(), 0);
     };
-    if enc.pending() > 0 && log.last_tick.elapsed() >= TICK_EVERY {
+    // A clock record each second while there are durable sessions, written
+    // or idle: one online at a crash counts as offline from the last one.
+    let due = enc.pending() > 0 || enc.durable_sessions() > 0;
+    if due && log.last_tick.elapsed() >= TICK_EVERY {
         log.last_tick = Instant::now();
         enc.tick(wall_clock_us() / 1000);
     }
@@ -394,6 +400,15 @@ async fn finish_compaction(shard: &ShardRef, log: &mut Log) {
     let Some(c) = log.compaction.take() else {
         return;
     };
+    // The snapshot must be on disk (whatever the fsync policy) before the
+    // segments it replaces go.
+    if let Some(seg) = log.seg.as_mut() {
+        if let Err(e) = seg.append(&[], true).await {
+            log.compaction = Some(c);
+            fail(shard, log, &e);
+            return;
+        }
+    }
     for path in &c.old {
         if let Err(e) = glommio::io::remove(path).await {
             log::warn!(
