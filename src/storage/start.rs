@@ -67,10 +67,25 @@ impl Plan {
     }
 }
 
+/// Reports a failure when dropped while still holding the plan.
+struct Unreported<'a>(Option<&'a Plan>);
+
+impl Drop for Unreported<'_> {
+    fn drop(&mut self) {
+        if let Some(plan) = self.0.take() {
+            plan.report(Err("storage: a shard stopped during its replay".into()));
+        }
+    }
+}
+
 /// Rebuild `shard` from the log, write its state into the new generation,
 /// report, and wait for the others. The writer's segment when it may serve.
 pub async fn open(shard: &ShardRef, plan: &Plan) -> Option<Segment> {
+    // A replay that panics still reports (from the drop), so the start
+    // fails with a message instead of waiting for this shard forever.
+    let mut pending = Unreported(Some(plan));
     let result = rebuild(shard, plan).await;
+    pending.0 = None;
     let (seg, report) = match result {
         Ok((seg, summary)) => (Some(seg), Ok(summary)),
         Err(e) => (None, Err(e)),
