@@ -62,47 +62,32 @@ TOML
   echo "$f"
 }
 
-# The broker's final counter line (it prints them when it stops).
-counter() { # log name
-  grep -o "$2=[0-9]*" "$1" | tail -1 | cut -d= -f2
-}
-
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
-if has emq2015; then
-  for r in $(seq "$ROUNDS"); do
-    for p in off always interval never; do
-      d="$OUT/data-emq-$p-$r"; rm -rf "$d"
-      cfg=$(config "$p" "$d")
-      log="$OUT/emq2015-$p-$r"
-      echo "round $r: emq2015 persistent QoS 1, storage $p" >&2
-      broker_start "$cfg" "$log.broker.log" "listener 0:"
-      timeout 300 "$BENCH" scenario emq2015 -c "$CLIENTS" --topics $((CLIENTS / 5)) -r 4000 -q 1 \
-        -d 20 --persistent --port "$PORT" --broker-pid "$BROKER_PID" --json --quiet \
-        >"$log.json" 2>"$log.err" || echo "  tool failed (see $log.err)" >&2
-      broker_stop
-      du -sb "$d" 2>/dev/null | cut -f1 >"$log.disk" || echo 0 >"$log.disk"
-      rm -rf "$d"
-    done
-  done
-fi
+# One emq2015 run: part name (emq2015|clean), policy, round, extra tool flags.
+emq_run() {
+  local part=$1 p=$2 r=$3 extra=$4
+  local d="$OUT/data-$part-$p-$r" log="$OUT/$part-$p-$r" cfg
+  rm -rf "$d"
+  cfg=$(config "$p" "$d")
+  echo "round $r: emq2015 $part QoS 1, storage $p" >&2
+  broker_start "$cfg" "$log.broker.log" "listener 0:"
+  # shellcheck disable=SC2086 # extra is words
+  timeout 300 "$BENCH" scenario emq2015 -c "$CLIENTS" --topics $((CLIENTS / 5)) -r 4000 -q 1 \
+    -d 20 $extra --port "$PORT" --broker-pid "$BROKER_PID" --json --quiet \
+    >"$log.json" 2>"$log.err" || echo "  tool failed (see $log.err)" >&2
+  broker_stop
+  rm -rf "$d"
+}
 
-if has clean; then
-  for r in $(seq "$ROUNDS"); do
-    for p in off always; do
-      d="$OUT/data-clean-$p-$r"; rm -rf "$d"
-      cfg=$(config "$p" "$d")
-      log="$OUT/clean-$p-$r"
-      echo "round $r: emq2015 clean sessions QoS 1, storage $p" >&2
-      broker_start "$cfg" "$log.broker.log" "listener 0:"
-      timeout 300 "$BENCH" scenario emq2015 -c "$CLIENTS" --topics $((CLIENTS / 5)) -r 4000 -q 1 \
-        -d 20 --port "$PORT" --broker-pid "$BROKER_PID" --json --quiet \
-        >"$log.json" 2>"$log.err" || echo "  tool failed (see $log.err)" >&2
-      broker_stop
-      rm -rf "$d"
-    done
-  done
-fi
+for r in $(seq "$ROUNDS"); do
+  if has emq2015; then
+    for p in off always interval never; do emq_run emq2015 "$p" "$r" --persistent; done
+  fi
+  if has clean; then
+    for p in off always; do emq_run clean "$p" "$r" ""; done
+  fi
+done
 
 # Persistent sessions (each subscribed to its own topic) and retained
 # messages, 100K of each, in batches of 19,000 clients (the fd limit).
