@@ -81,6 +81,8 @@ pub struct Broker {
 pub struct BrokerHandle {
     /// Each listener's bound address, in configuration order.
     addrs: Vec<SocketAddr>,
+    /// The management listener's address, when it is on.
+    http_addr: Option<SocketAddr>,
     shards: usize,
     stop: Arc<AtomicBool>,
     board: Arc<MetricsBoard>,
@@ -190,6 +192,8 @@ struct ShardSeed {
     /// The storage start plan (None: storage off).
     storage: Option<Arc<crate::storage::start::Plan>>,
     durable: Arc<crate::storage::DurableBoard>,
+    /// The management listener's socket (shard 0, `[http] enabled`).
+    http: Option<OwnedFd>,
 }
 
 impl Broker {
@@ -251,6 +255,8 @@ impl Broker {
         }
         reloaders.add("acl", acl_reloader(&acl, &self.config.acl));
         let (storage_lock, plan) = open_storage(&self.config, n, self.recover)?;
+        let mut http = bind_http(&self.config)?;
+        let http_addr = http.as_ref().map(|(_, a)| *a);
         let durable = crate::storage::DurableBoard::new(n);
         let ends = mesh::build(n, self.config.runtime.mailbox_capacity);
         let config = Arc::new(self.config);
@@ -294,6 +300,11 @@ impl Broker {
                 acl: acl.clone(),
                 storage: plan.as_ref().map(|(p, _)| p.clone()),
                 durable: durable.clone(),
+                http: if id == 0 {
+                    http.take().map(|(fd, _)| fd)
+                } else {
+                    None
+                },
             };
             let rt = &config.runtime;
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
@@ -330,8 +341,12 @@ impl Broker {
         for line in described.iter().chain(&replayed) {
             log::info!("{line}");
         }
+        if let Some(a) = http_addr {
+            log::info!("http listening on {a}");
+        }
         Ok(BrokerHandle {
             addrs,
+            http_addr,
             shards: n,
             stop,
             board,
@@ -353,6 +368,11 @@ impl BrokerHandle {
     /// The address listener `i` is bound to (port 0 resolved); None past the last.
     pub fn listener_addr(&self, i: usize) -> Option<SocketAddr> {
         self.addrs.get(i).copied()
+    }
+
+    /// The management HTTP listener's address (None: `[http]` is off).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Number of shards running.
@@ -463,6 +483,23 @@ fn storage_ready(
     result.map(|()| lines).map_err(StartError::Storage)
 }
 
+/// Bind the management listener (`[http]`), when it is on: a plain
+/// socket without SO_REUSEPORT, so a second broker on the address fails.
+fn bind_http(config: &Config) -> Result<Option<(OwnedFd, SocketAddr)>, StartError> {
+    if !config.http.enabled {
+        return Ok(None);
+    }
+    let addr = config.http.bind_addr().map_err(StartError::Config)?;
+    let l = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => StartError::AddressInUse(addr, "the [http] listener"),
+        _ => StartError::Bind(addr, e),
+    })?;
+    let bound = l.local_addr().map_err(|e| StartError::Bind(addr, e))?;
+    l.set_nonblocking(true)
+        .map_err(|e| StartError::Bind(addr, e))?;
+    Ok(Some((OwnedFd::from(l), bound)))
+}
+
 /// Re-read the ACL (the inline rules and `acl.file`); on an error the
 /// rules in force stay.
 fn acl_reloader(
@@ -514,7 +551,27 @@ async fn shard_main(seed: ShardSeed) {
             }
         }
     }
-    let mut acceptors = Vec::with_capacity(seed.listen_fds.len());
+    let mut acceptors = Vec::with_capacity(seed.listen_fds.len() + 1);
+    if seed.id == 0 {
+        let max: usize = shard
+            .borrow()
+            .cfg
+            .listener
+            .iter()
+            .map(|l| l.max_connections)
+            .sum();
+        let ops = crate::control::sys::Ops::new(max as u64);
+        glommio::spawn_local(crate::control::sys::run(shard.clone(), ops.clone())).detach();
+        if let Some(fd) = seed.http {
+            // SAFETY: a listening socket we own, moved into glommio on its executor.
+            let l = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
+            acceptors.push(glommio::spawn_local(crate::http::serve(
+                shard.clone(),
+                ops,
+                l,
+            )));
+        }
+    }
     for (fd, ep) in seed.listen_fds.into_iter().zip(seed.endpoints.iter()) {
         // SAFETY: a listening socket we own, moved into glommio on its executor.
         let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };

@@ -315,6 +315,7 @@ impl Conn {
             match stream.poll_read(cx, &mut sh.scratch) {
                 Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
                 Poll::Ready(Ok(n)) => {
+                    sh.metrics.bytes_received += n as u64;
                     self.inbuf.extend_from_slice(&sh.scratch[..n]);
                     if let Some(rate) = self.rate.as_deref_mut() {
                         rate.bucket.spend(n as f64, now);
@@ -557,7 +558,10 @@ impl Shard {
             }
             match stream.poll_write(cx, c.unsent_bytes()) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Event::Eof),
-                Poll::Ready(Ok(n)) => c.wrote(n),
+                Poll::Ready(Ok(n)) => {
+                    c.wrote(n);
+                    self.metrics.bytes_sent += n as u64;
+                }
                 // The socket is full: glommio wakes us when it drains.
                 Poll::Pending => return Ok(()),
             }

@@ -3,17 +3,22 @@
 //! Each shard increments its own [`Metrics`] with no atomics. Once a tick the
 //! shard copies it into its slot of a [`MetricsBoard`], which an embedder (or a
 //! test) reads with [`MetricsBoard::total`]: the only cross-thread access, and
-//! it is off the publish path.
+//! it is off the publish path. The control plane (`crate::control`) asks
+//! the shards for them over the mesh instead, for `$SYS`, `/metrics` and
+//! the API.
 
 use std::sync::{Arc, Mutex};
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// Counters of one shard (or their sum over shards).
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct Metrics {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
         }
+
+        /// Every counter's name and its doc comment (Prometheus HELP).
+        pub const HELP: &[(&str, &str)] = &[$((stringify!($name), concat!($($doc, " ",)* "")),)*];
 
         impl Metrics {
             /// Add another shard's counters into these.
@@ -30,6 +35,32 @@ macro_rules! counters {
 }
 
 counters! {
+    /// MQTT bytes read from clients (after TLS/WebSocket framing).
+    bytes_received,
+    /// MQTT bytes written to clients.
+    bytes_sent,
+    /// Packets received by type (PUBLISH: publish_received).
+    packets_received_connect,
+    packets_received_puback,
+    packets_received_pubrec,
+    packets_received_pubrel,
+    packets_received_pubcomp,
+    packets_received_subscribe,
+    packets_received_unsubscribe,
+    packets_received_pingreq,
+    packets_received_disconnect,
+    packets_received_auth,
+    /// Packets sent by type (PUBLISH: publish_sent, and publish_resent for
+    /// re-sends).
+    packets_sent_connack,
+    packets_sent_puback,
+    packets_sent_pubrec,
+    packets_sent_pubrel,
+    packets_sent_pubcomp,
+    packets_sent_suback,
+    packets_sent_unsuback,
+    packets_sent_pingresp,
+    packets_sent_auth,
     /// Bytes the storage writer appended to the log.
     storage_bytes_written,
     /// fdatasyncs of the log (with fsync = "always", one per group of acks).
@@ -157,6 +188,9 @@ counters! {
     dropped_qos0_slow,
     /// QoS 0 messages not queued for an offline session (store_qos0 = false).
     dropped_qos0_offline,
+    /// Messages published that no subscription matched (a retained one is
+    /// still kept); the broker's own messages are not counted.
+    dropped_no_subscribers,
     /// Messages dropped by a full session queue (the configured policy).
     dropped_queue_full,
     /// Queued or inflight messages discarded with an expired or clean session.
@@ -211,6 +245,53 @@ counters! {
     mailbox_overflows,
     /// Times a connection stopped reading because mailboxes to other shards were backed up.
     mailbox_backpressure,
+}
+
+/// The counters that are gauges (a level now, not a total since start).
+pub const GAUGES: &[&str] = &[
+    "connections_open",
+    "incomplete_bytes",
+    "sessions",
+    "retained",
+];
+
+impl Metrics {
+    /// Count a packet received (PUBLISH is counted where it is handled).
+    pub fn count_received(&mut self, p: &crate::codec::Packet) {
+        use crate::codec::Packet as P;
+        let c = match p {
+            P::Connect(_) => &mut self.packets_received_connect,
+            P::PubAck(_) => &mut self.packets_received_puback,
+            P::PubRec(_) => &mut self.packets_received_pubrec,
+            P::PubRel(_) => &mut self.packets_received_pubrel,
+            P::PubComp(_) => &mut self.packets_received_pubcomp,
+            P::Subscribe(_) => &mut self.packets_received_subscribe,
+            P::Unsubscribe(_) => &mut self.packets_received_unsubscribe,
+            P::PingReq => &mut self.packets_received_pingreq,
+            P::Disconnect(_) => &mut self.packets_received_disconnect,
+            P::Auth(_) => &mut self.packets_received_auth,
+            _ => return,
+        };
+        *c += 1;
+    }
+
+    /// Count a packet sent (PUBLISH is counted where it is encoded).
+    pub fn count_sent(&mut self, p: &crate::codec::Packet) {
+        use crate::codec::Packet as P;
+        let c = match p {
+            P::ConnAck(_) => &mut self.packets_sent_connack,
+            P::PubAck(_) => &mut self.packets_sent_puback,
+            P::PubRec(_) => &mut self.packets_sent_pubrec,
+            P::PubRel(_) => &mut self.packets_sent_pubrel,
+            P::PubComp(_) => &mut self.packets_sent_pubcomp,
+            P::SubAck(_) => &mut self.packets_sent_suback,
+            P::UnsubAck(_) => &mut self.packets_sent_unsuback,
+            P::PingResp => &mut self.packets_sent_pingresp,
+            P::Auth(_) => &mut self.packets_sent_auth,
+            _ => return,
+        };
+        *c += 1;
+    }
 }
 
 /// Where shards post their counters once a tick.

@@ -9,11 +9,13 @@
 
 mod auth;
 mod listener;
+mod ops;
 mod storage;
 mod tls;
 
 pub use auth::{AuthConfig, JwtConfig};
 pub use listener::{Anonymous, ListenerConfig, ListenerKind, Listeners};
+pub use ops::{AlarmsConfig, HttpConfig, SysConfig};
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -75,6 +77,12 @@ pub struct Config {
     pub acl: AclConfig,
     /// `[storage]`: the durable log.
     pub storage: StorageConfig,
+    /// `[http]`: the management listener.
+    pub http: HttpConfig,
+    /// `[sys]`: the `$SYS` topics.
+    pub sys: SysConfig,
+    /// `[alarms]`: thresholds and hysteresis.
+    pub alarms: AlarmsConfig,
 }
 
 /// Which CPUs run shards: all of the process's CPUs, a count, or a list.
@@ -488,6 +496,9 @@ impl Config {
         self.limits.validate()?;
         self.auth.validate()?;
         self.storage.validate()?;
+        self.http.validate()?;
+        self.sys.validate()?;
+        self.alarms.validate()?;
         // The rules parse, and `acl.file` is read and parses (errors name the rule).
         crate::acl::Acl::load(&self.acl).map(drop)
     }

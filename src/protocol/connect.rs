@@ -347,6 +347,7 @@ impl Shard {
     fn link(&mut self, conn: ConnKey, sk: SessionKey, info: Rc<ClientInfo>, keepalive_s: u16) {
         let now = self.timers.now_ms();
         self.sessions.set_conn(sk, Some(conn));
+        self.client_event(&info, None);
         self.conns.connected(conn, sk, info, keepalive_s, now);
     }
 
@@ -372,6 +373,7 @@ impl Shard {
             (None, _) => {}
         }
         self.unlink(session, conn);
+        self.client_event(&info, Some(reason.as_str()));
         if let Some(s) = self.sessions.get(session).filter(|_| delay_s > 0) {
             let deadline = self.timers.now_ms() + u64::from(delay_s) * 1000;
             self.timers

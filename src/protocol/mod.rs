@@ -47,6 +47,7 @@ impl Shard {
     pub fn on_packet(&mut self, conn: ConnKey, packet: Packet) -> Result<(), CloseReason> {
         self.packet_mark = self.journal.appended();
         self.mesh.take_touched();
+        self.metrics.count_received(&packet);
         let Some(c) = self.conns.get(conn) else {
             return Err(CloseReason::SocketClosed);
         };
@@ -106,6 +107,7 @@ impl Shard {
     pub fn send_packet(&mut self, conn: ConnKey, packet: &Packet) {
         if let Some(c) = self.conns.get_mut(conn) {
             c.send(packet);
+            self.metrics.count_sent(packet);
         }
     }
 }

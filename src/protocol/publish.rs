@@ -22,6 +22,9 @@ pub(crate) struct Routed {
     /// The MQTT 5 reason of its PUBACK/PUBREC: success, 0x10 when no shard
     /// has a subscriber for it, 0x87 when a `message.publish` hook dropped it.
     pub reason: Reason,
+    /// The message's id; None when it was not routed (a duplicate, or a
+    /// hook dropped it).
+    pub id: Option<crate::message::MsgId>,
 }
 
 impl Shard {
@@ -73,6 +76,7 @@ impl Shard {
                         Routed {
                             barrier: 0,
                             reason: Reason::SUCCESS,
+                            id: None,
                         }
                     }
                     Awaiting::Full => return Err(self.awaiting_rel_full(conn, v5)),
@@ -150,9 +154,11 @@ impl Shard {
             return Routed {
                 barrier: 0,
                 reason: Reason::NOT_AUTHORIZED,
+                id: None,
             };
         };
         let msg = Arc::new(msg);
+        let id = Some(msg.id);
         let mut barrier = 0;
         if msg.retain {
             self.apply_retained(&msg, true);
@@ -165,12 +171,17 @@ impl Shard {
             }
         }
         let matched = self.route(msg);
+        // The broker's own messages ($SYS, alarms) are not counted.
+        if !matched && !info.client_id.is_empty() {
+            self.metrics.dropped_no_subscribers += 1;
+        }
         Routed {
             barrier,
             reason: match matched {
                 true => Reason::SUCCESS,
                 false => Reason::NO_MATCHING_SUBSCRIBERS,
             },
+            id,
         }
     }
 

@@ -147,6 +147,19 @@ impl Shard {
         Ok(())
     }
 
+    /// Why a filter subscribed through the API (`crate::control`) is
+    /// refused, if it is: its syntax, what the broker does not offer, the
+    /// subscription limits. The ACL and hooks are not asked: the operator is.
+    pub(crate) fn subscribe_refusal(&self, sk: SessionKey, filter: &str) -> Option<String> {
+        if filter.is_empty() || !valid_filter_syntax(filter) {
+            return Some(format!("not a valid topic filter: {filter:?}"));
+        }
+        if let Some(reason) = self.unsupported(filter, 0) {
+            return Some(format!("not offered by this broker ({reason:?})"));
+        }
+        self.over_subscription_limits(sk, filter).map(str::to_owned)
+    }
+
     /// The highest QoS granted: `mqtt.maximum_qos`.
     fn max_qos(&self) -> QoS {
         QoS::from_u8(self.cfg.mqtt.maximum_qos).unwrap_or(QoS::ExactlyOnce)
@@ -257,7 +270,7 @@ impl Shard {
     /// Tell every peer about filters this shard gained or lost and members
     /// that joined or left shared groups. Mailboxes are FIFO, so `barrier`
     /// rides on the last message to each peer: its answer covers both.
-    pub(super) fn announce(&mut self, changes: Vec<Announce>, barrier: u64) {
+    pub(crate) fn announce(&mut self, changes: Vec<Announce>, barrier: u64) {
         if changes.is_empty() || self.shards < 2 {
             return;
         }

@@ -98,6 +98,9 @@ pub struct Router {
     /// Shared groups: the node-wide membership replica, this shard's members' QoS.
     shared: SharedGroups,
     retained: Retained,
+    /// Distinct non-shared filters with a subscriber on any shard: the keys
+    /// of `subs` and `interest` together, kept as they change.
+    filters_known: usize,
 }
 
 impl Router {
@@ -118,6 +121,7 @@ impl Router {
             interest: FilterIndex::new(),
             shared: SharedGroups::new(strategy, seed),
             retained: Retained::new(max_retained, max_retained_bytes),
+            filters_known: 0,
         }
     }
 
@@ -137,6 +141,9 @@ impl Router {
         let local = self.subs.get_or_insert_default(filter);
         let first = local.is_empty();
         local.insert(sk, opts);
+        if first && self.interest.get(filter).is_none() {
+            self.filters_known += 1;
+        }
         (first && self.shards > 1).then(|| Announce::Interest(filter.clone(), true))
     }
 
@@ -153,6 +160,9 @@ impl Router {
             return None;
         }
         self.subs.remove(filter);
+        if self.interest.get(filter).is_none() {
+            self.filters_known -= 1;
+        }
         (self.shards > 1).then(|| Announce::Interest(filter.clone(), false))
     }
 
@@ -231,15 +241,28 @@ impl Router {
     pub fn apply_interest(&mut self, from: usize, changes: &[(Arc<str>, bool)]) {
         let bit = 1u64 << from;
         for (filter, add) in changes {
+            let local = self.subs.get(filter).is_some();
             if *add {
-                *self.interest.get_or_insert_default(filter) |= bit;
+                let mask = self.interest.get_or_insert_default(filter);
+                if *mask == 0 && !local {
+                    self.filters_known += 1;
+                }
+                *mask |= bit;
             } else if let Some(mask) = self.interest.get_mut(filter) {
                 *mask &= !bit;
                 if *mask == 0 {
                     self.interest.remove(filter);
+                    if !local {
+                        self.filters_known -= 1;
+                    }
                 }
             }
         }
+    }
+
+    /// Distinct non-shared filters subscribed on any shard (`$SYS` topics).
+    pub fn filters_known(&self) -> usize {
+        self.filters_known
     }
 
     /// Set or delete (empty payload) a retained message in this replica.

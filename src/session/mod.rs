@@ -266,6 +266,16 @@ impl Session {
         next
     }
 
+    /// QoS 1/2 messages sent and not yet acknowledged.
+    pub fn window_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Messages waiting in the queue.
+    pub fn queued_len(&self) -> usize {
+        self.mqueue.len()
+    }
+
     /// Inbound QoS 2 messages awaiting PUBREL.
     pub fn awaiting_rel_len(&self) -> usize {
         self.awaiting_rel.len()

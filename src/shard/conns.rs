@@ -79,6 +79,8 @@ pub enum CloseReason {
     /// The client sent DISCONNECT with a reason other than success (MQTT 5):
     /// its will is published.
     ClientError,
+    /// An operator closed it through the API (MQTT 5: DISCONNECT 0x98).
+    Kicked,
     /// Re-authentication failed (MQTT 5 enhanced authentication): DISCONNECT
     /// with the authenticator's reason [MQTT-4.12.1-2].
     AuthFailed(Reason),
@@ -108,6 +110,7 @@ impl CloseReason {
             CloseReason::QosNotSupported => "qos_not_supported",
             CloseReason::ClientError => "client_error",
             CloseReason::AuthFailed(_) => "auth_failed",
+            CloseReason::Kicked => "kicked",
         }
     }
 
@@ -137,6 +140,7 @@ impl CloseReason {
             CloseReason::RetainNotSupported => Reason::RETAIN_NOT_SUPPORTED,
             CloseReason::QosNotSupported => Reason::QOS_NOT_SUPPORTED,
             CloseReason::AuthFailed(r) => r,
+            CloseReason::Kicked => Reason::ADMINISTRATIVE_ACTION,
         };
         Some(r)
     }

@@ -66,6 +66,18 @@ pub enum MeshMsg {
     Retain { msg: Arc<Message>, barrier: u64 },
     /// A socket whose client is homed on the receiving shard.
     Handoff(Handoff),
+    /// A control-plane question (`crate::control`): answer with
+    /// [`MeshMsg::Answer`] carrying the same `id`.
+    Ask {
+        id: u64,
+        ask: Box<crate::control::ask::Ask>,
+    },
+    /// Shard `from`'s answer to question `id`.
+    Answer {
+        id: u64,
+        from: usize,
+        answer: Box<crate::control::ask::Answer>,
+    },
 }
 
 /// What the I/O layer does with a socket that arrives over the mesh:
@@ -97,7 +109,10 @@ impl MeshMsg {
             MeshMsg::Interest { changes, .. } => changes.iter().map(|(f, _)| f.len()).sum(),
             MeshMsg::Members { changes, .. } => changes.iter().map(|c| c.share.len()).sum(),
             MeshMsg::Handoff(h) => h.initial.len(),
-            MeshMsg::Ack { .. } | MeshMsg::Sync { .. } => 0,
+            MeshMsg::Ack { .. }
+            | MeshMsg::Sync { .. }
+            | MeshMsg::Ask { .. }
+            | MeshMsg::Answer { .. } => 0,
         }
     }
 }
@@ -143,6 +158,11 @@ impl Mesh {
             next_barrier: 1,
             touched: 0,
         }
+    }
+
+    /// Messages waiting to leave for peers, all peers together.
+    pub fn queued(&self) -> usize {
+        self.queued
     }
 
     /// Whether connections should stop reading for now.
@@ -391,6 +411,8 @@ impl super::Shard {
             } => self.on_shared(&msg, share, member, hops),
             MeshMsg::Ack { barrier } => self.barrier_answered(barrier),
             MeshMsg::Sync { barrier } => self.on_sync(peer, barrier),
+            MeshMsg::Ask { id, ask } => self.on_ask(peer, id, *ask),
+            MeshMsg::Answer { id, from, answer } => self.control.put(id, from, *answer),
             MeshMsg::Handoff(h) => {
                 log::warn!("shard {}: a handoff reached on_mesh; closed", self.id);
                 drop(h);

@@ -14,6 +14,7 @@
 //! | `journal` | `crate::session::event` | the session events every durable change emits |
 //! | `storage` | `crate::storage` | the log's durable position, acks waiting for the disk |
 //! | `logins` | `crate::auth::login` | login methods' shard views, the cache of verified logins |
+//! | `control` | `crate::control` | the node-wide questions this shard asked, awaiting answers |
 //!
 //! The protocol handlers (`crate::protocol`) are `impl Shard` blocks that
 //! borrow the parts they need. The shard lives in an `Rc<RefCell<_>>`
@@ -92,6 +93,8 @@ pub struct Shard {
     pub packet_mark: u64,
     /// Login methods and the cache of verified logins (`crate::auth::login`).
     pub logins: crate::auth::login::Logins,
+    /// Node-wide questions asked and awaiting answers (`crate::control`).
+    pub control: crate::control::Control,
     /// Read buffer shared by all connections of the shard (the I/O layer's).
     pub scratch: Vec<u8>,
 }
@@ -129,6 +132,7 @@ impl Shard {
                 hooks.has_authenticate(),
             ),
             scratch: vec![0; SCRATCH_BYTES],
+            control: Default::default(),
             cfg,
             hooks,
             metrics: Metrics::default(),

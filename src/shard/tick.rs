@@ -90,11 +90,16 @@ impl super::Shard {
 
     /// Set the gauges and post this shard's counters to the metrics board.
     pub(crate) fn post_metrics(&mut self) {
+        self.set_gauges();
+        self.board.post(self.id, &self.metrics);
+    }
+
+    /// Bring the gauges among the counters up to date.
+    pub(crate) fn set_gauges(&mut self) {
         self.metrics.connections_open = self.conns.len() as u64;
         self.metrics.sessions = self.sessions.len() as u64;
         self.metrics.retained = self.router.retained_len() as u64;
         self.metrics.incomplete_bytes = self.conns.input_held() as u64;
-        self.board.post(self.id, &self.metrics);
     }
 
     /// Handle one fired timer, validating it against current state.

@@ -87,8 +87,9 @@ pub struct Storage {
     /// Waiters whose records are still being made by a fan-out.
     after_fanout: Vec<Waiter>,
     waker: Option<Waker>,
-    /// Writing failed (a full disk): no new persistent sessions.
-    full: bool,
+    /// Why writing failed (a full disk), while it does: no new persistent
+    /// sessions, and the `storage_full` alarm (`crate::control`).
+    failure: Option<String>,
     /// The broker is stopping: write what is left and close.
     closing: bool,
     board: Option<Arc<DurableBoard>>,
@@ -104,7 +105,7 @@ impl Storage {
             waits: VecDeque::new(),
             after_fanout: Vec::new(),
             waker: None,
-            full: false,
+            failure: None,
             closing: false,
             board: None,
             board_says: false,
@@ -126,11 +127,16 @@ impl Storage {
 
     /// Writing failed: refuse new persistent state until it works again.
     pub fn is_full(&self) -> bool {
-        self.full
+        self.failure.is_some()
     }
 
-    pub fn set_full(&mut self, full: bool) {
-        self.full = full;
+    /// Why the log cannot be written, while it cannot.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    pub fn set_full(&mut self, failure: Option<String>) {
+        self.failure = failure;
     }
 
     pub fn durable(&self) -> u64 {
@@ -284,42 +290,6 @@ impl Shard {
             Waiter::Local(b) => self.barrier_answered(b),
             Waiter::Peer(peer, b) => self.mesh.ack(peer, b),
         }
-    }
-
-    /// Raise (or clear) this shard's `storage_full` alarm: a JSON message
-    /// on `$SYS/brokers/<node>/alarms/alert` (or `.../clear`), as the seeds'
-    /// emqttd published its alarms, from the broker itself (no client id).
-    pub(crate) fn storage_alarm(&mut self, raise: bool, message: &str) {
-        let node = self.cfg.runtime.node_id;
-        let topic = format!(
-            "$SYS/brokers/{node}/alarms/{}",
-            if raise { "alert" } else { "clear" }
-        );
-        let payload = serde_json::json!({
-            "id": format!("storage_full/shard-{}", self.id),
-            "severity": "critical",
-            "title": "storage_full",
-            "summary": message,
-            "timestamp": crate::message::wall_clock_us() / 1000,
-        })
-        .to_string();
-        let info = crate::hooks::ClientInfo {
-            client_id: "".into(),
-            username: None,
-            peer: None,
-            version: crate::codec::ProtocolVersion::V311,
-            shard: self.id,
-        };
-        let p = crate::codec::Publish {
-            dup: false,
-            qos: crate::codec::QoS::AtMostOnce,
-            retain: false,
-            topic: topic.into(),
-            pkid: 0,
-            payload: payload.into(),
-            props: None,
-        };
-        self.publish_message(&info, p, None);
     }
 
     /// Tell the other shards whether this one holds durable sessions (on

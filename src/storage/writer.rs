@@ -317,10 +317,9 @@ fn fail(shard: &ShardRef, log: &mut Log, e: &std::io::Error) {
     }
     if log.failed_at.is_none() {
         let why = format!("storage: shard {}: cannot write the log: {e}", log.id);
-        sh.storage_alarm(true, &why);
+        sh.storage.set_full(Some(why));
     }
     log.failed_at = Some(Instant::now());
-    sh.storage.set_full(true);
 }
 
 fn recovered(shard: &ShardRef, log: &mut Log) {
@@ -328,8 +327,7 @@ fn recovered(shard: &ShardRef, log: &mut Log) {
         let line = format!("storage: shard {}: writing the log again", log.id);
         log::warn!("{line}");
         let mut sh = shard.borrow_mut();
-        sh.storage.set_full(false);
-        sh.storage_alarm(false, &line);
+        sh.storage.set_full(None);
     }
 }
 

@@ -1,0 +1,264 @@
+//! How a shard answers the control plane's questions, from its own parts.
+//!
+//! Called by `control::Shard::on_ask` (a peer asked) and `send_ask` (this
+//! shard asked itself). Reads the sessions, connections and router; the
+//! administrative actions (kick, delete, subscribe on behalf) go through the
+//! same functions a client's packets do, so their session events and mesh
+//! announcements are the usual ones.
+
+use super::ask::{
+    Answer, Ask, ClientRow, Query, SessionRow, ShardStats, SubscriptionRow, TopicRow,
+};
+use crate::codec::{ProtocolVersion, QoS};
+use crate::router::subopts::SubOpts;
+use crate::session::store::Ending;
+use crate::session::{Expiry, Session};
+use crate::shard::{CloseReason, SessionKey, Shard};
+use ahash::AHashMap;
+use std::sync::Arc;
+
+/// The protocol level a client connected with.
+pub(crate) fn level(v: ProtocolVersion) -> u8 {
+    match v {
+        ProtocolVersion::V31 => 3,
+        ProtocolVersion::V311 => 4,
+        ProtocolVersion::V5 => 5,
+    }
+}
+
+/// Keep the first `keep` rows by client id; return them and how many there were.
+fn first_rows<T>(mut rows: Vec<T>, keep: usize, id: impl Fn(&T) -> &str) -> (Vec<T>, usize) {
+    let total = rows.len();
+    rows.sort_unstable_by(|a, b| id(a).cmp(id(b)));
+    rows.truncate(keep);
+    (rows, total)
+}
+
+impl Shard {
+    /// Answer one question.
+    pub(crate) fn answer_ask(&mut self, ask: Ask) -> Answer {
+        match ask {
+            Ask::Stats => Answer::Stats(Box::new(self.stats())),
+            Ask::Clients(q) => {
+                let (rows, n) = first_rows(self.client_rows(&q), q.keep, |r| &r.client_id);
+                Answer::Clients(rows, n)
+            }
+            Ask::Sessions(q) => {
+                let (rows, n) = first_rows(self.session_rows(&q), q.keep, |r| &r.client_id);
+                Answer::Sessions(rows, n)
+            }
+            Ask::Client(id) => Answer::Client(self.find(&id).and_then(|sk| self.client_row(sk))),
+            Ask::Session(id) => Answer::Session(self.find(&id).and_then(|sk| self.session_row(sk))),
+            Ask::Subscriptions(id) => {
+                Answer::Subscriptions(self.find(&id).map(|sk| self.subscription_rows(sk)))
+            }
+            Ask::Kick(id) => self.kick(&id),
+            Ask::DeleteSession(id) => self.delete_session(&id),
+            Ask::Subscribe {
+                client_id,
+                filter,
+                qos,
+            } => self.subscribe_on_behalf(&client_id, &filter, qos),
+            Ask::Unsubscribe { client_id, filter } => {
+                let Some(sk) = self.find(&client_id) else {
+                    return Answer::NotFound;
+                };
+                if !self.sessions.get(sk).is_some_and(|s| s.has_filter(&filter)) {
+                    return Answer::NotFound;
+                }
+                let changes = self.unsubscribe_session(sk, &filter);
+                self.announce(changes.into_iter().collect(), 0);
+                log::info!(
+                    "shard {}: {client_id:?} unsubscribed from {filter:?} by the API",
+                    self.id
+                );
+                Answer::Done
+            }
+            Ask::Topics(keep) => self.topic_rows(keep),
+        }
+    }
+
+    fn find(&self, client_id: &str) -> Option<SessionKey> {
+        self.sessions.find(client_id)
+    }
+
+    /// This shard's figures; restarts the span of the busy share.
+    fn stats(&mut self) -> ShardStats {
+        self.set_gauges();
+        let slow_at = self.cfg.alarms.slow_subscriber_queue;
+        let mut st = ShardStats {
+            shard: self.id,
+            metrics: self.metrics.clone(),
+            topics: self.router.filters_known() as u64,
+            mailbox_queued: self.mesh.queued() as u64,
+            storage_failing: self.storage.failure().map(str::to_owned),
+            ..ShardStats::default()
+        };
+        for (_, s) in self.sessions.iter() {
+            st.subscriptions += s.filter_count() as u64;
+            st.sessions_persistent += u64::from(s.expiry() != Expiry::OnDisconnect);
+            st.sessions_offline += u64::from(s.conn().is_none());
+            let queued = s.queued_len();
+            if queued >= slow_at {
+                st.slow_sessions += 1;
+                if st.slowest.as_ref().is_none_or(|(_, n)| queued > *n) {
+                    st.slowest = Some((s.client_id().to_string(), queued));
+                }
+            }
+        }
+        let ran = glommio::executor().executor_stats().total_runtime();
+        let span = self.control.stats_span();
+        st.busy = if span > 0.0 {
+            (ran.as_secs_f64() / span).min(1.0)
+        } else {
+            0.0
+        };
+        st
+    }
+
+    fn client_rows(&self, q: &Query) -> Vec<ClientRow> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.conn().is_some())
+            .filter_map(|(sk, _)| self.client_row(sk))
+            .filter(|r| q.wants(&r.client_id, r.username.as_deref()))
+            .collect()
+    }
+
+    fn client_row(&self, sk: SessionKey) -> Option<ClientRow> {
+        let s = self.sessions.get(sk)?;
+        let c = self.conns.get(s.conn()?)?;
+        let info = c.info()?;
+        Some(ClientRow {
+            client_id: s.client_id().to_string(),
+            username: info.username.as_deref().map(str::to_owned),
+            peer: info.peer.map(|p| p.to_string()),
+            shard: self.id,
+            protocol: level(c.version()),
+            keepalive: c.keepalive_ms() / 1000,
+            clean_start: s.expiry() == Expiry::OnDisconnect,
+            subscriptions: s.filter_count(),
+            inflight: s.window_len(),
+            queued: s.queued_len(),
+        })
+    }
+
+    fn session_rows(&self, q: &Query) -> Vec<SessionRow> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| q.client_id.is_none() || q.wants(s.client_id(), None))
+            .filter_map(|(sk, _)| self.session_row(sk))
+            .collect()
+    }
+
+    fn session_row(&self, sk: SessionKey) -> Option<SessionRow> {
+        let s: &Session = self.sessions.get(sk)?;
+        let expiry_s = match s.expiry() {
+            Expiry::OnDisconnect => 0,
+            Expiry::AfterSecs(n) => u64::from(n),
+        };
+        Some(SessionRow {
+            client_id: s.client_id().to_string(),
+            shard: self.id,
+            connected: s.conn().is_some(),
+            persistent: expiry_s > 0,
+            expiry_s,
+            subscriptions: s.filter_count(),
+            inflight: s.window_len(),
+            queued: s.queued_len(),
+            awaiting_rel: s.awaiting_rel_len(),
+        })
+    }
+
+    fn subscription_rows(&self, sk: SessionKey) -> Vec<SubscriptionRow> {
+        let mut rows = Vec::new();
+        if let Some(s) = self.sessions.get(sk) {
+            s.for_each_filter(|f| {
+                if let Some(o) = self.router.granted(f, sk) {
+                    rows.push(SubscriptionRow {
+                        topic: f.to_string(),
+                        qos: o.qos() as u8,
+                        no_local: o.no_local(),
+                        retain_as_published: o.retain_as_published(),
+                    });
+                }
+            });
+        }
+        rows.sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
+        rows
+    }
+
+    /// Filters of this shard's sessions and their subscriber counts, the
+    /// first `keep` by name.
+    fn topic_rows(&self, keep: usize) -> Answer {
+        let mut counts: AHashMap<Arc<str>, usize> = AHashMap::new();
+        for (_, s) in self.sessions.iter() {
+            s.for_each_filter(|f| *counts.entry(f.clone()).or_default() += 1);
+        }
+        let mut rows: Vec<TopicRow> = counts
+            .into_iter()
+            .map(|(f, n)| TopicRow {
+                topic: f.to_string(),
+                subscribers: n,
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
+        rows.truncate(keep);
+        Answer::Topics(rows)
+    }
+
+    /// Close a client's connection (MQTT 5: DISCONNECT 0x98 Administrative action).
+    fn kick(&mut self, client_id: &str) -> Answer {
+        let Some(conn) = self
+            .find(client_id)
+            .and_then(|sk| self.sessions.get(sk)?.conn())
+        else {
+            return Answer::NotFound;
+        };
+        log::info!("shard {}: client {client_id:?} kicked by the API", self.id);
+        self.close_conn(conn, CloseReason::Kicked);
+        Answer::Done
+    }
+
+    /// Discard a session, closing its connection first.
+    fn delete_session(&mut self, client_id: &str) -> Answer {
+        let Some(sk) = self.find(client_id) else {
+            return Answer::NotFound;
+        };
+        if let Some(conn) = self.sessions.get(sk).and_then(Session::conn) {
+            self.close_conn(conn, CloseReason::Kicked);
+        }
+        // A clean session ended with its connection; a persistent one stays.
+        if let Some(sk) = self.find(client_id) {
+            self.end_session(sk, Ending::Discarded);
+        }
+        log::info!(
+            "shard {}: session {client_id:?} deleted by the API",
+            self.id
+        );
+        Answer::Done
+    }
+
+    /// Subscribe a session to `filter` at `qos`, as its own SUBSCRIBE would
+    /// (no retained messages are sent for it).
+    fn subscribe_on_behalf(&mut self, client_id: &str, filter: &str, qos: u8) -> Answer {
+        let Some(sk) = self.find(client_id) else {
+            return Answer::NotFound;
+        };
+        let Some(qos) = QoS::from_u8(qos) else {
+            return Answer::Refused("qos must be 0, 1 or 2".into());
+        };
+        if let Some(why) = self.subscribe_refusal(sk, filter) {
+            return Answer::Refused(why);
+        }
+        let qos = qos.min(QoS::from_u8(self.cfg.mqtt.maximum_qos).unwrap_or(QoS::ExactlyOnce));
+        let opts = SubOpts::new(qos, false, false, 0);
+        let changes = self.subscribe_session(sk, filter.into(), opts);
+        self.announce(changes.into_iter().collect(), 0);
+        log::info!(
+            "shard {}: {client_id:?} subscribed to {filter:?} by the API",
+            self.id
+        );
+        Answer::Done
+    }
+}

@@ -1,0 +1,173 @@
+//! The control part: node-wide questions asked over the mesh.
+//!
+//! `$SYS`, the alarms, Prometheus `/metrics`, the HTTP API and the dashboard
+//! ask the node questions. Whoever asks ([`ask_all`], [`ask_one`]: the
+//! control task and the HTTP listener, both on shard 0) sends one
+//! [`Ask`](ask::Ask) per shard over the mesh; each shard answers from its own
+//! parts ([`answer`]) with a `MeshMsg::Answer`, and the asker merges. The
+//! asker's own shard answers at once, without a message. Counters stay
+//! plain per-shard integers: nothing shared is written on the publish path.
+//!
+//! [`Control`] is the per-shard part: the questions this shard asked that
+//! still wait for answers. `sys.rs` is the task publishing `$SYS` and the
+//! alarms (`alarms.rs`); `process.rs` reads the process's own figures.
+
+pub mod alarms;
+pub mod answer;
+pub mod ask;
+pub mod process;
+pub mod sys;
+
+use crate::shard::mesh::MeshMsg;
+use crate::shard::ShardRef;
+use ahash::AHashMap;
+use ask::{Answer, Ask};
+use std::future::poll_fn;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// How long an asker waits for every shard's answer.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A question waiting for answers: one slot per shard.
+#[derive(Debug)]
+struct Pending {
+    answers: Vec<Option<Answer>>,
+    remaining: usize,
+    waker: Option<Waker>,
+}
+
+/// The control part of a shard (see the module doc).
+#[derive(Debug)]
+pub struct Control {
+    pending: AHashMap<u64, Pending>,
+    next: u64,
+    /// When this shard last read its executor's run time (the busy share).
+    stats_since: Instant,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            pending: AHashMap::new(),
+            next: 1,
+            stats_since: Instant::now(),
+        }
+    }
+}
+
+impl Control {
+    /// Register a question for `targets` shards out of `shards`.
+    fn open(&mut self, shards: usize, targets: usize) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                answers: (0..shards).map(|_| None).collect(),
+                remaining: targets,
+                waker: None,
+            },
+        );
+        id
+    }
+
+    /// Shard `from` answered question `id` (one that gave up is ignored).
+    pub fn put(&mut self, id: u64, from: usize, answer: Answer) {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return;
+        };
+        if let Some(slot) = p.answers.get_mut(from).filter(|s| s.is_none()) {
+            *slot = Some(answer);
+            p.remaining = p.remaining.saturating_sub(1);
+            if p.remaining == 0 {
+                if let Some(w) = p.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// The answers once all arrived, else remember who to wake.
+    fn poll(&mut self, id: u64, waker: &Waker) -> Poll<Vec<Option<Answer>>> {
+        match self.pending.get_mut(&id) {
+            Some(p) if p.remaining > 0 => {
+                p.waker = Some(waker.clone());
+                Poll::Pending
+            }
+            _ => Poll::Ready(self.give_up(id)),
+        }
+    }
+
+    /// Stop waiting: what arrived so far.
+    fn give_up(&mut self, id: u64) -> Vec<Option<Answer>> {
+        self.pending
+            .remove(&id)
+            .map(|p| p.answers)
+            .unwrap_or_default()
+    }
+
+    /// Seconds since the executor's run time was last read; restarts the span.
+    pub fn stats_span(&mut self) -> f64 {
+        let now = Instant::now();
+        let span = now.duration_since(self.stats_since).as_secs_f64();
+        self.stats_since = now;
+        span
+    }
+}
+
+impl crate::shard::Shard {
+    /// Send `ask` to each shard of `targets`; this shard answers at once.
+    fn send_ask(&mut self, targets: &[usize], ask: Ask) -> u64 {
+        let id = self.control.open(self.shards, targets.len());
+        for &t in targets {
+            if t == self.id {
+                let a = self.answer_ask(ask.clone());
+                self.control.put(id, t, a);
+            } else {
+                self.mesh.push(
+                    t,
+                    MeshMsg::Ask {
+                        id,
+                        ask: Box::new(ask.clone()),
+                    },
+                );
+            }
+        }
+        id
+    }
+
+    /// A peer's question: answer it from this shard's parts.
+    pub fn on_ask(&mut self, peer: usize, id: u64, ask: Ask) {
+        let answer = Box::new(self.answer_ask(ask));
+        let from = self.id;
+        self.mesh.push(peer, MeshMsg::Answer { id, from, answer });
+    }
+}
+
+/// Ask `targets`; their answers by shard id (None: no answer in time).
+async fn ask(shard: &ShardRef, targets: &[usize], q: Ask) -> Vec<Option<Answer>> {
+    let id = shard.borrow_mut().send_ask(targets, q);
+    let wait = poll_fn(|cx| shard.borrow_mut().control.poll(id, cx.waker()));
+    match glommio::timer::timeout(ASK_TIMEOUT, async { Ok(wait.await) }).await {
+        Ok(answers) => answers,
+        Err(_) => shard.borrow_mut().control.give_up(id),
+    }
+}
+
+/// Ask every shard; the answers by shard id (None: no answer in time).
+pub async fn ask_all(shard: &ShardRef, q: Ask) -> Vec<Option<Answer>> {
+    let all: Vec<usize> = (0..shard.borrow().shards).collect();
+    ask(shard, &all, q).await
+}
+
+/// Ask one shard (None: no answer in time).
+pub async fn ask_one(shard: &ShardRef, to: usize, q: Ask) -> Option<Answer> {
+    let mut answers = ask(shard, &[to], q).await;
+    answers.get_mut(to).and_then(Option::take)
+}
+
+/// The home shard of a client id on this broker.
+pub fn home_of(shard: &ShardRef, client_id: &str) -> usize {
+    crate::shard::home_shard(client_id, shard.borrow().shards)
+}

@@ -1,0 +1,186 @@
+//! Routing a management request to its endpoint.
+//!
+//! [`handle`] checks the credentials (all paths but `/health/*`), reads a
+//! POST body up to `max_body_bytes`, splits the path into percent-decoded
+//! segments and calls the endpoint in `api.rs` (or `prom.rs`). Unknown
+//! paths are 404, a known path with another method 405, both as JSON.
+
+use super::api;
+use super::reply::{body, ApiError, ApiResult, Reply};
+use crate::control::sys::OpsRef;
+use crate::shard::ShardRef;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use std::collections::HashMap;
+
+/// Answer one request; never fails (errors are JSON replies).
+pub async fn handle(shard: &ShardRef, ops: &OpsRef, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_owned();
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    let method = req.method().clone();
+    let cfg = shard.borrow().cfg.clone();
+    let result = if path.starts_with("/health/") {
+        health(shard, &method, &path).await
+    } else if !super::auth::allowed(&cfg.http, req.headers()) {
+        Ok(unauthorized(!cfg.http.username.is_empty()))
+    } else {
+        match read_body(req, cfg.http.max_body_bytes).await {
+            Ok(b) => route(shard, ops, &method, &path, &query, b).await,
+            Err(e) => Err(e),
+        }
+    };
+    let reply = result.unwrap_or_else(|e| e.reply());
+    log::debug!("http: {method} {path} -> {}", reply.status());
+    reply
+}
+
+/// 401, asking for Basic credentials when those are configured.
+fn unauthorized(basic: bool) -> Reply {
+    let mut r = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "credentials needed",
+    )
+    .reply();
+    let scheme = if basic {
+        "Basic realm=\"coremq\""
+    } else {
+        "Bearer"
+    };
+    if let Ok(v) = scheme.parse() {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+async fn health(shard: &ShardRef, method: &Method, path: &str) -> ApiResult {
+    if method != Method::GET {
+        return Err(not_allowed());
+    }
+    match path {
+        "/health/live" => super::reply::ok(serde_json::json!({"status": "live"})),
+        "/health/ready" => api::ready(shard).await,
+        _ => Err(ApiError::not_found(format!("no such path: {path}"))),
+    }
+}
+
+/// The body, at most `max` bytes (413 past it).
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the request body is over {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(format!("cannot read the body: {e}"))),
+    }
+}
+
+fn not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this path",
+    )
+}
+
+/// `a=1&b=x%20y` as a map (the last of a repeated key wins).
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k, true), decode(v, true))
+        })
+        .collect()
+}
+
+/// Percent-decoding (and `+` as a space in a query); bad escapes stay as they are.
+pub fn decode(s: &str, plus: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Dispatch by method and path.
+async fn route(
+    shard: &ShardRef,
+    ops: &OpsRef,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    body_bytes: Bytes,
+) -> ApiResult {
+    let get = method == Method::GET;
+    match path {
+        "/" if get => Ok(redirect("/dashboard")),
+        "/dashboard" if get => Ok(body(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            super::DASHBOARD_HTML,
+        )),
+        "/metrics" if get => super::prom::metrics(shard, ops).await,
+        "/" | "/dashboard" | "/metrics" => Err(not_allowed()),
+        _ => match path.strip_prefix("/api/v1/") {
+            Some(rest) => api::route(shard, ops, method, rest, query, &body_bytes).await,
+            None => Err(ApiError::not_found(format!("no such path: {path}"))),
+        },
+    }
+}
+
+fn redirect(to: &str) -> Reply {
+    let mut r = body(StatusCode::FOUND, "text/plain", Bytes::new());
+    if let Ok(v) = to.parse() {
+        r.headers_mut().insert(hyper::header::LOCATION, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_percent_and_plus() {
+        assert_eq!(decode("a%2Fb", false), "a/b");
+        assert_eq!(decode("a+b", true), "a b");
+        assert_eq!(decode("a+b", false), "a+b");
+        assert_eq!(decode("%zz%4", false), "%zz%4");
+        assert_eq!(decode("%", false), "%");
+        assert_eq!(decode("%e2%82%ac", false), "€");
+        let q = parse_query("page=2&client_id=a%20b&x");
+        assert_eq!(q["page"], "2");
+        assert_eq!(q["client_id"], "a b");
+        assert_eq!(q["x"], "");
+    }
+}
