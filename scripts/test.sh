@@ -4,7 +4,8 @@
 # (mosquitto_pub/mosquitto_sub from Debian's mosquitto-clients, paho-mqtt from
 # PyPI, MQTT.js from npm in Debian's headless Chromium), the load tool against
 # Debian's mosquitto broker, and password files made by its mosquitto_passwd
-# (same package), and e2fsprogs for the full-disk test. Installs those
+# (same package), e2fsprogs for the full-disk test, and Python's
+# prometheus-client (its parser reads /metrics). Installs those
 # first if they are missing, so it works on a fresh Debian/Ubuntu machine with
 # a Rust toolchain. Extra arguments go to `cargo test` (a --release among
 # them also to the build of the load tool).
@@ -35,6 +36,13 @@ if ! python3 -c "import paho.mqtt.client as m; assert hasattr(m, 'CallbackAPIVer
   # A distribution Python may refuse a plain pip install (PEP 668): fall back.
   python3 -m pip install -q 'paho-mqtt>=2' \
     || python3 -m pip install -q --break-system-packages 'paho-mqtt>=2'
+fi
+
+# tests/http_metrics.rs parses /metrics with the Prometheus project's own parser.
+if ! python3 -c "import prometheus_client.openmetrics.parser" >/dev/null 2>&1; then
+  echo "== installing prometheus-client (pip)"
+  python3 -m pip install -q prometheus-client \
+    || python3 -m pip install -q --break-system-packages prometheus-client
 fi
 
 # MQTT.js for the browser test, at the version package-lock.json pins.

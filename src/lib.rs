@@ -59,6 +59,7 @@ pub mod config;
 pub(crate) mod conn;
 pub(crate) mod conn_limit;
 pub(crate) mod control;
+pub mod ctl;
 pub mod faults;
 pub mod hooks;
 pub mod host;

@@ -18,13 +18,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Bound on the whole page run, Chromium's start included.
 const PAGE_WAIT: Duration = Duration::from_secs(60);
 
@@ -155,29 +154,13 @@ struct Chromium {
 
 impl Chromium {
     fn open(url: &str) -> Chromium {
-        assert!(
-            Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does)"
-        );
         let profile = std::env::temp_dir().join(format!(
             "coremq-chromium-{}-{}",
             std::process::id(),
             free_port()
         ));
         std::fs::create_dir_all(&profile).expect("profile dir");
-        let child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
+        let child = common::chromium::headless(&profile)
             .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -9,6 +9,7 @@
 //! without echo, unless `-b` gives it). `coremq storage inspect|compact DIR`
 //! read or rewrite a storage directory no broker is using (`--data-dir` and
 //! `--recover` are the storage flags of a run).
+//! `coremq ctl ...` is a client of a running broker's management HTTP API ([`coremq::ctl`]).
 //! SIGHUP re-reads the files the configuration names (certificates, the
 //! password file, the ACL) without dropping connections.
 //! Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or after printing, 2 for
@@ -42,8 +43,7 @@ struct Cli {
     print_default_config: bool,
 }
 
-/// What `coremq` can do besides the default (running the broker). The
-/// administration commands (`ctl`, `storage`) are to come here.
+/// What `coremq` can do besides the default (running the broker).
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the broker (the default when no command is given).
@@ -54,6 +54,8 @@ enum Command {
     /// Read or rewrite a storage directory while no broker runs on it.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Ask a running broker, through its management HTTP API ([http]).
+    Ctl(coremq::ctl::CtlArgs),
 }
 
 /// `coremq storage ...`.
@@ -277,6 +279,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Passwd(args)) => passwd(&args),
         Some(Command::Storage(cmd)) => storage(&cmd),
+        Some(Command::Ctl(args)) => coremq::ctl::run(&args),
         None => run(&cli.run),
     }
 }

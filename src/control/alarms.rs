@@ -134,7 +134,11 @@ impl Alarms {
             };
             self.set(id, id, "warning", want, summary, now, &mut out);
         }
-        self.seen.resize(obs.shards.len(), Seen::default());
+        // A shard that did not answer this time is skipped, not misplaced.
+        let n = obs.shards.iter().map(|s| s.shard + 1).max().unwrap_or(0);
+        if self.seen.len() < n {
+            self.seen.resize(n, Seen::default());
+        }
         for st in &obs.shards {
             self.check_shard(cfg, st, now, &mut out);
         }

@@ -162,7 +162,27 @@ impl BrokerProcess {
         toml: Option<&str>,
         extra_args: &[&str],
     ) -> Result<BrokerProcess, (Option<i32>, String)> {
-        BrokerProcess::try_spawn("127.0.0.1:0", cores, toml, dir, extra_args)
+        BrokerProcess::try_spawn(
+            "127.0.0.1:0",
+            cores,
+            toml,
+            dir,
+            extra_args,
+            &Tuning::default(),
+        )
+    }
+
+    /// As [`start_with_config`](Self::start_with_config), with environment
+    /// variables and (if given) a file descriptor limit (soft and hard) for
+    /// the broker process: an alarm test provokes what it watches.
+    pub fn start_tuned(cores: usize, toml: Option<&str>, tuning: &Tuning) -> BrokerProcess {
+        let dir = TempDir::new("coremq-data");
+        let started = BrokerProcess::try_spawn("127.0.0.1:0", cores, toml, &dir.path, &[], tuning);
+        let mut b = started.unwrap_or_else(|(code, log)| {
+            panic!("coremq exited at start (code {code:?}); its output:\n{log}")
+        });
+        b._owned_dir = Some(dir);
+        b
     }
 
     /// Spawn `coremq --data-dir DIR --listen LISTEN --cores N [extra]` and
@@ -174,7 +194,14 @@ impl BrokerProcess {
         data_dir: &Path,
         extra_args: &[&str],
     ) -> BrokerProcess {
-        match BrokerProcess::try_spawn(listen, cores, toml, data_dir, extra_args) {
+        match BrokerProcess::try_spawn(
+            listen,
+            cores,
+            toml,
+            data_dir,
+            extra_args,
+            &Tuning::default(),
+        ) {
             Ok(b) => b,
             Err((code, log)) => panic!(
                 "coremq --cores {cores} --data-dir {} {extra_args:?} exited at start \
@@ -190,6 +217,7 @@ impl BrokerProcess {
         toml: Option<&str>,
         data_dir: &Path,
         extra_args: &[&str],
+        tuning: &Tuning,
     ) -> Result<BrokerProcess, (Option<i32>, String)> {
         let config = toml.map(|t| TempFile::new("coremq-interop", ".toml", t));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_coremq"));
@@ -206,6 +234,25 @@ impl BrokerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for (k, v) in &tuning.env {
+            cmd.env(k, v);
+        }
+        if let Some(n) = tuning.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("spawn the coremq binary");
         let stderr = child.stderr.take().expect("piped stderr");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -272,6 +319,13 @@ impl BrokerProcess {
                 );
             }
         }
+    }
+
+    /// The management listener's address, from `http listening on ADDR`.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        let log = self.log();
+        let at = log.find("http listening on ")? + "http listening on ".len();
+        log[at..].split_whitespace().next()?.parse().ok()
     }
 
     /// The storage directory this broker runs on.
@@ -371,6 +425,14 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// What [`BrokerProcess::start_tuned`] changes in the broker's process.
+#[derive(Debug, Default, Clone)]
+pub struct Tuning {
+    pub env: Vec<(String, String)>,
+    /// RLIMIT_NOFILE, soft and hard.
+    pub nofile: Option<u64>,
+}
+
 /// The port from `coremq listening on 127.0.0.1:PORT with N shards ...`.
 fn parse_port(line: &str) -> Option<u16> {
     let rest = &line[line.find("coremq listening on ")? + "coremq listening on ".len()..];
@@ -402,13 +464,16 @@ impl Drop for TempDir {
 }
 
 /// Run `cmd` (stdin closed, stdout and stderr collected) for at most
-/// `within`, then kill it. Returns its exit code (None if it had to be killed
-/// or died of a signal), stdout and stderr.
+/// `within`, in a process group of its own which is killed once it exited
+/// or ran out of time (helpers it started too). Returns its exit code (None
+/// if it had to be killed or died of a signal), stdout and stderr.
 pub fn run_bounded(mut cmd: Command, within: Duration) -> (Option<i32>, String, String) {
+    use std::os::unix::process::CommandExt;
     let name = format!("{cmd:?}");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("could not start {name}: {e}"));
@@ -425,8 +490,9 @@ pub fn run_bounded(mut cmd: Command, within: Duration) -> (Option<i32>, String, 
         String::from_utf8_lossy(&s).into_owned()
     });
     let status = wait_timeout(&mut child, within);
+    // SAFETY: plain syscall; a negative pid names the group made for it.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
     if status.is_none() {
-        let _ = child.kill();
         let _ = child.wait();
     }
     let out = r1.join().unwrap_or_default();

@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod binary;
+pub mod chromium;
+pub mod http;
 pub mod mosquitto;
 pub mod mosquitto_server;
 pub mod tls;
