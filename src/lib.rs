@@ -85,6 +85,11 @@ pub(crate) mod transport;
 /// target (`fuzz/check_ws.rs`); the rest of the transports stay inside.
 pub use transport::ws::frame as ws_frame;
 
+/// The management listener's own parsing (percent-decoding, query strings,
+/// the HTTP publish body), public for its fuzz target (`fuzz/check_http.rs`).
+#[doc(hidden)]
+pub use http::parse as http_parse;
+
 pub use broker::{Broker, BrokerHandle, StartError};
 pub use config::Config;
 pub use hooks::Hooks;

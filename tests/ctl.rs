@@ -34,13 +34,13 @@ impl Node {
         );
         let broker = BrokerProcess::start_with_config(2, Some(&toml));
         assert!(
-            broker.wait_log(START_WAIT, |l| http_port(l).is_some()),
+            broker.wait_log(START_WAIT, |_| broker.http_addr().is_some()),
             "no `http listening on` line in the broker's log:\n{}",
             broker.log()
         );
-        let port = http_port(&broker.log()).expect("http port");
+        let http = broker.http_addr().expect("http address");
         Node {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{http}"),
             broker,
         }
     }
@@ -82,14 +82,6 @@ impl Node {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// The port of `http listening on 127.0.0.1:PORT` in `log`.
-fn http_port(log: &str) -> Option<u16> {
-    const MARK: &str = "http listening on ";
-    let rest = &log[log.find(MARK)? + MARK.len()..];
-    let addr = rest.split_whitespace().next()?;
-    addr.parse::<SocketAddr>().ok().map(|a| a.port())
 }
 
 /// `coremq ctl --url URL ARGS...` with extra environment variables; the

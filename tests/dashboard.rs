@@ -15,10 +15,10 @@
 
 mod common;
 use common::binary::{run_bounded, BrokerProcess, TempDir};
+use common::http::{delete, get};
 use common::Client;
 use coremq::codec::QoS;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,53 +52,16 @@ bind = "127.0.0.1:0"
 "#;
 
 /// The broker at 2 shards with [`CONFIG`]; the MQTT listener is
-/// `--listen 127.0.0.1:0`. Returns the broker and the HTTP port.
-fn start_broker() -> (BrokerProcess, u16) {
+/// `--listen 127.0.0.1:0`. Returns the broker and the HTTP address.
+fn start_broker() -> (BrokerProcess, SocketAddr) {
     let b = BrokerProcess::start_with_config(2, Some(CONFIG));
     assert!(
-        b.wait_log(API_WAIT, |l| http_port(l).is_some()),
+        b.wait_log(API_WAIT, |_| b.http_addr().is_some()),
         "no `http listening on 127.0.0.1:PORT` line within {API_WAIT:?}; the log:\n{}",
         b.log()
     );
-    let port = http_port(&b.log()).expect("http port");
-    (b, port)
-}
-
-/// The port of the log line `http listening on 127.0.0.1:PORT`.
-fn http_port(log: &str) -> Option<u16> {
-    const MARK: &str = "http listening on ";
-    log.lines().find_map(|l| {
-        let rest = &l[l.find(MARK)? + MARK.len()..];
-        let addr: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c))
-            .collect();
-        addr.parse::<SocketAddr>().ok().map(|a| a.port())
-    })
-}
-
-/// One HTTP/1.1 request with `Connection: close` and no body: the status
-/// code and the response body (bounded by 10 s read and write timeouts).
-fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the http listener");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).expect("send the request");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: no HTTP status in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    (status, body)
+    let http = b.http_addr().expect("http address");
+    (b, http)
 }
 
 /// The number after `"key":` in a JSON text (the first occurrence).
@@ -114,10 +77,11 @@ fn json_u64(json: &str, key: &str) -> Option<u64> {
 
 /// Wait (at most [`API_WAIT`]) until `GET path` answers 200 with a body
 /// that satisfies `f`; panics with the last answer otherwise.
-fn wait_api(port: u16, path: &str, what: &str, f: impl Fn(&str) -> bool) {
+fn wait_api(http: SocketAddr, path: &str, what: &str, f: impl Fn(&str) -> bool) {
     let end = Instant::now() + API_WAIT;
     loop {
-        let (status, body) = http(port, "GET", path);
+        let r = get(http, path);
+        let (status, body) = (r.status, r.text());
         if status == 200 && f(&body) {
             return;
         }
@@ -254,10 +218,10 @@ fn three_clients(addr: SocketAddr) -> Vec<Client> {
 
 #[test]
 fn dashboard_shows_the_broker_and_kicks_a_client() {
-    let (broker, port) = start_broker();
+    let (broker, http) = start_broker();
     let mut clients = three_clients(broker.addr());
     wait_api(
-        port,
+        http,
         "/api/v1/node",
         "3 connections and K messages received",
         |j| {
@@ -265,13 +229,13 @@ fn dashboard_shows_the_broker_and_kicks_a_client() {
                 && json_u64(j, "messages_received").is_some_and(|n| n >= K as u64)
         },
     );
-    wait_api(port, "/api/v1/alarms", "connections_high active", |j| {
+    wait_api(http, "/api/v1/alarms", "connections_high active", |j| {
         j.split("\"cleared\"")
             .next()
             .unwrap_or("")
             .contains("connections_high")
     });
-    let url = format!("http://127.0.0.1:{port}/dashboard");
+    let url = format!("http://{http}/dashboard");
 
     let dom = dump_dom(&url, 5000);
     let ctx = || format!("the DOM:\n{dom}\nthe broker's log:\n{}", broker.log());
@@ -314,17 +278,22 @@ fn dashboard_shows_the_broker_and_kicks_a_client() {
 
     // Kick dash-idle through the API: its connection closes, and the next
     // load lists the other two.
-    let (status, body) = http(port, "DELETE", "/api/v1/clients/dash-idle");
-    assert_eq!(status, 204, "DELETE /api/v1/clients/dash-idle: {body}");
+    let r = delete(http, "/api/v1/clients/dash-idle");
+    assert_eq!(
+        r.status,
+        204,
+        "DELETE /api/v1/clients/dash-idle: {}",
+        r.text()
+    );
     let mut idle = clients.remove(0);
     assert!(
         idle.closed(),
         "dash-idle was kicked but its socket stays open"
     );
-    wait_api(port, "/api/v1/node", "2 connections", |j| {
+    wait_api(http, "/api/v1/node", "2 connections", |j| {
         json_u64(j, "connections") == Some(2)
     });
-    wait_api(port, "/api/v1/alarms", "connections_high cleared", |j| {
+    wait_api(http, "/api/v1/alarms", "connections_high cleared", |j| {
         j.contains("\"active\":[]") && j.contains("connections_high")
     });
     let dom = dump_dom(&url, 3000);
@@ -350,10 +319,10 @@ fn dashboard_shows_the_broker_and_kicks_a_client() {
 
 #[test]
 fn dashboard_screenshot() {
-    let (broker, port) = start_broker();
+    let (broker, http) = start_broker();
     let addr = broker.addr();
     let clients = three_clients(addr);
-    wait_api(port, "/api/v1/node", "3 connections", |j| {
+    wait_api(http, "/api/v1/node", "3 connections", |j| {
         json_u64(j, "connections") == Some(3)
     });
     // Traffic while the page runs, so its rates and charts show some.
@@ -374,7 +343,7 @@ fn dashboard_screenshot() {
     std::fs::create_dir_all(png.parent().unwrap()).expect("target dir");
     let _ = std::fs::remove_file(&png);
     chromium(
-        &format!("http://127.0.0.1:{port}/dashboard"),
+        &format!("http://{http}/dashboard"),
         &[
             "--virtual-time-budget=20000".to_string(),
             "--window-size=1280,1000".to_string(),

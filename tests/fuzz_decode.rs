@@ -4,7 +4,9 @@
 //! `fuzz/check.rs` as the cargo-fuzz target `decode` runs it; and the same
 //! for the PROXY protocol parser (`fuzz/corpus/proxy/`, `fuzz/check_proxy.rs`,
 //! cargo-fuzz target `proxy`) and the WebSocket frame decoder
-//! (`fuzz/corpus/ws/`, `fuzz/check_ws.rs`, cargo-fuzz target `ws`).
+//! (`fuzz/corpus/ws/`, `fuzz/check_ws.rs`, cargo-fuzz target `ws`), and
+//! the management listener's request parts (`fuzz/corpus/http/`,
+//! `fuzz/check_http.rs`, cargo-fuzz target `http`).
 //!
 //! Bounded by `COREMQ_FUZZ_SECS` (default 3 s; CI sets 60) and by a count
 //! that grows with it; the mutations are seeded from the clock (printed;
@@ -12,6 +14,8 @@
 
 #[path = "../fuzz/check.rs"]
 mod check;
+#[path = "../fuzz/check_http.rs"]
+mod check_http;
 #[path = "../fuzz/check_log.rs"]
 mod check_log;
 #[path = "../fuzz/check_proxy.rs"]
@@ -132,6 +136,16 @@ fn storage_log_corpus_and_seeded_mutations() {
     let seeds = corpus_of("log");
     assert!(seeds.len() >= 3, "log seed corpus missing");
     run("fuzz_log", &seeds, check_log::check);
+}
+
+/// The management listener's own parsing, the same way (seeds in
+/// `fuzz/corpus/http/`, the check in `fuzz/check_http.rs`: paths, query
+/// strings and HTTP publish bodies never panic, and what parses is valid).
+#[test]
+fn http_request_parts_corpus_and_seeded_mutations() {
+    let seeds = corpus_of("http");
+    assert!(seeds.len() >= 10, "http seed corpus missing");
+    run("fuzz_http", &seeds, check_http::check);
 }
 
 /// Check every seed, then seeded mutations of them for `COREMQ_FUZZ_SECS`.

@@ -1,5 +1,5 @@
 //! The configuration examples in the README parse and validate: each
-//! ```toml block of the "Security" and "Listeners" sections is read with
+//! ```toml block of the "Security", "Listeners" and "Operations" sections is read with
 //! `Config::from_toml` (file paths in them are not opened by validation).
 
 use coremq::config::Config;
@@ -23,7 +23,7 @@ fn readme_security_and_listener_examples_are_valid_configs() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md");
     let mut checked = 0;
-    for heading in ["Security", "Listeners"] {
+    for heading in ["Security", "Listeners", "Operations"] {
         for block in toml_blocks(&readme, heading) {
             if let Err(e) = Config::from_toml(&block) {
                 panic!("README ## {heading} example does not load: {e}\n{block}");

@@ -188,12 +188,17 @@ impl Shard {
         rows
     }
 
-    /// Filters of this shard's sessions and their subscriber counts, the
-    /// first `keep` by name.
+    /// Non-shared filters of this shard's sessions and their subscriber
+    /// counts, the first `keep` by name (shared subscriptions show in each
+    /// client's subscriptions; the count of topics is of non-shared ones).
     fn topic_rows(&self, keep: usize) -> Answer {
         let mut counts: AHashMap<Arc<str>, usize> = AHashMap::new();
         for (_, s) in self.sessions.iter() {
-            s.for_each_filter(|f| *counts.entry(f.clone()).or_default() += 1);
+            s.for_each_filter(|f| {
+                if !crate::topic::is_share(f) {
+                    *counts.entry(f.clone()).or_default() += 1;
+                }
+            });
         }
         let mut rows: Vec<TopicRow> = counts
             .into_iter()

@@ -7,9 +7,8 @@
 //! Publishing, and deleting a retained message, go through the publish path
 //! as a message from the broker itself. Called by `routes.rs`.
 
+use super::parse::{decode, PublishRequest};
 use super::reply::{no_content, ok, ApiError, ApiResult};
-use super::routes::decode;
-use crate::codec::QoS;
 use crate::control::ask::{Answer, Ask, Query};
 use crate::control::sys::{self, OpsRef};
 use crate::control::{ask_all, ask_one, home_of};
@@ -439,7 +438,7 @@ fn retained_one(shard: &ShardRef, topic: &str) -> ApiResult {
 fn retained_delete(shard: &ShardRef, topic: &str) -> ApiResult {
     retained_get(shard, topic)?;
     let mut sh = shard.borrow_mut();
-    sh.publish_as_broker(topic.into(), bytes::Bytes::new(), QoS::AtMostOnce, true);
+    sh.clear_retained(topic.into());
     log::info!("http: retained message on {topic:?} deleted by the API");
     no_content()
 }
@@ -453,43 +452,19 @@ fn alarms(ops: &OpsRef) -> ApiResult {
 
 /// `POST /api/v1/publish`: the seeds' HTTP publish.
 fn publish(shard: &ShardRef, body: &[u8]) -> ApiResult {
-    let v = parse_body(body)?;
-    let topic = text(&v, "topic")?;
-    if !crate::topic::valid_topic_name(topic) || crate::topic::has_control_chars(topic) {
-        return Err(ApiError::bad_request(format!(
-            "not a topic name: {topic:?}"
-        )));
-    }
-    let raw = v.get("payload").and_then(Value::as_str).unwrap_or("");
-    let payload = match v.get("encoding").and_then(Value::as_str).unwrap_or("text") {
-        "text" => raw.as_bytes().to_vec(),
-        "base64" => base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .map_err(|e| ApiError::bad_request(format!("payload is not base64: {e}")))?,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "encoding must be \"text\" or \"base64\", got {other:?}"
-            )))
-        }
-    };
-    let qos = QoS::from_u8(qos_of(&v)?).unwrap_or(QoS::AtMostOnce);
-    let retain = match v.get("retain") {
-        None => false,
-        Some(r) => r
-            .as_bool()
-            .ok_or_else(|| ApiError::bad_request("retain must be true or false"))?,
-    };
+    let r = PublishRequest::parse(body).map_err(ApiError::bad_request)?;
     let max = shard.borrow().cfg.mqtt.max_packet_size;
-    if payload.len() + topic.len() > max {
+    if r.payload.len() + r.topic.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!("the message is over mqtt.max_packet_size ({max} bytes)"),
         ));
     }
-    let id = shard
-        .borrow_mut()
-        .publish_as_broker(topic.into(), payload.into(), qos, retain);
+    let id =
+        shard
+            .borrow_mut()
+            .publish_as_broker(r.topic.into(), r.payload.into(), r.qos, r.retain);
     match id {
         Some(id) => ok(json!({"id": format!("{:032x}", id.0)})),
         None => Err(ApiError::new(

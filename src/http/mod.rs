@@ -5,14 +5,16 @@
 //! for credentials (`auth.rs`), routed (`routes.rs`) and answered by asking
 //! the shards over the mesh (`crate::control`); nothing here touches another
 //! shard's state. A request body is read up to `max_body_bytes` (413 past
-//! it); a connection lives at most [`CONN_LIFETIME`] and at most
-//! `max_connections` are served at once, so a slow or hostile HTTP client
-//! costs a bounded share of shard 0 and never reaches MQTT traffic.
+//! it); a connection serves one request and lives at most
+//! [`CONN_LIFETIME`]; at most `max_connections` are served at once (one
+//! more is answered 503 at once), so a slow or hostile HTTP client costs a
+//! bounded share of shard 0 and never reaches MQTT traffic.
 //! Started by `crate::broker` (`shard_main` of shard 0).
 
 mod api;
 mod auth;
 mod io;
+pub mod parse;
 mod prom;
 mod reply;
 mod routes;
@@ -37,9 +39,6 @@ pub async fn serve(shard: ShardRef, ops: OpsRef, listener: TcpListener) {
     let max = shard.borrow().cfg.http.max_connections;
     let slots = Rc::new(glommio::sync::Semaphore::new(max as u64));
     loop {
-        let Ok(permit) = slots.acquire_static_permit(1).await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -51,14 +50,23 @@ pub async fn serve(shard: ShardRef, ops: OpsRef, listener: TcpListener) {
                 continue;
             }
         };
+        let Ok(permit) = slots.try_acquire_static_permit(1) else {
+            glommio::spawn_local(busy(stream)).detach();
+            continue;
+        };
         let (shard, ops) = (shard.clone(), ops.clone());
         glommio::spawn_local(async move {
             let _permit = permit;
             let svc = service_fn(move |req| {
                 let (shard, ops) = (shard.clone(), ops.clone());
-                async move { Ok::<_, std::convert::Infallible>(routes::handle(&shard, &ops, req).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(routes::handle(&shard, &ops, req).await)
+                }
             });
+            // One request per connection: an idle keep-alive connection
+            // would hold one of the max_connections slots.
             let conn = http1::Builder::new()
+                .keep_alive(false)
                 .max_buf_size(64 << 10)
                 .serve_connection(io::HyperIo(stream), svc);
             match glommio::timer::timeout(CONN_LIFETIME, async { Ok(conn.await) }).await {
@@ -69,4 +77,23 @@ pub async fn serve(shard: ShardRef, ops: OpsRef, listener: TcpListener) {
         })
         .detach();
     }
+}
+
+/// Every slot is taken: answer 503 at once and close, rather than leave the
+/// client (a health probe) waiting in the backlog.
+async fn busy(mut stream: glommio::net::TcpStream) {
+    use futures_lite::AsyncWriteExt;
+    let body = r#"{"error":"unavailable","message":"too many management connections"}"#;
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.close().await;
+        Ok(())
+    };
+    let _ = glommio::timer::timeout(Duration::from_secs(1), write).await;
+    log::debug!("http: every max_connections slot is taken: answered 503");
 }

@@ -6,6 +6,7 @@
 //! paths are 404, a known path with another method 405, both as JSON.
 
 use super::api;
+use super::parse::parse_query;
 use super::reply::{body, ApiError, ApiResult, Reply};
 use crate::control::sys::OpsRef;
 use crate::shard::ShardRef;
@@ -97,41 +98,6 @@ fn not_allowed() -> ApiError {
     )
 }
 
-/// `a=1&b=x%20y` as a map (the last of a repeated key wins).
-fn parse_query(q: &str) -> HashMap<String, String> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k, true), decode(v, true))
-        })
-        .collect()
-}
-
-/// Percent-decoding (and `+` as a space in a query); bad escapes stay as they are.
-pub fn decode(s: &str, plus: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Dispatch by method and path.
 async fn route(
     shard: &ShardRef,
@@ -164,23 +130,4 @@ fn redirect(to: &str) -> Reply {
         r.headers_mut().insert(hyper::header::LOCATION, v);
     }
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_percent_and_plus() {
-        assert_eq!(decode("a%2Fb", false), "a/b");
-        assert_eq!(decode("a+b", true), "a b");
-        assert_eq!(decode("a+b", false), "a+b");
-        assert_eq!(decode("%zz%4", false), "%zz%4");
-        assert_eq!(decode("%", false), "%");
-        assert_eq!(decode("%e2%82%ac", false), "€");
-        let q = parse_query("page=2&client_id=a%20b&x");
-        assert_eq!(q["page"], "2");
-        assert_eq!(q["client_id"], "a b");
-        assert_eq!(q["x"], "");
-    }
 }

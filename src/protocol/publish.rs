@@ -12,6 +12,7 @@ use crate::session::inflight::Phase;
 use crate::session::store::Awaiting;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{CloseReason, ConnKey, SessionKey, Shard};
+use bytes::Bytes;
 use std::sync::Arc;
 
 /// What became of a message handed to [`Shard::publish_message`].
@@ -159,17 +160,11 @@ impl Shard {
         };
         let msg = Arc::new(msg);
         let id = Some(msg.id);
-        let mut barrier = 0;
-        if msg.retain {
-            self.apply_retained(&msg, true);
-            if self.shards > 1 {
-                barrier = ack_to.map_or(0, |conn| self.new_barrier(conn));
-                self.broadcast(|| MeshMsg::Retain {
-                    msg: msg.clone(),
-                    barrier,
-                });
-            }
-        }
+        let barrier = if msg.retain {
+            self.retain_everywhere(&msg, ack_to)
+        } else {
+            0
+        };
         let matched = self.route(msg);
         // The broker's own messages ($SYS, alarms) are not counted.
         if !matched && !info.client_id.is_empty() {
@@ -183,6 +178,36 @@ impl Shard {
             },
             id,
         }
+    }
+
+    /// Set (or delete) a retained message in this shard's replica and every
+    /// peer's; the barrier `ack_to`'s acknowledgement waits for (0: none).
+    fn retain_everywhere(&mut self, msg: &Arc<Message>, ack_to: Option<ConnKey>) -> u64 {
+        self.apply_retained(msg, true);
+        if self.shards < 2 {
+            return 0;
+        }
+        let barrier = ack_to.map_or(0, |conn| self.new_barrier(conn));
+        self.broadcast(|| MeshMsg::Retain {
+            msg: msg.clone(),
+            barrier,
+        });
+        barrier
+    }
+
+    /// Delete the retained message of `topic` on every shard without
+    /// routing anything (the HTTP API's delete: subscribers get nothing).
+    pub(crate) fn clear_retained(&mut self, topic: Arc<str>) {
+        let msg = Arc::new(Message {
+            id: self.ids.next_id(),
+            topic,
+            payload: Bytes::new(),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            from: "".into(),
+            props: None,
+        });
+        self.retain_everywhere(&msg, None);
     }
 
     /// Apply a retained message (or deletion) to this shard's replica: the
