@@ -275,3 +275,23 @@ fn descriptors_near_the_limit() {
     conns.truncate(20);
     assert!(next_alarm(&mut w, "clear", "fd_high").is_some(), "cleared");
 }
+
+/// shard_unresponsive: a shard stuck for 7 s (a hook that does not return)
+/// misses the check's 5 s deadline; once it answers again it clears.
+#[test]
+fn unresponsive_shard() {
+    let mut hooks = Hooks::new();
+    hooks.on_message_publish(|_, m| {
+        if &*m.topic == "stall" {
+            std::thread::sleep(Duration::from_secs(7));
+        }
+        Some(m)
+    });
+    let b = start_with(config(2), hooks);
+    let mut w = watcher(b.addr, &b.id_on("watcher", 0));
+    let (mut s, _) = Client::connect(b.addr, &b.id_on("staller", 1), true);
+    s.publish("stall", b"x", QoS::AtMostOnce, false);
+    let raised = next_alarm(&mut w, "alert", "shard_unresponsive/shard-1").expect("raised");
+    assert_eq!(raised["severity"], "critical", "{raised}");
+    assert!(next_alarm(&mut w, "clear", "shard_unresponsive/shard-1").is_some());
+}

@@ -244,6 +244,15 @@ fn clients_list_pages_filters_and_one() {
     assert_eq!(ids(&rows(&v).0), vec![cb.clone(), cc.clone()], "{v}");
     assert_error(&get(http, "/api/v1/clients?limit=0"), 400, "bad_request");
     assert_error(&get(http, "/api/v1/clients?page=x"), 400, "bad_request");
+    // A listing reaches at most row 10,000 (each shard builds page × limit
+    // rows), and a page number that would overflow is a plain 400.
+    assert_error(
+        &get(http, "/api/v1/clients?page=11&limit=1000"),
+        400,
+        "bad_request",
+    );
+    let huge = format!("/api/v1/topics?page={}", u64::MAX);
+    assert_error(&get(http, &huge), 400, "bad_request");
 
     let v = ok_json(get(http, &format!("/api/v1/clients/{}", enc(&cb))), "one");
     assert_eq!(v["client_id"], cb);
@@ -463,6 +472,12 @@ fn sessions_list_one_and_delete() {
         "{v}"
     );
 
+    // Sessions keep no user name: filtering them by one is refused.
+    assert_error(
+        &get(http, "/api/v1/sessions?username=u"),
+        400,
+        "bad_request",
+    );
     let v = ok_json(get(http, "/api/v1/sessions?client_id=ss-p"), "filtered");
     assert_eq!(ids(&rows(&v).0), vec![pid.clone()], "{v}");
     let v = ok_json(get(http, "/api/v1/sessions?limit=1&page=2"), "paged");
@@ -547,6 +562,25 @@ fn topics_with_subscriber_counts() {
 fn retained_list_one_and_delete() {
     let (b, http) = broker(2);
     let (mut m, _) = Client::connect(b.addr, &b.id_on("rt", 1), true);
+    // A listing shows the first 1 KiB of a payload; one message, all of it.
+    m.publish("big/r", &[b'z'; 3000], QoS::AtLeastOnce, true);
+    let v = eventually("big retained", || {
+        let v = ok_json(get(http, "/api/v1/retained?topic=big/"), "big");
+        (v["meta"]["count"] == 1)
+            .then_some(v.clone())
+            .ok_or(v.to_string())
+    });
+    let row = &v["data"][0];
+    assert_eq!(
+        (&row["bytes"], &row["truncated"]),
+        (&json!(3000), &json!(true)),
+        "{v}"
+    );
+    assert_eq!(row["payload"].as_str().map(str::len), Some(1024), "{v}");
+    let one = ok_json(get(http, "/api/v1/retained/big/r"), "one big");
+    assert_eq!(one["payload"].as_str().map(str::len), Some(3000));
+    assert_eq!(one["truncated"], false);
+    assert_eq!(delete(http, "/api/v1/retained/big/r").status, 204);
     m.publish("ret/mqtt/a", b"from-mqtt", QoS::AtLeastOnce, true);
     let binary: &[u8] = &[0xff, 0xfe, 0x00, 0x80, b'A'];
     m.publish("ret/bin", binary, QoS::AtLeastOnce, true);
@@ -595,7 +629,7 @@ fn retained_list_one_and_delete() {
     let v = ok_json(get(http, "/api/v1/retained/ret/mqtt/a"), "one");
     assert_eq!(
         v,
-        json!({"topic": "ret/mqtt/a", "qos": 1, "payload": "from-mqtt", "encoding": "text", "bytes": 9})
+        json!({"topic": "ret/mqtt/a", "qos": 1, "payload": "from-mqtt", "encoding": "text", "bytes": 9, "truncated": false})
     );
     let v2 = ok_json(get(http, "/api/v1/retained/ret%2Fmqtt%2Fa"), "one, encoded");
     assert_eq!(v, v2);
@@ -697,7 +731,7 @@ fn publish_endpoint_delivers_and_validates() {
     bad(json!({"topic": "pub/t", "payload": "@@not base64@@", "encoding": "base64"}));
     bad(json!({"topic": "pub/#", "payload": "x"}));
     bad(json!({"topic": "pub/+/t", "payload": "x"}));
-    // `$` topics are the broker's own [MQTT-4.7.2-1]'s territory: refused.
+    // Topics starting with $ are the broker's own (§4.7.2): refused.
     bad(json!({"topic": "$SYS/brokers/0/version", "payload": "fake"}));
     bad(json!({"topic": "pub/t", "payload": "x", "qos": 3}));
     bad(json!({"topic": "pub/t", "payload": "x", "retain": "yes"}));
@@ -817,24 +851,27 @@ fn slow_request_does_not_block_others() {
         started.elapsed()
     );
     mqtt_flows(&b, "slow");
-    slow.write_all(b"de HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    slow.write_all(b"de HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .expect("the rest");
     let r = parse(&read_all(&mut slow, Instant::now() + HTTP_DEADLINE));
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
-/// More idle connections (70) than `http.max_connections` (64): the
-/// ones past the limit, and a request while all slots are taken, are
-/// answered 503 at once (not left waiting); MQTT keeps flowing meanwhile,
-/// and once they close a request works again.
+/// More idle connections (70) than `http.max_connections` (64): a request
+/// while all slots are taken is answered at once (not left waiting): 503,
+/// and 200 for `/health/live` (a liveness probe must not restart a broker
+/// whose management port is crowded); MQTT keeps flowing meanwhile, and
+/// once they close a request works again.
 #[test]
 fn many_idle_connections_then_a_request() {
     let (b, http) = broker(2);
     let idle: Vec<TcpStream> = (0..70).map(|_| dial(http)).collect();
     std::thread::sleep(Duration::from_millis(300));
-    let r = get(http, "/health/live");
+    let r = get(http, "/api/v1/node");
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["error"], "unavailable");
+    let r = get(http, "/health/live");
+    assert_eq!((r.status, r.json()["status"].clone()), (200, json!("live")));
     mqtt_flows(&b, "idle");
     drop(idle);
     let end = Instant::now() + HTTP_DEADLINE;
@@ -847,6 +884,41 @@ fn many_idle_connections_then_a_request() {
     }
     ok_json(get(http, "/api/v1/clients"), "clients after the idle ones");
     mqtt_flows(&b, "idle2");
+}
+
+/// What a web page on another site could make a browser send is refused:
+/// a foreign `Origin` (403), a POST that is not `application/json` (415,
+/// no CORS preflight would be granted for it), and without credentials a
+/// `Host` that is a name other than localhost (403: DNS rebinding).
+#[test]
+fn web_pages_elsewhere_are_refused() {
+    let (_b, http) = broker(2);
+    let raw = |req: String| {
+        let mut c = dial(http);
+        c.write_all(req.as_bytes()).expect("send");
+        parse(&read_all(&mut c, Instant::now() + HTTP_DEADLINE))
+    };
+    let body = r#"{"topic":"csrf/t","payload":"x"}"#;
+    let post = |host: &str, extra: &str| {
+        raw(format!(
+            "POST /api/v1/publish HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let here = format!("127.0.0.1:{}", http.port());
+    let json_ct = "Content-Type: application/json\r\n";
+    assert_eq!(post(&here, json_ct).status, 200, "same origin, JSON");
+    let r = post(&here, "Content-Type: text/plain\r\n");
+    assert_error(&r, 415, "unsupported_media_type");
+    let r = post(&here, &format!("{json_ct}Origin: http://evil.example\r\n"));
+    assert_error(&r, 403, "forbidden");
+    let same = format!("{json_ct}Origin: http://{here}\r\n");
+    assert_eq!(post(&here, &same).status, 200, "the dashboard's own origin");
+    let r = raw(
+        "GET /api/v1/node HTTP/1.1\r\nHost: evil.example:18083\r\nConnection: close\r\n\r\n".into(),
+    );
+    assert_error(&r, 403, "forbidden");
 }
 
 /// Garbage bytes get a 400 or a close (never a hang), and the listener

@@ -128,8 +128,28 @@ fn client_events() {
         "{}",
         p.topic
     );
+    // Wildcards and `/` in a client id are percent-encoded: one level, no
+    // wildcard in a topic name [MQTT-3.3.2-2].
+    let (odd, _) = Client::connect(b.addr, "a/b+#", true);
+    let p = w.recv_publish().expect("connected event");
+    assert!(
+        p.topic.ends_with("/clients/a%2Fb%2B%23/connected"),
+        "{}",
+        p.topic
+    );
+    odd.disconnect();
+    let p = w.recv_publish().expect("disconnected event");
+    assert!(
+        p.topic.ends_with("/clients/a%2Fb%2B%23/disconnected"),
+        "{}",
+        p.topic
+    );
     let j: serde_json::Value = serde_json::from_slice(&p.payload).expect("JSON");
-    assert_eq!(j["reason"], "normal", "{j}");
+    assert_eq!(
+        (&j["clientid"], &j["reason"]),
+        (&"a/b+#".into(), &"normal".into()),
+        "{j}"
+    );
 }
 
 /// `sys.interval_s = 0`: no `$SYS` values at all.

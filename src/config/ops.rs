@@ -23,7 +23,8 @@ pub struct HttpConfig {
     pub password: String,
     /// A request body larger than this is refused (413).
     pub max_body_bytes: usize,
-    /// Connections the listener serves at once; more wait in the backlog.
+    /// Connections the listener serves at once; one more is answered 503
+    /// at once (200 to `GET /health/live`).
     pub max_connections: usize,
 }
 

@@ -14,7 +14,8 @@
 //! | `shard_saturated/shard-N` | busy ≥ `shard_busy_watermark` for `saturated_checks` checks | below the clear level for as many |
 //! | `mailbox_overflow/shard-N` | a mailbox to a peer was full | `quiet_s` without one |
 //! | `slow_subscriber/shard-N` | a session holds `slow_subscriber_queue` messages, or a full queue dropped one | `quiet_s` without either |
-//! | `storage_full/shard-N` | the log cannot be written | it can again |
+//! | `storage_full/shard-N` | the log cannot be written (or could not since the last check) | it can again |
+//! | `shard_unresponsive/shard-N` | the shard did not answer the check in time | it answers again |
 
 use super::ask::ShardStats;
 use super::process::Process;
@@ -52,8 +53,10 @@ pub struct Observation {
     pub connections: u64,
     /// The listeners' max_connections summed.
     pub max_connections: u64,
-    /// Every shard's figures, by shard id.
+    /// Every shard's figures that answered, by shard id.
     pub shards: Vec<ShardStats>,
+    /// The shards that did not answer in time.
+    pub missing: Vec<usize>,
 }
 
 /// Per shard: what the last check saw, for event alarms and streaks.
@@ -61,6 +64,7 @@ pub struct Observation {
 struct Seen {
     overflows: u64,
     queue_drops: u64,
+    write_errors: u64,
     /// When an overflow / a slow subscriber was last seen (ms).
     overflow_at: Option<u64>,
     slow_at: Option<u64>,
@@ -116,6 +120,10 @@ impl Alarms {
             ),
         ];
         for (id, used, limit, high, what) in gauges {
+            // A shard that did not answer leaves the connection count short.
+            if id == "connections_high" && !obs.missing.is_empty() {
+                continue;
+            }
             let ratio = if limit == 0 {
                 0.0
             } else {
@@ -141,6 +149,21 @@ impl Alarms {
         }
         for st in &obs.shards {
             self.check_shard(cfg, st, now, &mut out);
+        }
+        let answered: Vec<usize> = obs.shards.iter().map(|s| s.shard).collect();
+        for i in answered.iter().chain(&obs.missing) {
+            let id = format!("shard_unresponsive/shard-{i}");
+            let missing = obs.missing.contains(i);
+            let summary = format!("shard {i} did not answer within {:?}", super::ASK_TIMEOUT);
+            self.set(
+                &id,
+                "shard_unresponsive",
+                "critical",
+                missing,
+                summary,
+                now,
+                &mut out,
+            );
         }
         out
     }
@@ -207,10 +230,16 @@ impl Alarms {
         let want = seen.slow_at.is_some_and(|t| now < t + quiet_ms);
         let id = format!("slow_subscriber/shard-{i}");
         self.set(&id, "slow_subscriber", "warning", want, summary, now, out);
-        // Storage: as long as the log cannot be written.
+        // Storage: while the log cannot be written, and for one check after
+        // a write failed (a failure and its recovery between two checks).
         let id = format!("storage_full/shard-{i}");
-        let why = st.storage_failing.clone().unwrap_or_default();
-        let failing = st.storage_failing.is_some();
+        let errors = st.metrics.storage_write_errors;
+        let why = st
+            .storage_failing
+            .clone()
+            .unwrap_or_else(|| format!("shard {i}: {errors} log writes failed since start"));
+        let failing = st.storage_failing.is_some() || errors > seen.write_errors;
+        seen.write_errors = errors;
         self.set(&id, "storage_full", "critical", failing, why, now, out);
         self.seen[i] = seen;
     }
@@ -279,6 +308,7 @@ mod tests {
             connections,
             max_connections: 100,
             shards: vec![st],
+            missing: vec![],
         }
     }
 
@@ -359,6 +389,32 @@ mod tests {
             ids(&a.check(&cfg, &obs(0, 0.0, 5), 16_000)),
             ["-mailbox_overflow/shard-0"]
         );
+    }
+
+    /// A shard that does not answer raises shard_unresponsive (and leaves
+    /// the connections gauge alone); answering again clears it.
+    #[test]
+    fn unresponsive_shard() {
+        let cfg = AlarmsConfig::default();
+        let mut a = Alarms::default();
+        assert_eq!(
+            ids(&a.check(&cfg, &obs(95, 0.0, 0), 1)),
+            ["+connections_high"]
+        );
+        let mut o = obs(0, 0.0, 0);
+        o.missing = vec![1];
+        assert_eq!(ids(&a.check(&cfg, &o, 2)), ["+shard_unresponsive/shard-1"]);
+        assert_eq!(
+            ids(&a.check(&cfg, &obs(0, 0.0, 0), 3)),
+            ["-connections_high"],
+            "shard 1 is not in this observation at all: its alarm stays"
+        );
+        let mut o = obs(0, 0.0, 0);
+        o.shards.push(ShardStats {
+            shard: 1,
+            ..ShardStats::default()
+        });
+        assert_eq!(ids(&a.check(&cfg, &o, 4)), ["-shard_unresponsive/shard-1"]);
     }
 
     /// A limit of 0 (unknown) never raises.

@@ -26,12 +26,22 @@ pub(crate) fn level(v: ProtocolVersion) -> u8 {
     }
 }
 
-/// Keep the first `keep` rows by client id; return them and how many there were.
-fn first_rows<T>(mut rows: Vec<T>, keep: usize, id: impl Fn(&T) -> &str) -> (Vec<T>, usize) {
-    let total = rows.len();
-    rows.sort_unstable_by(|a, b| id(a).cmp(id(b)));
-    rows.truncate(keep);
-    (rows, total)
+/// The first `keep` of `keys` by client id, in order, and how many there
+/// were: rows are then built for those only.
+fn first_keys(
+    mut keys: Vec<(Arc<str>, SessionKey)>,
+    keep: usize,
+) -> (Vec<(Arc<str>, SessionKey)>, usize) {
+    let total = keys.len();
+    if keep == 0 {
+        return (Vec::new(), total);
+    }
+    if keys.len() > keep {
+        keys.select_nth_unstable_by(keep - 1, |a, b| a.0.cmp(&b.0));
+        keys.truncate(keep);
+    }
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    (keys, total)
 }
 
 impl Shard {
@@ -39,13 +49,16 @@ impl Shard {
     pub(crate) fn answer_ask(&mut self, ask: Ask) -> Answer {
         match ask {
             Ask::Stats => Answer::Stats(Box::new(self.stats())),
+            Ask::Ping => Answer::Pong(self.storage.failure().map(str::to_owned)),
             Ask::Clients(q) => {
-                let (rows, n) = first_rows(self.client_rows(&q), q.keep, |r| &r.client_id);
-                Answer::Clients(rows, n)
+                let (keys, n) = first_keys(self.client_keys(&q), q.keep);
+                let rows = keys.iter().filter_map(|(_, sk)| self.client_row(*sk));
+                Answer::Clients(rows.collect(), n)
             }
             Ask::Sessions(q) => {
-                let (rows, n) = first_rows(self.session_rows(&q), q.keep, |r| &r.client_id);
-                Answer::Sessions(rows, n)
+                let (keys, n) = first_keys(self.session_keys(&q), q.keep);
+                let rows = keys.iter().filter_map(|(_, sk)| self.session_row(*sk));
+                Answer::Sessions(rows.collect(), n)
             }
             Ask::Client(id) => Answer::Client(self.find(&id).and_then(|sk| self.client_row(sk))),
             Ask::Session(id) => Answer::Session(self.find(&id).and_then(|sk| self.session_row(sk))),
@@ -82,7 +95,7 @@ impl Shard {
         self.sessions.find(client_id)
     }
 
-    /// This shard's figures; restarts the span of the busy share.
+    /// This shard's figures.
     fn stats(&mut self) -> ShardStats {
         self.set_gauges();
         let slow_at = self.cfg.alarms.slow_subscriber_queue;
@@ -106,22 +119,19 @@ impl Shard {
                 }
             }
         }
-        let ran = glommio::executor().executor_stats().total_runtime();
-        let span = self.control.stats_span();
-        st.busy = if span > 0.0 {
-            (ran.as_secs_f64() / span).min(1.0)
-        } else {
-            0.0
-        };
+        st.busy = self.control.busy();
         st
     }
 
-    fn client_rows(&self, q: &Query) -> Vec<ClientRow> {
+    /// Connected sessions the query wants, by client id.
+    fn client_keys(&self, q: &Query) -> Vec<(Arc<str>, SessionKey)> {
         self.sessions
             .iter()
-            .filter(|(_, s)| s.conn().is_some())
-            .filter_map(|(sk, _)| self.client_row(sk))
-            .filter(|r| q.wants(&r.client_id, r.username.as_deref()))
+            .filter(|(_, s)| {
+                let info = s.conn().and_then(|k| self.conns.get(k)?.info());
+                info.is_some_and(|i| q.wants(s.client_id(), i.username.as_deref()))
+            })
+            .map(|(sk, s)| (s.client_id().clone(), sk))
             .collect()
     }
 
@@ -143,11 +153,12 @@ impl Shard {
         })
     }
 
-    fn session_rows(&self, q: &Query) -> Vec<SessionRow> {
+    /// Sessions whose client id the query wants (sessions keep no user name).
+    fn session_keys(&self, q: &Query) -> Vec<(Arc<str>, SessionKey)> {
         self.sessions
             .iter()
-            .filter(|(_, s)| q.client_id.is_none() || q.wants(s.client_id(), None))
-            .filter_map(|(sk, _)| self.session_row(sk))
+            .filter(|(_, s)| q.wants(s.client_id(), None))
+            .map(|(sk, s)| (s.client_id().clone(), sk))
             .collect()
     }
 

@@ -32,6 +32,9 @@ impl Query {
 pub enum Ask {
     /// Counters, gauges and load ([`ShardStats`]).
     Stats,
+    /// Whether the shard answers, and whether its log can be written
+    /// (`/health/ready`: no session is looked at).
+    Ping,
     /// Connected clients matching the query.
     Clients(Query),
     /// One client (sent to its home shard).
@@ -73,7 +76,7 @@ pub struct ShardStats {
     /// and the one with most (client id, messages).
     pub slow_sessions: u64,
     pub slowest: Option<(String, usize)>,
-    /// Share of the time since the last stats the shard spent running.
+    /// Share of the last second the shard spent running.
     pub busy: f64,
     /// Messages waiting to leave for peers.
     pub mailbox_queued: u64,
@@ -131,6 +134,8 @@ pub struct TopicRow {
 #[derive(Debug)]
 pub enum Answer {
     Stats(Box<ShardStats>),
+    /// The answer to [`Ask::Ping`]: why the log cannot be written, if it cannot.
+    Pong(Option<String>),
     /// Matching rows (at most the query's `keep`) and how many matched.
     Clients(Vec<ClientRow>, usize),
     Sessions(Vec<SessionRow>, usize),

@@ -35,15 +35,23 @@ struct Pending {
     answers: Vec<Option<Answer>>,
     remaining: usize,
     waker: Option<Waker>,
+    /// Past this, the entry is dropped even if its asker never came back.
+    expires: Instant,
 }
+
+/// How long [`Control::busy`] averages over.
+const BUSY_WINDOW: Duration = Duration::from_secs(1);
 
 /// The control part of a shard (see the module doc).
 #[derive(Debug)]
 pub struct Control {
     pending: AHashMap<u64, Pending>,
     next: u64,
-    /// When this shard last read its executor's run time (the busy share).
-    stats_since: Instant,
+    /// The executor's run time since `window_start` (sampled every tick).
+    ran: Duration,
+    window_start: Instant,
+    /// Share of the last full [`BUSY_WINDOW`] the shard spent running.
+    busy: f64,
 }
 
 impl Default for Control {
@@ -51,14 +59,19 @@ impl Default for Control {
         Control {
             pending: AHashMap::new(),
             next: 1,
-            stats_since: Instant::now(),
+            ran: Duration::ZERO,
+            window_start: Instant::now(),
+            busy: 0.0,
         }
     }
 }
 
 impl Control {
-    /// Register a question for `targets` shards out of `shards`.
+    /// Register a question for `targets` shards out of `shards`; entries
+    /// whose askers went away without giving up are swept first.
     fn open(&mut self, shards: usize, targets: usize) -> u64 {
+        let now = Instant::now();
+        self.pending.retain(|_, p| p.expires > now);
         let id = self.next;
         self.next += 1;
         self.pending.insert(
@@ -67,6 +80,7 @@ impl Control {
                 answers: (0..shards).map(|_| None).collect(),
                 remaining: targets,
                 waker: None,
+                expires: now + 2 * ASK_TIMEOUT,
             },
         );
         id
@@ -107,12 +121,21 @@ impl Control {
             .unwrap_or_default()
     }
 
-    /// Seconds since the executor's run time was last read; restarts the span.
-    pub fn stats_span(&mut self) -> f64 {
-        let now = Instant::now();
-        let span = now.duration_since(self.stats_since).as_secs_f64();
-        self.stats_since = now;
-        span
+    /// Add the executor's run time since the last sample (every tick);
+    /// each [`BUSY_WINDOW`] becomes the new [`busy`](Self::busy) share.
+    pub fn sample_busy(&mut self) {
+        self.ran += glommio::executor().executor_stats().total_runtime();
+        let span = self.window_start.elapsed();
+        if span >= BUSY_WINDOW {
+            self.busy = (self.ran.as_secs_f64() / span.as_secs_f64()).min(1.0);
+            self.ran = Duration::ZERO;
+            self.window_start = Instant::now();
+        }
+    }
+
+    /// Share of the last second the shard spent running (not waiting).
+    pub fn busy(&self) -> f64 {
+        self.busy
     }
 }
 
@@ -145,9 +168,28 @@ impl crate::shard::Shard {
     }
 }
 
+/// Gives a question up if its asker is dropped before the answers came
+/// (an HTTP client that went away): its entry does not wait for the sweep.
+struct Asking<'a> {
+    shard: &'a ShardRef,
+    id: u64,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut sh) = self.shard.try_borrow_mut() {
+            sh.control.give_up(self.id);
+        }
+    }
+}
+
 /// Ask `targets`; their answers by shard id (None: no answer in time).
 async fn ask(shard: &ShardRef, targets: &[usize], q: Ask) -> Vec<Option<Answer>> {
-    let id = shard.borrow_mut().send_ask(targets, q);
+    let asking = Asking {
+        shard,
+        id: shard.borrow_mut().send_ask(targets, q),
+    };
+    let id = asking.id;
     let wait = poll_fn(|cx| shard.borrow_mut().control.poll(id, cx.waker()));
     match glommio::timer::timeout(ASK_TIMEOUT, async { Ok(wait.await) }).await {
         Ok(answers) => answers,

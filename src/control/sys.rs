@@ -52,7 +52,7 @@ pub struct Node {
     /// Every shard's figures that answered, by shard id.
     pub shards: Vec<ShardStats>,
     /// Shards that did not answer in time.
-    pub missing: usize,
+    pub missing: Vec<usize>,
     /// Counters summed over the shards.
     pub total: Metrics,
     pub process: Process,
@@ -120,13 +120,13 @@ pub fn dropped(m: &Metrics) -> [(&'static str, u64); 10] {
 pub async fn gather(shard: &ShardRef) -> Node {
     let answers = super::ask_all(shard, Ask::Stats).await;
     let mut node = Node::default();
-    for a in answers {
+    for (i, a) in answers.into_iter().enumerate() {
         match a {
             Some(Answer::Stats(st)) => {
                 node.total.merge(&st.metrics);
                 node.shards.push(*st);
             }
-            _ => node.missing += 1,
+            _ => node.missing.push(i),
         }
     }
     let limit = shard.borrow().cfg.alarms.memory_limit_bytes;
@@ -157,6 +157,7 @@ pub async fn run(shard: ShardRef, ops: OpsRef) {
                 connections: node.total.connections_open,
                 max_connections: o.max_connections,
                 shards: node.shards.clone(),
+                missing: node.missing.clone(),
             };
             let cfg = shard.borrow().cfg.clone();
             o.alarms.check(&cfg.alarms, &obs, now_ms())
@@ -254,6 +255,22 @@ pub fn sys_topics(node: &Node, ops: &Ops, node_id: u16) -> Vec<(String, String)>
     out
 }
 
+/// A client id as one topic level: `/`, `+`, `#` and `%` percent-encoded
+/// (a topic name sent to subscribers holds no wildcard [MQTT-3.3.2-2]).
+pub fn topic_level(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '/' => out.push_str("%2F"),
+            '+' => out.push_str("%2B"),
+            '#' => out.push_str("%23"),
+            '%' => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The broker's one-line description.
 pub fn sysdescr(node_id: u16) -> String {
     format!("coremq {} node {node_id}", env!("CARGO_PKG_VERSION"))
@@ -339,7 +356,7 @@ impl Shard {
                 "disconnected"
             }
         };
-        let sub = format!("clients/{}/{what}", info.client_id);
+        let sub = format!("clients/{}/{what}", topic_level(&info.client_id));
         self.publish_broker(&sub, json.to_string().into_bytes());
     }
 }
@@ -347,6 +364,12 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ids_become_one_level() {
+        assert_eq!(topic_level("dev-1"), "dev-1");
+        assert_eq!(topic_level("a/b+c#d%"), "a%2Fb%2Bc%23d%25");
+    }
 
     #[test]
     fn dates_are_utc_rfc3339() {

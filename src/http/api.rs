@@ -23,6 +23,10 @@ use std::sync::Arc;
 /// Rows per page unless `limit` says otherwise, and the most it may say.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
+/// The deepest row a listing reaches (page × limit).
+const MAX_ROWS: usize = 10_000;
+/// Bytes of a payload a retained listing shows (one message: all of it).
+const LISTED_PAYLOAD: usize = 1024;
 
 /// Dispatch `rest` (the path after `/api/v1/`).
 pub async fn route(
@@ -83,13 +87,18 @@ fn not_allowed() -> ApiError {
     )
 }
 
-/// `/health/ready`: every shard answers and the log can be written.
+/// `/health/ready`: every shard answers and the log can be written (a
+/// ping each: no session is looked at).
 pub async fn ready(shard: &ShardRef) -> ApiResult {
-    let node = sys::gather(shard).await;
-    let reason = if node.missing > 0 {
-        Some(format!("{} shards did not answer", node.missing))
+    let answers = ask_all(shard, Ask::Ping).await;
+    let missing = answers.iter().filter(|a| a.is_none()).count();
+    let reason = if missing > 0 {
+        Some(format!("{missing} shards did not answer"))
     } else {
-        node.shards.iter().find_map(|s| s.storage_failing.clone())
+        answers.into_iter().find_map(|a| match a {
+            Some(Answer::Pong(failure)) => failure,
+            _ => None,
+        })
     };
     match reason {
         None => ok(json!({"status": "ready"})),
@@ -143,7 +152,7 @@ async fn node(shard: &ShardRef, ops: &OpsRef) -> ApiResult {
         "sysdescr": sys::sysdescr(node_id),
         "uptime_s": o.started.elapsed().as_secs(),
         "datetime": sys::rfc3339(sys::now_ms() / 1000),
-        "shards": n.shards.len() + n.missing,
+        "shards": n.shards.len() + n.missing.len(),
         "shards_missing": n.missing,
         "connections": n.clients(),
         "connections_max": o.clients_max.max(n.clients()),
@@ -187,6 +196,13 @@ fn paging(query: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
             "page must be at least 1 and limit 1..={MAX_LIMIT}"
         )));
     }
+    // Each shard builds up to page × limit rows: bounded, so one request
+    // cannot make every shard list a million sessions.
+    if page.checked_mul(limit).is_none_or(|n| n > MAX_ROWS) {
+        return Err(ApiError::bad_request(format!(
+            "page × limit may be at most {MAX_ROWS}: narrow the query (client_id, username)"
+        )));
+    }
     Ok((page, limit))
 }
 
@@ -207,9 +223,9 @@ fn page_of<T: serde::Serialize>(
     total: usize,
     page: usize,
     limit: usize,
-    key: impl Fn(&T) -> String,
+    key: impl Fn(&T) -> &str,
 ) -> ApiResult {
-    rows.sort_by_key(|r| key(r));
+    rows.sort_by(|a, b| key(a).cmp(key(b)));
     let data: Vec<T> = rows
         .into_iter()
         .skip((page - 1) * limit)
@@ -243,10 +259,15 @@ async fn clients(shard: &ShardRef, query: &HashMap<String, String>) -> ApiResult
             total += n;
         }
     }
-    page_of(rows, total, page, limit, |r| r.client_id.clone())
+    page_of(rows, total, page, limit, |r| &r.client_id)
 }
 
 async fn sessions(shard: &ShardRef, query: &HashMap<String, String>) -> ApiResult {
+    if query.contains_key("username") {
+        return Err(ApiError::bad_request(
+            "sessions keep no user name: filter clients by username instead",
+        ));
+    }
     let (q, page, limit) = listing(query)?;
     let (mut rows, mut total) = (Vec::new(), 0);
     for a in ask_all(shard, Ask::Sessions(q)).await.into_iter().flatten() {
@@ -255,7 +276,7 @@ async fn sessions(shard: &ShardRef, query: &HashMap<String, String>) -> ApiResul
             total += n;
         }
     }
-    page_of(rows, total, page, limit, |r| r.client_id.clone())
+    page_of(rows, total, page, limit, |r| &r.client_id)
 }
 
 async fn topics(shard: &ShardRef, query: &HashMap<String, String>) -> ApiResult {
@@ -272,7 +293,8 @@ async fn topics(shard: &ShardRef, query: &HashMap<String, String>) -> ApiResult 
             }
         }
     }
-    let total = sys::gather(shard).await.topics();
+    // Shard 0's replica knows every filter of the node.
+    let total = shard.borrow().router.filters_known();
     let data: Vec<Value> = merged
         .into_iter()
         .skip((page - 1) * limit)
@@ -380,12 +402,14 @@ async fn unsubscribe(shard: &ShardRef, id: &str, body: &[u8]) -> ApiResult {
     }
 }
 
-/// A retained message as JSON: the payload as text when it is UTF-8.
-fn retained_row(m: &Message) -> Value {
-    let (payload, encoding) = match std::str::from_utf8(&m.payload) {
+/// A retained message as JSON: the payload as text when it is UTF-8, its
+/// first `max` bytes (`truncated` says when there was more).
+fn retained_row(m: &Message, max: usize) -> Value {
+    let shown = &m.payload[..m.payload.len().min(max)];
+    let (payload, encoding) = match std::str::from_utf8(shown) {
         Ok(s) => (s.to_owned(), "text"),
         Err(_) => (
-            base64::engine::general_purpose::STANDARD.encode(&m.payload),
+            base64::engine::general_purpose::STANDARD.encode(shown),
             "base64",
         ),
     };
@@ -395,6 +419,7 @@ fn retained_row(m: &Message) -> Value {
         "payload": payload,
         "encoding": encoding,
         "bytes": m.payload.len(),
+        "truncated": shown.len() < m.payload.len(),
     })
 }
 
@@ -413,7 +438,7 @@ fn retained_list(shard: &ShardRef, query: &HashMap<String, String>) -> ApiResult
         .iter()
         .skip((page - 1) * limit)
         .take(limit)
-        .map(|m| retained_row(m))
+        .map(|m| retained_row(m, LISTED_PAYLOAD))
         .collect();
     ok(json!({"data": data, "meta": {"page": page, "limit": limit, "count": all.len()}}))
 }
@@ -432,7 +457,7 @@ fn retained_get(shard: &ShardRef, topic: &str) -> Result<Arc<Message>, ApiError>
 
 fn retained_one(shard: &ShardRef, topic: &str) -> ApiResult {
     let m = retained_get(shard, topic)?;
-    ok(retained_row(&m))
+    ok(retained_row(&m, usize::MAX))
 }
 
 fn retained_delete(shard: &ShardRef, topic: &str) -> ApiResult {

@@ -7,7 +7,8 @@
 //! shard's state. A request body is read up to `max_body_bytes` (413 past
 //! it); a connection serves one request and lives at most
 //! [`CONN_LIFETIME`]; at most `max_connections` are served at once (one
-//! more is answered 503 at once), so a slow or hostile HTTP client costs a
+//! more is answered at once: 503, or 200 to `/health/live`), so a slow or
+//! hostile HTTP client costs a
 //! bounded share of shard 0 and never reaches MQTT traffic.
 //! Started by `crate::broker` (`shard_main` of shard 0).
 
@@ -29,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The most a management connection stays open (keep-alive included).
-pub const CONN_LIFETIME: Duration = Duration::from_secs(30);
+pub const CONN_LIFETIME: Duration = Duration::from_secs(10);
 
 /// The dashboard page, inside the binary.
 pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
@@ -79,21 +80,36 @@ pub async fn serve(shard: ShardRef, ops: OpsRef, listener: TcpListener) {
     }
 }
 
-/// Every slot is taken: answer 503 at once and close, rather than leave the
-/// client (a health probe) waiting in the backlog.
+/// Every slot is taken: answer at once and close, rather than leave the
+/// client (a health probe) waiting in the backlog — `GET /health/live`
+/// with 200 (the broker is alive), anything else with 503.
 async fn busy(mut stream: glommio::net::TcpStream) {
-    use futures_lite::AsyncWriteExt;
-    let body = r#"{"error":"unavailable","message":"too many management connections"}"#;
-    let reply = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let write = async {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let answer = async {
+        let mut head = [0u8; 512];
+        let n = stream.read(&mut head).await.unwrap_or(0);
+        let live = head[..n].starts_with(b"GET /health/live ");
+        let (status, body) = if live {
+            ("200 OK", r#"{"status":"live"}"#)
+        } else {
+            (
+                "503 Service Unavailable",
+                r#"{"error":"unavailable","message":"too many management connections"}"#,
+            )
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
         let _ = stream.write_all(reply.as_bytes()).await;
-        let _ = stream.close().await;
+        // Close the sending side and read what is left, so the answer is
+        // not lost to a reset for unread bytes.
+        let _ = stream.shutdown(std::net::Shutdown::Write).await;
+        let mut rest = [0u8; 512];
+        while stream.read(&mut rest).await.is_ok_and(|n| n > 0) {}
         Ok(())
     };
-    let _ = glommio::timer::timeout(Duration::from_secs(1), write).await;
-    log::debug!("http: every max_connections slot is taken: answered 503");
+    let _ = glommio::timer::timeout(Duration::from_secs(1), answer).await;
+    log::debug!("http: every max_connections slot is taken: answered at once");
 }

@@ -64,7 +64,7 @@ pub async fn metrics(shard: &ShardRef, ops: &OpsRef) -> ApiResult {
     }
     reg.register(
         "shard_busy_ratio",
-        "Share of the time since the last scrape each shard spent running",
+        "Share of the last second each shard spent running (not waiting)",
         busy,
     );
     let o = ops.borrow();

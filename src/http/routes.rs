@@ -1,6 +1,8 @@
 //! Routing a management request to its endpoint.
 //!
-//! [`handle`] checks the credentials (all paths but `/health/*`), reads a
+//! [`handle`] refuses what a web page elsewhere could send
+//! (`auth::same_origin`), checks the credentials (all paths but
+//! `/health/*`), reads a
 //! POST body up to `max_body_bytes`, splits the path into percent-decoded
 //! segments and calls the endpoint in `api.rs` (or `prom.rs`). Unknown
 //! paths are 404, a known path with another method 405, both as JSON.
@@ -22,10 +24,14 @@ pub async fn handle(shard: &ShardRef, ops: &OpsRef, req: Request<Incoming>) -> R
     let query = parse_query(req.uri().query().unwrap_or(""));
     let method = req.method().clone();
     let cfg = shard.borrow().cfg.clone();
-    let result = if path.starts_with("/health/") {
+    let result = if let Err(e) = super::auth::same_origin(&cfg.http, req.headers()) {
+        Err(e)
+    } else if path.starts_with("/health/") {
         health(shard, &method, &path).await
     } else if !super::auth::allowed(&cfg.http, req.headers()) {
         Ok(unauthorized(!cfg.http.username.is_empty()))
+    } else if let Err(e) = super::auth::json_body(&method, req.headers()) {
+        Err(e)
     } else {
         match read_body(req, cfg.http.max_body_bytes).await {
             Ok(b) => route(shard, ops, &method, &path, &query, b).await,

@@ -18,6 +18,8 @@ pub async fn run(shard: ShardRef) {
         glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
         let mut sh = shard.borrow_mut();
         sh.tick(&mut fired);
+        // The executor's own figures: only inside it (not in the harness).
+        sh.control.sample_busy();
         if sh.stop.load(Ordering::Relaxed) {
             return;
         }
