@@ -13,7 +13,7 @@
 //! | `connections_high` | connections ≥ `connections_high_watermark` of the listeners' maximum | likewise |
 //! | `shard_saturated/shard-N` | busy ≥ `shard_busy_watermark` for `saturated_checks` checks | below the clear level for as many |
 //! | `mailbox_overflow/shard-N` | a mailbox to a peer was full | `quiet_s` without one |
-//! | `slow_subscriber/shard-N` | a session holds `slow_subscriber_queue` messages, or a full queue dropped one | `quiet_s` without either |
+//! | `slow_subscriber/shard-N` | a message was queued to a session holding `slow_subscriber_queue` or more, or a full queue dropped one | `quiet_s` without either |
 //! | `storage_full/shard-N` | the log cannot be written (or could not since the last check) | it can again |
 //! | `shard_unresponsive/shard-N` | the shard did not answer the check in time | it answers again |
 
@@ -64,6 +64,7 @@ pub struct Observation {
 struct Seen {
     overflows: u64,
     queue_drops: u64,
+    slow_queued: u64,
     write_errors: u64,
     /// When an overflow / a slow subscriber was last seen (ms).
     overflow_at: Option<u64>,
@@ -213,20 +214,22 @@ impl Alarms {
         let want = seen.overflow_at.is_some_and(|t| now < t + quiet_ms);
         let id = format!("mailbox_overflow/shard-{i}");
         self.set(&id, "mailbox_overflow", "warning", want, summary, now, out);
-        // Slow subscribers: a long queue now, or drops from a full one.
+        // Slow subscribers: messages queued behind a long queue, or dropped
+        // from a full one, since the last check.
         let drops = st.metrics.dropped_queue_full;
-        if st.slow_sessions > 0 || drops > seen.queue_drops {
+        if st.slow_queued > seen.slow_queued || drops > seen.queue_drops {
             seen.slow_at = Some(now);
         }
-        let worst = st
+        let last = st
             .slowest
             .as_ref()
-            .map_or(String::new(), |(c, n)| format!("; most: {c:?} with {n}"));
+            .map_or(String::new(), |(c, n)| format!("; last: {c:?} with {n}"));
         let summary = format!(
-            "shard {i}: {} sessions with {} or more messages queued{worst}; {drops} dropped by full queues since start",
-            st.slow_sessions, cfg.slow_subscriber_queue
+            "shard {i}: {} messages queued to sessions holding {} or more since start{last}; {drops} dropped by full queues",
+            st.slow_queued, cfg.slow_subscriber_queue
         );
         seen.queue_drops = drops;
+        seen.slow_queued = st.slow_queued;
         let want = seen.slow_at.is_some_and(|t| now < t + quiet_ms);
         let id = format!("slow_subscriber/shard-{i}");
         self.set(&id, "slow_subscriber", "warning", want, summary, now, out);

@@ -95,30 +95,24 @@ impl Shard {
         self.sessions.find(client_id)
     }
 
-    /// This shard's figures.
+    /// This shard's figures: counters and the sessions' tally (kept as
+    /// sessions change; nothing here walks the sessions).
     fn stats(&mut self) -> ShardStats {
         self.set_gauges();
-        let slow_at = self.cfg.alarms.slow_subscriber_queue;
+        let t = self.sessions.tally();
         let mut st = ShardStats {
             shard: self.id,
             metrics: self.metrics.clone(),
+            subscriptions: t.subscriptions as u64,
+            sessions_persistent: t.persistent as u64,
+            sessions_offline: t.offline as u64,
+            slow_queued: t.slow_queued,
+            slowest: t.slowest.as_ref().map(|(c, n)| (c.to_string(), *n)),
             topics: self.router.filters_known() as u64,
             mailbox_queued: self.mesh.queued() as u64,
             storage_failing: self.storage.failure().map(str::to_owned),
             ..ShardStats::default()
         };
-        for (_, s) in self.sessions.iter() {
-            st.subscriptions += s.filter_count() as u64;
-            st.sessions_persistent += u64::from(s.expiry() != Expiry::OnDisconnect);
-            st.sessions_offline += u64::from(s.conn().is_none());
-            let queued = s.queued_len();
-            if queued >= slow_at {
-                st.slow_sessions += 1;
-                if st.slowest.as_ref().is_none_or(|(_, n)| queued > *n) {
-                    st.slowest = Some((s.client_id().to_string(), queued));
-                }
-            }
-        }
         st.busy = self.control.busy();
         st
     }

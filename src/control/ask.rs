@@ -72,9 +72,10 @@ pub struct ShardStats {
     pub sessions_offline: u64,
     /// Distinct non-shared filters node-wide, as this shard's replica knows them.
     pub topics: u64,
-    /// Sessions with at least `alarms.slow_subscriber_queue` messages waiting,
-    /// and the one with most (client id, messages).
-    pub slow_sessions: u64,
+    /// Messages queued to a session already holding
+    /// `alarms.slow_subscriber_queue` or more, since start; and the last such
+    /// session (client id, messages).
+    pub slow_queued: u64,
     pub slowest: Option<(String, usize)>,
     /// Share of the last second the shard spent running.
     pub busy: f64,

@@ -42,6 +42,10 @@ struct Pending {
 /// How long [`Control::busy`] averages over.
 const BUSY_WINDOW: Duration = Duration::from_secs(1);
 
+/// How long a count of the open descriptors is used before it is taken
+/// again (listing `/proc/self/fd` is linear in them).
+const FDS_FRESH: Duration = Duration::from_secs(10);
+
 /// The control part of a shard (see the module doc).
 #[derive(Debug)]
 pub struct Control {
@@ -52,6 +56,8 @@ pub struct Control {
     window_start: Instant,
     /// Share of the last full [`BUSY_WINDOW`] the shard spent running.
     busy: f64,
+    /// The process's open descriptors and when they were counted.
+    fds: Option<(Instant, u64)>,
 }
 
 impl Default for Control {
@@ -62,6 +68,7 @@ impl Default for Control {
             ran: Duration::ZERO,
             window_start: Instant::now(),
             busy: 0.0,
+            fds: None,
         }
     }
 }
@@ -136,6 +143,17 @@ impl Control {
     /// Share of the last second the shard spent running (not waiting).
     pub fn busy(&self) -> f64 {
         self.busy
+    }
+
+    /// The open descriptors counted less than [`FDS_FRESH`] ago, if any.
+    pub fn fds(&self) -> Option<u64> {
+        self.fds
+            .filter(|(at, _)| at.elapsed() < FDS_FRESH)
+            .map(|(_, n)| n)
+    }
+
+    pub fn set_fds(&mut self, n: u64) {
+        self.fds = Some((Instant::now(), n));
     }
 }
 

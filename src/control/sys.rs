@@ -129,10 +129,18 @@ pub async fn gather(shard: &ShardRef) -> Node {
             _ => node.missing.push(i),
         }
     }
-    let limit = shard.borrow().cfg.alarms.memory_limit_bytes;
-    node.process = glommio::executor()
-        .spawn_blocking(move || Process::read(limit))
+    let (limit, cached) = {
+        let sh = shard.borrow();
+        (sh.cfg.alarms.memory_limit_bytes, sh.control.fds())
+    };
+    let mut p = glommio::executor()
+        .spawn_blocking(move || Process::read(limit, cached.is_none()))
         .await;
+    match cached {
+        Some(n) => p.fds = n,
+        None => shard.borrow_mut().control.set_fds(p.fds),
+    }
+    node.process = p;
     node
 }
 

@@ -351,6 +351,18 @@ mod tests {
             let mut rebuilt = H::with(cfg.clone(), 1);
             rebuilt.shard.replay(live.events());
             prop_assert_eq!(live.durable(), rebuilt.durable());
+            // The tally kept by the sessions' doors agrees with a walk.
+            for h in [&live, &rebuilt] {
+                let t = h.shard.sessions.tally();
+                let walk = h.shard.sessions.iter().fold((0, 0, 0), |(f, p, o), (_, s)| {
+                    (
+                        f + s.filter_count(),
+                        p + usize::from(s.expiry() != crate::session::Expiry::OnDisconnect),
+                        o + usize::from(s.conn().is_none()),
+                    )
+                });
+                prop_assert_eq!((t.subscriptions, t.persistent, t.offline), walk);
+            }
             // The storage log: its records, read back, rebuild the durable
             // sessions and the retained messages; so does a snapshot of the
             // live state alone, and the log followed by that snapshot (a

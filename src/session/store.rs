@@ -42,6 +42,22 @@ pub enum Awaiting {
     Full,
 }
 
+/// Figures over a shard's sessions, kept as the doors below change them
+/// (`crate::control` reads them each second: no walk over the sessions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Subscriptions of all sessions (shared ones included).
+    pub subscriptions: usize,
+    /// Sessions that outlive their connection.
+    pub persistent: usize,
+    /// Sessions without a connection.
+    pub offline: usize,
+    /// Messages queued to a session already holding `slow_at` or more,
+    /// since start; and the last such session with its queue length.
+    pub slow_queued: u64,
+    pub slowest: Option<(Arc<str>, usize)>,
+}
+
 /// The sessions of one shard. See the module doc.
 pub struct Sessions {
     slab: Slab<Session, SessionTag>,
@@ -52,6 +68,9 @@ pub struct Sessions {
     queue_limits: Limits,
     inflight_window: usize,
     max_awaiting_rel: usize,
+    tally: Tally,
+    /// A queue this long makes a slow subscriber (`alarms.slow_subscriber_queue`).
+    slow_at: usize,
 }
 
 impl Sessions {
@@ -68,7 +87,20 @@ impl Sessions {
             },
             inflight_window: cfg.inflight_window,
             max_awaiting_rel: cfg.max_awaiting_rel,
+            tally: Tally::default(),
+            slow_at: usize::MAX,
         }
+    }
+
+    /// From now on, a message queued to a session holding `n` or more is
+    /// counted in [`Tally::slow_queued`].
+    pub fn set_slow_at(&mut self, n: usize) {
+        self.slow_at = n;
+    }
+
+    /// The figures kept over the sessions.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
     }
 
     /// The session of `client_id`, if this shard has one.
@@ -105,6 +137,11 @@ impl Sessions {
         if conn.is_none() {
             s.epoch = s.epoch.wrapping_add(1);
         }
+        match (s.conn.is_some(), conn.is_some()) {
+            (true, false) => self.tally.offline += 1,
+            (false, true) => self.tally.offline -= 1,
+            _ => {}
+        }
         s.conn = conn;
         s.epoch
     }
@@ -128,6 +165,8 @@ impl Sessions {
             self.inflight_window,
         ));
         self.by_client.insert(client_id.clone(), sk);
+        self.tally.offline += 1;
+        self.tally.persistent += usize::from(expiry != Expiry::OnDisconnect);
         j.emit_life(sk, expiry, || SessionEvent::Created {
             session: sk,
             client_id,
@@ -140,6 +179,7 @@ impl Sessions {
     /// The connection sets the session's expiry anew.
     pub fn resume(&mut self, j: &mut Journal, sk: SessionKey, expiry: Expiry) {
         if let Some(s) = self.slab.get_mut(sk) {
+            Self::count_expiry(&mut self.tally, s.expiry, expiry);
             s.expiry = expiry;
             j.emit_life(sk, expiry, || SessionEvent::Resumed {
                 session: sk,
@@ -151,6 +191,7 @@ impl Sessions {
     /// Change a session's expiry (an MQTT 5 DISCONNECT may).
     pub fn set_expiry(&mut self, j: &mut Journal, sk: SessionKey, expiry: Expiry) {
         if let Some(s) = self.slab.get_mut(sk) {
+            Self::count_expiry(&mut self.tally, s.expiry, expiry);
             s.expiry = expiry;
             j.emit_life(sk, expiry, || SessionEvent::ExpirySet {
                 session: sk,
@@ -166,6 +207,9 @@ impl Sessions {
         if self.by_client.get(&s.client_id) == Some(&sk) {
             self.by_client.remove(&s.client_id);
         }
+        self.tally.subscriptions -= s.filters.len();
+        self.tally.persistent -= usize::from(s.expiry != Expiry::OnDisconnect);
+        self.tally.offline -= usize::from(s.conn.is_none());
         j.emit_end(sk, || match how {
             Ending::Discarded => SessionEvent::Discarded { session: sk },
             Ending::Expired => SessionEvent::Expired { session: sk },
@@ -186,6 +230,9 @@ impl Sessions {
         if crate::topic::is_share(&filter) && s.intern_share(&filter).is_none() {
             log::warn!("{:?}: no share tag left for {filter:?}", s.client_id);
         }
+        if s.filters.get(&filter).is_none() {
+            self.tally.subscriptions += 1;
+        }
         s.filters.insert(filter.clone(), ());
         j.emit_for(sk, || SessionEvent::Subscribed {
             session: sk,
@@ -203,6 +250,7 @@ impl Sessions {
         filter: &str,
     ) -> Option<Arc<str>> {
         let (filter, ()) = self.slab.get_mut(sk)?.filters.remove_entry(filter)?;
+        self.tally.subscriptions -= 1;
         j.emit_for(sk, || SessionEvent::Unsubscribed {
             session: sk,
             filter: filter.clone(),
@@ -225,7 +273,18 @@ impl Sessions {
             delivery: delivery.clone(),
             qos,
         });
-        Some(s.mqueue.push(delivery, qos, &self.queue_limits))
+        let pushed = s.mqueue.push(delivery, qos, &self.queue_limits);
+        if s.mqueue.len() >= self.slow_at {
+            self.tally.slow_queued += 1;
+            self.tally.slowest = Some((s.client_id.clone(), s.mqueue.len()));
+        }
+        Some(pushed)
+    }
+
+    /// Keep the persistent count as a session's expiry changes.
+    fn count_expiry(tally: &mut Tally, old: Expiry, new: Expiry) {
+        let (was, is) = (old != Expiry::OnDisconnect, new != Expiry::OnDisconnect);
+        tally.persistent = tally.persistent + usize::from(is) - usize::from(was);
     }
 
     /// Put a message straight into the window under a new packet id, or

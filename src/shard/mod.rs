@@ -113,7 +113,11 @@ impl Shard {
             shards,
             ids: MsgIdGen::new(cfg.runtime.node_id, id as u16),
             conns: conns::Connections::default(),
-            sessions: Sessions::new(&cfg.session),
+            sessions: {
+                let mut s = Sessions::new(&cfg.session);
+                s.set_slow_at(cfg.alarms.slow_subscriber_queue);
+                s
+            },
             router: Router::new(
                 id,
                 shards,
