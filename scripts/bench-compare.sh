@@ -4,6 +4,7 @@
 #
 # usage: scripts/bench-compare.sh [--rounds N] [--only mosquitto|coremq] [--cores "1 2"]
 #                                [--scenarios "idle-15k emq2015-15k ..."] [--baseline BIN] [--out DIR]
+#                                [--coremq-config FILE [--alongside CMD]]
 # Brokers in each round: coremq with each --cores value (and, with --baseline,
 # another coremq binary -- an older build -- at each --cores value right after
 # it), then Mosquitto, so a scenario is measured on all of them back to back
@@ -13,9 +14,18 @@
 # OUT/SCENARIO-BROKER-ROUND.log, next to the tool's .out and .err. Every run
 # is bounded (--duration, timeout). BENCH_PORT_BASE moves the ports (default 21883)
 # when another run on the host uses them.
+# --coremq-config FILE adds one more broker at each --cores value, right after
+# the current coremq (and before --baseline's): the current coremq started with
+# `--config FILE` (its --listen and --cores still come from here), named
+# coremq-N-LABEL in the table, LABEL being FILE's name without .toml (ops.toml:
+# coremq-2-ops). --alongside CMD runs CMD (bash -c, bounded by timeout 310)
+# in the background during each run of that broker only, from the broker's
+# start to the tool's end, then stops it by its PID; its output is kept as
+# OUT/SCENARIO-BROKER-ROUND.alongside (e.g. a scraper of the broker's HTTP
+# listener, whose address is the one FILE sets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)" PICK="" BASELINE=""
+ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)" PICK="" BASELINE="" CONFIG="" ALONGSIDE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2;;
@@ -23,6 +33,8 @@ while [ $# -gt 0 ]; do
     --cores) CORES=$2; shift 2;;
     --scenarios) PICK=$2; shift 2;;
     --baseline) BASELINE=$2; shift 2;;
+    --coremq-config) CONFIG=$2; shift 2;;
+    --alongside) ALONGSIDE=$2; shift 2;;
     --out) OUT=$2; shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -61,8 +73,11 @@ if [ -n "$PICK" ]; then
   SCENARIOS=("${kept[@]}")
 fi
 if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then echo "--baseline $BASELINE is not an executable" >&2; exit 2; fi
+if [ -n "$CONFIG" ] && [ ! -r "$CONFIG" ]; then echo "--coremq-config $CONFIG is not readable" >&2; exit 2; fi
+if [ -n "$ALONGSIDE" ] && [ -z "$CONFIG" ]; then echo "--alongside needs --coremq-config" >&2; exit 2; fi
+LABEL=$(basename "${CONFIG%.toml}")
 
-# $1 = mosquitto|coremq-N|baseline-N (N shards), $2 = port, $3 = log file.
+# $1 = mosquitto|coremq-N|coremq-N-LABEL|baseline-N (N shards), $2 = port, $3 = log file.
 # Sets BROKER_PID (started from this shell, so that `wait` can reap it).
 start_broker() {
   case "$1" in
@@ -71,6 +86,9 @@ start_broker() {
       (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$3" 2>&1) &;;
     baseline-*)
       (ulimit -n 20000; exec "$BASELINE" --listen "127.0.0.1:$2" --cores "${1#baseline-}" >"$3" 2>&1) &;;
+    coremq-*-"$LABEL")
+      n=${1#coremq-}; n=${n%-"$LABEL"}
+      (ulimit -n 20000; exec "$COREMQ" --config "$CONFIG" --listen "127.0.0.1:$2" --cores "$n" >"$3" 2>&1) &;;
     *)
       (ulimit -n 20000; exec "$COREMQ" --listen "127.0.0.1:$2" --cores "${1#coremq-}" >"$3" 2>&1) &;;
   esac
@@ -83,6 +101,7 @@ BROKERS=()
 if [ "$ONLY" != mosquitto ]; then
   for c in $CORES; do
     BROKERS+=("coremq-$c")
+    if [ -n "$CONFIG" ]; then BROKERS+=("coremq-$c-$LABEL"); fi
     if [ -n "$BASELINE" ]; then BROKERS+=("baseline-$c"); fi
   done
 fi
@@ -96,10 +115,16 @@ for r in $(seq "$ROUNDS"); do
       PORT=$((PORT + 1))
       start_broker "$b" $PORT "$OUT/$name-$b-$r.log"
       pid=$BROKER_PID
-      wait_port $PORT || { echo "$b did not start" >&2; kill "$pid"; wait "$pid" 2>/dev/null || true; continue; }
+      wait_port $PORT || { echo "$b did not start" >&2; kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; continue; }
+      side=""
+      if [ -n "$ALONGSIDE" ] && [ "$b" != "${b%-"$LABEL"}" ]; then
+        timeout 310 bash -c "$ALONGSIDE" >"$OUT/$name-$b-$r.alongside" 2>&1 &
+        side=$!
+      fi
       # shellcheck disable=SC2086
       timeout 300 "$BENCH" $args --port $PORT --broker-pid "$pid" --json --quiet \
         >"$OUT/$name-$b-$r.out" 2>"$OUT/$name-$b-$r.err" || true
+      if [ -n "$side" ]; then kill "$side" 2>/dev/null || true; wait "$side" 2>/dev/null || true; fi
       kill "$pid"; wait "$pid" 2>/dev/null || true
       j=$(tail -1 "$OUT/$name-$b-$r.out")
       python3 - "$r" "$name" "$b" "$j" >> "$OUT/table.md" <<'PY'
