@@ -133,7 +133,9 @@ impl Hooks {
     }
 
     /// `message.publish`: before routing; return `None` to drop, or a (modified) message.
-    /// Runs for client publishes and wills. The publisher is still acknowledged when dropped.
+    /// Runs for client publishes, wills and the HTTP API's publishes (an empty
+    /// client id), not for the broker's own `$SYS` messages. The publisher is
+    /// still acknowledged when dropped.
     pub fn on_message_publish(
         &mut self,
         f: impl Fn(&ClientInfo, Message) -> Option<Message> + Send + Sync + 'static,

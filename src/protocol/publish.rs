@@ -150,7 +150,15 @@ impl Shard {
             from: info.client_id.clone(),
             props: forwarded(p.props),
         };
-        let Some(msg) = self.hooks.message_publish(info, msg) else {
+        // The broker's own `$SYS` state and alarms are not shown to the
+        // message.publish hooks (they see clients', wills and the API's).
+        let own = info.client_id.is_empty() && msg.topic.starts_with("$SYS/");
+        let msg = if own {
+            Some(msg)
+        } else {
+            self.hooks.message_publish(info, msg)
+        };
+        let Some(msg) = msg else {
             self.metrics.dropped_by_hook += 1;
             return Routed {
                 barrier: 0,
