@@ -239,7 +239,8 @@ counters! {
     shared_dropped_no_member,
     /// Batches sent to other shards.
     mailbox_batches_sent,
-    /// Messages sent to other shards.
+    /// Messages sent to other shards (the control plane's questions and
+    /// answers, `crate::control`, are not counted).
     mailbox_msgs_sent,
     /// Batches that waited in the overflow queue because a mailbox was full.
     mailbox_overflows,

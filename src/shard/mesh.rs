@@ -178,17 +178,20 @@ impl Mesh {
     }
 
     /// Take the oldest batch queued for `peer`, at most [`BATCH_MAX`]
-    /// messages and [`BATCH_MAX_BYTES`] (its sender task calls this).
-    fn take(&mut self, peer: usize) -> Vec<MeshMsg> {
+    /// messages and [`BATCH_MAX_BYTES`] (its sender task calls this), and
+    /// how many of them are control-plane questions and answers.
+    fn take(&mut self, peer: usize) -> (Vec<MeshMsg>, usize) {
         let pending = &mut self.pending[peer];
         let mut bytes = 0;
         let mut n = 0;
+        let mut control = 0;
         for m in pending.iter().take(BATCH_MAX) {
             if n > 0 && bytes + m.weight() > BATCH_MAX_BYTES {
                 break;
             }
             bytes += m.weight();
             n += 1;
+            control += usize::from(matches!(m, MeshMsg::Ask { .. } | MeshMsg::Answer { .. }));
         }
         let batch = if n == pending.len() {
             std::mem::take(pending)
@@ -197,7 +200,7 @@ impl Mesh {
         };
         self.queued -= batch.len();
         self.queued_bytes -= bytes;
-        batch
+        (batch, control)
     }
 
     /// Queue a message for `peer`; it leaves with the next batch.
@@ -271,7 +274,7 @@ impl Mesh {
     /// Take what is queued for `peer` (harness tests).
     #[cfg(test)]
     pub fn take_for_test(&mut self, peer: usize) -> Vec<MeshMsg> {
-        self.take(peer)
+        self.take(peer).0
     }
 }
 
@@ -324,9 +327,10 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
             let mut sh = shard.borrow_mut();
             let ob = &mut sh.mesh;
             if !ob.pending[peer].is_empty() {
-                let batch = ob.take(peer);
+                let (batch, control) = ob.take(peer);
                 sh.metrics.mailbox_batches_sent += 1;
-                sh.metrics.mailbox_msgs_sent += batch.len() as u64;
+                // Control-plane questions and answers are not traffic.
+                sh.metrics.mailbox_msgs_sent += (batch.len() - control) as u64;
                 sh.resume_readers();
                 Poll::Ready(Some(batch))
             } else if ob.closed {
@@ -446,7 +450,7 @@ mod tests {
             mesh.push(1, MeshMsg::Ack { barrier: 1 });
         }
         assert!(mesh.congested());
-        while !mesh.take(1).is_empty() {}
+        while !mesh.take(1).0.is_empty() {}
         assert!(!mesh.congested());
         for _ in 0..HIGH_WATER {
             mesh.push(1, MeshMsg::Ack { barrier: 1 });
@@ -474,18 +478,18 @@ mod tests {
         for _ in 0..BATCH_MAX + 10 {
             mesh.push(1, MeshMsg::Ack { barrier: 1 });
         }
-        assert_eq!(mesh.take(1).len(), BATCH_MAX);
-        assert_eq!(mesh.take(1).len(), 10);
+        assert_eq!(mesh.take(1).0.len(), BATCH_MAX);
+        assert_eq!(mesh.take(1).0.len(), 10);
         // Three of 200 KiB: two fit in a batch's bytes, the third waits.
         for _ in 0..3 {
             mesh.push(1, big(200 << 10));
         }
-        assert_eq!(mesh.take(1).len(), 2);
-        assert_eq!(mesh.take(1).len(), 1);
+        assert_eq!(mesh.take(1).0.len(), 2);
+        assert_eq!(mesh.take(1).0.len(), 1);
         // One message larger than the byte cap still goes, alone.
         mesh.push(1, big(BATCH_MAX_BYTES * 2));
         mesh.push(1, big(1));
-        assert_eq!(mesh.take(1).len(), 1);
+        assert_eq!(mesh.take(1).0.len(), 1);
         assert_eq!(mesh.queued_bytes, 2, "topic + payload of the one left");
     }
 
