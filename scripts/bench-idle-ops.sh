@@ -18,7 +18,7 @@ AFTER=target/release/coremq BENCH=target/release/coremq-bench
 mkdir -p "$OUT"
 HTTP_PORT=${HTTP_PORT:-18099}
 printf '[http]\nenabled = true\nbind = "127.0.0.1:%s"\n[sys]\ninterval_s = 1\n' "$HTTP_PORT" >"$OUT/ops.toml"
-SCRAPE="while :; do for u in metrics api/v1/node; do curl -s -o /dev/null -w '%{http_code} \$u %{time_total}\n' http://127.0.0.1:$HTTP_PORT/\$u; done; sleep 1; done"
+SCRAPE='while :; do for u in metrics api/v1/node; do curl -s -o /dev/null -w "%{http_code} $u %{time_total}\n" "http://127.0.0.1:'"$HTTP_PORT"'/$u"; done; sleep 1; done'
 PORT=${BENCH_PORT_BASE:-23883}
 for r in $(seq "$ROUNDS"); do
   for v in before after after-ops; do
