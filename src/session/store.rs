@@ -14,6 +14,7 @@
 use super::event::{Journal, SessionEvent};
 use super::inflight::{Entry, Phase};
 use super::mqueue::{Limits, Push};
+use super::shares::ShareTag;
 use super::{Delivery, Expiry, Session};
 use crate::codec::QoS;
 use crate::config::SessionConfig;
@@ -240,6 +241,15 @@ impl Sessions {
             opts,
         });
         Some(filter)
+    }
+
+    /// The tag of `share` in a session, given one if the session has none
+    /// for it: a replayed delivery of a group the session has since left
+    /// (a snapshot holds no subscription for it) keeps its group, as the
+    /// live session's does.
+    pub fn share_tag_for(&mut self, sk: SessionKey, share: &Arc<str>) -> Option<ShareTag> {
+        let s = self.slab.get_mut(sk)?;
+        s.share_tag(share).or_else(|| s.intern_share(share))
     }
 
     /// Forget a subscription; returns the stored filter if there was one.

@@ -230,8 +230,10 @@ impl Replayer {
                     self.counts.skipped += 1;
                     return Ok(());
                 };
-                let tag_of = |name: &str| shard.sessions.get(session)?.share_tag(name);
-                let share_tag = d.share.as_deref().and_then(tag_of);
+                let share_tag = d
+                    .share
+                    .as_ref()
+                    .and_then(|name| shard.sessions.share_tag_for(session, name));
                 let delivery = Delivery::new(msg, d.retain, share_tag, &d.ids);
                 match tag {
                     record::TAG_WINDOWED => SessionEvent::Windowed {
