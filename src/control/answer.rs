@@ -9,22 +9,13 @@
 use super::ask::{
     Answer, Ask, ClientRow, Query, SessionRow, ShardStats, SubscriptionRow, TopicRow,
 };
-use crate::codec::{ProtocolVersion, QoS};
+use crate::codec::QoS;
 use crate::router::subopts::SubOpts;
 use crate::session::store::Ending;
 use crate::session::{Expiry, Session};
 use crate::shard::{CloseReason, SessionKey, Shard};
 use ahash::AHashMap;
 use std::sync::Arc;
-
-/// The protocol level a client connected with.
-pub(crate) fn level(v: ProtocolVersion) -> u8 {
-    match v {
-        ProtocolVersion::V31 => 3,
-        ProtocolVersion::V311 => 4,
-        ProtocolVersion::V5 => 5,
-    }
-}
 
 /// The first `keep` of `keys` by client id, in order, and how many there
 /// were: rows are then built for those only.
@@ -138,7 +129,7 @@ impl Shard {
             username: info.username.as_deref().map(str::to_owned),
             peer: info.peer.map(|p| p.to_string()),
             shard: self.id,
-            protocol: level(c.version()),
+            protocol: c.version().level(),
             keepalive: c.keepalive_ms() / 1000,
             clean_start: s.expiry() == Expiry::OnDisconnect,
             subscriptions: s.filter_count(),
@@ -261,7 +252,7 @@ impl Shard {
         if let Some(why) = self.subscribe_refusal(sk, filter) {
             return Answer::Refused(why);
         }
-        let qos = qos.min(QoS::from_u8(self.cfg.mqtt.maximum_qos).unwrap_or(QoS::ExactlyOnce));
+        let qos = qos.min(self.max_qos());
         let opts = SubOpts::new(qos, false, false, 0);
         let changes = self.subscribe_session(sk, filter.into(), opts);
         self.announce(changes.into_iter().collect(), 0);

@@ -354,7 +354,7 @@ impl Shard {
             "clientid": &*info.client_id,
             "username": info.username.as_deref(),
             "ipaddress": info.peer.map(|p| p.ip().to_string()),
-            "proto_ver": super::answer::level(info.version),
+            "proto_ver": info.version.level(),
             "ts": now_ms(),
         });
         let what = match reason {

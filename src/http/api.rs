@@ -7,7 +7,7 @@
 //! Publishing, and deleting a retained message, go through the publish path
 //! as a message from the broker itself. Called by `routes.rs`.
 
-use super::parse::{decode, PublishRequest};
+use super::parse::{self, decode, json_object, text, PublishRequest};
 use super::reply::{no_content, ok, ApiError, ApiResult};
 use crate::control::ask::{Answer, Ask, Query};
 use crate::control::sys::{self, OpsRef};
@@ -60,7 +60,7 @@ pub async fn route(
             match m {
                 Method::GET => retained_one(shard, &topic),
                 Method::DELETE => retained_delete(shard, &topic),
-                _ => Err(not_allowed()),
+                _ => Err(ApiError::method_not_allowed()),
             }
         }
         (["alarms"], Method::GET) => alarms(ops),
@@ -74,17 +74,9 @@ pub async fn route(
             | ["alarms"]
             | ["publish"],
             _,
-        ) => Err(not_allowed()),
+        ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(format!("no such path: /api/v1/{rest}"))),
     }
-}
-
-fn not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this path",
-    )
 }
 
 /// `/health/ready`: every shard answers and the log can be written (a
@@ -342,39 +334,10 @@ async fn subscriptions(shard: &ShardRef, id: &str) -> ApiResult {
     }
 }
 
-/// The JSON body of a POST.
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::bad_request("the body must be a JSON object"));
-    }
-    Ok(v)
-}
-
-/// A string field of a body.
-fn text<'a>(v: &'a Value, key: &str) -> Result<&'a str, ApiError> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::bad_request(format!("{key:?} (a non-empty string) is missing")))
-}
-
-/// A QoS field of a body (0 when absent).
-fn qos_of(v: &Value) -> Result<u8, ApiError> {
-    match v.get("qos") {
-        None => Ok(0),
-        Some(q) => q
-            .as_u64()
-            .filter(|q| *q <= 2)
-            .map(|q| q as u8)
-            .ok_or_else(|| ApiError::bad_request("qos must be 0, 1 or 2")),
-    }
-}
-
 async fn subscribe(shard: &ShardRef, id: &str, body: &[u8]) -> ApiResult {
-    let v = parse_body(body)?;
-    let (filter, qos) = (text(&v, "topic")?.to_owned(), qos_of(&v)?);
+    let v = json_object(body).map_err(ApiError::bad_request)?;
+    let filter = text(&v, "topic").map_err(ApiError::bad_request)?.to_owned();
+    let qos = parse::qos(&v).map_err(ApiError::bad_request)? as u8;
     let q = Ask::Subscribe {
         client_id: id.to_string(),
         filter: filter.clone(),
@@ -388,8 +351,8 @@ async fn subscribe(shard: &ShardRef, id: &str, body: &[u8]) -> ApiResult {
 }
 
 async fn unsubscribe(shard: &ShardRef, id: &str, body: &[u8]) -> ApiResult {
-    let v = parse_body(body)?;
-    let filter = text(&v, "topic")?.to_owned();
+    let v = json_object(body).map_err(ApiError::bad_request)?;
+    let filter = text(&v, "topic").map_err(ApiError::bad_request)?.to_owned();
     let q = Ask::Unsubscribe {
         client_id: id.to_string(),
         filter: filter.clone(),

@@ -47,6 +47,35 @@ pub fn parse_query(q: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// A request body that must be a JSON object.
+pub fn json_object(body: &[u8]) -> Result<Value, String> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("the body must be a JSON object".into());
+    }
+    Ok(v)
+}
+
+/// A non-empty string field of a body.
+pub fn text<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("{key:?} (a non-empty string) is missing"))
+}
+
+/// The `qos` field of a body: 0, 1 or 2 (0 when absent).
+pub fn qos(v: &Value) -> Result<QoS, String> {
+    match v.get("qos") {
+        None => Ok(QoS::AtMostOnce),
+        Some(q) => q
+            .as_u64()
+            .and_then(|q| QoS::from_u8(u8::try_from(q).ok()?))
+            .ok_or_else(|| "qos must be 0, 1 or 2".into()),
+    }
+}
+
 /// A checked `POST /api/v1/publish` body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishRequest {
@@ -62,16 +91,8 @@ impl PublishRequest {
     /// `$`, qos 0..=2 (default
     /// 0), retain a boolean (default false), payload text (default "").
     pub fn parse(body: &[u8]) -> Result<PublishRequest, String> {
-        let v: Value =
-            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-        if !v.is_object() {
-            return Err("the body must be a JSON object".into());
-        }
-        let topic = v
-            .get("topic")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or("\"topic\" (a non-empty string) is missing")?;
+        let v = json_object(body)?;
+        let topic = text(&v, "topic")?;
         if !crate::topic::valid_topic_name(topic) || crate::topic::has_control_chars(topic) {
             return Err(format!("not a topic name: {topic:?}"));
         }
@@ -93,13 +114,7 @@ impl PublishRequest {
                 ))
             }
         };
-        let qos = match v.get("qos") {
-            None => QoS::AtMostOnce,
-            Some(q) => q
-                .as_u64()
-                .and_then(|q| QoS::from_u8(u8::try_from(q).ok()?))
-                .ok_or("qos must be 0, 1 or 2")?,
-        };
+        let qos = qos(&v)?;
         let retain = match v.get("retain") {
             None => false,
             Some(r) => r.as_bool().ok_or("retain must be true or false")?,

@@ -64,7 +64,7 @@ fn unauthorized(basic: bool) -> Reply {
 
 async fn health(shard: &ShardRef, method: &Method, path: &str) -> ApiResult {
     if method != Method::GET {
-        return Err(not_allowed());
+        return Err(ApiError::method_not_allowed());
     }
     match path {
         "/health/live" => super::reply::ok(serde_json::json!({"status": "live"})),
@@ -96,14 +96,6 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError
     }
 }
 
-fn not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this path",
-    )
-}
-
 /// Dispatch by method and path.
 async fn route(
     shard: &ShardRef,
@@ -122,7 +114,7 @@ async fn route(
             super::DASHBOARD_HTML,
         )),
         "/metrics" if get => super::prom::metrics(shard, ops).await,
-        "/" | "/dashboard" | "/metrics" => Err(not_allowed()),
+        "/" | "/dashboard" | "/metrics" => Err(ApiError::method_not_allowed()),
         _ => match path.strip_prefix("/api/v1/") {
             Some(rest) => api::route(shard, ops, method, rest, query, &body_bytes).await,
             None => Err(ApiError::not_found(format!("no such path: {path}"))),

@@ -161,7 +161,7 @@ impl Shard {
     }
 
     /// The highest QoS granted: `mqtt.maximum_qos`.
-    fn max_qos(&self) -> QoS {
+    pub(crate) fn max_qos(&self) -> QoS {
         QoS::from_u8(self.cfg.mqtt.maximum_qos).unwrap_or(QoS::ExactlyOnce)
     }
 

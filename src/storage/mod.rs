@@ -135,7 +135,7 @@ impl Storage {
         self.failure.as_deref()
     }
 
-    pub fn set_full(&mut self, failure: Option<String>) {
+    pub fn set_failure(&mut self, failure: Option<String>) {
         self.failure = failure;
     }
 

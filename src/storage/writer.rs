@@ -314,10 +314,8 @@ fn fail(shard: &ShardRef, log: &mut Log, e: &std::io::Error) {
              sessions are refused and acknowledgements wait until writing works again",
             log.id
         );
-    }
-    if log.failed_at.is_none() {
         let why = format!("storage: shard {}: cannot write the log: {e}", log.id);
-        sh.storage.set_full(Some(why));
+        sh.storage.set_failure(Some(why));
     }
     log.failed_at = Some(Instant::now());
 }
@@ -327,7 +325,7 @@ fn recovered(shard: &ShardRef, log: &mut Log) {
         let line = format!("storage: shard {}: writing the log again", log.id);
         log::warn!("{line}");
         let mut sh = shard.borrow_mut();
-        sh.storage.set_full(None);
+        sh.storage.set_failure(None);
     }
 }
 
