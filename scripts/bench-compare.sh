@@ -4,6 +4,11 @@
 #
 # usage: scripts/bench-compare.sh [--rounds N] [--only mosquitto|coremq] [--cores "1 2"]
 #                                [--scenarios "idle-15k emq2015-15k ..."] [--baseline BIN] [--out DIR]
+# Scenario names are those of SCENARIOS below (idle-15k, conn-15k: idle
+# connections with and without a subscription; emq2015-15k; fanout20k-q0/q1:
+# 1,000 subscribers at 20K deliveries/s; fanout-q0/q1: saturated; ...).
+# OUT/table.md has every run; OUT/ratios.md the median of each figure per
+# scenario and broker over the rounds and its ratio to Mosquitto's median.
 #                                [--coremq-config FILE [--alongside CMD]]
 # Brokers in each round: coremq with each --cores value (and, with --baseline,
 # another coremq binary -- an older build -- at each --cores value right after
@@ -60,6 +65,9 @@ SCENARIOS=(
   "emq2015-15k|scenario emq2015 -c 15000 --topics 3000 -r 4000 -q 1 -d 30"
   "fanout-q0|scenario fanout -c 100 -q 0 -d 10"
   "fanout-q1|scenario fanout -c 100 -q 1 -d 10"
+  "fanout20k-q0|scenario fanout -c 1000 -r 20 -q 0 -d 20"
+  "fanout20k-q1|scenario fanout -c 1000 -r 20 -q 1 -d 20"
+  "conn-15k|conn -c 15000 -d 5"
   "fanin-q0|scenario fanin -c 100 -q 0 -d 10"
   "fanin-q1|scenario fanin -c 100 -q 1 -d 10"
   "p2p-q1|scenario p2p -c 1000 -r 10000 -q 1 -d 10"
@@ -106,7 +114,8 @@ if [ "$ONLY" != mosquitto ]; then
   done
 fi
 if [ "$ONLY" != coremq ]; then BROKERS+=(mosquitto); fi
-printf '| round | scenario | broker | connected | delivered/s | lost | dup | p50 ms | p99 ms | broker B/conn | broker CPU-s/M |\n|---|---|---|---|---|---|---|---|---|---|---|\n' > "$OUT/table.md"
+printf '| round | scenario | broker | connected | delivered/s | lost | dup | p50 ms | p99 ms | broker B/conn | broker CPU-us/conn | broker CPU-s/M |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n' > "$OUT/table.md"
+: > "$OUT/runs.jsonl"
 PORT=${BENCH_PORT_BASE:-21883}  # each broker takes the next port
 for r in $(seq "$ROUNDS"); do
   for s in "${SCENARIOS[@]}"; do
@@ -127,21 +136,45 @@ for r in $(seq "$ROUNDS"); do
       if [ -n "$side" ]; then kill "$side" 2>/dev/null || true; wait "$side" 2>/dev/null || true; fi
       kill "$pid"; wait "$pid" 2>/dev/null || true
       j=$(tail -1 "$OUT/$name-$b-$r.out")
-      python3 - "$r" "$name" "$b" "$j" >> "$OUT/table.md" <<'PY'
+      python3 - "$r" "$name" "$b" "$j" "$OUT/runs.jsonl" >> "$OUT/table.md" <<'PY'
 import json, sys
-r, n, b, line = sys.argv[1:5]
+r, n, b, line, runs = sys.argv[1:6]
 try:
     j = json.loads(line)
 except Exception:
-    print(f"| {r} | {n} | {b} | run failed | | | | | | | |"); sys.exit()
+    print(f"| {r} | {n} | {b} | run failed | | | | | | | | |"); sys.exit()
+with open(runs, "a") as out:
+    out.write(json.dumps({"round": r, "scenario": n, "broker": b, "result": j}) + "\n")
 l, br = j["latency_ms"], j.get("broker") or {}
 f = lambda v, d=0: "-" if v is None else f"{v:.{d}f}"
 j["lost"] = "-" if j["lost"] is None else j["lost"]
 print(f"| {r} | {n} | {b} | {j['connected']} | {f(j['delivered_per_s'])} | {j['lost']} | {j['duplicates']} "
       f"| {f(l['p50'],2) if l['count'] else '-'} | {f(l['p99'],2) if l['count'] else '-'} "
-      f"| {f(br.get('bytes_per_conn'))} | {f(br.get('cpu_s_per_million_deliveries'),2)} |")
+      f"| {f(br.get('bytes_per_conn'))} | {f(br.get('cpu_us_per_conn'))} | {f(br.get('cpu_s_per_million_deliveries'),2)} |")
 PY
     done
   done
 done
 cat "$OUT/table.md"
+# Medians over the rounds, and each broker's ratio to Mosquitto's median.
+python3 - "$OUT/runs.jsonl" > "$OUT/ratios.md" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+figs = [("B/conn", lambda j: (j.get("broker") or {}).get("bytes_per_conn")),
+        ("CPU-us/conn", lambda j: (j.get("broker") or {}).get("cpu_us_per_conn")),
+        ("CPU-s/M", lambda j: (j.get("broker") or {}).get("cpu_s_per_million_deliveries")),
+        ("p99 ms", lambda j: j["latency_ms"]["p99"] if j["latency_ms"]["count"] else None)]
+med = {}
+for row in rows:
+    for name, get in figs:
+        v = get(row["result"])
+        if v is not None:
+            med.setdefault((row["scenario"], row["broker"], name), []).append(v)
+print("| scenario | broker | figure | runs | median | × Mosquitto |\n|---|---|---|---|---|---|")
+for (s, b, name), vs in sorted(med.items()):
+    m = statistics.median(vs)
+    base = med.get((s, "mosquitto", name))
+    ratio = f"{m / statistics.median(base):.2f}" if base and statistics.median(base) else "-"
+    print(f"| {s} | {b} | {name} | {len(vs)} | {m:.2f} | {ratio} |")
+PY
+cat "$OUT/ratios.md"

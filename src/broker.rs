@@ -573,12 +573,10 @@ async fn shard_main(seed: ShardSeed) {
         }
     }
     for (fd, ep) in seed.listen_fds.into_iter().zip(seed.endpoints.iter()) {
-        // SAFETY: a listening socket we own, moved into glommio on its executor.
-        let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
         let ep = ep.clone();
         acceptors.push(glommio::spawn_local(listener::accept_loop(
             shard.clone(),
-            listener,
+            fd,
             ep,
         )));
     }

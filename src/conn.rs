@@ -227,7 +227,9 @@ impl Conn {
     /// hand its answer to the shard. `Err` ends the connection.
     async fn check_login(&mut self, job: crate::auth::check::Job) -> Result<(), CloseReason> {
         let hooks = self.shard.borrow().hooks.clone();
-        let mut check = std::pin::pin!(crate::auth::check::run(job, hooks));
+        // Boxed: the task of every connection would otherwise carry this
+        // future's size for its whole life.
+        let mut check = Box::pin(crate::auth::check::run(job, hooks));
         let decision = poll_fn(|cx| {
             match self.shard.borrow_mut().conns.get_mut(self.key) {
                 None => return Poll::Ready(Err(CloseReason::SocketClosed)),
@@ -572,5 +574,54 @@ impl Shard {
         // Plenty written this turn; come back after others had theirs.
         cx.waker().wake_by_ref();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::tcp::Tcp;
+    use std::os::fd::OwnedFd;
+    use std::rc::Rc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    /// An idle connection is mostly its task (BENCHMARKS.md's memory
+    /// breakdown): `cargo test --lib the_connection_task_stays_small --
+    /// --nocapture` prints the size of its future (600 B in a debug build),
+    /// and this fails if it grows.
+    #[test]
+    fn the_connection_task_stays_small() {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .make()
+            .expect("executor");
+        ex.run(async {
+            let shard: ShardRef = Rc::new(std::cell::RefCell::new(Shard::new(
+                0,
+                1,
+                Arc::new(crate::config::Config::default()),
+                Arc::new(crate::hooks::Hooks::new()),
+                crate::metrics::MetricsBoard::new(1),
+                Arc::new(AtomicBool::new(false)),
+            )));
+            let (ours, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let tcp = Tcp::new(OwnedFd::from(ours)).expect("register");
+            let conn = Conn {
+                shard,
+                key: ConnKey::from_raw(0),
+                inbuf: BytesMut::new(),
+                need: 0,
+                handed: false,
+                slot: None,
+                rate: None,
+            };
+            let task = conn.run(tcp);
+            let size = std::mem::size_of_val(&task);
+            eprintln!("connection task future: {size} B");
+            assert!(
+                size <= 4096,
+                "the connection task's future grew to {size} B"
+            );
+        });
     }
 }

@@ -37,13 +37,14 @@ use crate::rate::TokenBucket;
 use crate::ratelog::RateLimit;
 use crate::reload::{Local, Reloadable};
 use crate::shard::ShardRef;
+use crate::transport::tcp::{Acceptor, Tcp};
 use crate::transport::ws::{accept_ws, UpgradeError, MAX_REQUEST_BYTES};
 use crate::transport::Origin;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
 use std::rc::Rc;
@@ -184,7 +185,18 @@ pub struct Endpoint {
 }
 
 /// Accept connections of one listener on this shard until cancelled.
-pub async fn accept_loop(shard: ShardRef, listener: TcpListener, ep: Arc<Endpoint>) {
+pub async fn accept_loop(shard: ShardRef, listener: OwnedFd, ep: Arc<Endpoint>) {
+    let listener = match Acceptor::new(listener) {
+        Ok(a) => a,
+        Err(e) => {
+            let id = shard.borrow().id;
+            log::error!(
+                "shard {id}, listener {}: cannot wait for connections: {e}",
+                ep.index
+            );
+            return;
+        }
+    };
     let (id, cfg, mut rate) = {
         let mut sh = shard.borrow_mut();
         let cfg = sh.cfg.listener[usize::from(ep.index)].clone();
@@ -204,14 +216,10 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, ep: Arc<Endpoin
     let mut rate_warn = RateLimit::per_second();
     let mut tune_warn = RateLimit::per_second();
     loop {
-        let stream = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                let os = match &e {
-                    glommio::GlommioError::IoError(io) => io.raw_os_error(),
-                    _ => None,
-                };
-                if matches!(os, Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
                     shard.borrow_mut().metrics.accept_fd_exhausted += 1;
                     if let Some(s) = fd_warn.allow() {
                         log::warn!("{at}: out of file descriptors, pausing accepts for 100 ms{s}");
@@ -250,16 +258,11 @@ pub async fn accept_loop(shard: ShardRef, listener: TcpListener, ep: Arc<Endpoin
             }
             continue;
         };
-        // SAFETY: the stream owns this fd and outlives the borrow.
-        let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
-        if let Err(e) = tuning.apply(fd) {
+        if let Err(e) = tuning.apply(stream.as_fd()) {
             if let Some(s) = tune_warn.allow() {
                 log::warn!("{at}: cannot set socket options on an accepted socket: {e}{s}");
             }
         }
-        let peer = stream
-            .peer_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let setup = Setup {
             listener: ep.index,
             proxy: cfg.proxy_protocol,
@@ -296,19 +299,25 @@ struct Setup {
     ws: Option<Rc<str>>,
 }
 
-/// The one place a stream is wrapped for its listener's kind: plain TCP
-/// without a PROXY header starts its connection at once; otherwise a short
-/// task reads the header, runs the TLS handshake and/or the WebSocket
+/// The one place a socket is wrapped for its listener's kind: plain TCP
+/// without a PROXY header starts its connection at once, waiting in the
+/// shard's readiness set ([`Tcp`]); otherwise, as glommio's `TcpStream`, a
+/// short task reads the header, runs the TLS handshake and/or the WebSocket
 /// upgrade first, in that order.
-fn accepted(shard: &ShardRef, stream: TcpStream, peer: SocketAddr, slot: Slot, setup: Setup) {
+fn accepted(shard: &ShardRef, sock: OwnedFd, peer: SocketAddr, slot: Slot, setup: Setup) {
     if !setup.proxy && setup.tls.is_none() && setup.ws.is_none() {
         let origin = Origin {
             listener: setup.listener,
             identity: None,
         };
-        crate::conn::spawn_accepted(shard, stream, peer, slot, origin);
+        match Tcp::new(sock) {
+            Ok(tcp) => crate::conn::spawn_accepted(shard, tcp, peer, slot, origin),
+            Err(e) => log::warn!("{peer}: cannot wait on the socket, closing: {e}"),
+        }
         return;
     }
+    // SAFETY: a connected socket we own, moved into glommio's stream.
+    let stream = unsafe { TcpStream::from_raw_fd(sock.into_raw_fd()) };
     glommio::spawn_local(prepare(shard.clone(), stream, peer, slot, setup)).detach();
 }
 
@@ -499,8 +508,8 @@ mod tests {
                 crate::metrics::MetricsBoard::new(1),
                 Arc::new(std::sync::atomic::AtomicBool::new(false)),
             )));
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
+            let (fds, addr) = bind_all("127.0.0.1:0".parse().unwrap(), 1, 16).unwrap();
+            let listener = Acceptor::new(fds.into_iter().next().unwrap()).unwrap();
             let client = std::thread::spawn(move || {
                 let mut refused = TcpStream::connect(addr).unwrap();
                 refused
@@ -531,8 +540,7 @@ mod tests {
             });
             let count = ConnCount::new();
             for _ in 0..2 {
-                let stream = listener.accept().await.unwrap();
-                let peer = stream.peer_addr().unwrap();
+                let (stream, peer) = listener.accept().await.unwrap();
                 let slot = count.try_acquire(10).unwrap();
                 let setup = Setup {
                     listener: 0,

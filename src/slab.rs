@@ -25,6 +25,10 @@ pub enum ConnTag {}
 #[derive(Debug)]
 pub enum SessionTag {}
 
+/// Tag of a shard's readiness set (`crate::transport::ready`).
+#[derive(Debug)]
+pub enum ReadyTag {}
+
 /// A connection of this shard.
 pub type ConnKey = Key<ConnTag>;
 
@@ -50,6 +54,12 @@ impl<T> Key<T> {
     /// The key as one number (the storage log names sessions by it).
     pub fn to_raw(self) -> u64 {
         u64::from(self.gen) << 32 | u64::from(self.idx)
+    }
+
+    /// The key [`Key::to_raw`] gave this number for (it finds nothing in
+    /// its slab if the number was never a key there).
+    pub fn from_raw(raw: u64) -> Self {
+        Key::new(raw as u32, (raw >> 32) as u32)
     }
 }
 

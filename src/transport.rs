@@ -19,6 +19,8 @@
 //! A [`Handoff`] is what crosses the mesh: the detached transport with the
 //! bytes already read and the connection's slot.
 
+pub mod ready;
+pub mod tcp;
 pub mod ws;
 
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -123,7 +125,7 @@ impl Detached {
     /// as WebSocket, which sits on one of these).
     fn resume_stream<R: Resume>(self, then: R) -> io::Result<R::Output> {
         match self {
-            Detached::Tcp(fd) => Ok(then.resume(tcp_from(fd))),
+            Detached::Tcp(fd) => Ok(then.resume(tcp::Tcp::new(fd)?)),
             Detached::Tls { fd, tls } => Ok(then.resume(crate::tls::TlsStream::resume(fd, tls))),
             Detached::Ws { .. } => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -43,6 +43,9 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BrokerFigures {
     pub bytes_per_conn: Option<f64>,
+    /// Broker CPU microseconds per connection over the connect phase (every
+    /// handshake, CONNECT and SUBSCRIBE included).
+    pub cpu_us_per_conn: Option<f64>,
     pub cpu_secs: Option<f64>,
     pub cpu_secs_per_million: Option<f64>,
 }
@@ -50,6 +53,8 @@ pub struct BrokerFigures {
 pub fn broker_figures(b: &BrokerStats, connected: u64, delivered: u64) -> BrokerFigures {
     let bytes_per_conn = (connected > 0 && b.connected.rss_kb > 0)
         .then(|| (b.connected.rss_kb as f64 - b.base.rss_kb as f64) * 1024.0 / connected as f64);
+    let cpu_us_per_conn = (connected > 0 && b.connected.rss_kb > 0)
+        .then(|| (b.connected.cpu_secs - b.base.cpu_secs).max(0.0) * 1e6 / connected as f64);
     let cpu = (b.end.cpu_secs >= b.connected.cpu_secs && b.end.rss_kb > 0)
         .then_some(b.end.cpu_secs - b.connected.cpu_secs);
     let per_million = cpu
@@ -57,6 +62,7 @@ pub fn broker_figures(b: &BrokerStats, connected: u64, delivered: u64) -> Broker
         .map(|c| c / (delivered as f64 / 1e6));
     BrokerFigures {
         bytes_per_conn,
+        cpu_us_per_conn,
         cpu_secs: cpu,
         cpu_secs_per_million: per_million,
     }
@@ -154,8 +160,8 @@ pub fn json(args: &Args, o: &Outcome) -> String {
             let f = broker_figures(b, r.snap.connect_ok, r.snap.received);
             let _ = write!(
                 s,
-                "\"broker\":{{\"pid\":{},\"rss_base_kb\":{},\"rss_connected_kb\":{},\"rss_max_kb\":{},\"bytes_per_conn\":{},\"cpu_s\":{},\"cpu_s_per_million_deliveries\":{}}},",
-                b.pid, b.base.rss_kb, b.connected.rss_kb, b.rss_max_kb, num(f.bytes_per_conn), num(f.cpu_secs), num(f.cpu_secs_per_million)
+                "\"broker\":{{\"pid\":{},\"rss_base_kb\":{},\"rss_connected_kb\":{},\"rss_max_kb\":{},\"bytes_per_conn\":{},\"cpu_us_per_conn\":{},\"cpu_s\":{},\"cpu_s_per_million_deliveries\":{}}},",
+                b.pid, b.base.rss_kb, b.connected.rss_kb, b.rss_max_kb, num(f.bytes_per_conn), num(f.cpu_us_per_conn), num(f.cpu_secs), num(f.cpu_secs_per_million)
             );
         }
         None => s.push_str("\"broker\":null,"),
@@ -233,7 +239,7 @@ pub fn summary(args: &Args, o: &Outcome) -> String {
     }
     if let Some(b) = &o.broker {
         let f = broker_figures(b, r.snap.connect_ok, r.snap.received);
-        let _ = writeln!(s, "broker:      RSS {} -> {} KiB (max {}), {} B/conn, CPU {} s, {} CPU-s per million deliveries", b.base.rss_kb, b.connected.rss_kb, b.rss_max_kb, num(f.bytes_per_conn), num(f.cpu_secs), num(f.cpu_secs_per_million));
+        let _ = writeln!(s, "broker:      RSS {} -> {} KiB (max {}), {} B/conn, {} CPU-us/conn to connect, CPU {} s, {} CPU-s per million deliveries", b.base.rss_kb, b.connected.rss_kb, b.rss_max_kb, num(f.bytes_per_conn), num(f.cpu_us_per_conn), num(f.cpu_secs), num(f.cpu_secs_per_million));
     }
     let _ = writeln!(s, "tool CPU:    {:.2} s", r.cpu_secs);
     for p in &o.problems {
@@ -267,6 +273,7 @@ mod tests {
         };
         let f = broker_figures(&b, 1024, 4_000_000);
         assert_eq!(f.bytes_per_conn, Some(1000.0));
+        assert_eq!(f.cpu_us_per_conn, Some(1e6 / 1024.0));
         assert_eq!(f.cpu_secs, Some(2.0));
         assert_eq!(f.cpu_secs_per_million, Some(0.5));
         assert_eq!(

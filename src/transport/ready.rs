@@ -1,0 +1,262 @@
+//! A shard's readiness set: one epoll instance per shard thread, so that a
+//! waiting socket sits in the kernel's epoll and not in io_uring's poll table.
+//!
+//! glommio arms one io_uring poll per waiting socket and cancels and re-arms
+//! its preemption timer on every reactor turn; the kernel's cancel searches
+//! the poll table first, so that search grew with the connections per shard
+//! (11 % of the broker's CPU at 15K connections, `GLOMMIO-NOTES.md`), and
+//! every read armed a fresh poll. Here a socket is registered once, for
+//! reading and writing, edge-triggered: a task that would wait leaves its
+//! waker in the socket's entry ([`Registration::wait_read`] /
+//! [`Registration::wait_write`]) after the syscall said `EAGAIN`, and one
+//! task per shard ([`run`]) waits for the epoll instance itself to become
+//! readable — the one poll the shard keeps in io_uring for these sockets —
+//! then takes every event and wakes the tasks that wait.
+//!
+//! Edge-triggered is safe because a waker is only left after a syscall found
+//! the socket empty (or full), and nothing else runs on the thread between
+//! that syscall and leaving the waker; an event for a socket nobody waits on
+//! is dropped, and its task finds the bytes on its next read.
+//!
+//! Owned per thread (a shard is a thread) and made on first use on an
+//! executor, again when another executor runs on the thread (tests). Used by
+//! [`super::tcp`]: plain TCP connections and the listeners' sockets.
+
+use crate::slab::{Key, ReadyTag, Slab};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Waker;
+
+/// Events taken from the kernel per `epoll_wait`.
+const BATCH: usize = 256;
+
+/// What a socket is registered for: once, for its whole life.
+const INTEREST: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+
+/// Events that end a wait for reading (a peer's close or an error is read as one).
+const READABLE: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+
+/// Events that end a wait for writing.
+const WRITABLE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+
+thread_local! {
+    /// This thread's set, with the executor it runs on.
+    static SET: RefCell<Option<Rc<Set>>> = const { RefCell::new(None) };
+}
+
+/// One shard's epoll instance and who waits on each of its sockets.
+#[derive(Debug)]
+struct Set {
+    epfd: OwnedFd,
+    /// The glommio executor whose task ([`run`]) takes this set's events.
+    executor: usize,
+    entries: RefCell<Slab<Entry, ReadyTag>>,
+}
+
+/// The tasks waiting on one socket, and whether it may have bytes to read.
+#[derive(Debug)]
+struct Entry {
+    read: Option<Waker>,
+    write: Option<Waker>,
+    /// False from a read that found nothing until the next readable event:
+    /// a task woken to write does not try a `recv(2)` that would find
+    /// nothing again.
+    readable: bool,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            read: None,
+            write: None,
+            readable: true,
+        }
+    }
+}
+
+/// A socket in this shard's readiness set; leaves it when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    set: Rc<Set>,
+    key: Key<ReadyTag>,
+    fd: RawFd,
+    /// Another descriptor of the socket may outlive this one (it was
+    /// dup'd for a handoff): leave epoll explicitly, as closing this one
+    /// would not.
+    shared: bool,
+}
+
+impl Registration {
+    /// Register socket `fd` with this shard's set (made, with its task, on
+    /// first use). The caller keeps `fd` open while the registration lives.
+    pub fn new(fd: RawFd) -> io::Result<Registration> {
+        let set = current()?;
+        let key = set.entries.borrow_mut().insert(Entry::default());
+        let mut ev = libc::epoll_event {
+            events: INTEREST,
+            u64: key.to_raw(),
+        };
+        // SAFETY: epoll_ctl on our epoll fd with a valid event struct.
+        let rc = unsafe { libc::epoll_ctl(set.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if rc < 0 {
+            set.entries.borrow_mut().remove(key);
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Registration {
+            set,
+            key,
+            fd,
+            shared: false,
+        })
+    }
+
+    /// Wake `waker` when the socket may have bytes to read (or closed):
+    /// called after a read found nothing.
+    pub fn wait_read(&self, waker: &Waker) {
+        if let Some(e) = self.set.entries.borrow_mut().get_mut(self.key) {
+            e.readable = false;
+            keep(&mut e.read, waker);
+        }
+    }
+
+    /// Whether a read may find something: false from [`Self::wait_read`]
+    /// until the socket's next readable event.
+    pub fn may_read(&self) -> bool {
+        self.set
+            .entries
+            .borrow()
+            .get(self.key)
+            .is_none_or(|e| e.readable)
+    }
+
+    /// Wake `waker` when the socket may take more bytes.
+    pub fn wait_write(&self, waker: &Waker) {
+        if let Some(e) = self.set.entries.borrow_mut().get_mut(self.key) {
+            keep(&mut e.write, waker);
+        }
+    }
+
+    /// The socket has another descriptor now (see `shared`).
+    pub fn mark_shared(&mut self) {
+        self.shared = true;
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.set.entries.borrow_mut().remove(self.key);
+        if self.shared {
+            // SAFETY: epoll_ctl DEL of a descriptor the owner still holds open.
+            unsafe {
+                libc::epoll_ctl(
+                    self.set.epfd.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    self.fd,
+                    std::ptr::null_mut(),
+                );
+            }
+        }
+    }
+}
+
+/// Leave `waker` in `slot` (not cloning it again if it is the one there).
+fn keep(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// This executor's set, made (and its task spawned) on first use.
+fn current() -> io::Result<Rc<Set>> {
+    let executor = glommio::executor().id();
+    SET.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if let Some(set) = cell.as_ref().filter(|s| s.executor == executor) {
+            return Ok(set.clone());
+        }
+        // SAFETY: epoll_create1 returns a new descriptor or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let set = Rc::new(Set {
+            // SAFETY: a fresh descriptor nothing else owns.
+            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            executor,
+            entries: RefCell::new(Slab::new()),
+        });
+        glommio::spawn_local(run(set.clone())).detach();
+        *cell = Some(set.clone());
+        Ok(set)
+    })
+}
+
+/// The set's task: wait until the epoll instance has events, take them all,
+/// wake who waits; for as long as the executor runs.
+async fn run(set: Rc<Set>) {
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
+    let mut woken: Vec<Waker> = Vec::with_capacity(BATCH);
+    loop {
+        if let Err(e) = readable(set.epfd.as_raw_fd()).await {
+            // Out of descriptors for the dup: try again shortly.
+            log::warn!("readiness set: cannot wait for events: {e}");
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        loop {
+            // SAFETY: epoll_wait fills at most BATCH entries of our buffer; timeout 0.
+            let n = unsafe {
+                libc::epoll_wait(set.epfd.as_raw_fd(), events.as_mut_ptr(), BATCH as i32, 0)
+            };
+            let n = usize::try_from(n).unwrap_or(0);
+            set.take_wakers(&events[..n], &mut woken);
+            woken.drain(..).for_each(Waker::wake);
+            if n < BATCH {
+                break;
+            }
+        }
+    }
+}
+
+impl Set {
+    /// The wakers the events `evs` end, moved into `out`.
+    fn take_wakers(&self, evs: &[libc::epoll_event], out: &mut Vec<Waker>) {
+        let mut entries = self.entries.borrow_mut();
+        for ev in evs {
+            let (bits, raw) = (ev.events, ev.u64);
+            let Some(e) = entries.get_mut(Key::from_raw(raw)) else {
+                continue;
+            };
+            if bits & READABLE != 0 {
+                e.readable = true;
+                out.extend(e.read.take());
+            }
+            if bits & WRITABLE != 0 {
+                out.extend(e.write.take());
+            }
+        }
+    }
+}
+
+/// Wait until epoll instance `epfd` is readable (has events).
+///
+/// glommio has no public "wait for this descriptor" call, but wrapping a
+/// descriptor as its `TcpStream` arms an io_uring poll for reading at once,
+/// and the stream's read waits for that poll before it tries `recv(2)` —
+/// which fails on an epoll descriptor (`ENOTSOCK`), so the read ends, with
+/// that error, exactly when the instance has events. A dup is wrapped (the
+/// stream closes what it wraps) and dropped after; a poll that completed
+/// needs no cancel.
+async fn readable(epfd: RawFd) -> io::Result<()> {
+    let bell = crate::transport::dup_socket(epfd)?;
+    // SAFETY: a fresh descriptor we own, moved in; only polled, never read.
+    let mut bell = unsafe { glommio::net::TcpStream::from_raw_fd(bell.into_raw_fd()) };
+    let mut none = [0u8; 0];
+    let _ =
+        poll_fn(|cx| futures_lite::AsyncRead::poll_read(Pin::new(&mut bell), cx, &mut none)).await;
+    Ok(())
+}
