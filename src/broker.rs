@@ -526,6 +526,9 @@ async fn shard_main(seed: ShardSeed) {
         seed.stop,
     )));
     shard.borrow_mut().faults = seed.faults;
+    crate::transport::ready::set_window(Duration::from_micros(
+        shard.borrow().cfg.runtime.wake_window_us,
+    ));
     {
         let mut sh = shard.borrow_mut();
         sh.logins = Logins::new(&sh.cfg.auth, &seed.logins, sh.hooks.has_authenticate());

@@ -29,6 +29,9 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/coremq.toml");
 /// The most shards one broker runs (interest sets are 64-bit masks).
 pub const MAX_SHARDS: usize = 64;
 
+/// `runtime.wake_window_us` unless configured.
+pub const WAKE_WINDOW_DEFAULT_US: u64 = 500;
+
 /// Upper bounds of the keys that count time. Each is multiplied into
 /// milliseconds or microseconds (u64) by its user; these keep every such
 /// product, and a deadline `now + it`, far from overflow, and refuse values
@@ -36,6 +39,8 @@ pub const MAX_SHARDS: usize = 64;
 pub mod bounds {
     /// `runtime.spin_before_park_us`: one second of spinning.
     pub const SPIN_BEFORE_PARK_US: u64 = 1_000_000;
+    /// `runtime.wake_window_us`: 10 ms of added latency at most.
+    pub const WAKE_WINDOW_US: u64 = 10_000;
     /// `listener.tcp_keepalive_s` and `listener.tcp_keepalive_interval_s`:
     /// Linux refuses more (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL).
     pub const TCP_KEEPALIVE_S: u64 = 32_767;
@@ -132,6 +137,10 @@ pub struct RuntimeConfig {
     pub ring_depth: usize,
     /// Microseconds an idle shard spins before parking (0: park at once).
     pub spin_before_park_us: u64,
+    /// Microseconds a busy shard gathers network input and mailbox output
+    /// before it takes or sends them (0: at once): fewer executor sleeps and
+    /// wakes under load, at most this much added latency.
+    pub wake_window_us: u64,
     /// Node id (0..65535) written into every message id; unique per cluster node.
     pub node_id: u16,
     /// Capacity of each shard-to-shard mailbox, in batches.
@@ -147,6 +156,7 @@ impl Default for RuntimeConfig {
             cores: Cores::default(),
             ring_depth: 8192,
             spin_before_park_us: 0,
+            wake_window_us: WAKE_WINDOW_DEFAULT_US,
             node_id: 0,
             mailbox_capacity: 128,
             fanout_inline_max: 16384,
@@ -442,6 +452,12 @@ impl Config {
             return bad("runtime.fanout_inline_max", "must be at least 1");
         }
         in_range(
+            "runtime.wake_window_us",
+            self.runtime.wake_window_us,
+            0,
+            bounds::WAKE_WINDOW_US,
+        )?;
+        in_range(
             "runtime.spin_before_park_us",
             self.runtime.spin_before_park_us,
             0,
@@ -652,6 +668,7 @@ mod tests {
                 "spin_before_park_us",
                 bounds::SPIN_BEFORE_PARK_US,
             ),
+            ("runtime", "wake_window_us", bounds::WAKE_WINDOW_US),
             ("listener", "tcp_keepalive_s", bounds::TCP_KEEPALIVE_S),
             (
                 "listener",

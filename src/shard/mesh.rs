@@ -359,6 +359,12 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
             }
             Err(_) => break,
         }
+        // Gather for the window before the next batch (each batch may wake
+        // the peer's executor): see `runtime.wake_window_us`.
+        let window = shard.borrow().cfg.runtime.wake_window_us;
+        if window > 0 {
+            glommio::timer::sleep(std::time::Duration::from_micros(window)).await;
+        }
     }
     tx.close();
 }

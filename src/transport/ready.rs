@@ -23,13 +23,14 @@
 //! [`super::tcp`]: plain TCP connections and the listeners' sockets.
 
 use crate::slab::{Key, ReadyTag, Slab};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Waker;
+use std::time::Duration;
 
 /// Events taken from the kernel per `epoll_wait`.
 const BATCH: usize = 256;
@@ -46,6 +47,19 @@ const WRITABLE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 thread_local! {
     /// This thread's set, with the executor it runs on.
     static SET: RefCell<Option<Rc<Set>>> = const { RefCell::new(None) };
+    /// How long the set's task gathers events after taking some
+    /// (`runtime.wake_window_us`; zero: it waits for the next at once).
+    static WINDOW: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Set this thread's gathering window (the shard does, as it starts): after
+/// a wake that found events, the set's task sleeps this long before taking
+/// the next ones instead of arming the kernel to wake it at the next event.
+/// Under steady load the shard wakes about once per window rather than once
+/// per event (each executor sleep and wake costs several microseconds); an
+/// event that comes while the shard was idle is taken at once.
+pub fn set_window(window: Duration) {
+    WINDOW.with(|w| w.set(window));
 }
 
 /// One shard's epoll instance and who waits on each of its sockets.
@@ -196,33 +210,49 @@ fn current() -> io::Result<Rc<Set>> {
     })
 }
 
-/// The set's task: wait until the epoll instance has events, take them all,
-/// wake who waits; for as long as the executor runs.
+/// The set's task: take the events there are and wake who waits; then, if
+/// there were some and a window is set, sleep for the window and look
+/// again; otherwise wait until the epoll instance has events. For as long
+/// as the executor runs.
 async fn run(set: Rc<Set>) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
     let mut woken: Vec<Waker> = Vec::with_capacity(BATCH);
     loop {
+        let taken = set.drain(&mut events, &mut woken);
+        let window = WINDOW.with(Cell::get);
+        if taken > 0 && !window.is_zero() {
+            glommio::timer::sleep(window).await;
+            continue;
+        }
         if let Err(e) = readable(set.epfd.as_raw_fd()).await {
             // Out of descriptors for the dup: try again shortly.
             log::warn!("readiness set: cannot wait for events: {e}");
-            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        loop {
-            // SAFETY: epoll_wait fills at most BATCH entries of our buffer; timeout 0.
-            let n = unsafe {
-                libc::epoll_wait(set.epfd.as_raw_fd(), events.as_mut_ptr(), BATCH as i32, 0)
-            };
-            let n = usize::try_from(n).unwrap_or(0);
-            set.take_wakers(&events[..n], &mut woken);
-            woken.drain(..).for_each(Waker::wake);
-            if n < BATCH {
-                break;
-            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
         }
     }
 }
 
 impl Set {
+    /// Take every event the instance has (never waiting) and wake who waits
+    /// on them; the number taken.
+    fn drain(&self, events: &mut [libc::epoll_event], woken: &mut Vec<Waker>) -> usize {
+        let mut taken = 0;
+        loop {
+            let room = events.len().min(BATCH);
+            // SAFETY: epoll_wait fills at most `room` entries of our buffer; timeout 0.
+            let n = unsafe {
+                libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), room as i32, 0)
+            };
+            let n = usize::try_from(n).unwrap_or(0);
+            self.take_wakers(&events[..n], woken);
+            woken.drain(..).for_each(Waker::wake);
+            taken += n;
+            if n < room {
+                return taken;
+            }
+        }
+    }
+
     /// The wakers the events `evs` end, moved into `out`.
     fn take_wakers(&self, evs: &[libc::epoll_event], out: &mut Vec<Waker>) {
         let mut entries = self.entries.borrow_mut();

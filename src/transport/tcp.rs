@@ -154,10 +154,22 @@ mod tests {
             .expect("executor")
     }
 
-    /// A waiting read wakes when the peer writes and reads its end as 0; a
-    /// write that filled the socket waits and wakes when the peer drains it.
+    /// A waiting read wakes when the peer writes; a write that filled the
+    /// socket waits and wakes when the peer drains it.
     #[test]
     fn reads_and_writes_wait_in_the_readiness_set() {
+        reads_and_writes(std::time::Duration::ZERO);
+    }
+
+    /// The same with a gathering window (`runtime.wake_window_us`): events
+    /// that come while the set's task sleeps are taken after it.
+    #[test]
+    fn reads_and_writes_wait_with_a_window() {
+        reads_and_writes(std::time::Duration::from_millis(2));
+    }
+
+    fn reads_and_writes(window: std::time::Duration) {
+        super::super::ready::set_window(window);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         executor().run(async move {
