@@ -26,7 +26,8 @@ use crate::slab::{Key, ReadyTag, Slab};
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Waker;
@@ -92,16 +93,14 @@ impl Default for Entry {
     }
 }
 
-/// A socket in this shard's readiness set; leaves it when dropped.
+/// A socket in this shard's readiness set. Its entry goes when dropped; the
+/// kernel's registration goes when the socket closes, or at [`Self::leave`]
+/// for a socket that moves on open.
 #[derive(Debug)]
 pub struct Registration {
     set: Rc<Set>,
     key: Key<ReadyTag>,
     fd: RawFd,
-    /// Another descriptor of the socket may outlive this one (it was
-    /// dup'd for a handoff): leave epoll explicitly, as closing this one
-    /// would not.
-    shared: bool,
 }
 
 impl Registration {
@@ -120,12 +119,7 @@ impl Registration {
             set.entries.borrow_mut().remove(key);
             return Err(io::Error::last_os_error());
         }
-        Ok(Registration {
-            set,
-            key,
-            fd,
-            shared: false,
-        })
+        Ok(Registration { set, key, fd })
     }
 
     /// Wake `waker` when the socket may have bytes to read (or closed):
@@ -154,26 +148,24 @@ impl Registration {
         }
     }
 
-    /// The socket has another descriptor now (see `shared`).
-    pub fn mark_shared(&mut self) {
-        self.shared = true;
+    /// Take the socket out of the kernel's registration now: it is about to
+    /// move to another shard still open (closing it would have done this).
+    pub fn leave(&self) {
+        // SAFETY: epoll_ctl DEL of a descriptor the owner still holds open.
+        unsafe {
+            libc::epoll_ctl(
+                self.set.epfd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                self.fd,
+                std::ptr::null_mut(),
+            );
+        }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         self.set.entries.borrow_mut().remove(self.key);
-        if self.shared {
-            // SAFETY: epoll_ctl DEL of a descriptor the owner still holds open.
-            unsafe {
-                libc::epoll_ctl(
-                    self.set.epfd.as_raw_fd(),
-                    libc::EPOLL_CTL_DEL,
-                    self.fd,
-                    std::ptr::null_mut(),
-                );
-            }
-        }
     }
 }
 
@@ -224,11 +216,7 @@ async fn run(set: Rc<Set>) {
             glommio::timer::sleep(window).await;
             continue;
         }
-        if let Err(e) = readable(set.epfd.as_raw_fd()).await {
-            // Out of descriptors for the dup: try again shortly.
-            log::warn!("readiness set: cannot wait for events: {e}");
-            glommio::timer::sleep(Duration::from_millis(10)).await;
-        }
+        readable(set.epfd.as_raw_fd()).await;
     }
 }
 
@@ -278,15 +266,18 @@ impl Set {
 /// descriptor as its `TcpStream` arms an io_uring poll for reading at once,
 /// and the stream's read waits for that poll before it tries `recv(2)` —
 /// which fails on an epoll descriptor (`ENOTSOCK`), so the read ends, with
-/// that error, exactly when the instance has events. A dup is wrapped (the
-/// stream closes what it wraps) and dropped after; a poll that completed
-/// needs no cancel.
-async fn readable(epfd: RawFd) -> io::Result<()> {
-    let bell = crate::transport::dup_socket(epfd)?;
-    // SAFETY: a fresh descriptor we own, moved in; only polled, never read.
-    let mut bell = unsafe { glommio::net::TcpStream::from_raw_fd(bell.into_raw_fd()) };
+/// that error, exactly when the instance has events. The stream is never
+/// dropped: that would close the set's descriptor (and a dup per wait would
+/// cost a descriptor, which a broker at its descriptor limit does not have).
+/// Left undropped are a weak count of the reactor and two timer ids (plain
+/// numbers): the poll itself completed, and the read that saw the error
+/// released it. Only a wait cut short (the executor stopping) leaves its
+/// armed poll behind.
+async fn readable(epfd: RawFd) {
+    // SAFETY: the set's open descriptor, which the set closes; the stream
+    // is kept from closing it (ManuallyDrop) and only polled, never read.
+    let mut bell = ManuallyDrop::new(unsafe { glommio::net::TcpStream::from_raw_fd(epfd) });
     let mut none = [0u8; 0];
     let _ =
-        poll_fn(|cx| futures_lite::AsyncRead::poll_read(Pin::new(&mut bell), cx, &mut none)).await;
-    Ok(())
+        poll_fn(|cx| futures_lite::AsyncRead::poll_read(Pin::new(&mut *bell), cx, &mut none)).await;
 }

@@ -9,7 +9,7 @@
 //! `TcpStream` (their handshakes use it).
 
 use super::ready::Registration;
-use super::{dup_socket, send_now, Detached, Transport};
+use super::{send_now, Detached, Transport};
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -19,9 +19,10 @@ use std::task::{Context, Poll};
 /// A connected TCP socket in the shard's readiness set.
 #[derive(Debug)]
 pub struct Tcp {
-    // Declared before `fd`: leaves the set before the socket closes.
     reg: Registration,
-    fd: OwnedFd,
+    /// None once detached: the descriptor itself moved to another shard
+    /// (no dup: a broker at its descriptor limit has none to spare).
+    fd: Option<OwnedFd>,
 }
 
 impl Tcp {
@@ -29,7 +30,12 @@ impl Tcp {
     /// here passes `MSG_DONTWAIT`).
     pub fn new(fd: OwnedFd) -> io::Result<Tcp> {
         let reg = Registration::new(fd.as_raw_fd())?;
-        Ok(Tcp { reg, fd })
+        Ok(Tcp { reg, fd: Some(fd) })
+    }
+
+    /// The descriptor (-1 once detached: calls on it fail with `EBADF`).
+    fn raw(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 }
 
@@ -57,7 +63,7 @@ impl Transport for Tcp {
             self.reg.wait_read(cx.waker());
             return Poll::Pending;
         }
-        let fd = self.fd.as_raw_fd();
+        let fd = self.raw();
         // SAFETY: recv(2) into a buffer we hold mutably, on our open socket.
         let call =
             || unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
@@ -71,7 +77,7 @@ impl Transport for Tcp {
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let fd = self.fd.as_raw_fd();
+        let fd = self.raw();
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
         // SAFETY: send(2) from a buffer we borrow, on our open socket.
         let call = || unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
@@ -86,25 +92,28 @@ impl Transport for Tcp {
 
     fn write_now(&mut self, buf: &[u8]) {
         if !buf.is_empty() {
-            send_now(self.fd.as_raw_fd(), buf);
+            send_now(self.raw(), buf);
         }
     }
 
+    /// The descriptor itself leaves (this transport can do no more I/O).
     fn detach(&mut self) -> io::Result<Detached> {
-        let fd = dup_socket(self.fd.as_raw_fd())?;
-        self.reg.mark_shared();
+        let fd = self
+            .fd
+            .take()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        self.reg.leave();
         Ok(Detached::Tcp(fd))
     }
 
     fn socket_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.raw()
     }
 }
 
 /// A listening socket of one shard, in its readiness set.
 #[derive(Debug)]
 pub struct Acceptor {
-    // Declared before `sock`: leaves the set before the socket closes.
     reg: Registration,
     sock: socket2::Socket,
 }
@@ -208,6 +217,34 @@ mod tests {
                 .expect("write after the wait");
             drop(tcp);
             assert_eq!(writer.join().expect("peer thread"), sent);
+        });
+    }
+
+    /// Detaching moves the descriptor itself (no dup) out of the set: the
+    /// same number resumes in a set again (here the same one, which refuses
+    /// a socket still registered) and carries bytes.
+    #[test]
+    fn detach_moves_the_descriptor_out_of_the_set() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        executor().run(async move {
+            let ours = std::net::TcpStream::connect(addr).expect("connect");
+            let (mut peer, _) = listener.accept().expect("accept");
+            let number = ours.as_raw_fd();
+            let mut tcp = Tcp::new(OwnedFd::from(ours)).expect("register");
+            let Ok(Detached::Tcp(fd)) = tcp.detach() else {
+                panic!("a Tcp detaches as Detached::Tcp");
+            };
+            assert_eq!(fd.as_raw_fd(), number, "the descriptor itself moves");
+            assert_eq!(tcp.socket_fd(), -1);
+            drop(tcp);
+            let mut resumed = Tcp::new(fd).expect("registers again");
+            peer.write_all(b"moved").expect("peer write");
+            let mut buf = [0u8; 8];
+            let n = poll_fn(|cx| resumed.poll_read(cx, &mut buf))
+                .await
+                .expect("read");
+            assert_eq!(&buf[..n], b"moved");
         });
     }
 
