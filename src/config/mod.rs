@@ -29,9 +29,6 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/coremq.toml");
 /// The most shards one broker runs (interest sets are 64-bit masks).
 pub const MAX_SHARDS: usize = 64;
 
-/// `runtime.wake_window_us` unless configured.
-pub const WAKE_WINDOW_DEFAULT_US: u64 = 500;
-
 /// Upper bounds of the keys that count time. Each is multiplied into
 /// milliseconds or microseconds (u64) by its user; these keep every such
 /// product, and a deadline `now + it`, far from overflow, and refuse values
@@ -156,7 +153,7 @@ impl Default for RuntimeConfig {
             cores: Cores::default(),
             ring_depth: 8192,
             spin_before_park_us: 0,
-            wake_window_us: WAKE_WINDOW_DEFAULT_US,
+            wake_window_us: 500,
             node_id: 0,
             mailbox_capacity: 128,
             fanout_inline_max: 16384,
