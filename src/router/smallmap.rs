@@ -1,30 +1,30 @@
-//! A map that stays inline while small and becomes a hash map when it grows.
+//! A map that keeps one entry inline and becomes a hash map when it grows.
 //!
-//! Used where most instances hold one or two entries but a few hold many: a
-//! session's subscriptions (filter → QoS) and a trie node's subscribers
-//! (session → QoS). A one-entry `AHashMap` costs 64 bytes inline plus a
-//! ~100-byte heap block; this costs one inline slot. Past [`INLINE`] entries it
-//! switches to an `AHashMap`, so large sets keep O(1) operations.
+//! Used where most instances hold one entry but a few hold many: a
+//! session's subscriptions (filter → ()), a filter's subscribers in the
+//! router's index (session → options) and a trie node's children. A
+//! one-entry `AHashMap` costs 64 bytes inline plus a ~100-byte heap block;
+//! this holds one entry inline beside a tag (16 bytes for a session key and
+//! its options, 24 for a filter), two to [`INLINE`] in a boxed vector, and
+//! more in a boxed `AHashMap`, so large sets keep O(1) operations.
 
 use ahash::AHashMap;
-use smallvec::SmallVec;
 use std::borrow::Borrow;
 use std::hash::Hash;
 
-/// Entries kept inline before switching to a hash map.
+/// Entries kept in a vector before switching to a hash map.
 pub const INLINE: usize = 8;
 
 /// A small-first map. Iteration order is unspecified.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
+#[allow(clippy::box_collection)] // one word in the enum, not three
 pub enum SmallMap<K, V> {
-    Few(SmallVec<[(K, V); 1]>),
+    #[default]
+    Empty,
+    One(K, V),
+    /// Two to [`INLINE`] entries.
+    Few(Box<Vec<(K, V)>>),
     Many(Box<AHashMap<K, V>>),
-}
-
-impl<K, V> Default for SmallMap<K, V> {
-    fn default() -> Self {
-        SmallMap::Few(SmallVec::new())
-    }
 }
 
 impl<K: Eq + Hash, V> SmallMap<K, V> {
@@ -34,6 +34,8 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
 
     pub fn len(&self) -> usize {
         match self {
+            SmallMap::Empty => 0,
+            SmallMap::One(..) => 1,
             SmallMap::Few(v) => v.len(),
             SmallMap::Many(m) => m.len(),
         }
@@ -49,6 +51,8 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         Q: Eq + Hash + ?Sized,
     {
         match self {
+            SmallMap::Empty => None,
+            SmallMap::One(k, v) => (k.borrow() == key).then_some(v),
             SmallMap::Few(v) => v.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),
             SmallMap::Many(m) => m.get(key),
         }
@@ -60,6 +64,8 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         Q: Eq + Hash + ?Sized,
     {
         match self {
+            SmallMap::Empty => None,
+            SmallMap::One(k, v) => (<K as Borrow<Q>>::borrow(k) == key).then_some(v),
             SmallMap::Few(v) => v
                 .iter_mut()
                 .find(|(k, _)| k.borrow() == key)
@@ -91,6 +97,8 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
     /// Remove every entry, returning the values.
     pub fn take_values(&mut self) -> Vec<V> {
         match std::mem::take(self) {
+            SmallMap::Empty => Vec::new(),
+            SmallMap::One(_, v) => vec![v],
             SmallMap::Few(v) => v.into_iter().map(|(_, v)| v).collect(),
             SmallMap::Many(m) => m.into_values().collect(),
         }
@@ -99,6 +107,18 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
     /// Insert or replace; returns the old value.
     pub fn insert(&mut self, key: K, val: V) -> Option<V> {
         match self {
+            SmallMap::Empty => {
+                *self = SmallMap::One(key, val);
+                None
+            }
+            SmallMap::One(k, v) if *k == key => Some(std::mem::replace(v, val)),
+            SmallMap::One(..) => {
+                let SmallMap::One(k, v) = std::mem::take(self) else {
+                    unreachable!("matched One above")
+                };
+                *self = SmallMap::Few(Box::new(vec![(k, v), (key, val)]));
+                None
+            }
             SmallMap::Few(v) => {
                 if let Some(slot) = v.iter_mut().find(|(k, _)| *k == key) {
                     return Some(std::mem::replace(&mut slot.1, val));
@@ -123,18 +143,26 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         Q: Eq + Hash + ?Sized,
     {
         match self {
+            SmallMap::Empty => None,
+            SmallMap::One(k, _) if (*k).borrow() != key => None,
+            SmallMap::One(..) => match std::mem::take(self) {
+                SmallMap::One(k, v) => Some((k, v)),
+                _ => unreachable!("matched One above"),
+            },
             SmallMap::Few(v) => {
                 let pos = v.iter().position(|(k, _)| k.borrow() == key)?;
                 let out = v.swap_remove(pos);
-                if v.is_empty() && v.spilled() {
-                    *v = SmallVec::new();
+                if v.len() == 1 {
+                    if let Some((k, v)) = v.pop() {
+                        *self = SmallMap::One(k, v);
+                    }
                 }
                 Some(out)
             }
             SmallMap::Many(m) => {
                 let out = m.remove_entry(key);
                 if m.is_empty() {
-                    *self = SmallMap::default();
+                    *self = SmallMap::Empty;
                 }
                 out
             }
@@ -152,6 +180,8 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
     /// Call `f` on every entry (no allocation, for the publish path).
     pub fn for_each<'a>(&'a self, mut f: impl FnMut(&'a K, &'a V)) {
         match self {
+            SmallMap::Empty => {}
+            SmallMap::One(k, v) => f(k, v),
             SmallMap::Few(v) => v.iter().for_each(|(k, v)| f(k, v)),
             SmallMap::Many(m) => m.iter().for_each(|(k, v)| f(k, v)),
         }
@@ -165,11 +195,16 @@ mod tests {
     #[test]
     fn grows_into_a_hash_map_and_back() {
         let mut m: SmallMap<u32, u32> = SmallMap::new();
-        assert!(std::mem::size_of::<SmallMap<u64, u8>>() <= 32);
+        assert_eq!(std::mem::size_of::<SmallMap<u64, u32>>(), 16);
+        assert_eq!(std::mem::size_of::<SmallMap<std::sync::Arc<str>, ()>>(), 24);
         for i in 0..INLINE as u32 {
             assert_eq!(m.insert(i, i), None);
+            assert_eq!(m.len(), i as usize + 1);
+            assert!(matches!(
+                (i, &m),
+                (0, SmallMap::One(..)) | (1.., SmallMap::Few(_))
+            ));
         }
-        assert!(matches!(m, SmallMap::Few(_)));
         assert_eq!(m.insert(3, 30), Some(3));
         assert_eq!(m.insert(100, 1), None);
         assert!(matches!(m, SmallMap::Many(_)));
@@ -184,10 +219,28 @@ mod tests {
         assert_eq!(m.remove_entry(&100), Some((100, 1)));
         assert!(m.is_empty());
         assert!(
-            matches!(m, SmallMap::Few(_)),
+            matches!(m, SmallMap::Empty),
             "an emptied map frees its table"
         );
         assert_eq!(m.remove(&7), None);
+    }
+
+    #[test]
+    fn shrinks_back_to_one_inline_entry() {
+        let mut m: SmallMap<u32, &str> = SmallMap::new();
+        m.insert(1, "a");
+        assert_eq!(m.insert(1, "b"), Some("a"), "replaced in place");
+        assert_eq!(m.remove(&2), None);
+        m.insert(2, "c");
+        m.insert(3, "d");
+        assert_eq!(m.remove(&1), Some("b"));
+        assert!(matches!(m, SmallMap::Few(_)));
+        assert_eq!(m.remove(&3), Some("d"));
+        assert!(matches!(m, SmallMap::One(2, "c")));
+        assert_eq!(m.get(&2), Some(&"c"));
+        let mut values = m.take_values();
+        values.sort_unstable();
+        assert_eq!((values, m.len()), (vec!["c"], 0));
     }
 
     #[test]
