@@ -2,13 +2,13 @@
 //! acknowledged, in send order, with the packet ids they were given.
 //!
 //! Owned by a [`super::Session`]. The window is small (tens of entries), so a
-//! `VecDeque` scanned by packet id beats a map: it keeps send order for
+//! deque scanned by packet id beats a map: it keeps send order for
 //! retries (§4.6 ordering) for free. Packet ids are allocated here, per session,
 //! skipping ids still in use.
 
+use super::thin::ThinDeque;
 use super::Delivery;
 use crate::codec::QoS;
-use std::collections::VecDeque;
 
 /// Where an outbound QoS 1/2 message is in its flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Entry {
 /// The window.
 #[derive(Debug)]
 pub struct Inflight {
-    entries: VecDeque<Entry>,
+    entries: ThinDeque<Entry>,
     /// At most 65535 entries (one per packet id): a `u16` keeps the
     /// session small.
     max: u16,
@@ -46,7 +46,7 @@ impl Inflight {
     pub fn new(max: usize) -> Self {
         let max = u16::try_from(max).unwrap_or(u16::MAX).max(1);
         Inflight {
-            entries: VecDeque::new(),
+            entries: ThinDeque::default(),
             max,
             next_pkid: 0,
         }
@@ -100,8 +100,7 @@ impl Inflight {
             qos,
             phase: Phase::Published,
             sent_ms: now_ms,
-        });
-        &self.entries[self.entries.len() - 1]
+        })
     }
 
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2): remove the entry if it is in the expected phase.
@@ -110,12 +109,8 @@ impl Inflight {
             .entries
             .iter()
             .position(|e| e.pkid == pkid && e.qos == qos && e.phase == phase)?;
-        let entry = self.entries.remove(pos);
-        if self.entries.is_empty() {
-            // Free the buffer: an idle session keeps no window allocation.
-            self.entries = VecDeque::new();
-        }
-        entry
+        // An emptied window frees its buffer: an idle session keeps none.
+        self.entries.remove(pos)
     }
 
     /// PUBREC: move a QoS 2 entry to [`Phase::PubRelSent`]. Returns false for an unknown id.

@@ -23,6 +23,7 @@ pub mod inflight;
 pub mod mqueue;
 pub mod shares;
 pub mod store;
+pub mod thin;
 
 use crate::codec::{LastWill, QoS};
 use crate::hooks::ClientInfo;
@@ -144,7 +145,7 @@ pub struct Session {
     /// Messages waiting for the window (or for the client to come back).
     mqueue: MQueue<Delivery>,
     /// Inbound QoS 2 packet ids that got PUBREC and await PUBREL.
-    awaiting_rel: SmallMap<u16, ()>,
+    awaiting_rel: thin::PkidSet,
     /// Retained messages of new subscriptions still to send (with their
     /// QoS), ahead of the queue: sent as the window and the outbox allow.
     /// Retained messages to send, shared-group tags and a delayed will:
@@ -169,7 +170,7 @@ impl Session {
             filters: SmallMap::new(),
             inflight: Inflight::new(window),
             mqueue: MQueue::new(),
-            awaiting_rel: SmallMap::new(),
+            awaiting_rel: thin::PkidSet::default(),
             rare: None,
             will: None,
             conn: None,
@@ -413,9 +414,7 @@ impl Session {
 
     /// The inbound QoS 2 packet ids awaiting PUBREL.
     pub fn awaiting_rel_ids(&self) -> Vec<u16> {
-        let mut ids = Vec::with_capacity(self.awaiting_rel.len());
-        self.awaiting_rel.for_each(|k, _| ids.push(*k));
-        ids
+        self.awaiting_rel.ids()
     }
 
     /// What must survive a restart, in a comparable form (harness tests).
@@ -424,8 +423,7 @@ impl Session {
         let mut filters = Vec::new();
         self.for_each_filter(|f| filters.push(f.to_string()));
         filters.sort();
-        let mut awaiting: Vec<u16> = Vec::new();
-        self.awaiting_rel.for_each(|k, _| awaiting.push(*k));
+        let mut awaiting = self.awaiting_rel.ids();
         awaiting.sort_unstable();
         DurableView {
             client_id: self.client_id.to_string(),

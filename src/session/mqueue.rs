@@ -24,7 +24,7 @@
 //! the queued QoS0 messages go first. The QoS0 count keeps the common cases (not full, or full
 //! with no QoS0 queued) free of scans; only "full with QoS0 queued" searches for the oldest.
 
-use std::collections::VecDeque;
+use super::thin::ThinDeque;
 
 use crate::codec::QoS;
 /// What to drop when the queue is full and no QoS0 item can make room: the
@@ -89,7 +89,7 @@ struct Queued<T> {
 /// A bounded FIFO of pending messages. See the module doc.
 #[derive(Debug)]
 pub struct MQueue<T> {
-    items: VecDeque<Queued<T>>,
+    items: ThinDeque<Queued<T>>,
     /// How many queued items are QoS0.
     qos0: u32,
     /// Sum of the queued items' weights.
@@ -99,7 +99,7 @@ pub struct MQueue<T> {
 impl<T> Default for MQueue<T> {
     fn default() -> Self {
         MQueue {
-            items: VecDeque::new(),
+            items: ThinDeque::default(),
             qos0: 0,
             bytes: 0,
         }
@@ -169,10 +169,6 @@ impl<T: Weigh> MQueue<T> {
             self.qos0 -= 1;
         }
         self.bytes -= q.weight as usize;
-        if self.items.is_empty() {
-            // Free the buffer: an idle session keeps no queue allocation.
-            self.items = VecDeque::new();
-        }
         Some((q.item, q.qos))
     }
 
@@ -197,10 +193,9 @@ impl<T: Weigh> MQueue<T> {
     /// Take everything, in order (tests inspect the queue with it).
     #[cfg(test)]
     pub fn take_all(&mut self) -> impl Iterator<Item = (T, QoS)> + '_ {
-        // `VecDeque::drain(..)` empties the queue even if the iterator is dropped early.
         self.qos0 = 0;
         self.bytes = 0;
-        self.items.drain(..).map(|q| (q.item, q.qos))
+        self.items.take_all().map(|q| (q.item, q.qos))
     }
 }
 

@@ -412,13 +412,13 @@ impl Sessions {
         let Some(s) = self.slab.get_mut(sk) else {
             return Awaiting::Full;
         };
-        if s.awaiting_rel.get(&pkid).is_some() {
+        if s.awaiting_rel.contains(pkid) {
             return Awaiting::Duplicate;
         }
         if s.awaiting_rel.len() >= max {
             return Awaiting::Full;
         }
-        s.awaiting_rel.insert(pkid, ());
+        s.awaiting_rel.insert(pkid);
         j.emit_for(sk, || SessionEvent::PubRelAwaited { session: sk, pkid });
         Awaiting::New
     }
@@ -428,7 +428,7 @@ impl Sessions {
         let known = self
             .slab
             .get_mut(sk)
-            .is_some_and(|s| s.awaiting_rel.remove(&pkid).is_some());
+            .is_some_and(|s| s.awaiting_rel.remove(pkid));
         if known {
             j.emit_for(sk, || SessionEvent::PubRelReceived { session: sk, pkid });
         }
