@@ -72,11 +72,14 @@ struct Set {
     entries: RefCell<Slab<Entry, ReadyTag>>,
 }
 
-/// The tasks waiting on one socket, and whether it may have bytes to read.
+/// The task waiting on one socket (its owner: one connection task or
+/// accept loop waits for reading, writing or both), for which events, and
+/// whether the socket may have bytes to read.
 #[derive(Debug)]
 struct Entry {
-    read: Option<Waker>,
-    write: Option<Waker>,
+    waker: Option<Waker>,
+    /// The events (`READABLE`, `WRITABLE` or both) that end the wait.
+    wants: u32,
     /// False from a read that found nothing until the next readable event:
     /// a task woken to write does not try a `recv(2)` that would find
     /// nothing again.
@@ -86,10 +89,38 @@ struct Entry {
 impl Default for Entry {
     fn default() -> Self {
         Entry {
-            read: None,
-            write: None,
+            waker: None,
+            wants: 0,
             readable: true,
         }
+    }
+}
+
+impl Entry {
+    /// Wake `waker` on any of `events` too. Another task's waker, waiting
+    /// meanwhile, is woken now rather than forgotten (it looks again).
+    fn wait(&mut self, waker: &Waker, events: u32) {
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => self.wants |= events,
+            _ => {
+                if let Some(old) = self.waker.replace(waker.clone()) {
+                    old.wake();
+                }
+                self.wants = events;
+            }
+        }
+    }
+
+    /// The waker, if `bits` end its wait.
+    fn fired(&mut self, bits: u32) -> Option<Waker> {
+        if bits & READABLE != 0 {
+            self.readable = true;
+        }
+        if bits & self.wants == 0 {
+            return None;
+        }
+        self.wants = 0;
+        self.waker.take()
     }
 }
 
@@ -100,7 +131,6 @@ impl Default for Entry {
 pub struct Registration {
     set: Rc<Set>,
     key: Key<ReadyTag>,
-    fd: RawFd,
 }
 
 impl Registration {
@@ -119,7 +149,7 @@ impl Registration {
             set.entries.borrow_mut().remove(key);
             return Err(io::Error::last_os_error());
         }
-        Ok(Registration { set, key, fd })
+        Ok(Registration { set, key })
     }
 
     /// Wake `waker` when the socket may have bytes to read (or closed):
@@ -127,7 +157,7 @@ impl Registration {
     pub fn wait_read(&self, waker: &Waker) {
         if let Some(e) = self.set.entries.borrow_mut().get_mut(self.key) {
             e.readable = false;
-            keep(&mut e.read, waker);
+            e.wait(waker, READABLE);
         }
     }
 
@@ -144,19 +174,20 @@ impl Registration {
     /// Wake `waker` when the socket may take more bytes.
     pub fn wait_write(&self, waker: &Waker) {
         if let Some(e) = self.set.entries.borrow_mut().get_mut(self.key) {
-            keep(&mut e.write, waker);
+            e.wait(waker, WRITABLE);
         }
     }
 
-    /// Take the socket out of the kernel's registration now: it is about to
-    /// move to another shard still open (closing it would have done this).
-    pub fn leave(&self) {
+    /// Take socket `fd` (the one registered) out of the kernel's
+    /// registration now: it is about to move to another shard still open
+    /// (closing it would have done this).
+    pub fn leave(&self, fd: RawFd) {
         // SAFETY: epoll_ctl DEL of a descriptor the owner still holds open.
         unsafe {
             libc::epoll_ctl(
                 self.set.epfd.as_raw_fd(),
                 libc::EPOLL_CTL_DEL,
-                self.fd,
+                fd,
                 std::ptr::null_mut(),
             );
         }
@@ -166,14 +197,6 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.set.entries.borrow_mut().remove(self.key);
-    }
-}
-
-/// Leave `waker` in `slot` (not cloning it again if it is the one there).
-fn keep(slot: &mut Option<Waker>, waker: &Waker) {
-    match slot {
-        Some(w) if w.will_wake(waker) => {}
-        _ => *slot = Some(waker.clone()),
     }
 }
 
@@ -249,13 +272,7 @@ impl Set {
             let Some(e) = entries.get_mut(Key::from_raw(raw)) else {
                 continue;
             };
-            if bits & READABLE != 0 {
-                e.readable = true;
-                out.extend(e.read.take());
-            }
-            if bits & WRITABLE != 0 {
-                out.extend(e.write.take());
-            }
+            out.extend(e.fired(bits));
         }
     }
 }
@@ -280,4 +297,73 @@ async fn readable(epfd: RawFd) {
     let mut none = [0u8; 0];
     let _ =
         poll_fn(|cx| futures_lite::AsyncRead::poll_read(Pin::new(&mut *bell), cx, &mut none)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    #[test]
+    fn one_waker_serves_a_wait_for_reading_and_writing() {
+        let (count, w) = waker();
+        let mut e = Entry {
+            readable: false,
+            ..Default::default()
+        };
+        e.wait(&w, READABLE);
+        e.wait(&w, WRITABLE);
+        assert!(e.fired(libc::EPOLLOUT as u32).is_some(), "writable ends it");
+        assert!(e.fired(libc::EPOLLIN as u32).is_none(), "woken once");
+        assert!(
+            e.readable,
+            "a readable event is remembered, waited for or not"
+        );
+        e.wait(&w, WRITABLE);
+        assert!(
+            e.fired(libc::EPOLLIN as u32).is_none(),
+            "not waiting to read"
+        );
+        assert!(
+            e.fired(libc::EPOLLHUP as u32).is_some(),
+            "a hang-up ends any wait"
+        );
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            0,
+            "fired hands the waker back"
+        );
+    }
+
+    #[test]
+    fn another_tasks_waker_wakes_the_one_it_replaces() {
+        let (first, a) = waker();
+        let (second, b) = waker();
+        let mut e = Entry::default();
+        e.wait(&a, READABLE);
+        e.wait(&b, WRITABLE);
+        assert_eq!(first.0.load(Ordering::Relaxed), 1, "not forgotten");
+        assert!(
+            e.fired(libc::EPOLLIN as u32).is_none(),
+            "b waits to write only"
+        );
+        if let Some(w) = e.fired(libc::EPOLLOUT as u32) {
+            w.wake();
+        }
+        assert_eq!(second.0.load(Ordering::Relaxed), 1);
+    }
 }

@@ -102,7 +102,7 @@ impl Transport for Tcp {
             .fd
             .take()
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-        self.reg.leave();
+        self.reg.leave(fd.as_raw_fd());
         Ok(Detached::Tcp(fd))
     }
 
