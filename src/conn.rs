@@ -25,9 +25,10 @@ use crate::rate::TokenBucket;
 use crate::shard::mesh::MeshMsg;
 use crate::shard::{home_shard, CloseReason, ConnKey, Phase, Shard, ShardRef, TimerItem};
 use crate::transport::{Handoff, Origin, Resume, Transport};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
@@ -42,7 +43,7 @@ pub fn spawn_accepted<T: Transport>(
     slot: Slot,
     origin: Origin,
 ) {
-    start(shard, stream, BytesMut::new(), (peer, origin), slot, false);
+    start(shard, stream, Vec::new(), (peer, origin), slot, false);
 }
 
 /// Start serving a stream handed over by another shard: the broker
@@ -56,7 +57,7 @@ pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
     let peer = h.peer;
     let restart = Restart {
         shard,
-        initial: BytesMut::from(&h.initial[..]),
+        initial: h.initial.to_vec(),
         peer: (peer, h.origin),
         slot: h.slot,
     };
@@ -68,7 +69,7 @@ pub fn spawn_handoff(shard: &ShardRef, h: Handoff) {
 /// The connection arriving in a handoff, waiting for its transport.
 struct Restart<'a> {
     shard: &'a ShardRef,
-    initial: BytesMut,
+    initial: Vec<u8>,
     peer: (SocketAddr, Origin),
     slot: Slot,
 }
@@ -86,7 +87,7 @@ impl Resume for Restart<'_> {
 fn start<T: Transport>(
     shard: &ShardRef,
     stream: T,
-    inbuf: BytesMut,
+    inbuf: Vec<u8>,
     (peer, origin): (SocketAddr, Origin),
     slot: Slot,
     handed: bool,
@@ -102,6 +103,7 @@ fn start<T: Transport>(
         inbuf,
         need: 0,
         handed,
+        step: Step::Input,
         slot: Some(slot),
         rate,
     };
@@ -144,12 +146,15 @@ struct Conn {
     shard: ShardRef,
     key: ConnKey,
     /// Bytes of an incomplete packet (empty, with no allocation, when idle).
-    inbuf: BytesMut,
+    inbuf: Vec<u8>,
     /// Size of that packet once its fixed header is in (0 before): reads
     /// append until it is whole, so a large packet is not re-copied per read.
-    need: usize,
+    /// (A u32: `mqtt.max_packet_size` is at most 268,435,455.)
+    need: u32,
     /// Came from another shard: never hand it over again.
     handed: bool,
+    /// Where the task's loop is.
+    step: Step,
     /// The node-wide connection slot, held until the socket closes or moves.
     slot: Option<Slot>,
     /// The listener's inbound byte rate, if it has one (boxed: most have none).
@@ -167,69 +172,155 @@ impl InboundRate {
     }
 }
 
+/// The connection task: the connection and its stream, polled by hand.
+/// (An async fn kept `serve`'s borrows, locals and awaitees beside them:
+/// 232 B per connection; this is 96 B.)
+struct Task<T> {
+    conn: Conn,
+    stream: T,
+    /// The login check or injected delay of `Step::Login` / `Step::Delay`.
+    wait: Wait,
+}
+
+/// Where the task's loop is: ① handle buffered input and start a login
+/// check it asks for, ② wait for the check, ③ wait out an injected delay,
+/// ④ wait for the next event (write, read, close).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Input,
+    Login,
+    Delay,
+    Event,
+}
+
+// Nothing in the task is pinned in place: its futures are boxed.
+impl<T> Unpin for Task<T> {}
+
+impl<T: Transport> Future for Task<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Task { conn, stream, wait } = self.get_mut();
+        let reason = std::task::ready!(conn.serve(stream, wait, cx));
+        conn.shard.borrow_mut().conn_closed(conn.key, reason);
+        Poll::Ready(())
+    }
+}
+
+/// A wait of the task (a login check, an injected delay): boxed, and the
+/// box's two-word pointer boxed again, so the task holds one word.
+type Wait = Option<Box<Pin<Box<dyn Future<Output = Result<(), CloseReason>>>>>>;
+
 impl Conn {
-    // An async block, not an `async fn`: an async fn's future keeps its
-    // arguments twice (as they came and as moved into its body), here
-    // 112 B more on every connection.
-    #[allow(clippy::manual_async_fn)]
-    fn run<T: Transport>(mut self, mut stream: T) -> impl Future<Output = ()> {
-        async move {
-            let reason = self.serve(&mut stream).await;
-            self.shard.borrow_mut().conn_closed(self.key, reason);
+    fn run<T: Transport>(self, stream: T) -> Task<T> {
+        Task {
+            conn: self,
+            stream,
+            wait: None,
         }
     }
 
-    async fn serve<T: Transport>(&mut self, stream: &mut T) -> CloseReason {
+    /// The connection's loop, one poll at a time; `Ready` ends it.
+    fn serve<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        wait: &mut Wait,
+        cx: &mut Context<'_>,
+    ) -> Poll<CloseReason> {
         loop {
-            if !self.inbuf.is_empty() && self.inbuf.len() >= self.need {
-                match self.process_input() {
-                    Ok(None) => {}
-                    Ok(Some((home, bytes))) => return self.hand_off(stream, home, bytes),
-                    Err(reason) => {
-                        self.flush_nonblocking(stream);
-                        return reason;
+            match self.step {
+                Step::Input => {
+                    if let Some(r) = self.input(stream) {
+                        return Poll::Ready(r);
                     }
-                }
-            }
-            // A CONNECT held for its login check: run it (reading nothing
-            // more meanwhile); the packets read after it were held.
-            let job = self.shard.borrow_mut().take_login_job(self.key);
-            // Boxed, with the job moved in: inline, both would be part of
-            // every connection task's future for its whole life (~330 B).
-            let login =
-                job.map(|job| Box::pin(Self::check_login(self.shard.clone(), self.key, job)));
-            if let Some(login) = login {
-                if let Err(reason) = login.await {
-                    self.flush_nonblocking(stream);
-                    return reason;
-                }
-            }
-            if let Some(d) = self.injected_delay() {
-                // Boxed: the connection task's future stays as small as
-                // without fault injection.
-                Box::pin(glommio::timer::sleep(d)).await;
-            }
-            match self.next_event(stream).await {
-                // Fairness: a client that always has bytes ready (a flooding
-                // publisher) goes to the back of the run queue after each read,
-                // so the connections it publishes to get to write.
-                Event::Read => {
-                    if self.inbuf.len() < self.need {
-                        // Still one incomplete packet: count what it holds.
-                        let mut sh = self.shard.borrow_mut();
-                        if let Err(reason) = self.account_input(&mut sh, false) {
-                            return reason;
+                    // A CONNECT held for its login check: run it (reading
+                    // nothing more meanwhile); the packets read after it
+                    // were held. Boxed, with the job moved in: the task
+                    // stays small for its whole life.
+                    let job = self.shard.borrow_mut().take_login_job(self.key);
+                    match job {
+                        Some(job) => {
+                            let shard = self.shard.clone();
+                            let check = Self::check_login(shard, self.key, job);
+                            *wait = Some(Box::new(Box::pin(check)));
+                            self.step = Step::Login;
                         }
+                        None => self.after_login(wait),
                     }
-                    futures_lite::future::yield_now().await
                 }
-                Event::Eof => return CloseReason::SocketClosed,
-                Event::Close(reason) => {
-                    self.flush_nonblocking(stream);
-                    return reason;
+                Step::Login | Step::Delay => {
+                    let Some(w) = wait.as_mut() else {
+                        self.step = Step::Event;
+                        continue;
+                    };
+                    let done = std::task::ready!(w.as_mut().as_mut().poll(cx));
+                    *wait = None;
+                    if let Err(reason) = done {
+                        self.flush_nonblocking(stream);
+                        return Poll::Ready(reason);
+                    }
+                    match self.step {
+                        Step::Login => self.after_login(wait),
+                        _ => self.step = Step::Event,
+                    }
                 }
+                Step::Event => match std::task::ready!(self.next_event(stream, cx)) {
+                    Event::Read => {
+                        if self.inbuf.len() < self.need as usize {
+                            // Still one incomplete packet: count what it holds.
+                            let mut sh = self.shard.borrow_mut();
+                            if let Err(reason) = self.account_input(&mut sh, false) {
+                                return Poll::Ready(reason);
+                            }
+                        }
+                        // Fairness: a client that always has bytes ready (a
+                        // flooding publisher) goes to the back of the run
+                        // queue after each read, so the connections it
+                        // publishes to get to write.
+                        self.step = Step::Input;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    Event::Eof => return Poll::Ready(CloseReason::SocketClosed),
+                    Event::Close(reason) => {
+                        self.flush_nonblocking(stream);
+                        return Poll::Ready(reason);
+                    }
+                },
             }
         }
+    }
+
+    /// Handle every whole packet buffered; `Some` ends the connection (a
+    /// handoff or a close).
+    fn input<T: Transport>(&mut self, stream: &mut T) -> Option<CloseReason> {
+        if self.inbuf.is_empty() || self.inbuf.len() < self.need as usize {
+            return None;
+        }
+        match self.process_input() {
+            Ok(None) => None,
+            Ok(Some((home, bytes))) => Some(self.hand_off(stream, home, bytes)),
+            Err(reason) => {
+                self.flush_nonblocking(stream);
+                Some(reason)
+            }
+        }
+    }
+
+    /// The step after the login check: an injected delay (fault tests
+    /// slowing this shard; boxed, so the task stays as small without), or
+    /// the next event.
+    fn after_login(&mut self, wait: &mut Wait) {
+        self.step = match self.injected_delay() {
+            Some(d) => {
+                *wait = Some(Box::new(Box::pin(async move {
+                    glommio::timer::sleep(d).await;
+                    Ok(())
+                })));
+                Step::Delay
+            }
+            None => Step::Event,
+        };
     }
 
     /// Run a login check without blocking the shard, giving up when the
@@ -277,85 +368,82 @@ impl Conn {
     /// as much of the outbox as the socket takes, then read what arrived.
     /// Writing here (not in a separate future) keeps the task small and lets
     /// a connection read while its output is blocked.
-    async fn next_event<T: Transport>(&mut self, stream: &mut T) -> Event {
-        poll_fn(|cx| {
-            let mut guard = self.shard.borrow_mut();
-            let sh = &mut *guard;
-            if let Err(e) = sh.write_outbox(self.key, cx, stream) {
-                return Poll::Ready(e);
+    fn next_event<T: Transport>(&mut self, stream: &mut T, cx: &mut Context<'_>) -> Poll<Event> {
+        let mut guard = self.shard.borrow_mut();
+        let sh = &mut *guard;
+        if let Err(e) = sh.write_outbox(self.key, cx, stream) {
+            return Poll::Ready(e);
+        }
+        if sh.mesh.congested() {
+            // Mailboxes to other shards are backed up: stop reading so
+            // publishers feel TCP backpressure instead of memory growing.
+            sh.conns.pause(self.key, cx.waker());
+            sh.metrics.mailbox_backpressure += 1;
+            return Poll::Pending;
+        }
+        let max_out = sh.cfg.mqtt.max_outbox_bytes;
+        let Some(c) = sh.conns.get_mut(self.key) else {
+            return Poll::Ready(Event::Close(CloseReason::SocketClosed));
+        };
+        if c.unsent() >= max_out {
+            // The client does not read what it is sent: stop reading
+            // what it sends (PINGREQs, publishes) until it does; the
+            // socket's writability wakes this task.
+            c.set_waker(cx.waker());
+            if let Some(epoch) = c.output_over() {
+                let stall_ms = sh.cfg.limits.output_stall_timeout_s * 1000;
+                let deadline = sh.timers.now_ms() + stall_ms;
+                sh.timers
+                    .arm(deadline, TimerItem::OutputStall(self.key, epoch));
+                sh.metrics.output_pauses += 1;
             }
-            if sh.mesh.congested() {
-                // Mailboxes to other shards are backed up: stop reading so
-                // publishers feel TCP backpressure instead of memory growing.
-                sh.conns.pause(self.key, cx.waker());
-                sh.metrics.mailbox_backpressure += 1;
-                return Poll::Pending;
-            }
-            let max_out = sh.cfg.mqtt.max_outbox_bytes;
-            let Some(c) = sh.conns.get_mut(self.key) else {
-                return Poll::Ready(Event::Close(CloseReason::SocketClosed));
-            };
-            if c.unsent() >= max_out {
-                // The client does not read what it is sent: stop reading
-                // what it sends (PINGREQs, publishes) until it does; the
-                // socket's writability wakes this task.
+            return Poll::Pending;
+        }
+        c.output_ok();
+        let now = sh.timers.now_ms();
+        if let Some(rate) = self.rate.as_deref_mut() {
+            if rate.over(now) {
+                // Sent faster than the listener allows: leave its bytes
+                // in the kernel (TCP pushes back) until the debt is paid.
                 c.set_waker(cx.waker());
-                if let Some(epoch) = c.output_over() {
-                    let stall_ms = sh.cfg.limits.output_stall_timeout_s * 1000;
-                    let deadline = sh.timers.now_ms() + stall_ms;
+                if now >= rate.paused_until {
+                    // A new pause (counted), or its timer came early.
+                    if rate.paused_until == 0 {
+                        sh.metrics.inbound_rate_pauses += 1;
+                    }
+                    rate.paused_until = now + rate.bucket.wait_ms(now).max(1);
                     sh.timers
-                        .arm(deadline, TimerItem::OutputStall(self.key, epoch));
-                    sh.metrics.output_pauses += 1;
+                        .arm(rate.paused_until, TimerItem::InputResume(self.key));
                 }
                 return Poll::Pending;
             }
-            c.output_ok();
-            let now = sh.timers.now_ms();
-            if let Some(rate) = self.rate.as_deref_mut() {
-                if rate.over(now) {
-                    // Sent faster than the listener allows: leave its bytes
-                    // in the kernel (TCP pushes back) until the debt is paid.
-                    c.set_waker(cx.waker());
-                    if now >= rate.paused_until {
-                        // A new pause (counted), or its timer came early.
-                        if rate.paused_until == 0 {
-                            sh.metrics.inbound_rate_pauses += 1;
-                        }
-                        rate.paused_until = now + rate.bucket.wait_ms(now).max(1);
-                        sh.timers
-                            .arm(rate.paused_until, TimerItem::InputResume(self.key));
-                    }
-                    return Poll::Pending;
+        }
+        match stream.poll_read(cx, &mut sh.scratch) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
+            Poll::Ready(Ok(n)) => {
+                sh.metrics.bytes_received += n as u64;
+                self.inbuf.extend_from_slice(&sh.scratch[..n]);
+                if let Some(rate) = self.rate.as_deref_mut() {
+                    rate.bucket.spend(n as f64, now);
                 }
+                c.touch(now);
+                Poll::Ready(Event::Read)
             }
-            match stream.poll_read(cx, &mut sh.scratch) {
-                Poll::Ready(Ok(0)) => Poll::Ready(Event::Eof),
-                Poll::Ready(Ok(n)) => {
-                    sh.metrics.bytes_received += n as u64;
-                    self.inbuf.extend_from_slice(&sh.scratch[..n]);
-                    if let Some(rate) = self.rate.as_deref_mut() {
-                        rate.bucket.spend(n as f64, now);
-                    }
-                    c.touch(now);
-                    Poll::Ready(Event::Read)
-                }
-                Poll::Ready(Err(e)) => {
-                    sh.read_failed(self.key, &e);
-                    Poll::Ready(Event::Eof)
-                }
-                Poll::Pending => {
-                    c.set_waker(cx.waker());
-                    Poll::Pending
-                }
+            Poll::Ready(Err(e)) => {
+                sh.read_failed(self.key, &e);
+                Poll::Ready(Event::Eof)
             }
-        })
-        .await
+            Poll::Pending => {
+                c.set_waker(cx.waker());
+                Poll::Pending
+            }
+        }
     }
 
     /// Decode and handle every complete packet buffered. `Ok(Some)` asks for a
     /// handoff to that shard with these bytes.
     fn process_input(&mut self) -> Result<Option<(usize, Bytes)>, CloseReason> {
-        let mut data = std::mem::take(&mut self.inbuf).freeze();
+        let mut data = Bytes::from(std::mem::take(&mut self.inbuf));
         self.need = 0;
         let mut guard = self.shard.borrow_mut();
         let shard = &mut *guard;
@@ -384,8 +472,9 @@ impl Conn {
             self.need = codec::frame_len(&data, max, Side::Server, self.version(shard))
                 .ok()
                 .flatten()
+                .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(0);
-            self.inbuf = BytesMut::from(&data[..]);
+            self.inbuf = data.to_vec();
         }
         match result {
             Ok(_) => self.account_input(shard, completed)?,
@@ -524,7 +613,7 @@ impl Conn {
             MeshMsg::Handoff(Handoff {
                 transport,
                 initial: bytes,
-                peer,
+                peer: peer.into(),
                 origin,
                 slot,
             }),
@@ -602,8 +691,8 @@ mod tests {
 
     /// An idle connection is mostly its task (BENCHMARKS.md's memory
     /// breakdown): `cargo test --lib the_connection_task_stays_small --
-    /// --nocapture` prints the size of its future (232 B in a debug build),
-    /// and this fails if it grows.
+    /// --nocapture` prints the size of its future (96 B: the connection,
+    /// the stream and the step), and this fails if it grows.
     #[test]
     fn the_connection_task_stays_small() {
         let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -623,16 +712,17 @@ mod tests {
             let conn = Conn {
                 shard,
                 key: ConnKey::from_raw(0),
-                inbuf: BytesMut::new(),
+                inbuf: Vec::new(),
                 need: 0,
                 handed: false,
+                step: Step::Input,
                 slot: None,
                 rate: None,
             };
             let task = conn.run(tcp);
             let size = std::mem::size_of_val(&task);
             eprintln!("connection task future: {size} B");
-            assert!(size <= 256, "the connection task's future grew to {size} B");
+            assert!(size <= 96, "the connection task's future grew to {size} B");
         });
     }
 }
