@@ -18,7 +18,6 @@ pub use crate::auth::{AuthExchange, AuthRequest, AuthStep, Authenticator};
 use crate::codec::{ProtocolVersion, QoS};
 use crate::message::Message;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -31,7 +30,7 @@ pub type AuthFuture = Pin<Box<dyn Future<Output = AuthDecision>>>;
 pub struct ClientInfo {
     pub client_id: Arc<str>,
     pub username: Option<Arc<str>>,
-    pub peer: Option<SocketAddr>,
+    pub peer: Option<crate::peer::PeerAddr>,
     pub version: ProtocolVersion,
     /// The shard that owns the client.
     pub shard: usize,

@@ -67,6 +67,7 @@ pub(crate) mod http;
 pub(crate) mod listener;
 pub mod message;
 pub mod metrics;
+pub mod peer;
 pub(crate) mod protocol;
 pub mod proxy;
 pub(crate) mod rate;

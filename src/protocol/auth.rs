@@ -89,7 +89,7 @@ impl Shard {
         let req = AuthRequest {
             client_id: &connect.client_id,
             username: connect.username.as_deref(),
-            peer: self.conns.get(conn).map(|c| c.peer()),
+            peer: self.conns.get(conn).map(|c| c.peer().into()),
             reauth: false,
         };
         let Some(mut exchange) = self.hooks.start_auth(&req, &method) else {
@@ -259,7 +259,7 @@ impl Shard {
         let req = AuthRequest {
             client_id: &info.client_id,
             username: info.username.as_deref(),
-            peer: info.peer,
+            peer: info.peer.map(Into::into),
             reauth: true,
         };
         let mut exchange: Box<dyn AuthExchange> = match self.hooks.start_auth(&req, method) {

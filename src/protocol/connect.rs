@@ -42,6 +42,22 @@ impl Shard {
         key
     }
 
+    /// Start a connected connection's keepalive checks: with the connect
+    /// timer (armed when it came, so due by now + connect_timeout_s) when
+    /// that fires before the keepalive can be due, else with a timer of
+    /// its own.
+    fn arm_keepalive(&mut self, conn: ConnKey) {
+        let connect_due = self.timers.now_ms() + self.cfg.mqtt.connect_timeout_s * 1000;
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        match c.keepalive_deadline() {
+            Some(deadline) if deadline >= connect_due => c.defer_keepalive(),
+            Some(deadline) => self.timers.arm(deadline, TimerItem::Keepalive(conn)),
+            None => {}
+        }
+    }
+
     /// CONNECT from a new connection on its home shard.
     pub(super) fn on_connect(
         &mut self,
@@ -177,9 +193,7 @@ impl Shard {
             props,
         };
         self.send_packet(conn, &Packet::ConnAck(ack));
-        if let Some(deadline) = self.conns.get(conn).and_then(|c| c.keepalive_deadline()) {
-            self.timers.arm(deadline, TimerItem::Keepalive(conn));
-        }
+        self.arm_keepalive(conn);
         self.metrics.connects_accepted += 1;
         log::debug!(
             "{}: connected ({:?}, clean {}, present {present})",

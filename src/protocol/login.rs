@@ -64,7 +64,7 @@ impl Shard {
                     client_id: connect.client_id.clone(),
                     username: connect.username.clone(),
                     password: connect.password.clone(),
-                    peer,
+                    peer: peer.into(),
                     listener,
                     identity,
                 })
@@ -198,7 +198,7 @@ impl Shard {
             .listener
             .get(c.listener())
             .map_or(Default::default(), |l| l.allow_anonymous);
-        if policy.allows(&c.peer()) {
+        if policy.allows(&c.peer().into()) {
             return self.accept_connect(conn, connect, None);
         }
         self.metrics.auth_anonymous_refused += 1;

@@ -16,6 +16,7 @@ use crate::auth::AuthExchange;
 use crate::codec::{self, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, QoS, Reason};
 use crate::hooks::ClientInfo;
 use crate::message::Message;
+use crate::peer::PeerAddr;
 use crate::slab::{ConnKey, ConnTag, SessionKey, Slab};
 use crate::transport::Origin;
 use std::collections::{HashMap, VecDeque};
@@ -197,7 +198,7 @@ pub struct Conn {
     /// Encoded packets not yet written (from `out_pos`); freed once written.
     outbox: Vec<u8>,
     /// Bytes of `outbox` already written.
-    out_pos: usize,
+    out_pos: u32,
     /// The connection task, woken when the outbox fills or a close is asked.
     waker: Option<Waker>,
     phase: Phase,
@@ -212,6 +213,10 @@ pub struct Conn {
     last_seen: u32,
     /// Keepalive in seconds from CONNECT; 0 disables.
     keepalive_s: u16,
+    /// The first keepalive check waits for the connect timer, which fires
+    /// before the keepalive can be due: one timer entry per connection,
+    /// not two.
+    keepalive_deferred: bool,
     /// Bytes the connection task holds for an incomplete packet (counted
     /// against the shard's share of `max_incomplete_bytes`).
     input_held: u32,
@@ -220,27 +225,52 @@ pub struct Conn {
     /// The socket's descriptor, to ask the kernel whether unread bytes wait
     /// (keepalive); -1 when there is none (tests).
     fd: RawFd,
-    /// Acks waiting for a barrier or queued behind one, in packet order;
-    /// boxed and absent when none waits (most of the time).
-    #[allow(clippy::box_collection)] // one word on every connection, not four
-    held_acks: Option<Box<VecDeque<HeldAck>>>,
-    peer: SocketAddr,
+    /// What few connections have (held acks, MQTT 5 state, an ACL cache,
+    /// a certificate identity): one word while it has none of them.
+    extras: Option<Box<Extras>>,
+    peer: PeerAddr,
     /// The protocol version packets are decoded and encoded for: 3.1.1
     /// until CONNECT is handled, then the CONNECT's.
     version: ProtocolVersion,
+    /// Index of the listener the connection came in on.
+    listener: u16,
+}
+
+/// A connection's rarer state, boxed together (`Conn::extras`) and freed
+/// once it holds nothing.
+#[derive(Debug, Default)]
+struct Extras {
+    /// Acks waiting for a barrier or queued behind one, in packet order.
+    held_acks: VecDeque<HeldAck>,
     /// What an MQTT 5 client asked of the broker (None before MQTT 5).
     v5: Option<Box<ConnV5>>,
     /// Recent ACL publish decisions (absent until it publishes under an
     /// active ACL; `crate::acl::cache`).
     acl_cache: Option<Box<DecisionCache>>,
-    /// Index of the listener the connection came in on.
-    listener: u16,
     /// What a TLS client certificate proved (None without one).
     identity: Option<Box<str>>,
 }
 
+impl Extras {
+    fn is_empty(&self) -> bool {
+        self.held_acks.is_empty()
+            && self.v5.is_none()
+            && self.acl_cache.is_none()
+            && self.identity.is_none()
+    }
+}
+
 impl Conn {
-    pub fn peer(&self) -> SocketAddr {
+    /// The extras, made on first use.
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    fn v5_ref(&self) -> Option<&ConnV5> {
+        self.extras.as_ref()?.v5.as_deref()
+    }
+
+    pub fn peer(&self) -> PeerAddr {
         self.peer
     }
 
@@ -248,7 +278,7 @@ impl Conn {
     pub fn origin(&self) -> Origin {
         Origin {
             listener: self.listener,
-            identity: self.identity.clone(),
+            identity: self.extras.as_ref().and_then(|e| e.identity.clone()),
         }
     }
 
@@ -259,7 +289,7 @@ impl Conn {
 
     /// The identity a verified TLS client certificate gave, if any.
     pub fn identity(&self) -> Option<&str> {
-        self.identity.as_deref()
+        self.extras.as_ref()?.identity.as_deref()
     }
 
     pub fn phase(&self) -> &Phase {
@@ -328,7 +358,7 @@ impl Conn {
         dup: bool,
         sub_ids: &[u32],
     ) {
-        match self.v5.as_deref_mut() {
+        match self.extras.as_mut().and_then(|e| e.v5.as_deref_mut()) {
             None => codec::encode_publish(
                 &mut self.outbox,
                 &msg.topic,
@@ -346,38 +376,41 @@ impl Conn {
     /// Whether a PUBLISH of `msg` may be sent to the client: within an MQTT
     /// 5 client's Maximum Packet Size (always for 3.1/3.1.1).
     pub fn fits(&self, msg: &Message, qos: QoS, sub_ids: &[u32]) -> bool {
-        self.v5
-            .as_deref()
-            .is_none_or(|v5| v5.fits(msg, qos, sub_ids))
+        self.v5_ref().is_none_or(|v5| v5.fits(msg, qos, sub_ids))
     }
 
     /// Bytes waiting to be written.
     pub fn unsent(&self) -> usize {
-        self.outbox.len() - self.out_pos
+        self.outbox.len() - self.out_pos as usize
     }
 
     /// The bytes waiting to be written.
     pub fn unsent_bytes(&self) -> &[u8] {
-        &self.outbox[self.out_pos..]
+        &self.outbox[self.out_pos as usize..]
     }
 
     /// `n` more bytes were written: free the buffer once all are out, and
     /// drop the written prefix once it is most of the buffer.
     pub fn wrote(&mut self, n: usize) {
-        self.out_pos += n;
-        if self.out_pos >= self.outbox.len() {
+        let pos = self.out_pos as usize + n;
+        if pos >= self.outbox.len() {
             self.outbox = Vec::new();
             self.out_pos = 0;
-        } else if self.out_pos > self.outbox.len() / 2 {
-            self.outbox.drain(..self.out_pos);
-            self.out_pos = 0;
+            return;
+        }
+        match u32::try_from(pos) {
+            Ok(pos) if pos as usize <= self.outbox.len() / 2 => self.out_pos = pos,
+            _ => {
+                self.outbox.drain(..pos);
+                self.out_pos = 0;
+            }
         }
     }
 
     /// Take what is left to write (closing, or a harness test reading output).
     pub fn take_unsent(&mut self) -> Vec<u8> {
         let mut out = std::mem::take(&mut self.outbox);
-        out.drain(..self.out_pos.min(out.len()));
+        out.drain(..(self.out_pos as usize).min(out.len()));
         self.out_pos = 0;
         out
     }
@@ -406,6 +439,17 @@ impl Conn {
     pub fn keepalive_deadline(&self) -> Option<u64> {
         let ka_ms = self.keepalive_ms();
         (ka_ms > 0).then(|| u64::from(self.last_seen) * SEEN_UNIT_MS + ka_ms * 3 / 2)
+    }
+
+    /// Let the connect timer, still to fire, start the keepalive checks.
+    pub fn defer_keepalive(&mut self) {
+        self.keepalive_deferred = true;
+    }
+
+    /// Whether the keepalive checks wait for the connect timer (once: this
+    /// clears it).
+    pub fn take_deferred_keepalive(&mut self) -> bool {
+        std::mem::take(&mut self.keepalive_deferred)
     }
 
     /// The keepalive, in ms (0: off).
@@ -472,13 +516,16 @@ impl Conn {
 
     /// Whether an ack must wait: one is already held (acks leave in order).
     pub fn holds_acks(&self) -> bool {
-        self.held_acks.is_some()
+        self.extras
+            .as_ref()
+            .is_some_and(|e| !e.held_acks.is_empty())
     }
 
     /// PUBACKs held (QoS 1 PUBLISHes not answered yet).
     pub fn held_pubacks(&self) -> usize {
-        self.held_acks.as_ref().map_or(0, |h| {
-            h.iter()
+        self.extras.as_ref().map_or(0, |e| {
+            e.held_acks
+                .iter()
                 .filter(|a| matches!(a.packet, Packet::PubAck(_)))
                 .count()
         })
@@ -486,16 +533,15 @@ impl Conn {
 
     /// Queue an ack behind its barrier or behind the acks held already.
     pub fn hold_ack(&mut self, held: HeldAck) {
-        self.held_acks
-            .get_or_insert_with(Default::default)
-            .push_back(held);
+        self.extras_mut().held_acks.push_back(held);
     }
 
     /// A barrier completed: the acks now free to leave, in order.
     pub fn barrier_passed(&mut self, barrier: u64) -> Vec<HeldAck> {
-        let Some(held_acks) = self.held_acks.as_mut() else {
+        let Some(extras) = self.extras.as_mut() else {
             return Vec::new();
         };
+        let held_acks = &mut extras.held_acks;
         if let Some(held) = held_acks.iter_mut().find(|h| h.barrier == barrier) {
             held.barrier = 0;
         }
@@ -503,30 +549,31 @@ impl Conn {
         while held_acks.front().is_some_and(|h| h.barrier == 0) {
             ready.extend(held_acks.pop_front());
         }
-        if held_acks.is_empty() {
-            // Free the queue: an idle connection keeps no buffer.
-            self.held_acks = None;
+        if extras.is_empty() {
+            // Free the box: an idle connection keeps no buffer.
+            self.extras = None;
         }
         ready
     }
 
     /// What the MQTT 5 client asked of the broker (None for 3.1/3.1.1).
     pub fn v5(&self) -> Option<&ConnV5> {
-        self.v5.as_deref()
+        self.v5_ref()
     }
 
     pub fn v5_mut(&mut self) -> Option<&mut ConnV5> {
-        self.v5.as_deref_mut()
+        self.extras.as_mut()?.v5.as_deref_mut()
     }
 
     /// Set once, from an MQTT 5 CONNECT.
     pub fn set_v5(&mut self, v5: ConnV5) {
-        self.v5 = Some(Box::new(v5));
+        self.extras_mut().v5 = Some(Box::new(v5));
     }
 
     /// Its ACL decision cache, made on first use.
     pub fn acl_cache(&mut self, generation: u64) -> &mut DecisionCache {
-        self.acl_cache
+        self.extras_mut()
+            .acl_cache
             .get_or_insert_with(|| Box::new(DecisionCache::new(generation)))
     }
 }
@@ -557,16 +604,19 @@ impl Connections {
             stall_epoch: 0,
             last_seen: seen_units(now_ms),
             keepalive_s: 0,
+            keepalive_deferred: false,
             input_held: 0,
             partial_since: 0,
             fd,
-            held_acks: None,
-            v5: None,
-            acl_cache: None,
+            extras: origin.identity.map(|identity| {
+                Box::new(Extras {
+                    identity: Some(identity),
+                    ..Default::default()
+                })
+            }),
             version: ProtocolVersion::V311,
-            peer,
+            peer: peer.into(),
             listener: origin.listener,
-            identity: origin.identity,
         })
     }
 

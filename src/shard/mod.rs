@@ -207,10 +207,13 @@ mod tests {
         // The shared-group tag sits in what was padding; MQTT 5's
         // subscription identifiers take one inline u32 and a thin box.
         assert_eq!(delivery, 24, "Delivery grew to {delivery} B");
-        // 168: the ACL decision cache is one word (a box, absent until the
-        // connection publishes under an active ACL).
-        assert!(conn <= 168, "Conn grew to {conn} B");
-        assert!(session <= 216, "Session grew to {session} B");
-        assert!(info <= 96, "ClientInfo grew to {info} B");
+        // 128: held acks, MQTT 5 state, the ACL decision cache and a
+        // certificate identity share one box, absent while all are; the
+        // peer address is 20 bytes (`PeerAddr`), the written offset a u32.
+        assert!(conn <= 128, "Conn grew to {conn} B");
+        // 144: the window, queue and awaiting-PUBREL set are one word each
+        // while empty (`session::thin`).
+        assert!(session <= 144, "Session grew to {session} B");
+        assert!(info <= 64, "ClientInfo grew to {info} B");
     }
 }

@@ -108,8 +108,12 @@ impl super::Shard {
     fn fire(&mut self, item: TimerItem, now: u64) {
         match item {
             TimerItem::ConnectTimeout(k) => {
-                let waiting = self.conns.get(k).is_some_and(|c| c.awaiting_connack());
-                if waiting {
+                let Some(c) = self.conns.get_mut(k) else {
+                    return;
+                };
+                if c.take_deferred_keepalive() {
+                    self.keepalive_due(k, now);
+                } else if c.awaiting_connack() {
                     log::info!(
                         "{}: no CONNECT within {} s, closing",
                         self.who(k),

@@ -11,13 +11,42 @@ fn connect_is_acknowledged_and_arms_keepalive() {
     let mut h = H::new(1);
     let (conn, present) = h.connect("a", true);
     assert!(!present, "[MQTT-3.2.2-1] a new session is not present");
-    assert!(h.armed().contains(&TimerItem::Keepalive(conn)));
-    assert!(h.armed().contains(&TimerItem::ConnectTimeout(conn)));
+    // Keepalive 60 s: due after the connect timer (10 s), which starts
+    // the keepalive checks when it fires: one timer entry, not two.
+    assert_eq!(h.armed(), [TimerItem::ConnectTimeout(conn)]);
+    h.advance(10_000);
+    assert_eq!(h.armed(), [TimerItem::Keepalive(conn)]);
+    assert!(h.closed.is_empty());
     let events = h.events();
     assert!(matches!(
         events.as_slice(),
         [SessionEvent::Created { client_id, expiry: Expiry::OnDisconnect, .. }] if &**client_id == "a"
     ));
+}
+
+/// [MQTT-3.1.2-24] A keepalive due before the connect timer fires gets a
+/// timer of its own; a deferred one still closes at one and a half times
+/// the keepalive.
+#[test]
+fn keepalive_closes_on_time_whether_or_not_it_waited_for_the_connect_timer() {
+    for (keep_alive, due_ms) in [(4u16, 6_000u64), (30, 45_000)] {
+        let mut h = H::new(1);
+        let mut connect = connect_packet("a", true, None);
+        if let Packet::Connect(c) = &mut connect {
+            c.keep_alive = keep_alive;
+        }
+        let (conn, _) = h.connect_with(connect);
+        let own = h.armed().contains(&TimerItem::Keepalive(conn));
+        assert_eq!(own, due_ms < 10_000, "keepalive {keep_alive} s");
+        let mut at = 0;
+        while at + 1_000 < due_ms {
+            h.advance(1_000);
+            at += 1_000;
+            assert!(h.closed.is_empty(), "closed at {at} ms, before {due_ms}");
+        }
+        h.advance(due_ms - at + 200);
+        assert_eq!(h.closed.get(&conn), Some(&CloseReason::KeepaliveTimeout));
+    }
 }
 
 #[test]
