@@ -61,6 +61,7 @@ pub(crate) mod conn_limit;
 pub(crate) mod control;
 pub mod ctl;
 pub mod faults;
+pub(crate) mod gather;
 pub mod hooks;
 pub mod host;
 pub(crate) mod http;

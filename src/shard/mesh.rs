@@ -322,6 +322,7 @@ pub fn spawn_tasks(shard: &ShardRef, ends: MeshEnds, on_handoff: HandoffHandler)
 }
 
 async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshMsg>>) {
+    let mut gather = crate::gather::Gather::default();
     loop {
         let batch = poll_fn(|cx| {
             let mut sh = shard.borrow_mut();
@@ -359,11 +360,12 @@ async fn sender_task(shard: ShardRef, peer: usize, tx: ConnectedSender<Vec<MeshM
             }
             Err(_) => break,
         }
-        // Gather for the window before the next batch (each batch may wake
-        // the peer's executor): see `runtime.wake_window_us`.
+        // While busy, gather for the window before the next batch (each
+        // batch may wake the peer's executor): see `crate::gather`.
         let window = shard.borrow().cfg.runtime.wake_window_us;
-        if window > 0 {
-            glommio::timer::sleep(std::time::Duration::from_micros(window)).await;
+        let window = std::time::Duration::from_micros(window);
+        if let Some(wait) = gather.after_batch(std::time::Instant::now(), window) {
+            glommio::timer::sleep(wait).await;
         }
     }
     tx.close();

@@ -31,7 +31,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Events taken from the kernel per `epoll_wait`.
 const BATCH: usize = 256;
@@ -232,12 +232,15 @@ fn current() -> io::Result<Rc<Set>> {
 async fn run(set: Rc<Set>) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
     let mut woken: Vec<Waker> = Vec::with_capacity(BATCH);
+    let mut gather = crate::gather::Gather::default();
     loop {
         let taken = set.drain(&mut events, &mut woken);
         let window = WINDOW.with(Cell::get);
-        if taken > 0 && !window.is_zero() {
-            glommio::timer::sleep(window).await;
-            continue;
+        if taken > 0 {
+            if let Some(wait) = gather.after_batch(Instant::now(), window) {
+                glommio::timer::sleep(wait).await;
+                continue;
+            }
         }
         readable(set.epfd.as_raw_fd()).await;
     }
