@@ -8,7 +8,8 @@
 # connections with and without a subscription; emq2015-15k; fanout20k-q0/q1:
 # 1,000 subscribers at 20K deliveries/s; fanout-q0/q1: saturated; ...).
 # OUT/table.md has every run; OUT/ratios.md the median of each figure per
-# scenario and broker over the rounds and its ratio to Mosquitto's median.
+# scenario and broker over the rounds (delivered/s among them) and its ratio
+# to Mosquitto's median (and rumqttd's, with --rumqttd).
 #                                [--coremq-config FILE [--alongside CMD]]
 # Brokers in each round: coremq with each --cores value (and, with --baseline,
 # another coremq binary -- an older build -- at each --cores value right after
@@ -28,9 +29,13 @@
 # start to the tool's end, then stops it by its PID; its output is kept as
 # OUT/SCENARIO-BROKER-ROUND.alongside (e.g. a scraper of the broker's HTTP
 # listener, whose address is the one FILE sets).
+# --rumqttd BIN adds rumqttd (BIN: its binary, e.g. from `cargo install rumqttd
+# --version 0.20.0 --root DIR`) after Mosquitto in each round, on a v4
+# (MQTT 3.1.1) listener with a 20,000-connection limit and no accept delay;
+# OUT/ratios.md then gives each figure's ratio to rumqttd's median too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)" PICK="" BASELINE="" CONFIG="" ALONGSIDE=""
+ROUNDS=1 ONLY="" CORES="1 2" OUT="bench-results/$(date +%Y%m%d-%H%M%S)" PICK="" BASELINE="" CONFIG="" ALONGSIDE="" RUMQTTD=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2;;
@@ -40,6 +45,7 @@ while [ $# -gt 0 ]; do
     --baseline) BASELINE=$2; shift 2;;
     --coremq-config) CONFIG=$2; shift 2;;
     --alongside) ALONGSIDE=$2; shift 2;;
+    --rumqttd) RUMQTTD=$2; shift 2;;
     --out) OUT=$2; shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -83,6 +89,7 @@ fi
 if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then echo "--baseline $BASELINE is not an executable" >&2; exit 2; fi
 if [ -n "$CONFIG" ] && [ ! -r "$CONFIG" ]; then echo "--coremq-config $CONFIG is not readable" >&2; exit 2; fi
 if [ -n "$ALONGSIDE" ] && [ -z "$CONFIG" ]; then echo "--alongside needs --coremq-config" >&2; exit 2; fi
+if [ -n "$RUMQTTD" ] && [ ! -x "$RUMQTTD" ]; then echo "--rumqttd $RUMQTTD is not an executable" >&2; exit 2; fi
 LABEL=$(basename "${CONFIG%.toml}")
 
 # $1 = mosquitto|coremq-N|coremq-N-LABEL|baseline-N (N shards), $2 = port, $3 = log file.
@@ -92,6 +99,9 @@ start_broker() {
     mosquitto)
       printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nset_tcp_nodelay true\n' "$2" > "$OUT/mosquitto.conf"
       (ulimit -n 20000; exec $MOSQ -c "$OUT/mosquitto.conf" >"$3" 2>&1) &;;
+    rumqttd)
+      printf 'id = 0\n[router]\nid = 0\nmax_connections = 20000\nmax_outgoing_packet_count = 200\nmax_segment_size = 104857600\nmax_segment_count = 10\n[v4.1]\nname = "v4-1"\nlisten = "127.0.0.1:%s"\nnext_connection_delay_ms = 0\n[v4.1.connections]\nconnection_timeout_ms = 60000\nmax_payload_size = 20480\nmax_inflight_count = 100\ndynamic_filters = true\n' "$2" > "$OUT/rumqttd.toml"
+      (ulimit -n 20000; exec "$RUMQTTD" --config "$OUT/rumqttd.toml" >"$3" 2>&1) &;;
     baseline-*)
       (ulimit -n 20000; exec "$BASELINE" --listen "127.0.0.1:$2" --cores "${1#baseline-}" >"$3" 2>&1) &;;
     coremq-*-"$LABEL")
@@ -114,6 +124,7 @@ if [ "$ONLY" != mosquitto ]; then
   done
 fi
 if [ "$ONLY" != coremq ]; then BROKERS+=(mosquitto); fi
+if [ -n "$RUMQTTD" ]; then BROKERS+=(rumqttd); fi
 printf '| round | scenario | broker | connected | delivered/s | lost | dup | p50 ms | p99 ms | broker B/conn | broker CPU-us/conn | broker CPU-s/M |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n' > "$OUT/table.md"
 : > "$OUT/runs.jsonl"
 PORT=${BENCH_PORT_BASE:-21883}  # each broker takes the next port
@@ -163,18 +174,20 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 figs = [("B/conn", lambda j: (j.get("broker") or {}).get("bytes_per_conn")),
         ("CPU-us/conn", lambda j: (j.get("broker") or {}).get("cpu_us_per_conn")),
         ("CPU-s/M", lambda j: (j.get("broker") or {}).get("cpu_s_per_million_deliveries")),
-        ("p99 ms", lambda j: j["latency_ms"]["p99"] if j["latency_ms"]["count"] else None)]
+        ("p99 ms", lambda j: j["latency_ms"]["p99"] if j["latency_ms"]["count"] else None),
+        ("delivered/s", lambda j: j.get("delivered_per_s") or None)]
 med = {}
 for row in rows:
     for name, get in figs:
         v = get(row["result"])
         if v is not None:
             med.setdefault((row["scenario"], row["broker"], name), []).append(v)
-print("| scenario | broker | figure | runs | median | × Mosquitto |\n|---|---|---|---|---|---|")
+def ratio(m, s, other, name):
+    base = med.get((s, other, name))
+    return f"{m / statistics.median(base):.2f}" if base and statistics.median(base) else "-"
+print("| scenario | broker | figure | runs | median | × Mosquitto | × rumqttd |\n|---|---|---|---|---|---|---|")
 for (s, b, name), vs in sorted(med.items()):
     m = statistics.median(vs)
-    base = med.get((s, "mosquitto", name))
-    ratio = f"{m / statistics.median(base):.2f}" if base and statistics.median(base) else "-"
-    print(f"| {s} | {b} | {name} | {len(vs)} | {m:.2f} | {ratio} |")
+    print(f"| {s} | {b} | {name} | {len(vs)} | {m:.2f} | {ratio(m, s, 'mosquitto', name)} | {ratio(m, s, 'rumqttd', name)} |")
 PY
 cat "$OUT/ratios.md"
