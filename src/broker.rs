@@ -307,7 +307,11 @@ impl Broker {
                 },
             };
             let rt = &config.runtime;
-            let spawned = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
+            let placement = match rt.pin {
+                true => Placement::Fixed(*cpu),
+                false => Placement::Unbound,
+            };
+            let spawned = LocalExecutorBuilder::new(placement)
                 .name(&format!("coremq-shard-{id}"))
                 .io_memory(64 << 10)
                 .ring_depth(rt.ring_depth)

@@ -130,6 +130,9 @@ impl Cores {
 pub struct RuntimeConfig {
     /// Shards and the CPUs they are pinned to.
     pub cores: Cores,
+    /// Pin each shard's thread to its CPU (false: the kernel places and
+    /// moves them, for a host whose cores other busy processes share).
+    pub pin: bool,
     /// io_uring submission queue depth per shard.
     pub ring_depth: usize,
     /// Microseconds an idle shard spins before parking (0: park at once).
@@ -151,6 +154,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cores: Cores::default(),
+            pin: true,
             ring_depth: 8192,
             spin_before_park_us: 0,
             wake_window_us: 500,
@@ -460,6 +464,12 @@ impl Config {
             0,
             bounds::SPIN_BEFORE_PARK_US,
         )?;
+        if !self.runtime.pin && self.runtime.spin_before_park_us > 0 {
+            return bad(
+                "runtime.spin_before_park_us",
+                "spinning needs pinned shards (runtime.pin = true)",
+            );
+        }
         self.listener.validate()?;
         let m = &self.mqtt;
         if m.max_packet_size < 64 || m.max_packet_size > crate::codec::MAX_REMAINING_LENGTH + 5 {
@@ -655,6 +665,16 @@ mod tests {
         // 0 is a valid keepalive: it turns TCP keepalive off.
         let c = Config::from_toml("[listener]\ntcp_keepalive_s = 0\n").unwrap();
         assert_eq!(c.listener[0].tcp_keepalive_s, 0);
+    }
+
+    #[test]
+    fn unpinned_shards_are_allowed_but_not_with_spinning() {
+        let c = Config::from_toml("[runtime]\npin = false\n").unwrap();
+        assert!(!c.runtime.pin);
+        assert!(Config::default().runtime.pin, "pinned unless asked");
+        let err =
+            Config::from_toml("[runtime]\npin = false\nspin_before_park_us = 10\n").unwrap_err();
+        assert!(err.0.contains("runtime.spin_before_park_us"), "{err}");
     }
 
     #[test]
