@@ -53,12 +53,11 @@ thread_local! {
     static WINDOW: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
 
-/// Set this thread's gathering window (the shard does, as it starts): after
-/// a wake that found events, the set's task sleeps this long before taking
-/// the next ones instead of arming the kernel to wake it at the next event.
-/// Under steady load the shard wakes about once per window rather than once
-/// per event (each executor sleep and wake costs several microseconds); an
-/// event that comes while the shard was idle is taken at once.
+/// Set this thread's gathering window (the shard does, as it starts): while
+/// events come closer together than the window, the set's task sleeps this
+/// long after taking some instead of arming the kernel to wake it at the
+/// next one, so a busy shard wakes about once per window rather than once
+/// per event (`crate::gather`); a lone event is taken at once.
 pub fn set_window(window: Duration) {
     WINDOW.with(|w| w.set(window));
 }
@@ -225,18 +224,17 @@ fn current() -> io::Result<Rc<Set>> {
     })
 }
 
-/// The set's task: take the events there are and wake who waits; then, if
-/// there were some and a window is set, sleep for the window and look
-/// again; otherwise wait until the epoll instance has events. For as long
-/// as the executor runs.
+/// The set's task: take the events there are and wake who waits; then,
+/// while busy (`crate::gather`), sleep for the window and look again;
+/// otherwise wait until the epoll instance has events. For as long as the
+/// executor runs.
 async fn run(set: Rc<Set>) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
     let mut woken: Vec<Waker> = Vec::with_capacity(BATCH);
     let mut gather = crate::gather::Gather::default();
     loop {
-        let taken = set.drain(&mut events, &mut woken);
-        let window = WINDOW.with(Cell::get);
-        if taken > 0 {
+        if set.drain(&mut events, &mut woken) > 0 {
+            let window = WINDOW.with(Cell::get);
             if let Some(wait) = gather.after_batch(Instant::now(), window) {
                 glommio::timer::sleep(wait).await;
                 continue;
